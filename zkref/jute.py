@@ -17,9 +17,10 @@ __all__ = ['JUTE_MAXBUFFER', 'UNREASONABLE_LENGTH', 'Byte', 'Boolean', 'Int', 'L
            'RemoveWatchesRequest', 'GetEphemeralsRequest', 'GetEphemeralsResponse', 'WhoAmIResponse', 'LearnerInfo',
            'QuorumPacket', 'QuorumAuthPacket', 'FileHeader', 'TxnDigest', 'TxnHeader', 'CreateTxnV0', 'CreateTxn',
            'CreateTTLTxn', 'CreateContainerTxn', 'DeleteTxn', 'SetDataTxn', 'CheckVersionTxn', 'SetACLTxn',
-           'SetMaxChildrenTxn', 'CreateSessionTxn', 'CloseSessionTxn', 'ErrorTxn', 'Txn', 'MultiTxn', 'hexdump']
+           'SetMaxChildrenTxn', 'CreateSessionTxn', 'CloseSessionTxn', 'ErrorTxn', 'Txn', 'MultiTxn',
+           'jute_declaration', 'hexdump']
 
-# %% ../nbs/06a_jute.ipynb #520ac2ae
+# %% ../nbs/06a_jute.ipynb #a44893ab
 import codecs
 import dataclasses
 import re
@@ -27,7 +28,7 @@ import struct
 import typing
 from typing import Annotated, Any, Callable, Optional
 
-# %% ../nbs/06a_jute.ipynb #2231d663
+# %% ../nbs/06a_jute.ipynb #50f06c64
 JUTE_MAXBUFFER = 0xFFFFF  # Java: BinaryInputArchive.maxBuffer, the jute.maxbuffer default (1 MiB - 1)
 UNREASONABLE_LENGTH = "Unreasonable length = "  # Java: BinaryInputArchive.UNREASONBLE_LENGTH
 _INT32_MAX = 2**31 - 1
@@ -40,7 +41,7 @@ def _total_buffer_size(max_buffer: int) -> int:
     # Java: BinaryInputArchive's constructor; extraMaxBuffer = max(1024, zookeeper.jute.maxbuffer.extrasize=maxBuffer)
     return min(max_buffer + max(1024, max_buffer), _INT32_MAX)
 
-# %% ../nbs/06a_jute.ipynb #5e80be1c
+# %% ../nbs/06a_jute.ipynb #ac967b33
 _SUPPLEMENTARY = re.compile("[\U00010000-\U0010FFFF]")
 
 def _surrogate_pair(m: re.Match) -> str:
@@ -76,8 +77,9 @@ def decode_ustring(b: bytes) -> str:
         # join surrogate pairs into one character; lone surrogates stay as they are (Java keeps them too)
         return s.encode("utf-16-be", "surrogatepass").decode("utf-16-be", "surrogatepass")
 
-# %% ../nbs/06a_jute.ipynb #bc75b246
+# %% ../nbs/06a_jute.ipynb #3591b96e
 _BYTE, _BOOL, _INT, _LONG = (struct.Struct(f) for f in (">b", ">?", ">i", ">q"))
+_DEFAULT_MAX_LENGTH = _total_buffer_size(JUTE_MAXBUFFER)
 
 class InputArchive:
     "Reads jute's binary encoding from bytes, as Java's BinaryInputArchive."
@@ -89,7 +91,7 @@ class InputArchive:
         self._buf = data if type(data) is bytes else bytes(data)
         self._end = len(self._buf)
         self.offset = 0                                      # where the next read starts
-        self.max_length = _total_buffer_size(max_buffer)
+        self.max_length = _DEFAULT_MAX_LENGTH if max_buffer == JUTE_MAXBUFFER else _total_buffer_size(max_buffer)
 
     def remaining(self) -> int:
         "How many bytes are left to read."
@@ -113,27 +115,29 @@ class InputArchive:
     def read_int(self) -> int: return self._read_struct(_INT)[0]
     def read_long(self) -> int: return self._read_struct(_LONG)[0]
 
-    def _read_bytes(self) -> bytes | None:
-        "A length-prefixed byte string; -1 is None; other lengths are checked as Java's checkLength does."
-        # Java: BinaryInputArchive.readBuffer / readString / checkLength
-        n = self.read_int()
+    def read_buffer(self) -> bytes | None:
+        "A jute `buffer`: an int length (-1 is None, others checked as Java's checkLength does), then the bytes."
+        # Java: BinaryInputArchive.readBuffer and checkLength. Written out in full: it runs for every path and datum.
+        off = self.offset
+        if off + 4 > self._end:
+            raise self._truncated(4)
+        n = _INT.unpack_from(self._buf, off)[0]
         if n == -1:
+            self.offset = off + 4
             return None
         if n < 0 or n > self.max_length:
             raise JuteError(UNREASONABLE_LENGTH + str(n))
-        off = self.offset
+        off += 4
+        self.offset = off
         if off + n > self._end:
             raise self._truncated(n)
         self.offset = off + n
         return self._buf[off:off + n]
 
-    def read_buffer(self) -> bytes | None:
-        "A jute `buffer`: None for length -1."
-        return self._read_bytes()
-
     def read_ustring(self) -> str | None:
-        "A jute `ustring`: None for length -1; UTF-8 or Java's CESU-8."
-        b = self._read_bytes()
+        "A jute `ustring`: a buffer holding UTF-8 (or Java's CESU-8); None for length -1."
+        # Java: BinaryInputArchive.readString
+        b = self.read_buffer()
         return None if b is None else decode_ustring(b)
 
     def read_vector(self, read_item: Callable[["InputArchive"], Any] # reads one element
@@ -167,7 +171,7 @@ class InputArchive:
         "A nested record: `cls.deserialize(self)`."
         return cls.deserialize(self)
 
-# %% ../nbs/06a_jute.ipynb #d29d9e8c
+# %% ../nbs/06a_jute.ipynb #4577f57c
 class OutputArchive:
     "Writes jute's binary encoding, as Java's BinaryOutputArchive."
     # Java: org.apache.jute.BinaryOutputArchive
@@ -221,7 +225,7 @@ class OutputArchive:
         "A nested record: `rec.serialize(self)`."
         rec.serialize(self)
 
-# %% ../nbs/06a_jute.ipynb #6b3b00e8
+# %% ../nbs/06a_jute.ipynb #3cca17fa
 @dataclasses.dataclass(frozen=True)
 class JuteType:
     "One jute field type: its name in zookeeper.jute, its struct code if fixed-size, its default."
@@ -272,7 +276,7 @@ class Record:
         "Decode one record from the start of `data`."
         return cls.deserialize(InputArchive(data, max_buffer))
 
-# %% ../nbs/06a_jute.ipynb #1f3b73e9
+# %% ../nbs/06a_jute.ipynb #6ce33a98
 RECORDS: dict[str, type] = {}  # every record declared below, by its jute class name
 
 def _reader(t, ns: dict) -> str:
@@ -303,6 +307,8 @@ def _writer(t, ns: dict) -> str:
 def _compile(cls, fields: list[tuple[str, Any]]) -> str:
     "Python source of `serialize` and `deserialize` for `fields`, fixed-size runs merged into one struct."
     ns = {"IA": InputArchive, "OA": OutputArchive, "struct": struct, "JuteError": JuteError}
+    clash = {n for n, _ in fields} & {"cls", "ia", "self", "oa", "e", *ns, *(t.__name__ for _, t in fields if isinstance(t, type))}
+    assert not clash, f"{cls.__name__}: field names {clash} clash with names of the generated code"
     rd, wr, names = [], [], []
     i = 0
     while i < len(fields):
@@ -358,7 +364,7 @@ def jute(cls: type) -> type:
     RECORDS[cls.__name__] = cls
     return cls
 
-# %% ../nbs/06a_jute.ipynb #430528a9
+# %% ../nbs/06a_jute.ipynb #d2afa072
 @jute
 class Id(Record):
     scheme: UString
@@ -402,7 +408,7 @@ class ClientInfo(Record):
     auth_scheme: UString   # authentication scheme
     user: UString          # user name or any other id (for example ip)
 
-# %% ../nbs/06a_jute.ipynb #66ac2fb4
+# %% ../nbs/06a_jute.ipynb #9c5ab5d9
 @jute
 class ConnectRequest(Record):
     protocol_version: Int
@@ -643,7 +649,7 @@ class GetEphemeralsResponse(Record):
 class WhoAmIResponse(Record):
     client_info: Vector[ClientInfo]
 
-# %% ../nbs/06a_jute.ipynb #b6cf8870
+# %% ../nbs/06a_jute.ipynb #7206d237
 @jute
 class LearnerInfo(Record):
     serverid: Long
@@ -663,7 +669,7 @@ class QuorumAuthPacket(Record):
     status: Int
     token: Buffer
 
-# %% ../nbs/06a_jute.ipynb #f713cb9e
+# %% ../nbs/06a_jute.ipynb #28eba225
 @jute
 class FileHeader(Record):
     magic: Int
@@ -760,7 +766,17 @@ class Txn(Record):
 class MultiTxn(Record):
     txns: Vector[Txn]
 
-# %% ../nbs/06a_jute.ipynb #1a77d2f9
+# %% ../nbs/06a_jute.ipynb #2af6be53
+def jute_declaration(cls: type) -> str:
+    "The zookeeper.jute declaration of a record, written back from its Python declaration."
+    lines = [f"class {cls.__name__} {{"]
+    for name, t in cls._jute_fields:
+        jt = _jute_type(t)
+        camel = re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), name).replace("parentCversion", "parentCVersion")
+        lines.append(f"    {jt.name if jt else t.__name__} {camel};")
+    return "\n".join(lines + ["}"])
+
+# %% ../nbs/06a_jute.ipynb #b7dbd15a
 def hexdump(data: bytes, width: int = 16) -> str:
     "Offset, hex bytes and ASCII, as `hexdump -C` prints them."
     lines = []
