@@ -145,6 +145,16 @@ def test_every_field_has_a_default_so_records_build_from_keywords():
     assert CreateRequest(path="/a").acl == [] and CreateRequest().acl is not CreateRequest().acl
 
 
+def test_records_compare_and_hash_by_value():
+    """Records are equal when all their fields are, and hash by value, so an ACL list can key a cache.
+
+    Reference: Java's generated Record.equals/hashCode; ReferenceCountedACLCache keys on List<ACL>.
+    """
+    acl = lambda: (ACL(perms=31, id=Id(scheme="world", id="anyone")),)
+    assert acl() == acl() and hash(acl()) == hash(acl()) and len({acl(), acl()}) == 1
+    assert Stat(version=1) != Stat(version=2)
+
+
 # ---- round trips -------------------------------------------------------------------------------------------
 
 def strategy(t):

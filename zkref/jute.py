@@ -17,18 +17,18 @@ __all__ = ['JUTE_MAXBUFFER', 'UNREASONABLE_LENGTH', 'Byte', 'Boolean', 'Int', 'L
            'RemoveWatchesRequest', 'GetEphemeralsRequest', 'GetEphemeralsResponse', 'WhoAmIResponse', 'LearnerInfo',
            'QuorumPacket', 'QuorumAuthPacket', 'FileHeader', 'TxnDigest', 'TxnHeader', 'CreateTxnV0', 'CreateTxn',
            'CreateTTLTxn', 'CreateContainerTxn', 'DeleteTxn', 'SetDataTxn', 'CheckVersionTxn', 'SetACLTxn',
-           'SetMaxChildrenTxn', 'CreateSessionTxn', 'CloseSessionTxn', 'ErrorTxn', 'Txn', 'MultiTxn',
+           'SetMaxChildrenTxn', 'CreateSessionTxn', 'CloseSessionTxn', 'ErrorTxn', 'Txn', 'MultiTxn', 'java_name',
            'jute_declaration', 'hexdump']
 
-# %% ../nbs/06a_jute.ipynb #a44893ab
+# %% ../nbs/06a_jute.ipynb #09fd801a
 import codecs
 import dataclasses
 import re
 import struct
 import typing
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Callable
 
-# %% ../nbs/06a_jute.ipynb #50f06c64
+# %% ../nbs/06a_jute.ipynb #c428a938
 JUTE_MAXBUFFER = 0xFFFFF  # Java: BinaryInputArchive.maxBuffer, the jute.maxbuffer default (1 MiB - 1)
 UNREASONABLE_LENGTH = "Unreasonable length = "  # Java: BinaryInputArchive.UNREASONBLE_LENGTH
 _INT32_MAX = 2**31 - 1
@@ -41,7 +41,7 @@ def _total_buffer_size(max_buffer: int) -> int:
     # Java: BinaryInputArchive's constructor; extraMaxBuffer = max(1024, zookeeper.jute.maxbuffer.extrasize=maxBuffer)
     return min(max_buffer + max(1024, max_buffer), _INT32_MAX)
 
-# %% ../nbs/06a_jute.ipynb #ac967b33
+# %% ../nbs/06a_jute.ipynb #0f9b8879
 _SUPPLEMENTARY = re.compile("[\U00010000-\U0010FFFF]")
 
 def _surrogate_pair(m: re.Match) -> str:
@@ -77,7 +77,7 @@ def decode_ustring(b: bytes) -> str:
         # join surrogate pairs into one character; lone surrogates stay as they are (Java keeps them too)
         return s.encode("utf-16-be", "surrogatepass").decode("utf-16-be", "surrogatepass")
 
-# %% ../nbs/06a_jute.ipynb #3591b96e
+# %% ../nbs/06a_jute.ipynb #9453a5d9
 _BYTE, _BOOL, _INT, _LONG = (struct.Struct(f) for f in (">b", ">?", ">i", ">q"))
 _DEFAULT_MAX_LENGTH = _total_buffer_size(JUTE_MAXBUFFER)
 
@@ -148,7 +148,8 @@ class InputArchive:
         if n == -1:
             return None
         if n > self._end - self.offset:  # every element takes at least one byte: fail now, not after n reads
-            raise self._truncated(n)
+            raise JuteError(f"Truncated input: a vector of {n} elements at offset {self.offset}, "
+                            f"only {self._end - self.offset} bytes left")
         return [read_item(self) for _ in range(n)]
 
     def read_map(self, read_key: Callable[["InputArchive"], Any],   # reads one key
@@ -160,7 +161,8 @@ class InputArchive:
         if n == -1:
             return None
         if 2 * n > self._end - self.offset:
-            raise self._truncated(2 * n)
+            raise JuteError(f"Truncated input: a map of {n} entries at offset {self.offset}, "
+                            f"only {self._end - self.offset} bytes left")
         out = {}
         for _ in range(n):
             k = read_key(self)
@@ -171,7 +173,7 @@ class InputArchive:
         "A nested record: `cls.deserialize(self)`."
         return cls.deserialize(self)
 
-# %% ../nbs/06a_jute.ipynb #4577f57c
+# %% ../nbs/06a_jute.ipynb #0cbed851
 class OutputArchive:
     "Writes jute's binary encoding, as Java's BinaryOutputArchive."
     # Java: org.apache.jute.BinaryOutputArchive
@@ -225,7 +227,7 @@ class OutputArchive:
         "A nested record: `rec.serialize(self)`."
         rec.serialize(self)
 
-# %% ../nbs/06a_jute.ipynb #3cca17fa
+# %% ../nbs/06a_jute.ipynb #e499930f
 @dataclasses.dataclass(frozen=True)
 class JuteType:
     "One jute field type: its name in zookeeper.jute, its struct code if fixed-size, its default."
@@ -276,7 +278,7 @@ class Record:
         "Decode one record from the start of `data`."
         return cls.deserialize(InputArchive(data, max_buffer))
 
-# %% ../nbs/06a_jute.ipynb #6ce33a98
+# %% ../nbs/06a_jute.ipynb #50a20962
 RECORDS: dict[str, type] = {}  # every record declared below, by its jute class name
 
 def _reader(t, ns: dict) -> str:
@@ -358,13 +360,14 @@ def jute(cls: type) -> type:
             setattr(cls, name, dataclasses.field(default_factory=jt.default))
         else:
             setattr(cls, name, jt.default)
-    cls = dataclasses.dataclass(slots=True)(cls)
+    # hashable as Java records are (hashCode over all fields): ACL lists and Ids serve as dict keys
+    cls = dataclasses.dataclass(slots=True, unsafe_hash=True)(cls)
     cls._jute_fields = tuple(fields)
     cls._jute_source = _compile(cls, fields)
     RECORDS[cls.__name__] = cls
     return cls
 
-# %% ../nbs/06a_jute.ipynb #d2afa072
+# %% ../nbs/06a_jute.ipynb #2845b579
 @jute
 class Id(Record):
     scheme: UString
@@ -408,7 +411,7 @@ class ClientInfo(Record):
     auth_scheme: UString   # authentication scheme
     user: UString          # user name or any other id (for example ip)
 
-# %% ../nbs/06a_jute.ipynb #9c5ab5d9
+# %% ../nbs/06a_jute.ipynb #5fa4665f
 @jute
 class ConnectRequest(Record):
     protocol_version: Int
@@ -649,7 +652,7 @@ class GetEphemeralsResponse(Record):
 class WhoAmIResponse(Record):
     client_info: Vector[ClientInfo]
 
-# %% ../nbs/06a_jute.ipynb #7206d237
+# %% ../nbs/06a_jute.ipynb #3bb829d0
 @jute
 class LearnerInfo(Record):
     serverid: Long
@@ -669,7 +672,7 @@ class QuorumAuthPacket(Record):
     status: Int
     token: Buffer
 
-# %% ../nbs/06a_jute.ipynb #28eba225
+# %% ../nbs/06a_jute.ipynb #4c6e8b59
 @jute
 class FileHeader(Record):
     magic: Int
@@ -766,17 +769,22 @@ class Txn(Record):
 class MultiTxn(Record):
     txns: Vector[Txn]
 
-# %% ../nbs/06a_jute.ipynb #2af6be53
+# %% ../nbs/06a_jute.ipynb #b6c251e3
+_JAVA_NAMES = {"parent_cversion": "parentCVersion"}  # the one name snake_case cannot turn back into camelCase
+
+def java_name(field: str) -> str:
+    "The Java (zookeeper.jute) name of a record field: `ephemeral_owner` -> `ephemeralOwner`."
+    return _JAVA_NAMES.get(field) or re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), field)
+
 def jute_declaration(cls: type) -> str:
     "The zookeeper.jute declaration of a record, written back from its Python declaration."
     lines = [f"class {cls.__name__} {{"]
     for name, t in cls._jute_fields:
         jt = _jute_type(t)
-        camel = re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), name).replace("parentCversion", "parentCVersion")
-        lines.append(f"    {jt.name if jt else t.__name__} {camel};")
+        lines.append(f"    {jt.name if jt else t.__name__} {java_name(name)};")
     return "\n".join(lines + ["}"])
 
-# %% ../nbs/06a_jute.ipynb #b7dbd15a
+# %% ../nbs/06a_jute.ipynb #ee64bd62
 def hexdump(data: bytes, width: int = 16) -> str:
     "Offset, hex bytes and ASCII, as `hexdump -C` prints them."
     lines = []
