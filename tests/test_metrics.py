@@ -1,0 +1,299 @@
+"""Metrics: the providers, ServerMetrics' names and kinds, and Prometheus /metrics over real HTTP.
+
+The Java side of the name comparison is the real Java ZooKeeper 3.8 server. Debian's `zookeeper` package
+ships no `zookeeper-prometheus-metrics` jar (nor the Prometheus simpleclient jars), so the Java server
+cannot serve /metrics here; it is compared through `mntr` with its default provider instead (every
+provider metric appears there), and the Prometheus family names are compared with the metric names of
+ServerMetrics.java and ZooKeeperServer.registerMetrics.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import four_letter_word, free_port
+from zkref.metrics import (ADVANCED, BASIC, DEFAULT_METRICS_PROVIDER, SERVER_METRICS, ZOOKEEPER_SERVER_GAUGES,
+                           ZOOKEEPER_SERVER_GAUGE_SETS, DefaultMetricsProvider, MetricsProviderBootstrap,
+                           MetricsProviderLifeCycleException, NullMetricsProvider, PrometheusMetricsProvider,
+                           ServerMetrics, format_monitor_value, java_double_str)
+
+PROMETHEUS = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
+
+
+def scrape(port: int, path: str = "/metrics", method: str = "GET") -> tuple[int, str, str]:
+    "One real HTTP request to 127.0.0.1:port; (status, content type, body)."
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type", ""), e.read().decode()
+
+
+def families(text: str) -> dict:
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def samples(family) -> dict:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for s in family.samples}
+
+
+@pytest.fixture
+def prometheus():
+    "Factory: a started Prometheus provider (own registry) on a free 127.0.0.1 port; all stopped after."
+    started = []
+
+    def start(**props):
+        config = {"httpHost": "127.0.0.1", "httpPort": str(free_port()), **{k: str(v) for k, v in props.items()}}
+        provider = MetricsProviderBootstrap.start_metrics_provider(PROMETHEUS, config)
+        started.append(provider)
+        return provider
+
+    yield start
+    for p in started:
+        p.stop()
+
+
+def server_gauges() -> dict:
+    return {name: (lambda: 0) for name in ZOOKEEPER_SERVER_GAUGES}
+
+
+def test_prometheus_metrics_served_over_http_with_java_names(prometheus):
+    """The Prometheus provider serves every ServerMetrics metric and every registered gauge on GET /metrics
+    in the text format, each under Java's name and Prometheus type (counter, summary, gauge).
+    Reference: Java PrometheusMetricsProvider.start (servlet at /metrics) and ServerMetrics' constructor."""
+    provider = prometheus()
+    metrics = ServerMetrics(provider)
+    metrics.register_gauges(server_gauges())
+    status, ctype, text = scrape(provider.bound_port)
+    assert status == 200 and ctype.startswith("text/plain; version=0.0.4")
+    got = families(text)
+    kinds = {"counter": "counter", "counter_set": "counter", "summary": "summary", "summary_set": "summary"}
+    for _field, name, kind, *_ in SERVER_METRICS:
+        assert name in got, name
+        assert got[name].type == kinds[kind], name
+    for name in ZOOKEEPER_SERVER_GAUGES:
+        assert got[name].type == "gauge", name
+    # simpleclient 0.9's exposition: counters keep their own name (no _total), labels end with a comma
+    assert "\n# TYPE looking_count counter\nlooking_count 0.0\n" in text
+    assert 'fsynctime{quantile="0.5",} NaN\n' in text
+
+
+def test_prometheus_names_match_java_server_metrics_source():
+    """The set of ZooKeeper families on /metrics is exactly the metric names of ServerMetrics.java (117)
+    plus the gauges ZooKeeperServer.registerMetrics registers — nothing renamed, nothing extra.
+    Reference: Java ServerMetrics(MetricsProvider) and ZooKeeperServer.registerMetrics."""
+    provider = PrometheusMetricsProvider()
+    provider.configure({"exportJvmInfo": "false"})
+    metrics = ServerMetrics(provider)
+    metrics.register_gauges(server_gauges())
+    metrics.register_gauge_sets({n: dict for n in ZOOKEEPER_SERVER_GAUGE_SETS})
+    names = {f.name for f in provider.collect()}
+    expected = ({row[1] for row in SERVER_METRICS} | set(ZOOKEEPER_SERVER_GAUGES) | set(ZOOKEEPER_SERVER_GAUGE_SETS))
+    assert names == expected
+    assert len({row[1] for row in SERVER_METRICS}) == 117
+
+
+def test_values_move_when_metrics_are_bumped(prometheus):
+    """Counters, counter sets, summaries, summary sets and gauges all show new values on the next scrape;
+    gauges are sampled at scrape time.
+    Reference: Java PrometheusMetricsProvider.MetricsServletImpl.doGet (sampleGauges before serving)."""
+    provider = prometheus()
+    metrics = ServerMetrics(provider)
+    nodes = {"n": 4}
+    metrics.register_gauges({"znode_count": lambda: nodes["n"]})
+    before = families(scrape(provider.bound_port)[2])
+    assert samples(before["looking_count"])[("looking_count_total", ())] == 0.0   # the parser adds _total
+    metrics.looking_count.inc()
+    metrics.looking_count.add(2)
+    metrics.fsync_time.add(10)
+    metrics.fsync_time.add(20)
+    metrics.write_per_namespace.add("app", 7)
+    metrics.quota_exceeded_error_per_namespace.inc("/app")
+    metrics.read_latency.add(5)
+    nodes["n"] = 9
+    after = families(scrape(provider.bound_port)[2])
+    assert samples(after["looking_count"])[("looking_count_total", ())] == 3.0
+    fs = samples(after["fsynctime"])
+    assert fs[("fsynctime_count", ())] == 2.0 and fs[("fsynctime_sum", ())] == 30.0
+    assert fs[("fsynctime", (("quantile", "0.5"),))] in (10.0, 20.0)
+    wp = samples(after["write_per_namespace"])
+    assert wp[("write_per_namespace_count", (("key", "app"),))] == 1.0
+    assert samples(after["quota_exceeded_error_per_namespace"])[
+        ("quota_exceeded_error_per_namespace_total", (("key", "/app"),))] == 1.0
+    rl = samples(after["readlatency"])   # ADVANCED: quantiles 0.5, 0.9, 0.99
+    assert {dict(k[1]).get("quantile") for k in rl if k[0] == "readlatency"} == {"0.5", "0.9", "0.99"}
+    assert samples(after["znode_count"])[("znode_count", ())] == 9.0
+
+
+def test_two_providers_in_one_process_do_not_share_values(prometheus):
+    """Each server has its own provider and Prometheus registry, so two servers in one process report
+    their own numbers (zkref has no global registry, unlike Java's CollectorRegistry.defaultRegistry).
+    Reference: DESIGN.md §3 "nothing is global"; Java PrometheusMetricsProvider.collectorRegistry."""
+    a, b = prometheus(), prometheus()
+    ma, mb = ServerMetrics(a), ServerMetrics(b)
+    ma.looking_count.add(5)
+    mb.looking_count.inc()
+    ma.election_time.add(100)
+    fa, fb = families(scrape(a.bound_port)[2]), families(scrape(b.bound_port)[2])
+    assert samples(fa["looking_count"])[("looking_count_total", ())] == 5.0
+    assert samples(fb["looking_count"])[("looking_count_total", ())] == 1.0
+    assert samples(fb["election_time"])[("election_time_count", ())] == 0.0
+    d1, d2 = DefaultMetricsProvider(), DefaultMetricsProvider()
+    ServerMetrics(d1).looking_count.inc()
+    out = {}
+    ServerMetrics(d2).dump(out.__setitem__)
+    assert out["looking_count"] == 0
+
+
+def test_export_jvm_info_adds_process_metrics_to_own_registry(prometheus):
+    """exportJvmInfo=true (the default) exports the runtime's metrics next to ZooKeeper's — in Python the
+    process_* and python_* families — and exportJvmInfo=false leaves them out.
+    Reference: Java PrometheusMetricsProvider.start (DefaultExports.initialize when exportJvmInfo)."""
+    on, off = prometheus(), prometheus(exportJvmInfo="false")
+    names_on = set(families(scrape(on.bound_port)[2]))
+    names_off = set(families(scrape(off.bound_port)[2]))
+    assert {"process_resident_memory_bytes", "process_open_fds", "python_info"} <= names_on
+    assert not any(n.startswith(("process_", "python_")) for n in names_off)
+
+
+def test_only_metrics_path_is_served(prometheus):
+    """The servlet is mounted at /metrics only: other paths are 404, TRACE is refused, POST is served as GET,
+    and ?name[]= restricts the families returned.
+    Reference: Java PrometheusMetricsProvider.start (addServlet at "/metrics", constrainTraceMethod);
+    simpleclient MetricsServlet.doPost/doGet."""
+    provider = prometheus()
+    ServerMetrics(provider)
+    assert scrape(provider.bound_port, "/")[0] == 404
+    assert scrape(provider.bound_port, "/metricsx")[0] == 404
+    assert scrape(provider.bound_port, "/metrics", "TRACE")[0] == 403
+    assert scrape(provider.bound_port, "/metrics", "POST")[0] == 200
+    status, _, text = scrape(provider.bound_port, "/metrics?name[]=looking_count&name[]=fsynctime")
+    assert status == 200 and set(families(text)) == {"looking_count", "fsynctime"}
+
+
+def test_provider_configuration_defaults_and_bad_values():
+    """httpHost defaults to 0.0.0.0 and httpPort to 7000, exportJvmInfo to true; a non-numeric port is
+    Java's NumberFormatException text; Boolean.parseBoolean makes anything but 'true' false.
+    Reference: Java PrometheusMetricsProvider.configure."""
+    p = PrometheusMetricsProvider()
+    p.configure({})
+    assert (p.host, p.port, p.export_jvm_info) == ("0.0.0.0", 7000, True)
+    assert (p.num_worker_threads, p.max_queue_size, p.worker_shutdown_timeout_ms) == (1, 1000000, 1000)
+    p.configure({"exportJvmInfo": "yes"})
+    assert p.export_jvm_info is False
+    with pytest.raises(ValueError, match=r'^For input string: "abc"$'):
+        p.configure({"httpPort": "abc"})
+    with pytest.raises(ValueError, match=r'^For input string: "99999999999"$'):
+        p.configure({"httpPort": "99999999999"})
+
+
+def test_unknown_provider_class_cannot_boot(caplog):
+    """An unknown metricsProvider.className fails with Java's message "Cannot boot MetricsProvider <name>",
+    logged at ERROR by the bootstrap.
+    Reference: Java MetricsProviderBootstrap.startMetricsProvider."""
+    with caplog.at_level(logging.ERROR):
+        with pytest.raises(MetricsProviderLifeCycleException, match=r"^Cannot boot MetricsProvider com\.acme\.Nope$"):
+            MetricsProviderBootstrap.start_metrics_provider("com.acme.Nope", {})
+    assert "Cannot boot MetricsProvider com.acme.Nope" in caplog.text
+    assert type(MetricsProviderBootstrap.start_metrics_provider(DEFAULT_METRICS_PROVIDER, {})) is DefaultMetricsProvider
+    assert type(MetricsProviderBootstrap.start_metrics_provider(
+        "org.apache.zookeeper.metrics.impl.NullMetricsProvider", {})) is NullMetricsProvider
+
+
+def test_port_in_use_is_a_lifecycle_error():
+    """A /metrics port that cannot be bound stops the boot with a MetricsProviderLifeCycleException
+    (Java logs "Cannot start /metrics server" and rethrows).
+    Reference: Java PrometheusMetricsProvider.start."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(MetricsProviderLifeCycleException):
+            MetricsProviderBootstrap.start_metrics_provider(PROMETHEUS, {"httpHost": "127.0.0.1", "httpPort": str(port)})
+    with pytest.raises(MetricsProviderLifeCycleException, match="port out of range:70000"):
+        MetricsProviderBootstrap.start_metrics_provider(PROMETHEUS, {"httpHost": "127.0.0.1", "httpPort": "70000"})
+
+
+def test_stop_closes_the_endpoint_and_may_be_repeated(prometheus):
+    """stop() releases the HTTP endpoint, never throws and can be called more than once.
+    Reference: Java MetricsProvider.stop javadoc."""
+    provider = prometheus()
+    port = provider.bound_port
+    assert scrape(port)[0] == 200
+    provider.stop()
+    provider.stop()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_summary_levels_cannot_be_mixed():
+    """A name taken by a BASIC summary cannot be asked for as ADVANCED, and the other way round.
+    Reference: Java DefaultMetricsProvider.DefaultMetricsContext.getSummary / getSummarySet."""
+    for provider in (DefaultMetricsProvider(), PrometheusMetricsProvider()):
+        ctx = provider.get_root_context()
+        ctx.get_summary("x", BASIC)
+        with pytest.raises(ValueError, match="^Already registered a basic summary as x$"):
+            ctx.get_summary("x", ADVANCED)
+        ctx.get_summary_set("y", ADVANCED)
+        with pytest.raises(ValueError, match="^Already registered a non basic summary set as y$"):
+            ctx.get_summary_set("y", BASIC)
+        assert ctx.get_summary("x", BASIC) is ctx.get_summary("x", BASIC)
+
+
+def test_default_provider_mntr_values_and_reset():
+    """The default provider dumps summaries as avg_/min_/max_/cnt_/sum_ (plus p50_/p95_/p99_/p999_ when
+    ADVANCED), averages rounded half-up to 4 places; reset_all_values zeroes all but gauges.
+    Reference: Java AvgMinMaxCounter.values/getAvg, AvgMinMaxPercentileCounter.values, DefaultMetricsProvider.resetAllValues."""
+    metrics = ServerMetrics(DefaultMetricsProvider())
+    metrics.register_gauges({"znode_count": lambda: 7})
+    for v in (1, 2, 2):
+        metrics.fsync_time.add(v)
+    for v in range(1, 101):
+        metrics.read_latency.add(v)
+    out = {}
+    metrics.dump(out.__setitem__)
+    assert (out["avg_fsynctime"], out["min_fsynctime"], out["max_fsynctime"], out["cnt_fsynctime"],
+            out["sum_fsynctime"]) == (1.6667, 1, 2, 3, 5)
+    assert (out["p50_readlatency"], out["p95_readlatency"], out["p99_readlatency"], out["p999_readlatency"]) == (51, 96, 100, 100)
+    metrics.reset_all()
+    out = {}
+    metrics.dump(out.__setitem__)
+    assert out["cnt_fsynctime"] == 0 and out["max_readlatency"] == 0 and out["znode_count"] == 7
+
+
+def test_mntr_value_formatting_as_java():
+    """mntr prints integers as integers and other numbers with Java's Double.toString.
+    Reference: Java MonitorCommand.print; java.lang.Double.toString."""
+    assert [format_monitor_value(v) for v in (0, -1, 0.0, 26.0, 1.6667, 1e7, 1.5e-4, 0.001, 123456789.0)] == \
+        ["0", "-1", "0.0", "26.0", "1.6667", "1.0E7", "1.5E-4", "0.001", "1.23456789E8"]
+    assert java_double_str(math.nan) == "NaN" and java_double_str(-2.5) == "-2.5"
+
+
+@pytest.mark.java
+def test_default_provider_keys_equal_java_mntr(java_zk):
+    """With the default provider, every key the real Java 3.8 server prints in mntr after zk_version and
+    zk_server_state comes from ServerMetrics plus the server's gauges; zkref's ServerMetrics on its default
+    provider, with the same gauges registered, dumps exactly the same key set, and the untouched values
+    print identically.
+    Reference: Java MonitorCommand.commandRun, DefaultMetricsProvider.dump, ZooKeeperServer.registerMetrics."""
+    server = java_zk({"4lw.commands.whitelist": "*"})
+    text = four_letter_word(server.client_port, "mntr")
+    java = dict(line.split("\t", 1) for line in text.splitlines() if line)
+    java = {k[len("zk_"):]: v for k, v in java.items()}
+    assert java.pop("server_state") == "standalone" and java.pop("version")
+    metrics = ServerMetrics(DefaultMetricsProvider())
+    metrics.register_gauges(server_gauges())
+    metrics.register_gauge_sets({n: dict for n in ZOOKEEPER_SERVER_GAUGE_SETS})
+    ours = {}
+    metrics.dump(ours.__setitem__)
+    assert set(ours) == set(java)
+    # counters and summaries nobody touched yet read the same in both (one value each: no moving parts)
+    for key in ("looking_count", "avg_election_time", "p99_readlatency", "cnt_follower_sync_time", "diff_count"):
+        assert format_monitor_value(ours[key]) == java[key], key
