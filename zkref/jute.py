@@ -20,7 +20,7 @@ __all__ = ['JUTE_MAXBUFFER', 'UNREASONABLE_LENGTH', 'Byte', 'Boolean', 'Int', 'L
            'SetMaxChildrenTxn', 'CreateSessionTxn', 'CloseSessionTxn', 'ErrorTxn', 'Txn', 'MultiTxn', 'java_name',
            'jute_declaration', 'hexdump']
 
-# %% ../nbs/06a_jute.ipynb #09fd801a
+# %% ../nbs/06a_jute.ipynb #86b3b4c8
 import codecs
 import dataclasses
 import re
@@ -28,7 +28,7 @@ import struct
 import typing
 from typing import Annotated, Any, Callable
 
-# %% ../nbs/06a_jute.ipynb #c428a938
+# %% ../nbs/06a_jute.ipynb #8060ff2f
 JUTE_MAXBUFFER = 0xFFFFF  # Java: BinaryInputArchive.maxBuffer, the jute.maxbuffer default (1 MiB - 1)
 UNREASONABLE_LENGTH = "Unreasonable length = "  # Java: BinaryInputArchive.UNREASONBLE_LENGTH
 _INT32_MAX = 2**31 - 1
@@ -41,7 +41,7 @@ def _total_buffer_size(max_buffer: int) -> int:
     # Java: BinaryInputArchive's constructor; extraMaxBuffer = max(1024, zookeeper.jute.maxbuffer.extrasize=maxBuffer)
     return min(max_buffer + max(1024, max_buffer), _INT32_MAX)
 
-# %% ../nbs/06a_jute.ipynb #0f9b8879
+# %% ../nbs/06a_jute.ipynb #74349fd5
 _SUPPLEMENTARY = re.compile("[\U00010000-\U0010FFFF]")
 
 def _surrogate_pair(m: re.Match) -> str:
@@ -77,7 +77,7 @@ def decode_ustring(b: bytes) -> str:
         # join surrogate pairs into one character; lone surrogates stay as they are (Java keeps them too)
         return s.encode("utf-16-be", "surrogatepass").decode("utf-16-be", "surrogatepass")
 
-# %% ../nbs/06a_jute.ipynb #9453a5d9
+# %% ../nbs/06a_jute.ipynb #1d990355
 _BYTE, _BOOL, _INT, _LONG = (struct.Struct(f) for f in (">b", ">?", ">i", ">q"))
 _DEFAULT_MAX_LENGTH = _total_buffer_size(JUTE_MAXBUFFER)
 
@@ -173,7 +173,7 @@ class InputArchive:
         "A nested record: `cls.deserialize(self)`."
         return cls.deserialize(self)
 
-# %% ../nbs/06a_jute.ipynb #0cbed851
+# %% ../nbs/06a_jute.ipynb #9ee894f4
 class OutputArchive:
     "Writes jute's binary encoding, as Java's BinaryOutputArchive."
     # Java: org.apache.jute.BinaryOutputArchive
@@ -227,7 +227,7 @@ class OutputArchive:
         "A nested record: `rec.serialize(self)`."
         rec.serialize(self)
 
-# %% ../nbs/06a_jute.ipynb #e499930f
+# %% ../nbs/06a_jute.ipynb #d9ebd300
 @dataclasses.dataclass(frozen=True)
 class JuteType:
     "One jute field type: its name in zookeeper.jute, its struct code if fixed-size, its default."
@@ -244,22 +244,20 @@ Long = Annotated[int, JuteType("long", "q", 0)]
 UString = Annotated[str, JuteType("ustring", "", "")]
 Buffer = Annotated[bytes, JuteType("buffer", "", b"")]
 
-class Vector:
-    "`Vector[T]`: a jute `vector<T>`, a Python list."
-    def __class_getitem__(cls, item):
-        name = _jute_type(item).name if _is_jute(item) else item.__name__
-        return Annotated[list[item], JuteType(f"vector<{name}>", "", list, True, item)]
-
-def _jute_type(t) -> JuteType:
+def _jute_type(t) -> JuteType | None:
     "The JuteType of an annotation (`Int`, `Vector[ACL]`, …), or None for a record class."
     for m in getattr(t, "__metadata__", ()):
         if isinstance(m, JuteType):
             return m
     return None
 
-def _is_jute(t) -> bool:
-    return _jute_type(t) is not None
+class Vector:
+    "`Vector[T]`: a jute `vector<T>`, a Python list."
+    def __class_getitem__(cls, item):
+        jt = _jute_type(item)
+        return Annotated[list[item], JuteType(f"vector<{jt.name if jt else item.__name__}>", "", list, True, item)]
 
+# %% ../nbs/06a_jute.ipynb #e2a89c21
 class Record:
     "Base of every jute record: `to_bytes` and `from_bytes` around the generated serialize/deserialize."
     __slots__ = ()
@@ -278,75 +276,76 @@ class Record:
         "Decode one record from the start of `data`."
         return cls.deserialize(InputArchive(data, max_buffer))
 
-# %% ../nbs/06a_jute.ipynb #50a20962
-RECORDS: dict[str, type] = {}  # every record declared below, by its jute class name
-
-def _reader(t, ns: dict) -> str:
-    "An expression reading one element of type `t` from `ia` (a callable for vectors)."
+# %% ../nbs/06a_jute.ipynb #5ead1c53
+def _code(t) -> str:
+    "The struct code of a fixed-size jute type, or '' (strings, buffers, vectors, records)."
     jt = _jute_type(t)
-    if jt is None:
+    return jt.code if jt else ""
+
+_READ = {"b": "read_byte", "?": "read_bool", "i": "read_int", "q": "read_long", "ustring": "read_ustring",
+         "buffer": "read_buffer"}
+
+def _item_reader(t, ns: dict) -> str:
+    "An expression for a callable `(ia) -> value` reading one vector element of type `t`."
+    jt = _jute_type(t)
+    if jt is None:                                              # a record
         ns[t.__name__] = t
         return f"{t.__name__}.deserialize"
-    if jt.code:
-        return {"b": "IA.read_byte", "?": "IA.read_bool", "i": "IA.read_int", "q": "IA.read_long"}[jt.code]
-    if jt.name == "ustring": return "IA.read_ustring"
-    if jt.name == "buffer": return "IA.read_buffer"
-    inner = _reader(jt.item, ns)
-    return f"(lambda ia: ia.read_vector({inner}))"
+    if jt.item is None:
+        return "IA." + _READ[jt.code or jt.name]
+    return f"(lambda ia: ia.read_vector({_item_reader(jt.item, ns)}))"
 
-def _writer(t, ns: dict) -> str:
-    "A callable `(oa, value)` writing one element of type `t`."
+def _item_writer(t) -> str:
+    "An expression for a callable `(oa, value)` writing one vector element of type `t`."
     jt = _jute_type(t)
     if jt is None:
         return "OA.write_record"
-    if jt.code:
-        return {"b": "OA.write_byte", "?": "OA.write_bool", "i": "OA.write_int", "q": "OA.write_long"}[jt.code]
-    if jt.name == "ustring": return "OA.write_ustring"
-    if jt.name == "buffer": return "OA.write_buffer"
-    inner = _writer(jt.item, ns)
-    return f"(lambda oa, v: oa.write_vector(v, {inner}))"
+    if jt.item is None:
+        return "OA." + _READ[jt.code or jt.name].replace("read", "write")
+    return f"(lambda oa, v: oa.write_vector(v, {_item_writer(jt.item)}))"
 
 def _compile(cls, fields: list[tuple[str, Any]]) -> str:
     "Python source of `serialize` and `deserialize` for `fields`, fixed-size runs merged into one struct."
     ns = {"IA": InputArchive, "OA": OutputArchive, "struct": struct, "JuteError": JuteError}
-    clash = {n for n, _ in fields} & {"cls", "ia", "self", "oa", "e", *ns, *(t.__name__ for _, t in fields if isinstance(t, type))}
-    assert not clash, f"{cls.__name__}: field names {clash} clash with names of the generated code"
-    rd, wr, names = [], [], []
-    i = 0
+    rd, wr, i = [], [], 0
     while i < len(fields):
         name, t = fields[i]
         jt = _jute_type(t)
-        if jt is not None and jt.code:                     # a run of fixed-size fields: one struct
+        if _code(t):                                            # a run of fixed-size fields: one struct
             j = i
-            while j < len(fields) and (_jute_type(fields[j][1]) or JuteType("")).code:
+            while j < len(fields) and _code(fields[j][1]):
                 j += 1
-            run = fields[i:j]
-            s = f"S{i}"
-            ns[s] = struct.Struct(">" + "".join(_jute_type(t).code for _, t in run))
-            rd.append(f"    {', '.join(n for n, _ in run)}, = ia._read_struct({s})")
-            wr.append(f"    oa._buf += {s}.pack({', '.join('self.' + n for n, _ in run)})")
-            names += [n for n, _ in run]
+            run = [n for n, _ in fields[i:j]]
+            ns[f"S{i}"] = struct.Struct(">" + "".join(_code(t) for _, t in fields[i:j]))
+            rd.append(f"{', '.join(run)}, = ia._read_struct(S{i})")
+            wr.append(f"oa._buf += S{i}.pack({', '.join('self.' + n for n in run)})")
             i = j
             continue
-        if jt is None:
-            rd.append(f"    {name} = {_reader(t, ns)}(ia)")
-            wr.append(f"    self.{name}.serialize(oa)")
-        elif jt.name in ("ustring", "buffer"):
-            rd.append(f"    {name} = ia.read_{jt.name}()")
-            wr.append(f"    oa.write_{jt.name}(self.{name})")
-        else:
-            rd.append(f"    {name} = ia.read_vector({_reader(jt.item, ns)})")
-            wr.append(f"    oa.write_vector(self.{name}, {_writer(jt.item, ns)})")
-        names.append(name)
+        if jt is None:                                          # a nested record
+            rd.append(f"{name} = {_item_reader(t, ns)}(ia)")
+            wr.append(f"self.{name}.serialize(oa)")
+        elif jt.item is None:                                   # ustring, buffer
+            rd.append(f"{name} = ia.read_{jt.name}()")
+            wr.append(f"oa.write_{jt.name}(self.{name})")
+        else:                                                   # vector
+            rd.append(f"{name} = ia.read_vector({_item_reader(jt.item, ns)})")
+            wr.append(f"oa.write_vector(self.{name}, {_item_writer(jt.item)})")
         i += 1
-    src = (f"def deserialize(cls, ia):\n" + "\n".join(rd) + f"\n    return cls({', '.join(names)})\n\n"
-           f"def serialize(self, oa):\n    try:\n" + "\n".join("    " + w for w in wr) +
-           f"\n    except (struct.error, AttributeError, TypeError) as e:\n"
+    names = [n for n, _ in fields]
+    clash = set(names) & {"cls", "ia", "self", "oa", "e", *ns}
+    assert not clash, f"{cls.__name__}: field names {clash} clash with names of the generated code"
+    src = ("def deserialize(cls, ia):\n" + "".join(f"    {r}\n" for r in rd) +
+           f"    return cls({', '.join(names)})\n\n"
+           "def serialize(self, oa):\n    try:\n" + "".join(f"        {w}\n" for w in wr) +
+           "    except (struct.error, AttributeError, TypeError) as e:\n"
            f"        raise JuteError(f'cannot serialize {cls.__name__}: {{e}}') from None\n")
     exec(src, ns)
     cls.deserialize = classmethod(ns["deserialize"])
     cls.serialize = ns["serialize"]
     return src
+
+# %% ../nbs/06a_jute.ipynb #7a9e1f6e
+RECORDS: dict[str, type] = {}  # every record declared below, by its jute class name
 
 def jute(cls: type) -> type:
     "Class decorator: make `cls` a slotted dataclass with jute `serialize`/`deserialize` in field order."
@@ -367,7 +366,7 @@ def jute(cls: type) -> type:
     RECORDS[cls.__name__] = cls
     return cls
 
-# %% ../nbs/06a_jute.ipynb #2845b579
+# %% ../nbs/06a_jute.ipynb #8966238f
 @jute
 class Id(Record):
     scheme: UString
@@ -411,7 +410,7 @@ class ClientInfo(Record):
     auth_scheme: UString   # authentication scheme
     user: UString          # user name or any other id (for example ip)
 
-# %% ../nbs/06a_jute.ipynb #5fa4665f
+# %% ../nbs/06a_jute.ipynb #99d904b6
 @jute
 class ConnectRequest(Record):
     protocol_version: Int
@@ -652,7 +651,7 @@ class GetEphemeralsResponse(Record):
 class WhoAmIResponse(Record):
     client_info: Vector[ClientInfo]
 
-# %% ../nbs/06a_jute.ipynb #3bb829d0
+# %% ../nbs/06a_jute.ipynb #55fbeb03
 @jute
 class LearnerInfo(Record):
     serverid: Long
@@ -672,7 +671,7 @@ class QuorumAuthPacket(Record):
     status: Int
     token: Buffer
 
-# %% ../nbs/06a_jute.ipynb #4c6e8b59
+# %% ../nbs/06a_jute.ipynb #77e9db88
 @jute
 class FileHeader(Record):
     magic: Int
@@ -769,7 +768,7 @@ class Txn(Record):
 class MultiTxn(Record):
     txns: Vector[Txn]
 
-# %% ../nbs/06a_jute.ipynb #b6c251e3
+# %% ../nbs/06a_jute.ipynb #87ac1f60
 _JAVA_NAMES = {"parent_cversion": "parentCVersion"}  # the one name snake_case cannot turn back into camelCase
 
 def java_name(field: str) -> str:
@@ -784,7 +783,7 @@ def jute_declaration(cls: type) -> str:
         lines.append(f"    {jt.name if jt else t.__name__} {java_name(name)};")
     return "\n".join(lines + ["}"])
 
-# %% ../nbs/06a_jute.ipynb #ee64bd62
+# %% ../nbs/06a_jute.ipynb #d0c95284
 def hexdump(data: bytes, width: int = 16) -> str:
     "Offset, hex bytes and ASCII, as `hexdump -C` prints them."
     lines = []
