@@ -20,7 +20,7 @@ __all__ = ['JUTE_MAXBUFFER', 'UNREASONABLE_LENGTH', 'Byte', 'Boolean', 'Int', 'L
            'SetMaxChildrenTxn', 'CreateSessionTxn', 'CloseSessionTxn', 'ErrorTxn', 'Txn', 'MultiTxn', 'java_name',
            'jute_declaration', 'hexdump']
 
-# %% ../nbs/06a_jute.ipynb #86b3b4c8
+# %% ../nbs/06a_jute.ipynb #e6867d62
 import codecs
 import dataclasses
 import re
@@ -28,7 +28,7 @@ import struct
 import typing
 from typing import Annotated, Any, Callable
 
-# %% ../nbs/06a_jute.ipynb #8060ff2f
+# %% ../nbs/06a_jute.ipynb #98c18b67
 JUTE_MAXBUFFER = 0xFFFFF  # Java: BinaryInputArchive.maxBuffer, the jute.maxbuffer default (1 MiB - 1)
 UNREASONABLE_LENGTH = "Unreasonable length = "  # Java: BinaryInputArchive.UNREASONBLE_LENGTH
 _INT32_MAX = 2**31 - 1
@@ -41,7 +41,7 @@ def _total_buffer_size(max_buffer: int) -> int:
     # Java: BinaryInputArchive's constructor; extraMaxBuffer = max(1024, zookeeper.jute.maxbuffer.extrasize=maxBuffer)
     return min(max_buffer + max(1024, max_buffer), _INT32_MAX)
 
-# %% ../nbs/06a_jute.ipynb #74349fd5
+# %% ../nbs/06a_jute.ipynb #ff408f56
 _SUPPLEMENTARY = re.compile("[\U00010000-\U0010FFFF]")
 
 def _surrogate_pair(m: re.Match) -> str:
@@ -77,7 +77,7 @@ def decode_ustring(b: bytes) -> str:
         # join surrogate pairs into one character; lone surrogates stay as they are (Java keeps them too)
         return s.encode("utf-16-be", "surrogatepass").decode("utf-16-be", "surrogatepass")
 
-# %% ../nbs/06a_jute.ipynb #1d990355
+# %% ../nbs/06a_jute.ipynb #657fa48f
 _BYTE, _BOOL, _INT, _LONG = (struct.Struct(f) for f in (">b", ">?", ">i", ">q"))
 _DEFAULT_MAX_LENGTH = _total_buffer_size(JUTE_MAXBUFFER)
 
@@ -173,7 +173,7 @@ class InputArchive:
         "A nested record: `cls.deserialize(self)`."
         return cls.deserialize(self)
 
-# %% ../nbs/06a_jute.ipynb #9ee894f4
+# %% ../nbs/06a_jute.ipynb #b0b08e79
 class OutputArchive:
     "Writes jute's binary encoding, as Java's BinaryOutputArchive."
     # Java: org.apache.jute.BinaryOutputArchive
@@ -227,7 +227,7 @@ class OutputArchive:
         "A nested record: `rec.serialize(self)`."
         rec.serialize(self)
 
-# %% ../nbs/06a_jute.ipynb #d9ebd300
+# %% ../nbs/06a_jute.ipynb #db71497c
 @dataclasses.dataclass(frozen=True)
 class JuteType:
     "One jute field type: its name in zookeeper.jute, its struct code if fixed-size, its default."
@@ -257,7 +257,7 @@ class Vector:
         jt = _jute_type(item)
         return Annotated[list[item], JuteType(f"vector<{jt.name if jt else item.__name__}>", "", list, True, item)]
 
-# %% ../nbs/06a_jute.ipynb #e2a89c21
+# %% ../nbs/06a_jute.ipynb #91208d89
 class Record:
     "Base of every jute record: `to_bytes` and `from_bytes` around the generated serialize/deserialize."
     __slots__ = ()
@@ -276,7 +276,7 @@ class Record:
         "Decode one record from the start of `data`."
         return cls.deserialize(InputArchive(data, max_buffer))
 
-# %% ../nbs/06a_jute.ipynb #5ead1c53
+# %% ../nbs/06a_jute.ipynb #ef375004
 def _code(t) -> str:
     "The struct code of a fixed-size jute type, or '' (strings, buffers, vectors, records)."
     jt = _jute_type(t)
@@ -344,7 +344,7 @@ def _compile(cls, fields: list[tuple[str, Any]]) -> str:
     cls.serialize = ns["serialize"]
     return src
 
-# %% ../nbs/06a_jute.ipynb #7a9e1f6e
+# %% ../nbs/06a_jute.ipynb #8528f10d
 RECORDS: dict[str, type] = {}  # every record declared below, by its jute class name
 
 def jute(cls: type) -> type:
@@ -366,7 +366,7 @@ def jute(cls: type) -> type:
     RECORDS[cls.__name__] = cls
     return cls
 
-# %% ../nbs/06a_jute.ipynb #8966238f
+# %% ../nbs/06a_jute.ipynb #ff1214a5
 @jute
 class Id(Record):
     scheme: UString
@@ -410,7 +410,7 @@ class ClientInfo(Record):
     auth_scheme: UString   # authentication scheme
     user: UString          # user name or any other id (for example ip)
 
-# %% ../nbs/06a_jute.ipynb #99d904b6
+# %% ../nbs/06a_jute.ipynb #ee6c7a12
 @jute
 class ConnectRequest(Record):
     protocol_version: Int
@@ -651,7 +651,7 @@ class GetEphemeralsResponse(Record):
 class WhoAmIResponse(Record):
     client_info: Vector[ClientInfo]
 
-# %% ../nbs/06a_jute.ipynb #55fbeb03
+# %% ../nbs/06a_jute.ipynb #b58e96bd
 @jute
 class LearnerInfo(Record):
     serverid: Long
@@ -671,7 +671,7 @@ class QuorumAuthPacket(Record):
     status: Int
     token: Buffer
 
-# %% ../nbs/06a_jute.ipynb #77e9db88
+# %% ../nbs/06a_jute.ipynb #fae5c1c7
 @jute
 class FileHeader(Record):
     magic: Int
@@ -768,7 +768,7 @@ class Txn(Record):
 class MultiTxn(Record):
     txns: Vector[Txn]
 
-# %% ../nbs/06a_jute.ipynb #87ac1f60
+# %% ../nbs/06a_jute.ipynb #f0050bd4
 _JAVA_NAMES = {"parent_cversion": "parentCVersion"}  # the one name snake_case cannot turn back into camelCase
 
 def java_name(field: str) -> str:
@@ -783,7 +783,7 @@ def jute_declaration(cls: type) -> str:
         lines.append(f"    {jt.name if jt else t.__name__} {java_name(name)};")
     return "\n".join(lines + ["}"])
 
-# %% ../nbs/06a_jute.ipynb #d0c95284
+# %% ../nbs/06a_jute.ipynb #99b7ac59
 def hexdump(data: bytes, width: int = 16) -> str:
     "Offset, hex bytes and ASCII, as `hexdump -C` prints them."
     lines = []
