@@ -1,0 +1,179 @@
+"""The pause monitor (Java's JvmPauseMonitor as an event-loop stall monitor) and QuorumPeer.initialize's
+quorum authentication choice."""
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import re
+import socket
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from zkref.metrics import DefaultMetricsProvider, ServerMetrics
+from zkref.quorum.initialize import (JvmPauseMonitor, NullQuorumAuthLearner, NullQuorumAuthServer,
+                                     QuorumSaslNotSupported, initialize_quorum_auth)
+
+PAUSE_LINE = "Detected pause in JVM or host machine (eg GC): pause of approximately "
+
+
+async def wait_until(condition, rounds: int = 250, step_s: float = 0.02) -> bool:
+    "Poll `condition()` on the loop, a bounded number of times; True once it holds."
+    for _ in range(rounds):
+        if condition():
+            return True
+        await asyncio.sleep(step_s)
+    return condition()
+
+
+def test_detects_a_real_blocking_stall(caplog):
+    """A coroutine that blocks the event loop (time.sleep) freezes every task on it; the monitor wakes late,
+    logs Java's "Detected pause in JVM or host machine (eg GC): pause of approximately N ms, total pause:
+    info level: 1, warn level: 0" with the GC line ("No GCs detected" or the pools that ran), counts it at
+    INFO level (below the WARN threshold) and records the delay in jvm_pause_time_ms.
+    Reference: Java JvmPauseMonitor.JVMMonitor.run and formatMessage."""
+    block_ms, sleep_ms = 800, 50
+
+    async def scenario():
+        metrics = ServerMetrics(DefaultMetricsProvider())
+        monitor = JvmPauseMonitor(info_threshold_ms=300, warn_threshold_ms=60_000, sleep_time_ms=sleep_ms,
+                                  metrics=metrics)
+        task = monitor.service_start()
+        assert monitor.is_started() and task.get_name() == "JvmPauseMonitor"
+        await asyncio.sleep(0.1)
+        time.sleep(block_ms / 1000)   # the stall under test: blocks the loop the monitor runs on
+        seen = await wait_until(lambda: monitor.num_gc_info_threshold_exceeded >= 1)
+        monitor.service_stop()
+        out = {}
+        metrics.dump(out.__setitem__)
+        return seen, monitor, out
+
+    with caplog.at_level(logging.INFO):
+        seen, monitor, out = asyncio.run(scenario())
+    assert seen
+    assert monitor.num_gc_warn_threshold_exceeded == 0
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(PAUSE_LINE)]
+    assert lines, caplog.text
+    parsed = []   # (pause_ms, head, gc part): the longest is our stall (a busy host may add shorter ones)
+    for line in lines:
+        head, gc_part = line.split(" \n", 1)
+        parsed.append((int(head[len(PAUSE_LINE):].split(" ms")[0]), head, gc_part))
+    pause_ms, head, gc_part = max(parsed)
+    assert pause_ms >= block_ms - sleep_ms   # the nap cannot end before the loop is free again
+    assert re.search(r" ms, total pause: info level: [1-9]\d*, warn level: 0$", head), head
+    assert gc_part == "No GCs detected" or gc_part.startswith("GC pool 'generation ")
+    assert out["max_jvm_pause_time_ms"] >= block_ms - sleep_ms
+    assert any(r.levelno == logging.INFO and r.name == "JvmPauseMonitor$JVMMonitor" and
+               r.getMessage().startswith(PAUSE_LINE) for r in caplog.records)
+
+
+def test_stall_beyond_warn_threshold_is_a_warning(caplog):
+    """A delay beyond jvm.pause.warn-threshold.ms is logged at WARN and counted as a warn-level pause
+    (and not also as an info-level one).
+    Reference: Java JvmPauseMonitor.JVMMonitor.run (if warn … else if info)."""
+    async def scenario():
+        monitor = JvmPauseMonitor(info_threshold_ms=100, warn_threshold_ms=300, sleep_time_ms=50)
+        monitor.service_start()
+        await asyncio.sleep(0.1)
+        time.sleep(0.7)
+        seen = await wait_until(lambda: monitor.num_gc_warn_threshold_exceeded >= 1)
+        monitor.service_stop()
+        return seen, monitor
+
+    with caplog.at_level(logging.INFO):
+        seen, monitor = asyncio.run(scenario())
+    assert seen
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.getMessage().startswith(PAUSE_LINE)]
+    assert warnings and "warn level: 1" in warnings[0].getMessage()
+
+
+def test_gc_during_the_stall_is_reported_per_generation(caplog):
+    """The pause message lists the collections that ran during the nap, as Java lists GC pools:
+    "GC pool '<name>' had collection(s): count=N time=Mms".
+    Reference: Java JvmPauseMonitor.formatMessage (gcDiffs)."""
+    async def scenario():
+        monitor = JvmPauseMonitor(info_threshold_ms=200, warn_threshold_ms=60_000, sleep_time_ms=50)
+        monitor.service_start()
+        await asyncio.sleep(0.1)
+        time.sleep(0.5)
+        gc.collect()
+        seen = await wait_until(lambda: monitor.num_gc_info_threshold_exceeded >= 1)
+        monitor.service_stop()
+        return seen
+
+    with caplog.at_level(logging.INFO):
+        assert asyncio.run(scenario())
+    assert "GC pool 'generation 2' had collection(s): count=" in caplog.text
+
+
+def test_start_line_defaults_and_config():
+    """The monitor takes Java's keys and defaults (sleep 500 ms, info 1000 ms, warn 10000 ms), is built from
+    a config's jvm_pause_* values, logs Java's start line, and stops cleanly (idempotently).
+    Reference: Java JvmPauseMonitor constants, JvmPauseMonitor(QuorumPeerConfig), JVMMonitor.run."""
+    assert (JvmPauseMonitor.SLEEP_TIME_MS_KEY, JvmPauseMonitor.INFO_THRESHOLD_KEY, JvmPauseMonitor.WARN_THRESHOLD_KEY,
+            JvmPauseMonitor.JVM_PAUSE_MONITOR_FEATURE_SWITCH_KEY) == (
+        "jvm.pause.sleep.time.ms", "jvm.pause.info-threshold.ms", "jvm.pause.warn-threshold.ms", "jvm.pause.monitor")
+    m = JvmPauseMonitor()
+    assert (m.sleep_time_ms, m.info_threshold_ms, m.warn_threshold_ms) == (500, 1000, 10000)
+    config = SimpleNamespace(jvm_pause_info_threshold_ms=11, jvm_pause_warn_threshold_ms=22, jvm_pause_sleep_time_ms=33)
+    m = JvmPauseMonitor.from_config(config)
+    assert (m.info_threshold_ms, m.warn_threshold_ms, m.sleep_time_ms) == (11, 22, 33)
+    with pytest.raises(ValueError, match="jvm.pause.sleep.time.ms must be a positive"):
+        JvmPauseMonitor(sleep_time_ms=0)
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record): records.append(record)
+
+    async def scenario():
+        handler = Keep()
+        logging.getLogger("JvmPauseMonitor$JVMMonitor").addHandler(handler)
+        logging.getLogger("JvmPauseMonitor$JVMMonitor").setLevel(logging.INFO)
+        try:
+            monitor = JvmPauseMonitor(sleep_time_ms=20)
+            task = monitor.service_start()
+            assert await wait_until(lambda: records)
+            monitor.service_stop()
+            monitor.service_stop()
+            await asyncio.gather(task, return_exceptions=True)
+            return task
+        finally:
+            logging.getLogger("JvmPauseMonitor$JVMMonitor").removeHandler(handler)
+
+    task = asyncio.run(scenario())
+    assert task.cancelled()
+    assert records[0].getMessage() == \
+        "Starting JVM Pause Monitor with infoThresholdMs:1000 warnThresholdMs:10000 and sleepTimeMs:20"
+
+
+def test_null_quorum_auth_exchanges_no_bytes():
+    """With quorum.auth.enableSasl=false (the default) both sides' authentication step is a no-op: no byte
+    is written or read on the peer connection.
+    Reference: Java QuorumPeer.initialize; NullQuorumAuthServer/NullQuorumAuthLearner.authenticate."""
+    async def scenario():
+        a, b = socket.socketpair()
+        ra, wa = await asyncio.open_connection(sock=a)
+        rb, wb = await asyncio.open_connection(sock=b)
+        server, learner = initialize_quorum_auth(False)
+        assert isinstance(server, NullQuorumAuthServer) and isinstance(learner, NullQuorumAuthLearner)
+        await learner.authenticate(ra, wa, "127.0.0.1")
+        await server.authenticate(rb, wb)
+        wa.write(b"X")                     # the first byte after the auth step is the protocol's own
+        await wa.drain()
+        first = await asyncio.wait_for(rb.readexactly(1), 5)
+        wa.close()
+        wb.close()
+        return first
+
+    assert asyncio.run(scenario()) == b"X"
+
+
+def test_quorum_sasl_is_refused_clearly():
+    """zkref does not implement quorum SASL: quorum.auth.enableSasl=true is refused with a message naming
+    the setting, instead of a server whose peer handshakes would all fail.
+    Reference: Java QuorumPeer.initialize (SaslQuorumAuthServer/Learner) — a documented zkref divergence."""
+    with pytest.raises(QuorumSaslNotSupported, match=r"^quorum\.auth\.enableSasl=true is not supported by zkref"):
+        initialize_quorum_auth(True)
