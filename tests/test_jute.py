@@ -359,7 +359,8 @@ def test_java_connect_request_decodes():
 
 def test_supplementary_characters_are_written_as_java_writes_them():
     """Java writes a string per UTF-16 code unit, so U+1F600 becomes the surrogate pair ED A0 BD ED B8 80 (CESU-8);
-    zkref writes the same bytes and reads both that and standard UTF-8 (F0 9F 98 80) as the same character.
+    zkref writes the same bytes and reads both that and standard UTF-8 (F0 9F 98 80) as the same character (Java's
+    reader, new String(b, UTF_8), would turn the CESU-8 form into U+FFFD: a deliberate, documented difference).
 
     Reference: Java BinaryOutputArchive.stringToByteBuffer; BinaryInputArchive.readString.
     """
@@ -370,7 +371,7 @@ def test_supplementary_characters_are_written_as_java_writes_them():
     assert RequestHeader(xid=1, type=1).to_bytes() + req.to_bytes() == JAVA_CREATE_CESU
     assert encode_ustring("\U0001F600") == bytes.fromhex("eda0bdedb880")
     assert decode_ustring(bytes.fromhex("f09f9880")) == decode_ustring(bytes.fromhex("eda0bdedb880")) == "\U0001F600"
-    assert decode_ustring(bytes.fromhex("eda0bd")) == "\ud83d"              # a lone surrogate, as Java keeps it
+    assert decode_ustring(bytes.fromhex("eda0bd")) == "\ud83d"              # a lone surrogate, as Java writes it
     assert encode_ustring("\ud83d") == bytes.fromhex("eda0bd")
     assert decode_ustring(b"\xc3") == "\ufffd" and decode_ustring(b"\xff/a") == "\ufffd/a"   # as new String(b, UTF_8)
 

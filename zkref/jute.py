@@ -20,7 +20,7 @@ __all__ = ['JUTE_MAXBUFFER', 'UNREASONABLE_LENGTH', 'Byte', 'Boolean', 'Int', 'L
            'SetMaxChildrenTxn', 'CreateSessionTxn', 'CloseSessionTxn', 'ErrorTxn', 'Txn', 'MultiTxn', 'java_name',
            'jute_declaration', 'hexdump']
 
-# %% ../nbs/06a_jute.ipynb #e6867d62
+# %% ../nbs/06a_jute.ipynb #d01e63e9
 import codecs
 import dataclasses
 import re
@@ -28,7 +28,7 @@ import struct
 import typing
 from typing import Annotated, Any, Callable
 
-# %% ../nbs/06a_jute.ipynb #98c18b67
+# %% ../nbs/06a_jute.ipynb #2f14b4e6
 JUTE_MAXBUFFER = 0xFFFFF  # Java: BinaryInputArchive.maxBuffer, the jute.maxbuffer default (1 MiB - 1)
 UNREASONABLE_LENGTH = "Unreasonable length = "  # Java: BinaryInputArchive.UNREASONBLE_LENGTH
 _INT32_MAX = 2**31 - 1
@@ -41,7 +41,7 @@ def _total_buffer_size(max_buffer: int) -> int:
     # Java: BinaryInputArchive's constructor; extraMaxBuffer = max(1024, zookeeper.jute.maxbuffer.extrasize=maxBuffer)
     return min(max_buffer + max(1024, max_buffer), _INT32_MAX)
 
-# %% ../nbs/06a_jute.ipynb #ff408f56
+# %% ../nbs/06a_jute.ipynb #a40df655
 _SUPPLEMENTARY = re.compile("[\U00010000-\U0010FFFF]")
 
 def _surrogate_pair(m: re.Match) -> str:
@@ -74,10 +74,10 @@ def decode_ustring(b: bytes) -> str:
         return b.decode("utf-8")
     except UnicodeDecodeError:
         s = b.decode("utf-8", "zkref.jute.cesu8")
-        # join surrogate pairs into one character; lone surrogates stay as they are (Java keeps them too)
+        # join surrogate pairs into one character; a lone surrogate stays, so it re-encodes to the same bytes
         return s.encode("utf-16-be", "surrogatepass").decode("utf-16-be", "surrogatepass")
 
-# %% ../nbs/06a_jute.ipynb #657fa48f
+# %% ../nbs/06a_jute.ipynb #732df429
 _BYTE, _BOOL, _INT, _LONG = (struct.Struct(f) for f in (">b", ">?", ">i", ">q"))
 _DEFAULT_MAX_LENGTH = _total_buffer_size(JUTE_MAXBUFFER)
 
@@ -173,7 +173,7 @@ class InputArchive:
         "A nested record: `cls.deserialize(self)`."
         return cls.deserialize(self)
 
-# %% ../nbs/06a_jute.ipynb #b0b08e79
+# %% ../nbs/06a_jute.ipynb #30f6b60f
 class OutputArchive:
     "Writes jute's binary encoding, as Java's BinaryOutputArchive."
     # Java: org.apache.jute.BinaryOutputArchive
@@ -227,7 +227,7 @@ class OutputArchive:
         "A nested record: `rec.serialize(self)`."
         rec.serialize(self)
 
-# %% ../nbs/06a_jute.ipynb #db71497c
+# %% ../nbs/06a_jute.ipynb #b523f997
 @dataclasses.dataclass(frozen=True)
 class JuteType:
     "One jute field type: its name in zookeeper.jute, its struct code if fixed-size, its default."
@@ -257,7 +257,7 @@ class Vector:
         jt = _jute_type(item)
         return Annotated[list[item], JuteType(f"vector<{jt.name if jt else item.__name__}>", "", list, True, item)]
 
-# %% ../nbs/06a_jute.ipynb #91208d89
+# %% ../nbs/06a_jute.ipynb #3b77d51f
 class Record:
     "Base of every jute record: `to_bytes` and `from_bytes` around the generated serialize/deserialize."
     __slots__ = ()
@@ -276,7 +276,7 @@ class Record:
         "Decode one record from the start of `data`."
         return cls.deserialize(InputArchive(data, max_buffer))
 
-# %% ../nbs/06a_jute.ipynb #ef375004
+# %% ../nbs/06a_jute.ipynb #f0d8c652
 def _code(t) -> str:
     "The struct code of a fixed-size jute type, or '' (strings, buffers, vectors, records)."
     jt = _jute_type(t)
@@ -344,7 +344,7 @@ def _compile(cls, fields: list[tuple[str, Any]]) -> str:
     cls.serialize = ns["serialize"]
     return src
 
-# %% ../nbs/06a_jute.ipynb #8528f10d
+# %% ../nbs/06a_jute.ipynb #ba6b0d15
 RECORDS: dict[str, type] = {}  # every record declared below, by its jute class name
 
 def jute(cls: type) -> type:
@@ -366,7 +366,7 @@ def jute(cls: type) -> type:
     RECORDS[cls.__name__] = cls
     return cls
 
-# %% ../nbs/06a_jute.ipynb #ff1214a5
+# %% ../nbs/06a_jute.ipynb #b1339254
 @jute
 class Id(Record):
     scheme: UString
@@ -410,7 +410,7 @@ class ClientInfo(Record):
     auth_scheme: UString   # authentication scheme
     user: UString          # user name or any other id (for example ip)
 
-# %% ../nbs/06a_jute.ipynb #ee6c7a12
+# %% ../nbs/06a_jute.ipynb #66fe5a7c
 @jute
 class ConnectRequest(Record):
     protocol_version: Int
@@ -651,7 +651,7 @@ class GetEphemeralsResponse(Record):
 class WhoAmIResponse(Record):
     client_info: Vector[ClientInfo]
 
-# %% ../nbs/06a_jute.ipynb #b58e96bd
+# %% ../nbs/06a_jute.ipynb #21d66084
 @jute
 class LearnerInfo(Record):
     serverid: Long
@@ -671,7 +671,7 @@ class QuorumAuthPacket(Record):
     status: Int
     token: Buffer
 
-# %% ../nbs/06a_jute.ipynb #fae5c1c7
+# %% ../nbs/06a_jute.ipynb #1f9bd5be
 @jute
 class FileHeader(Record):
     magic: Int
@@ -768,7 +768,7 @@ class Txn(Record):
 class MultiTxn(Record):
     txns: Vector[Txn]
 
-# %% ../nbs/06a_jute.ipynb #f0050bd4
+# %% ../nbs/06a_jute.ipynb #9cea5e03
 _JAVA_NAMES = {"parent_cversion": "parentCVersion"}  # the one name snake_case cannot turn back into camelCase
 
 def java_name(field: str) -> str:
@@ -783,7 +783,7 @@ def jute_declaration(cls: type) -> str:
         lines.append(f"    {jt.name if jt else t.__name__} {java_name(name)};")
     return "\n".join(lines + ["}"])
 
-# %% ../nbs/06a_jute.ipynb #99b7ac59
+# %% ../nbs/06a_jute.ipynb #9f3fbe52
 def hexdump(data: bytes, width: int = 16) -> str:
     "Offset, hex bytes and ASCII, as `hexdump -C` prints them."
     lines = []
