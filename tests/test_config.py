@@ -16,7 +16,8 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import JAVA_CLASSPATH, four_letter_word, free_port, java_available
 from zkref.config import (ConfigException, LearnerType, QuorumHierarchical, QuorumMaj, QuorumPeerConfig,
-                          QuorumServer, ServerConfig, config_lines, escape_property, get_host_and_port,
+                          QuorumServer, ServerConfig, config_lines, edit_static_config, escape_property,
+                          get_host_and_port, write_dynamic_config,
                           java_host_string, java_hashmap_order, load_properties, parse_dynamic_config,
                           parse_java_int, store_properties)
 
@@ -499,6 +500,35 @@ def test_reconfig_backs_up_a_static_file_holding_servers(tmp_path):
     text = "dataDir=$DATA\nreconfigEnabled=true\ninitLimit=5\nsyncLimit=2\n" + THREE
     parse(tmp_path, text, myid="1")
     assert (tmp_path / "zoo.cfg.bak").read_text() == (tmp_path / "zoo.cfg").read_text()
+
+
+def test_reconfig_files_round_trip(tmp_path):
+    """A committed membership is written as a sorted dynamic file without `version`; zoo.cfg loses its server
+    lines and points at that file; parsing the pair again gives the same membership and version.
+
+    Reference: Java QuorumPeerConfig.writeDynamicConfig, editStaticConfig; QuorumPeer.setQuorumVerifier
+    """
+    config = parse(tmp_path, "dataDir=$DATA\nclientPort=2181\ninitLimit=5\nsyncLimit=2\n" + THREE, myid="2")
+    dyn = tmp_path / "zoo.cfg.dynamic.100000000"
+    write_dynamic_config(dyn, config.quorum_verifier)
+    # server 2's client address came from the static clientPort, so it is not written
+    assert dyn.read_text() == ("server.1=127.0.0.1:2888:3888:participant\nserver.2=127.0.0.1:2889:3889:participant\n"
+                               "server.3=127.0.0.1:2890:3890:participant")
+    edit_static_config(tmp_path / "zoo.cfg", dyn)
+    static = (tmp_path / "zoo.cfg").read_text()
+    assert "server." not in static and "clientPort=2181\n" in static and static.endswith(f"dynamicConfigFile={dyn}\n")
+    again = QuorumPeerConfig().parse(tmp_path / "zoo.cfg")
+    assert again.quorum_verifier.all_members == config.quorum_verifier.all_members
+    assert again.quorum_verifier.version == 0x100000000 and again.client_port_address == ("0.0.0.0", 2181)
+    assert set(again.servers) == {1, 2, 3}
+
+
+def test_empty_data_dir_is_a_clear_error(tmp_path):
+    """`dataDir=` with no value crashes Java (StringIndexOutOfBoundsException); zkref names the problem.
+
+    Reference: Java VerifyingFileFactory.doWarnForRelativePath; zkref divergence (clear error instead of a crash)
+    """
+    assert error(tmp_path, "dataDir=") == ("Error processing $TMP/zoo.cfg", "dataDir is empty")
 
 
 # ------------------------------------------------------------------------------------ ServerConfig

@@ -393,6 +393,16 @@ def test_cleanup_manager_without_a_loop_uses_a_daemon_thread(tmp_path, caplog):
     assert "Error occurred while purging." in caplog.text and mgr._thread.daemon and mgr._thread.name == "PurgeTask"
 
 
+def test_cleanup_manager_accepts_no_directories(caplog):
+    """Without a config file there are no directories; the manager is built and, with interval 0, not scheduled.
+
+    Reference: Java QuorumPeerMain.initializeAndRun (DatadirCleanupManager with config.getDataDir() == null)
+    """
+    caplog.set_level(logging.INFO)
+    DatadirCleanupManager(None, None, 3, 0).start()
+    assert "Purge task is not scheduled." in caplog.text
+
+
 def test_purge_now_runs_once_synchronously(tmp_path):
     """`purge_now` is one run of the task, for callers that schedule it themselves.
 
