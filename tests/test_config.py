@@ -261,6 +261,29 @@ def test_error_messages(tmp_path, text, myid, message, cause):
     assert error(tmp_path, text, myid) == (message, cause)
 
 
+@pytest.mark.parametrize("line", [";;", "|", ";2181"])
+def test_server_line_without_addresses_is_refused(line):
+    """A server line with no address at all is refused with the format message (Java crashes on `;;` and
+    silently keeps an address-less server for `|`).
+
+    Reference: Java QuorumServer.initializeWithAddressString; zkref divergence (clear error)
+    """
+    with pytest.raises(ConfigException, match="does not have the form server_config"):
+        QuorumServer.parse(1, line)
+
+
+def test_config_file_bytes_are_read_as_latin1(tmp_path):
+    """Properties.load(InputStream) reads ISO-8859-1, so a UTF-8 `é` arrives as two characters, as in Java.
+
+    Reference: Java java.util.Properties.load(InputStream); QuorumPeerConfig.parse
+    """
+    cfg = tmp_path / "zoo.cfg"
+    cfg.write_bytes(f"dataDir={tmp_path}\nsome.key=café\n".encode("utf-8"))
+    config = QuorumPeerConfig().parse(cfg)
+    assert config.get_system_property("zookeeper.some.key") == "cafÃ©"
+    assert config.initial_config.endswith("café\n")
+
+
 def test_missing_config_file(tmp_path):
     """A config path that does not exist is "Error processing <path>" caused by "<path> file is missing".
 
