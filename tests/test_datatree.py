@@ -813,9 +813,11 @@ def test_deserialize_rejects_orphans_and_rebuilds_quota():
 
 def test_java_hash_set_order():
     """Children iterate in java.util.HashSet<String> order: by bucket of the spread String.hashCode in a table
-    that starts at 8 and doubles past 3/4 load, insertion order within a bucket.
+    that starts at 8 and doubles past 3/4 load, insertion order within a bucket; a clone (getEphemerals) is
+    re-sized for its elements and filled in the original's order.
 
-    Reference: java.util.HashMap (hash, putVal, resize); DataNode.addChild (new HashSet<>(8))
+    Reference: java.util.HashMap (hash, putVal, resize, clone); DataNode.addChild (new HashSet<>(8));
+    DataTree.getEphemerals(long)
     """
     # The expected lists are what Java 17's jshell prints for `new HashSet<String>(8)` given the same adds and
     # removes (test_java_stats_children_and_data_match_replay checks the same against a live server).
@@ -823,12 +825,19 @@ def test_java_hash_set_order():
     many = JavaHashSet(f"n{i}" for i in range(20))
     assert list(many) == ["n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8", "n9", "n10", "n12", "n11", "n14",
                           "n13", "n16", "n15", "n18", "n17", "n19"]
-    assert many.remove("n3") and many.remove("n10") and not many.remove("n3") and "n3" not in many
+    assert many.discard("n3") and many.discard("n10") and not many.discard("n3") and "n3" not in many
     many.add("n3"); many.add("zz")
     assert list(many) == ["zz", "n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8", "n9", "n12", "n11", "n14",
                           "n13", "n16", "n15", "n18", "n17", "n19"]
     jobs = JavaHashSet(f"job-{i:010d}" for i in range(14))
     assert [int(j[4:]) for j in jobs] == [9, 8, 3, 2, 13, 1, 12, 0, 11, 7, 6, 5, 4, 10]
+    ephemerals = JavaHashSet(capacity=16)
+    for p in ("/x/lock-0000000001", "/y", "/q/zz"):
+        ephemerals.add(p)
+    clone = ephemerals.copy()
+    clone.add("/new1"); clone.add("/new2")
+    assert list(clone) == ["/new2", "/new1", "/y", "/x/lock-0000000001", "/q/zz"]
+    assert clone == {"/new2", "/new1", "/y", "/x/lock-0000000001", "/q/zz"}
     colliding = JavaHashSet(["Aa", "BB", "AaAa", "BBBB", "AaBB", "BBAa", "AaAaAa", "BBBBBB", "AaAaBB", "x", "é"])
     assert list(colliding) == ["Aa", "BB", "AaAaAa", "BBBBBB", "AaAaBB", "x", "é", "AaAa", "BBBB", "AaBB", "BBAa"]
 
