@@ -350,6 +350,26 @@ def test_server_line_grammar():
     assert str(multi) == "a:3:4|b:1:2:observer" and multi.type == LearnerType.OBSERVER
 
 
+HOSTS = ["127.1", "10.0.0.1", "010.1.1.1", "1.2.3", "4294967295", "::1", "::ffff:10.0.0.1", "::1.2.3.4",
+         "2001:DB8::A", "0.0.0.0", "::", "", "LocalHost", "zk1.invalid", "256.1.1.1"]
+
+
+@pytest.mark.java
+@pytest.mark.skipif(not java_available(), reason="needs java")
+def test_host_strings_match_java(tmp_path):
+    """Hosts print as `InetSocketAddress.getHostString()` does: IP literals in Java's canonical form (IPv4 short
+    forms expanded, IPv6 in full and lowercase, mapped IPv4 as IPv4), names as written, "" as localhost.
+
+    Reference: Java InetSocketAddress(String, int), InetAddress.getByName, Inet6Address.getHostAddress
+    """
+    src = tmp_path / "HostString.java"
+    src.write_text("public class HostString { public static void main(String[] hosts) {\n"
+                   "  for (String h : hosts) System.out.println(new java.net.InetSocketAddress(h, 1).getHostString()); } }\n")
+    proc = subprocess.run(["java", str(src), *HOSTS], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert [java_host_string(h) for h in HOSTS] == proc.stdout.split("\n")[:-1]
+
+
 def test_server_line_mixed_roles_message_names_participant_first():
     """Mixed types across `|` addresses are refused; Java's message names the field's default type first.
 
