@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import JavaZooKeeper, free_port, java_available
+from conftest import JavaZooKeeper, four_letter_word, free_port, java_available
 from zkref.datatree import (CONFIG_NODE, CONTAINER_EPHEMERAL_OWNER, Code, DataNode, DataTree, DigestCalculator,
                             EphemeralType, EventType, IllegalArgumentError, JavaHashSet, KeeperState, NoNodeError,
                             NodeExistsError, OpCode, PathTrie, Perms, ProcessTxnResult, QuotaExceededError, Quotas,
@@ -868,19 +868,34 @@ def read_txn_log(path: pathlib.Path) -> list[tuple[TxnHeader, object, TxnDigest 
     return out
 
 
-def _kazoo_request(op_type, record_bytes):
-    "A kazoo request object for an op kazoo has no API for (createContainer, createTTL)."
-    from kazoo.protocol.serialization import Create2
-
+def _kazoo_call(client, op_type: int, record) -> None:
+    "Send a request kazoo has no API for (createContainer, createTTL, addWatch) and wait for its reply."
     class Raw(namedtuple("Raw", "body")):
         type = op_type
         def serialize(self): return bytearray(self.body)
-        deserialize = Create2.deserialize
-    return Raw(record_bytes)
+        @classmethod
+        def deserialize(cls, buffer, offset): return None
+    done = client.handler.async_result()
+    client._call(Raw(record.to_bytes()), done)
+    done.get(timeout=10)
+
+
+def _register_watches_like_w(tree: DataTree, w) -> None:
+    "In our tree, the watches session W sets on the Java server before the workload (see java_run)."
+    with pytest.raises(NoNodeError):
+        tree.stat_node("/app", w)          # exists("/app", watch)
+    tree.get_children("/", w)              # get_children("/", watch)
+    tree.add_watch("/app", w, 0)           # addWatch /app PERSISTENT
+    tree.add_watch("/box", w, 1)           # addWatch /box PERSISTENT_RECURSIVE
+    with pytest.raises(NoNodeError):
+        tree.stat_node("/ttl", w)          # exists("/ttl", watch)
 
 
 @dataclasses.dataclass
 class JavaRun:
+    watch_events: list   # (type, path) of every notification the server sent to session W, in order
+    watcher_session: int
+    reports: dict        # the wchs, wchc and wchp answers after the workload
     stats: dict          # path → (kazoo ZnodeStat, children in server order, data), read at recorded_zxid
     recorded_zxid: int
     txns: list           # every (header, txn, digest) of the logs
@@ -896,12 +911,28 @@ def java_run(tmp_path_factory):
     from kazoo.client import KazooClient
     from kazoo.exceptions import NodeExistsError as KNodeExists
     from kazoo.security import READ_ACL_UNSAFE, make_digest_acl
-    from zkref.jute import CreateRequest, CreateTTLRequest
+    from zkref.jute import AddWatchRequest, CreateRequest, CreateTTLRequest
     work = tmp_path_factory.mktemp("java_datatree")
-    config = {"extendedTypesEnabled": "true"}
+    config = {"extendedTypesEnabled": "true", "4lw.commands.whitelist": "*"}
     server = JavaZooKeeper(work, dict(config)).start()
-    clients = []
+    clients, notifications = [], []
+    from kazoo.protocol.connection import ConnectionHandler
+    from kazoo.protocol.serialization import Watch
+    original_read_watch_event = ConnectionHandler._read_watch_event
+
+    def recording_read_watch_event(handler, buffer, offset):   # what the server sent, before kazoo fans it out
+        event = Watch.deserialize(buffer, offset)[0]
+        notifications.append((handler.client, event.type, event.path))
+        return original_read_watch_event(handler, buffer, offset)
+    ConnectionHandler._read_watch_event = recording_read_watch_event
     try:
+        w = KazooClient(hosts=f"127.0.0.1:{server.client_port}", timeout=10); w.start(); clients.append(w)
+        ignore = lambda event: None
+        assert w.exists("/app", watch=ignore) is None
+        w.get_children("/", watch=ignore)
+        _kazoo_call(w, 106, AddWatchRequest(path="/app", mode=0))
+        _kazoo_call(w, 106, AddWatchRequest(path="/box", mode=1))
+        assert w.exists("/ttl", watch=ignore) is None
         a = KazooClient(hosts=f"127.0.0.1:{server.client_port}", timeout=10); a.start(); clients.append(a)
         b = KazooClient(hosts=f"127.0.0.1:{server.client_port}", timeout=10); b.start(); clients.append(b)
         a.create("/app", b"v0")
@@ -925,12 +956,12 @@ def java_run(tmp_path_factory):
         with pytest.raises(KNodeExists):
             a.create("/app", b"dup")
         open_acl = [ACL(perms=31, id=Id(scheme="world", id="anyone"))]
-        for op, request in ((19, CreateRequest(path="/box", data=b"c", acl=open_acl, flags=4)),
-                            (21, CreateTTLRequest(path="/ttl", data=b"t", acl=open_acl, flags=5, ttl=3_600_000))):
-            done = a.handler.async_result()
-            a._call(_kazoo_request(op, request.to_bytes()), done)
-            done.get(timeout=10)
+        _kazoo_call(a, 19, CreateRequest(path="/box", data=b"c", acl=open_acl, flags=4))
+        _kazoo_call(a, 21, CreateTTLRequest(path="/ttl", data=b"t", acl=open_acl, flags=5, ttl=3_600_000))
         a.create("/box/item", b"")
+        a.set("/box/item", b"1")
+        a.create("/box/item/deep", b"")
+        a.delete("/box/item/deep")
         b.stop(); b.close(); clients.remove(b)
         a.delete("/m1")
         stats = {}
@@ -942,16 +973,23 @@ def java_run(tmp_path_factory):
             stats[path] = (stat, children, data)
             todo.extend((path.rstrip("/") + "/" + c) for c in children)
         recorded = a.last_zxid
+        a.sync("/")
+        w.sync("/")
+        reports = {word: four_letter_word(server.client_port, word) for word in ("wchs", "wchc", "wchp")}
+        watcher_session = w.client_id[0]
     finally:
+        ConnectionHandler._read_watch_event = original_read_watch_event
         for c in clients:
             c.stop(); c.close()
         server.stop()
+    watch_events = [(t, p) for client, t, p in notifications if client is w]
     log_dir = pathlib.Path(server.data_dir) / "version-2"
     txns = [t for log in sorted(log_dir.glob("log.*"), key=lambda p: int(p.suffix[1:], 16)) for t in read_txn_log(log)]
     again = JavaZooKeeper(work, dict(config, clientPort=free_port()))   # restart: Java snapshots after loading
     again.start(); again.stop()
     snap = max(log_dir.glob("snapshot.*"), key=lambda p: int(p.suffix[1:], 16))
-    return JavaRun(stats, recorded, txns, snap.read_bytes(), int(snap.suffix[1:], 16))
+    return JavaRun(watch_events, watcher_session, reports, stats, recorded, txns, snap.read_bytes(),
+                   int(snap.suffix[1:], 16))
 
 
 def _replay(txns, upto: int | None = None) -> DataTree:
@@ -1029,3 +1067,37 @@ def test_java_snapshot_tree_section_is_byte_identical(java_run):
     assert loaded.get_tree_digest() == stored.digest == replayed.get_tree_digest()
     assert loaded.get_containers() == {"/box"} and loaded.get_ttls() == {"/ttl"}
     assert loaded.get_ephemerals() == replayed.get_ephemerals() and len(sessions) == len(loaded.get_ephemerals())
+
+
+@pytest.mark.java
+@pytest.mark.slow
+def test_java_watch_notifications_match_replay(java_run):
+    """With the same watches (an exists watch on a missing node, a child watch on /, a persistent watch on /app,
+    a recursive watch on /box, another exists watch), replaying the log notifies our watcher with exactly the
+    events, in the order, that the Java server sent to its client; afterwards wchs, wchc and wchp report the same
+    watches.
+
+    Reference: Java WatchManager.triggerWatch, DataTree.createNode/deleteNode/setData, WatchCommand (wchs/wchc/wchp)
+    """
+    t = DataTree(extended_types_enabled=True)
+    w = Recorder(java_run.watcher_session)
+    _register_watches_like_w(t, w)
+    for header, txn, digest in java_run.txns:
+        if header.zxid > java_run.recorded_zxid:
+            break
+        t.process_txn(header, txn, digest)
+    assert len(java_run.watch_events) >= 10
+    assert [(int(ty), p) for ty, p in w.events] == java_run.watch_events
+    assert java_run.reports["wchs"] == t.dump_watches_summary() + "\n"
+
+    def parse(text: str) -> dict:
+        out, key = {}, None
+        for line in text.splitlines():
+            if line.startswith("\t"):
+                out[key].add(line[1:])
+            elif line:
+                key = line
+                out[key] = set()
+        return out
+    assert parse(java_run.reports["wchc"]) == parse(t.dump_watches(False))
+    assert parse(java_run.reports["wchp"]) == parse(t.dump_watches(True))
