@@ -297,3 +297,28 @@ def test_default_provider_keys_equal_java_mntr(java_zk):
     # counters and summaries nobody touched yet read the same in both (one value each: no moving parts)
     for key in ("looking_count", "avg_election_time", "p99_readlatency", "cnt_follower_sync_time", "diff_count"):
         assert format_monitor_value(ours[key]) == java[key], key
+
+
+def test_gauges_registered_from_the_server_loop_are_read_on_it():
+    """zkref's server state lives on its event loop, so gauges registered from a coroutine are sampled on
+    that loop when /metrics is scraped from the HTTP thread (Java leaves callback thread safety to the
+    application; zkref's server keeps its state unlocked on one loop).
+    Reference: Java Gauge.get javadoc ("without taking care of synchronization"); DESIGN.md §3 one loop per server."""
+    import asyncio
+    import threading
+
+    async def scenario():
+        provider = MetricsProviderBootstrap.start_metrics_provider(
+            PROMETHEUS, {"httpHost": "127.0.0.1", "httpPort": str(free_port()), "exportJvmInfo": "false"})
+        try:
+            threads = []
+            ServerMetrics(provider).register_gauges(
+                {"watch_count": lambda: threads.append(threading.get_ident()) or 3})
+            status, _, text = await asyncio.get_running_loop().run_in_executor(None, scrape, provider.bound_port)
+            return status, text, threads, threading.get_ident()
+        finally:
+            provider.stop()
+
+    status, text, threads, loop_thread = asyncio.run(scenario())
+    assert status == 200 and "\nwatch_count 3.0\n" in text
+    assert threads == [loop_thread]
