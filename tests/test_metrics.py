@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import socket
 import urllib.error
 import urllib.request
@@ -322,3 +323,22 @@ def test_gauges_registered_from_the_server_loop_are_read_on_it():
     status, text, threads, loop_thread = asyncio.run(scenario())
     assert status == 200 and "\nwatch_count 3.0\n" in text
     assert threads == [loop_thread]
+
+
+def test_start_logs_javas_lines(caplog):
+    """Booting the Prometheus provider logs Java's lines: the configuration, then
+    "Starting /metrics HTTP endpoint at host: H, port: P, exportJvmInfo: true"; ServerMetrics logs the provider.
+    Reference: Java PrometheusMetricsProvider.configure/start, ServerMetrics.metricsProviderInitialized."""
+    port = free_port()
+    with caplog.at_level(logging.INFO):
+        provider = MetricsProviderBootstrap.start_metrics_provider(PROMETHEUS, {"httpHost": "127.0.0.1", "httpPort": str(port)})
+        try:
+            ServerMetrics(provider)
+        finally:
+            provider.stop()
+    msgs = [r.getMessage() for r in caplog.records]
+    assert f"Initializing metrics, configuration: {{httpHost=127.0.0.1, httpPort={port}}}" in msgs
+    assert f"Starting /metrics HTTP endpoint at host: 127.0.0.1, port: {port}, exportJvmInfo: true" in msgs
+    assert any(re.fullmatch(r"ServerMetrics initialized with provider "
+                            r"org\.apache\.zookeeper\.metrics\.prometheus\.PrometheusMetricsProvider@[0-9a-f]+", m)
+               for m in msgs)
