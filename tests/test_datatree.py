@@ -1101,3 +1101,34 @@ def test_java_watch_notifications_match_replay(java_run):
         return out
     assert parse(java_run.reports["wchc"]) == parse(t.dump_watches(False))
     assert parse(java_run.reports["wchp"]) == parse(t.dump_watches(True))
+
+
+def test_watch_manager_direct_use_and_deep_trees():
+    """WatchManager.trigger_watch(path, type, zxid) carries the zxid on the event and returns the watchers it
+    notified (None if none); a 3000-level-deep tree serializes, reloads and recounts its quota without recursion
+    limits.
+
+    Reference: Java WatchManager.triggerWatch; DataTree.serializeNode, DataTree.getCounts
+    """
+    wm, seen = WatchManager(), []
+
+    class W:
+        def process(self, event): seen.append(event)
+    w = W()
+    assert wm.add_watch("/a", w) and not wm.add_watch("/a", w)
+    assert wm.trigger_watch("/a", EventType.NodeDeleted, 0x500000001) == {w}
+    assert seen == [WatchedEvent(EventType.NodeDeleted, KeeperState.SyncConnected, "/a", 0x500000001)]
+    assert wm.trigger_watch("/a", EventType.NodeDeleted, 0x500000002) is None
+    tx = Tx()
+    tx.create("/d")
+    _with_quota(tx, "/d", b"count=-1,bytes=-1")
+    path = "/d"
+    for _ in range(3000):
+        path += "/x"
+        tx.tree.create_node(path, b"1", None, 0, -1, 10, 10)
+    assert tx.tree.get_data(Quotas.stat_path("/d"))[0] == b"count=3001,bytes=3000"
+    back = DataTree()
+    back.deserialize(InputArchive(_snapshot_bytes(tx.tree)))
+    assert back.get_node(path) is not None and back.get_tree_digest() == tx.tree.get_tree_digest()
+    assert back.get_data(Quotas.stat_path("/d"))[0] == b"count=3001,bytes=3000"
+    assert tx.tree.get_node_acl(tx.tree.get_node(CONFIG_NODE)) == read_acl_unsafe()
