@@ -329,6 +329,9 @@ def test_process_txn_session_txns_and_ephemerals():
     assert "Unexpected extra paths under session [/e2] which are not in txn 0x" in log
     tx.create("/e3", ephemeral=True, session=7)
     assert tx(OpCode.closeSession, None, session=7).err == 0 and tx.tree.get_node("/e3") is None
+    tx.create("/e4", ephemeral=True, session=8)
+    tx.tree.kill_session(8, tx.zxid)          # Java's killSession(session, zxid): the tree's own list
+    assert tx.tree.get_node("/e4") is None and tx.tree.get_ephemerals() == {}
 
 
 def test_process_txn_error_and_check():
