@@ -59,6 +59,7 @@ class NbdevDirectives(Preprocessor):
 
 def render_notebook(nb_path: Path, dest_dir: Path) -> tuple[str, str]:
     nb = nbformat.read(nb_path, as_version=4)
+    nb.metadata["language_info"] = {"name": "python"}   # nbdev_clean drops it; it names the code fences
     exporter = MarkdownExporter()
     exporter.register_preprocessor(NbdevDirectives, enabled=True)
     body, resources = exporter.from_notebook_node(
