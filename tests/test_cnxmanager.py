@@ -31,13 +31,25 @@ async def until(condition, timeout: float = 10.0, what: str = "condition"):
     return value
 
 
+def free_ports(n: int) -> list[int]:
+    "`n` different free ports (conftest.free_port may hand out the same port twice in a row)."
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def addr() -> tuple[str, int]:
     return ("127.0.0.1", free_port())
 
 
 async def managers(*sids: int, **kw) -> dict[int, QuorumCnxManager]:
     "Started managers for `sids`, all knowing each other."
-    view = {sid: [addr()] for sid in sids}
+    view = {sid: [("127.0.0.1", port)] for sid, port in zip(sids, free_ports(len(sids)))}
     out = {sid: QuorumCnxManager(sid, view[sid], view, **kw) for sid in sids}
     for m in out.values():
         await m.start()
@@ -230,6 +242,33 @@ def test_connect_one_refuses_an_unknown_sid(caplog):
     assert logged(caplog, "Invalid server id: 9 ")
 
 
+def test_halt_leaves_nothing_running():
+    """halt() closes the listener and every connection and ends every task the manager started, so several
+    managers can come and go in one event loop.
+
+    Reference: Java QuorumCnxManager.halt, softHalt
+    """
+    async def scenario():
+        m = await managers(1, 2, 3)
+        for a in m.values():
+            for b in m:
+                a.to_send(b, b"hi")
+        for a in m.values():
+            await until(lambda: len(a.sender_worker_map) == 2, what="a full mesh")
+        await halt(*m.values())
+        left = [t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        ports_free = []
+        for a in m.values():
+            with socket.socket() as s:   # the listener is gone: the port can be listened on again
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(a.election_addrs[0])
+                s.listen()
+                ports_free.append(True)
+        return left, ports_free
+    left, ports_free = asyncio.run(scenario())
+    assert left == [] and ports_free == [True] * 3
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Bad input
 
@@ -388,7 +427,9 @@ def test_listen_on_all_ips_binds_the_wildcard_address():
 
 
 def java_peer_config(ports: dict[int, tuple[int, int]]) -> dict:
-    cfg = {"initLimit": 5, "syncLimit": 2, "tickTime": 500}
+    used = {p for pair in ports.values() for p in pair}
+    cfg = {"initLimit": 5, "syncLimit": 2, "tickTime": 500,
+           "clientPort": next(p for p in free_ports(8) if p not in used)}
     for sid, (q, e) in ports.items():
         cfg[f"server.{sid}"] = f"127.0.0.1:{q}:{e}"
     return cfg
@@ -402,7 +443,8 @@ def test_java_initial_message_bytes(java_zk):
 
     Reference: Java QuorumCnxManager.startConnection
     """
-    ports = {1: (free_port(), free_port()), 2: (free_port(), free_port())}
+    p = free_ports(4)
+    ports = {1: (p[0], p[1]), 2: (p[2], p[3])}
     listener = socket.socket()
     listener.bind(("127.0.0.1", ports[2][1]))
     listener.listen()
@@ -429,7 +471,8 @@ def test_java_peer_and_zkref_manager_connect_and_exchange(java_zk):
 
     Reference: Java QuorumCnxManager.handleConnection, SendWorker.send; FastLeaderElection.buildMsg
     """
-    ports = {1: (free_port(), free_port()), 2: (free_port(), free_port())}
+    p = free_ports(4)
+    ports = {1: (p[0], p[1]), 2: (p[2], p[3])}
     view = {sid: [("127.0.0.1", e)] for sid, (q, e) in ports.items()}
 
     async def scenario():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 import struct
 from dataclasses import dataclass
 
@@ -33,9 +34,23 @@ async def until(condition, timeout: float = 10.0, what: str = "condition"):
     return value
 
 
+def free_ports(n: int) -> list[int]:
+    "`n` different free ports (conftest.free_port may hand out the same port twice in a row)."
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def server_lines(sids, observers=()) -> dict[str, str]:
-    "zoo.cfg `server.N` lines on 127.0.0.1 with free quorum and election ports."
-    return {f"server.{sid}": f"127.0.0.1:{free_port()}:{free_port()}" + (":observer" if sid in observers else "")
+    "zoo.cfg `server.N` lines on 127.0.0.1 with free, distinct quorum and election ports."
+    sids = list(sids)
+    ports = iter(free_ports(2 * len(sids)))
+    return {f"server.{sid}": f"127.0.0.1:{next(ports)}:{next(ports)}" + (":observer" if sid in observers else "")
             for sid in sids}
 
 
@@ -276,6 +291,26 @@ def test_minority_never_elects_and_backs_off():
         assert waits[:4] == [40, 80, 80, 80]
 
 
+def test_shutdown_ends_a_waiting_election():
+    """shutdown() stops a peer that is still LOOKING: look_for_leader returns None (no leader) and the peer's
+    connections and tasks are gone.
+
+    Reference: Java FastLeaderElection.shutdown, lookForLeader (loop ends when stop is set)
+    """
+    async def scenario(ensembles):
+        e = Ensemble(QuorumMaj.from_properties(server_lines([1, 2, 3])), min_notification_interval_ms=30000)
+        ensembles.append(e)
+        node = await e.start(1)
+        task = asyncio.ensure_future(node.fle.look_for_leader())
+        await until(lambda: any(ev.kind == "round" for ev in e.trace), what="the round to start")
+        await e.stop(1)
+        result = await asyncio.wait_for(task, 10)
+        left = [t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        return result, left
+    result, left = run(scenario)
+    assert result is None and left == []
+
+
 def test_hierarchical_quorum_needs_a_majority_of_groups():
     """With group.1=1:2, group.2=3:4, group.3=5, peers {1,2,3} — a plain majority of five — are no quorum (only
     group 1 has a majority); adding 5 gives groups 1 and 3, and a leader is elected.
@@ -391,8 +426,11 @@ JAVA_STATE = re.compile(r"\] - (LEADING|FOLLOWING|OBSERVING)$", re.M)
 
 
 def java_config(props: dict[str, str]) -> dict:
+    "A Java peer's zoo.cfg settings: the shared server lines and a client port none of them uses."
+    used = {int(p) for line in props.values() for p in line.split(":")[1:3]}
+    client_port = next(p for p in free_ports(8) if p not in used)
     return {"initLimit": 5, "syncLimit": 2, "tickTime": 500, "electionPortBindRetry": 3,
-            "4lw.commands.whitelist": "*", **props}
+            "4lw.commands.whitelist": "*", "clientPort": client_port, **props}
 
 
 def java_first_decision(server) -> str | None:
