@@ -1135,3 +1135,48 @@ def test_watch_manager_direct_use_and_deep_trees():
     assert back.get_node(path) is not None and back.get_tree_digest() == tx.tree.get_tree_digest()
     assert back.get_data(Quotas.stat_path("/d"))[0] == b"count=3001,bytes=3000"
     assert tx.tree.get_node_acl(tx.tree.get_node(CONFIG_NODE)) == read_acl_unsafe()
+
+
+@pytest.mark.java
+@pytest.mark.slow
+def test_java_quota_warnings_and_hard_limit_match(java_zk):
+    """With zookeeper.enforceQuota=true, the Java server logs "Message:Quota exceeded: /q [current count=3,
+    softCountLimit=2] Value:null" (via RateLogger) for each create over a soft limit and rejects one over a hard
+    limit with QUOTAEXCEEDED (an error txn with err -125); check_quota logs the same messages and raises.
+
+    Reference: Java ZooKeeperServer.checkQuota, RateLogger.rateLimitLog
+    """
+    from kazoo.client import KazooClient
+    from kazoo.exceptions import QuotaExceededError as KQuotaExceeded
+    server = java_zk({"enforceQuota": "true"})
+    limits = b"count=2,bytes=-1=;byteHardLimit=10;countHardLimit=-1"
+    creates = [("/q/a", b"12345"), ("/q/b", b""), ("/q/c", b"123456")]
+    c = KazooClient(hosts=f"127.0.0.1:{server.client_port}", timeout=10)
+    c.start()
+    try:
+        c.create("/q", b"")
+        c.create("/zookeeper/quota/q/zookeeper_limits", limits, makepath=True)
+        c.create("/zookeeper/quota/q/zookeeper_stats", b"count=0,bytes=0")
+        c.create(*creates[0]); c.create(*creates[1])
+        with pytest.raises(KQuotaExceeded):
+            c.create(*creates[2])
+    finally:
+        c.stop(); c.close()
+        server.stop()
+    java_lines = [l.split(" - ", 2)[2] for l in server.logs().splitlines() if "RateLogger@" in l]
+    txns = read_txn_log(next((pathlib.Path(server.data_dir) / "version-2").glob("log.*")))
+    assert txns[-2][0].type == OpCode.error and txns[-2][1].err == Code.QUOTAEXCEEDED
+    tree = DataTree(enforce_quota=True)
+    buf, h = capture_log()
+    try:
+        for header, txn, digest in txns:
+            if header.type == OpCode.create and txn.path.startswith("/q/"):
+                tree.check_quota(txn.path, None, txn.data, OpCode.create)
+            tree.process_txn(header, txn, digest)
+        with pytest.raises(QuotaExceededError):
+            tree.check_quota(creates[2][0], None, creates[2][1], OpCode.create)
+    finally:
+        logging.getLogger().removeHandler(h)
+    ours = [l.split(" - ", 2)[2] for l in buf.getvalue().splitlines() if "RateLogger@" in l]
+    assert len(java_lines) == 3 and ours == java_lines
+    assert all(" - WARN  [" in l for l in buf.getvalue().splitlines() if "RateLogger@" in l)
