@@ -177,3 +177,49 @@ def test_quorum_sasl_is_refused_clearly():
     Reference: Java QuorumPeer.initialize (SaslQuorumAuthServer/Learner) — a documented zkref divergence."""
     with pytest.raises(QuorumSaslNotSupported, match=r"^quorum\.auth\.enableSasl=true is not supported by zkref"):
         initialize_quorum_auth(True)
+
+
+@pytest.mark.java
+def test_message_has_the_java_servers_shape(java_zk, caplog):
+    """Freezing the real Java 3.8 server (SIGSTOP, then SIGCONT) makes its JvmPauseMonitor log
+    "Detected pause in JVM or host machine (eg GC): pause of approximately N ms, total pause: info level: I,
+    warn level: W " and, on the next line, the GC pools or "No GCs detected"; a stall of zkref's event loop
+    produces a message of exactly the same shape, from a logger whose class part reads as Java's.
+    Reference: Java JvmPauseMonitor.formatMessage; ZooKeeper Admin Guide "jvm.pause.*"."""
+    import signal
+    from conftest import wait_for
+
+    server = java_zk({"jvm.pause.monitor": "true", "jvm.pause.info-threshold.ms": "200",
+                      "jvm.pause.sleep.time.ms": "50"})
+    wait_for(lambda: "Starting JVM Pause Monitor" in server.logs(), 30, what="the Java pause monitor to start")
+    server.proc.send_signal(signal.SIGSTOP)   # the stall under test (our own process, by PID)
+    try:
+        time.sleep(0.8)
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: "Detected pause in JVM" in server.logs(), 30, what="the Java server to report the pause")
+    text = server.logs()
+    m = re.search(r"\[[^\]]*:(JvmPauseMonitor\$JVMMonitor)@\d+\] - (Detected pause in JVM[^\n]*)\n([^\n]*)", text)
+    assert m, text[-2000:]
+    java_class, java_head, java_next = m.groups()
+    shape = re.escape(java_head)
+    shape = re.sub(r"\\?\d+", r"\\d+", shape)
+    assert re.fullmatch(shape, java_head)
+
+    async def scenario():
+        monitor = JvmPauseMonitor(info_threshold_ms=200, warn_threshold_ms=60_000, sleep_time_ms=50)
+        monitor.service_start()
+        await asyncio.sleep(0.1)
+        time.sleep(0.5)
+        seen = await wait_until(lambda: monitor.num_gc_info_threshold_exceeded >= 1)
+        monitor.service_stop()
+        return seen
+
+    with caplog.at_level(logging.INFO):
+        assert asyncio.run(scenario())
+    ours = [r for r in caplog.records if r.getMessage().startswith(PAUSE_LINE)][0]
+    head, gc_part = ours.getMessage().split("\n", 1)
+    assert re.fullmatch(shape, head), (java_head, head)
+    assert ours.name == java_class
+    gc_shape = r"No GCs detected|GC pool '[^']+' had collection\(s\): count=\d+ time=\d+ms"
+    assert re.match(gc_shape, java_next) and re.match(gc_shape, gc_part)
