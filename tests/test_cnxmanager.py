@@ -278,6 +278,7 @@ def test_halt_leaves_nothing_running():
     (struct.pack(">qqi", PROTOCOL_VERSION_V1, 5, MAX_BUFFER + 1), f"Unreasonable buffer length: {MAX_BUFFER + 1}"),
     (struct.pack(">qqi", PROTOCOL_VERSION_V1, 5, 0), "Unreasonable buffer length: 0"),
     (struct.pack(">qqi", PROTOCOL_VERSION_V1, 5, 4) + b"nope", "Badly formed address: nope"),
+    (struct.pack(">qqi", PROTOCOL_VERSION_V1, 5, 11) + b"h:123456789", "port out of range:123456789"),
     (struct.pack(">qqi", PROTOCOL_VERSION_V1, 5, 4) + b"a:b", "Read only 3 bytes out of 4 sent by server 5"),
 ])
 def test_bad_initial_message_is_logged_and_dropped(caplog, payload, message):
