@@ -45,7 +45,7 @@ class NbdevDirectives(Preprocessor):
                 cell.source = "\n".join(l for l in cell.source.splitlines() if not DIRECTIVE.match(l)).strip()
                 if {"echo:false", "hide_input"} & d:
                     cell.source = ""
-                    cell.transient = {"remove_source": True}   # nbconvert's templates then emit no fence
+X
                 if {"output:false", "hide_output"} & d:
                     cell.outputs = []
                 for out in cell.get("outputs", []):  # tracebacks and ANSI colours do not belong on a page
