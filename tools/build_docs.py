@@ -45,13 +45,13 @@ class NbdevDirectives(Preprocessor):
                 cell.source = "\n".join(l for l in cell.source.splitlines() if not DIRECTIVE.match(l)).strip()
                 if {"echo:false", "hide_input"} & d:
                     cell.source = ""
-X
+                    cell.metadata["transient"] = {"remove_source": True}   # the templates then emit no code fence
                 if {"output:false", "hide_output"} & d:
                     cell.outputs = []
                 for out in cell.get("outputs", []):  # tracebacks and ANSI colours do not belong on a page
                     if out.get("output_type") == "stream":
                         out["text"] = re.sub(r"\x1b\[[0-9;]*m", "", out["text"])
-                if not cell.source and not cell.get("outputs"):
+                if not cell.source and not cell.get("outputs"):  # nothing left to show
                     continue
             kept.append(cell)
         nb.cells = kept
