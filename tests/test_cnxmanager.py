@@ -12,6 +12,8 @@ import socket
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from conftest import free_port, wait_for
 
 from zkref.quorum.cnxmanager import (MAX_BUFFER, OBSERVER_ID, PACKETMAXSIZE, PROTOCOL_VERSION_V1,
@@ -112,6 +114,19 @@ def test_initial_message_parse_errors_and_wildcards():
             parse_initial_message(version, 1, body)
     m = parse_initial_message(PROTOCOL_VERSION_V2, 4, b"0.0.0.0:3888|[::]:3888|[fe80::1]:3888|a.b:1")
     assert (m.sid, m.election_addr) == (4, [("fe80::1", 3888), ("a.b", 1)])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(-(1 << 63), (1 << 63) - 1), st.binary(max_size=64))
+def test_initial_message_parser_never_crashes(version, body):
+    """Whatever follows the sid, parsing an initial message yields a message or InitialMessageException.
+
+    Reference: Java QuorumCnxManager.InitialMessage.parse
+    """
+    try:
+        parse_initial_message(version, 1, body)
+    except InitialMessageException:
+        pass
 
 
 def test_send_queue_keeps_only_the_newest():

@@ -14,6 +14,8 @@ import struct
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from conftest import four_letter_word, free_port, wait_for
 
 from zkref.config import QuorumHierarchical, QuorumMaj
@@ -165,6 +167,34 @@ def test_vote_equality_out_of_election():
     assert f != Vote(2, 0x100000003, 1, 2, ServerState.LEADING, 2)
     assert Vote(2, 5, 1, 1) != Vote(2, 5, 2, 1)
     assert f == Vote(2, 1, 1, 9, ServerState.LEADING, 0)   # one side without a version: the leader id only
+
+
+longs = st.integers(-(1 << 63), (1 << 63) - 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(list(ServerState)), longs, longs, longs, longs, st.text(max_size=200))
+def test_notification_round_trip(state, leader, zxid, election_epoch, peer_epoch, config):
+    """Whatever the fields, a notification decodes to what was encoded (any long, any config text).
+
+    Reference: Java FastLeaderElection.buildMsg and WorkerReceiver.run
+    """
+    n = parse_notification(build_msg(state, leader, zxid, election_epoch, peer_epoch, config.encode()), 5)
+    assert (n.state, n.leader, n.zxid, n.election_epoch, n.peer_epoch, n.config) == \
+        (state, leader, zxid, election_epoch, peer_epoch, config)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=120))
+def test_notification_decoder_never_crashes(data):
+    """Any bytes decode to a notification, to None (unknown state) or to MalformedNotification — nothing else.
+
+    Reference: Java FastLeaderElection.WorkerReceiver.run (short / partial / malformed messages skipped)
+    """
+    try:
+        parse_notification(data, 5)
+    except MalformedNotification:
+        pass
 
 
 # ---------------------------------------------------------------------------------------------------------
