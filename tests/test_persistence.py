@@ -488,3 +488,70 @@ def test_options_from_java_system_properties():
     assert (o.prealloc_size, o.txn_log_size_limit, o.snapshot_compression) == (1 << 20, 10240, "gz")
     assert (o.db_autocreate, o.snap_count, o.snap_size_bytes, o.force_sync) == (False, 100000, -1, True)
     assert StorageOptions.from_properties({"zookeeper.snapshot.compression.method": "lz4"}).snapshot_compression == ""
+
+
+# --- the toolkits' edge cases ----------------------------------------------------------------------
+
+def test_txnlog_toolkit_errors_and_json(tmp_path):
+    """zkTxnLogToolkit.sh: a missing file, a file without the ZKLG magic and bad options end with Java's
+    messages and exit codes (1, 2, 1), never a traceback; --json is one parsable document. Reference: Java
+    TxnLogToolkit (loadTxnFile, dump, parseCommandLine)."""
+    import io, json
+    from zkref.persistence import txnlog_main
+    out, err = io.StringIO(), io.StringIO()
+    assert txnlog_main([str(tmp_path / "nope")], stdout=out, stderr=err) == 1
+    assert err.getvalue() == f"File doesn't exist or not readable: {tmp_path / 'nope'}\n"
+    (tmp_path / "garbage").write_bytes(b"not a log at all")
+    err = io.StringIO()
+    assert txnlog_main([str(tmp_path / "garbage")], stdout=io.StringIO(), stderr=err) == 2
+    assert err.getvalue() == "Invalid magic number for garbage\n"
+    assert txnlog_main(["--bogus", "x"], stdout=io.StringIO(), stderr=io.StringIO()) == 1
+    (tmp_path / "d").mkdir()
+    write_log(tmp_path / "d", [1, 2, 3])
+    out = io.StringIO()
+    assert txnlog_main(["--json", str(tmp_path / "d" / "log.1")], stdout=out) == 0
+    doc = json.loads(out.getvalue())
+    assert doc["count"] == 3 and [t["zxid"] for t in doc["txns"]] == ["0x1", "0x2", "0x3"]
+    assert doc["txns"][0]["txn"]["record"] == "CreateTxn" and doc["txns"][0]["txn"]["path"] == "/n1"
+
+
+def test_txnlog_toolkit_recovery_mode_fixes_crc(tmp_path):
+    """-r -y rewrites the log into <file>.fixed with recomputed checksums, which then reads cleanly.
+    Reference: Java TxnLogToolkit recovery mode."""
+    import io
+    from zkref.persistence import txnlog_main
+    write_log(tmp_path, [1, 2, 3])
+    f = tmp_path / "log.1"
+    data = bytearray(f.read_bytes())
+    data[16 + _record_size(1) + 30] ^= 0xFF
+    f.write_bytes(bytes(data))
+    out = io.StringIO()
+    assert txnlog_main(["-r", "-y", str(f)], stdout=out) == 0
+    assert "CRC FIXED - " in out.getvalue()
+    assert out.getvalue().endswith(f"Recovery file {f}.fixed has been written with 1 fixed CRC error(s)\n")
+    fixed_dir = tmp_path / "fixed"
+    fixed_dir.mkdir()
+    shutil.copy(f.with_name("log.1.fixed"), fixed_dir / "log.1")
+    assert len(list(FileTxnLog(fixed_dir, SMALL).read(0))) == 3
+    assert txnlog_main(["-r", "-y", str(f)], stdout=io.StringIO(), stderr=io.StringIO()) == 1  # .fixed exists
+
+
+def test_snapshot_toolkit_errors(tmp_path):
+    """zkSnapShotToolkit.sh: usage and file errors exit 2 with Java's messages; an unreadable snapshot is a
+    clear error, not a traceback. Reference: Java SnapshotFormatter.main, ZKUtil.validateFileInput."""
+    import io
+    from zkref.persistence import snapshot_main
+    err = io.StringIO()
+    assert snapshot_main([], stderr=err) == 2 and err.getvalue().startswith("USAGE: SnapshotFormatter [-d|-json]")
+    err = io.StringIO()
+    assert snapshot_main([str(tmp_path / "snapshot.1")], stderr=err) == 2
+    assert err.getvalue() == f"File '{tmp_path / 'snapshot.1'}' does not exist.\n"
+    err = io.StringIO()
+    assert snapshot_main([str(tmp_path)], stderr=err) == 2
+    assert err.getvalue() == f"'{tmp_path}' is a directory. it must be a file.\n"
+    (tmp_path / "snapshot.2").write_bytes(b"ZKSN" + bytes(30))
+    err = io.StringIO()
+    assert snapshot_main(["-d", "-json", str(tmp_path / "snapshot.2")], stderr=err) == 2
+    err = io.StringIO()
+    assert snapshot_main([str(tmp_path / "snapshot.2")], stdout=io.StringIO(), stderr=err) == 1
+    assert err.getvalue().startswith(f"Error reading snapshot {tmp_path / 'snapshot.2'}: ")
