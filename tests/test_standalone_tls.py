@@ -1,0 +1,100 @@
+"""secureClientPort: the same protocol over TLS, with PEM key and trust stores from the `ssl.*` keys."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+
+import pytest
+
+from conftest import free_port, wait_for
+from test_standalone_server import RawClient, zkref_zk  # noqa: F401  (fixture)
+from zkref.jute import CreateRequest, GetDataRequest, GetDataResponse
+from zkref.proto import OPEN_ACL_UNSAFE, OpCode
+
+ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture
+def pki(tmp_path):
+    "A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files."
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    d = tmp_path / "pki"
+    d.mkdir()
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=zkref-test-ca", cwd=d)
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name in ("server", "client"):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                "-subj", f"/CN={name}", cwd=d)
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", f"{name}.crt", "-days", "2", "-extfile", "san.ext", cwd=d)
+        (d / f"{name}.pem").write_text((d / f"{name}.key").read_text() + (d / f"{name}.crt").read_text())
+    return d
+
+
+class TlsRawClient(RawClient):
+    def __init__(self, port: int, ctx: ssl.SSLContext, **kw):
+        self._ctx, self._port = ctx, port
+        super().__init__(port, **kw)
+
+
+def tls_connect(port: int, pki) -> ssl.SSLSocket:
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    ctx.load_cert_chain(str(pki / "client.pem"))
+    return ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="127.0.0.1")
+
+
+def test_secure_client_port_serves_tls(zkref_zk, pki):  # noqa: F811
+    """With secureClientPort and PEM stores, clients speak the ordinary protocol inside TLS, the plain port
+    keeps working, and a client without a certificate is refused at the TLS handshake (ssl.clientAuth
+    defaults to need). Reference: ZooKeeper Administrator's Guide, "Encryption, Authentication,
+    Authorization Options" (secureClientPort, ssl.keyStore.location, ssl.trustStore.location)."""
+    secure = free_port()
+    srv = zkref_zk({"secureClientPort": secure, "ssl.keyStore.location": pki / "server.pem",
+                    "ssl.trustStore.location": pki / "ca.pem"})
+    wait_for(lambda: "binding to port /0.0.0.0:%d" % secure in srv.logs() or f":{secure}" in srv.logs(), 10,
+             what="the secure port")
+    raw = RawClient.__new__(RawClient)
+    raw.sock, raw.events, raw.xid = tls_connect(secure, pki), [], 0
+    from zkref.jute import ConnectRequest, ConnectResponse
+    from zkref.proto import frame
+    raw.sock.sendall(frame(ConnectRequest(time_out=10000, passwd=bytes(16)).to_bytes() + b"\0"))
+    raw.connect = ConnectResponse.from_bytes(raw.read_frame())
+    assert raw.connect.time_out == 10000 and raw.connect.session_id != 0
+    h, _ = raw.call(OpCode.create, CreateRequest(path="/tls", data=b"secret", acl=OPEN_ACL_UNSAFE, flags=0))
+    assert h.err == 0
+    plain = RawClient(srv.client_port)
+    h, body = plain.call(OpCode.getData, GetDataRequest(path="/tls", watch=False))
+    assert GetDataResponse.from_bytes(body).data == b"secret"
+    no_cert = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    try:   # TLS 1.3: the refusal arrives after the client's side of the handshake, as an alert or EOF
+        s = no_cert.wrap_socket(socket.create_connection(("127.0.0.1", secure), timeout=10), server_hostname="127.0.0.1")
+        s.sendall(ConnectRequest(time_out=10000, passwd=bytes(16)).to_bytes())
+        assert s.recv(1) == b""
+    except (ssl.SSLError, ConnectionError):
+        pass
+    assert "Traceback" not in srv.logs()
+    raw.close(); plain.close()
+
+
+def test_kazoo_over_tls(zkref_zk, pki):  # noqa: F811
+    """kazoo with use_ssl, a client certificate and the CA works against the secure port.
+    Reference: ZooKeeper Administrator's Guide, "secureClientPort"."""
+    from kazoo.client import KazooClient
+    secure = free_port()
+    srv = zkref_zk({"secureClientPort": secure, "ssl.keyStore.location": pki / "server.pem",
+                    "ssl.trustStore.location": pki / "ca.pem"})
+    k = KazooClient(hosts=f"127.0.0.1:{secure}", use_ssl=True, certfile=str(pki / "client.crt"),
+                    keyfile=str(pki / "client.key"), ca=str(pki / "ca.pem"), verify_certs=True, timeout=10)
+    k.start(timeout=15)
+    k.create("/over-tls", b"x")
+    assert k.get("/over-tls")[0] == b"x"
+    k.stop(); k.close()
