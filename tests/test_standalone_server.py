@@ -512,3 +512,49 @@ def test_sigterm_exits_zero_and_keeps_writes(zkref_zk):
     c = kazoo(srv)
     assert c.get("/kept")[0] == b"v"
     c.stop(); c.close()
+
+
+def test_pipelined_requests_answered_in_order_under_throttling(zkref_zk):
+    """Hundreds of requests sent back to back on one connection are all answered, in request order, even
+    when more are in flight than zookeeper.globalOutstandingLimit (the connection stops reading, then
+    resumes). Reference: Java ZooKeeperServer.processPacket / ServerCnxn.incrOutstandingAndCheckThrottle;
+    ZooKeeper Programmer's Guide, "Ordering guarantees"."""
+    srv = zkref_zk({"globalOutstandingLimit": 10})
+    c = RawClient(srv.client_port)
+    c.call(OpCode.create, CreateRequest(path="/q", data=b"", acl=OPEN_ACL_UNSAFE, flags=0))
+    batch = b""
+    n = 600
+    for i in range(n):
+        c.xid += 1
+        if i % 3 == 0:
+            batch += encode_request(c.xid, OpCode.create, CreateRequest(path=f"/q/n{i}", data=b"x", acl=OPEN_ACL_UNSAFE, flags=0))
+        elif i % 3 == 1:
+            batch += encode_request(c.xid, OpCode.getData, GetDataRequest(path=f"/q/n{i - 1}", watch=False))
+        else:
+            batch += encode_request(c.xid, OpCode.setData, SetDataRequest(path=f"/q/n{i - 2}", data=b"y", version=0))
+    c.sock.sendall(batch)
+    xids, errs, zxids = [], [], []
+    for _ in range(n):
+        h, _ = c.reply()
+        xids.append(h.xid); errs.append(h.err); zxids.append(h.zxid)
+    assert xids == list(range(2, n + 2))
+    assert set(errs) == {0}
+    assert zxids == sorted(zxids)
+    c.close()
+
+
+def test_restored_sessions_expire_after_restart(zkref_zk):
+    """Sessions are restored from disk on restart and tracked with their timeouts, so an ephemeral whose
+    client never comes back is deleted once the session expires. Reference: Java ZooKeeperServer.loadData,
+    SessionTrackerImpl constructor (sessionsWithTimeout)."""
+    srv = zkref_zk()
+    c = RawClient(srv.client_port, timeout_ms=4000)
+    c.call(OpCode.create, CreateRequest(path="/left-behind", data=b"", acl=OPEN_ACL_UNSAFE, flags=1))
+    srv.kill()
+    c.close()
+    srv.start()
+    k = kazoo(srv)
+    assert k.exists("/left-behind") is not None
+    wait_for(lambda: k.exists("/left-behind") is None, 20, what="the restored session to expire")
+    assert f"Expiring session 0x{c.session_id:x}" in srv.logs()
+    k.stop(); k.close()
