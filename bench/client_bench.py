@@ -1,0 +1,183 @@
+"""Client-side benchmark of the standalone server, side by side with Java ZooKeeper 3.8.
+
+    .venv/bin/python bench/client_bench.py                    # both servers, 1/8/32 sessions
+    .venv/bin/python bench/client_bench.py --ops 500 --levels 1,8 --only zkref
+
+For each server (started fresh, forceSync=yes, on 127.0.0.1 and a free port) it prints the startup time
+(process start to `srvr` answering), the resident set size after the run, and for each operation
+(create, getData, setData, exists, getChildren, delete) and each number of concurrent sessions the
+throughput (ops/s) and the p50/p99 latency of synchronous request/reply round trips.
+
+The client is asyncio with raw sockets (zkref.proto encodes the requests), so client overhead is the same for
+both servers. The machine has 2 cores shared with the client: read the figures as relative, not absolute.
+This is a measurement script: it asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from conftest import JAVA_CLASSPATH, JAVA_LOG4J, four_letter_word, free_port, java_available  # noqa: E402
+from zkref.jute import (ConnectRequest, CreateRequest, DeleteRequest, ExistsRequest, GetChildrenRequest,  # noqa: E402
+                        GetDataRequest, ReplyHeader, SetDataRequest)
+from zkref.proto import OPEN_ACL_UNSAFE, OpCode, encode_request, frame  # noqa: E402
+
+OPS = ("create", "getData", "setData", "exists", "getChildren", "delete")
+
+
+class Server:
+    def __init__(self, kind: str, workdir: Path):
+        self.kind, self.workdir = kind, workdir
+        self.port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        cfg = (f"tickTime=2000\ndataDir={workdir / 'data'}\nclientPort={self.port}\nclientPortAddress=127.0.0.1\n"
+               f"maxClientCnxns=0\nadmin.enableServer=false\nforceSync=yes\n")
+        (workdir / "zoo.cfg").write_text(cfg)
+        (workdir / "log4j.properties").write_text(JAVA_LOG4J.replace("INFO", "WARN"))
+        self.proc = None
+
+    def start(self) -> float:
+        if self.kind == "java":
+            cmd = ["java", "-Xmx512m", f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}",
+                   "-Dzookeeper.forceSync=yes", "-cp", JAVA_CLASSPATH,
+                   "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(self.workdir / "zoo.cfg")]
+            env = dict(os.environ)
+        else:
+            cmd = [sys.executable, "-m", "zkref", str(self.workdir / "zoo.cfg")]
+            env = dict(os.environ, PYTHONPATH=str(ROOT), ZOO_LOG_LEVEL="WARN")
+        log = open(self.workdir / "server.log", "ab")
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir)
+        deadline = t0 + 60
+        while "Mode:" not in four_letter_word(self.port, "srvr", timeout=1):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.kind} did not start; see {self.workdir / 'server.log'}")
+            time.sleep(0.01)
+        return time.monotonic() - t0
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+class Session:
+    "One raw-socket session doing synchronous round trips."
+
+    async def open(self, port: int) -> "Session":
+        self.r, self.w = await asyncio.open_connection("127.0.0.1", port)
+        self.w.write(frame(ConnectRequest(time_out=30000, passwd=bytes(16)).to_bytes() + b"\0"))
+        await self.frame_in()
+        self.xid = 0
+        return self
+
+    async def frame_in(self) -> bytes:
+        n = int.from_bytes(await self.r.readexactly(4), "big")
+        return await self.r.readexactly(n)
+
+    async def call(self, op: int, record) -> int:
+        self.xid += 1
+        self.w.write(encode_request(self.xid, op, record))
+        while True:
+            b = await self.frame_in()
+            h = ReplyHeader.from_bytes(b)
+            if h.xid != -1:
+                return h.err
+
+    def close(self):
+        self.w.close()
+
+
+def request(op: str, path: str):
+    return {"create": (OpCode.create, CreateRequest(path=path, data=b"x" * 32, acl=OPEN_ACL_UNSAFE, flags=0)),
+            "getData": (OpCode.getData, GetDataRequest(path=path, watch=False)),
+            "setData": (OpCode.setData, SetDataRequest(path=path, data=b"y" * 32, version=-1)),
+            "exists": (OpCode.exists, ExistsRequest(path=path, watch=False)),
+            "getChildren": (OpCode.getChildren, GetChildrenRequest(path=path, watch=False)),
+            "delete": (OpCode.delete, DeleteRequest(path=path, version=-1))}[op]
+
+
+async def run_level(port: int, sessions: int, ops_total: int) -> dict[str, tuple[float, float, float]]:
+    "For each op: (ops/s, p50 ms, p99 ms) with `sessions` concurrent sessions."
+    clients = [await Session().open(port) for _ in range(sessions)]
+    root = f"/bench-{sessions}-{time.monotonic_ns()}"
+    await clients[0].call(*request("create", root))
+    per = max(1, ops_total // sessions)
+    out = {}
+    for op in OPS:
+        lat: list[float] = []
+
+        async def worker(ci: int, c: Session):
+            for i in range(per):
+                path = f"{root}/s{ci}-{i}" if op != "getChildren" else root
+                t = time.perf_counter()
+                err = await c.call(*request(op, path))
+                lat.append(time.perf_counter() - t)
+                if err:
+                    raise RuntimeError(f"{op} {path}: error {err}")
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(i, c) for i, c in enumerate(clients)))
+        elapsed = time.perf_counter() - t0
+        lat.sort()
+        out[op] = (len(lat) / elapsed, lat[len(lat) // 2] * 1000, lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000)
+    await clients[0].call(*request("delete", root))
+    for c in clients:
+        c.close()
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ops", type=int, default=2000, help="operations per op type and concurrency level")
+    ap.add_argument("--levels", default="1,8,32", help="numbers of concurrent sessions")
+    ap.add_argument("--only", choices=("zkref", "java"), help="benchmark one server only")
+    args = ap.parse_args(argv)
+    levels = [int(x) for x in args.levels.split(",")]
+    kinds = [args.only] if args.only else ["zkref"] + (["java"] if java_available() else [])
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="client_bench-") as tmp:
+        for kind in kinds:
+            srv = Server(kind, Path(tmp) / kind)
+            try:
+                startup = srv.start()
+                res = {lv: asyncio.run(run_level(srv.port, lv, args.ops)) for lv in levels}
+                results[kind] = (startup, srv.rss_mb(), res)
+            finally:
+                srv.stop()
+    print(f"{'':24}" + "".join(f"{k:>34}" for k in results))
+    print(f"{'startup (s)':24}" + "".join(f"{v[0]:>34.2f}" for v in results.values()))
+    print(f"{'RSS after run (MiB)':24}" + "".join(f"{v[1]:>34.1f}" for v in results.values()))
+    print(f"{'op @ sessions':24}" + "".join(f"{'ops/s   p50 ms   p99 ms':>34}" for _ in results))
+    for lv in levels:
+        for op in OPS:
+            row = f"{op + ' @ ' + str(lv):24}"
+            for v in results.values():
+                ops_s, p50, p99 = v[2][lv][op]
+                row += f"{ops_s:>16.0f}{p50:>9.2f}{p99:>9.2f}"
+            print(row)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
