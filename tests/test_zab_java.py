@@ -1,0 +1,258 @@
+"""zkref's Follower as the third member of a Java ZooKeeper 3.8 ensemble (2 Java + 1 zkref).
+
+The two Java servers elect a leader between themselves (2 of 3 is a quorum); zkref's Follower is then
+pointed at the leader (its id read from `srvr`) and runs Zab on the real quorum port: discovery, sync by
+SNAP / DIFF / TRUNC, and broadcast. Writes go through kazoo to the Java servers.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+
+from conftest import four_letter_word, free_port, wait_for
+from zkref.config import QuorumMaj
+from zkref.jute import CreateTxn, TxnHeader
+from zkref.log import MYID
+from zkref.persistence import FileTxnSnapLog, load_epochs
+from zkref.quorum.learner import Follower
+from zkref.quorum.zab import ZabPeer, epoch_of, make_zxid
+from zkref.zkdatabase import ZKDatabase
+
+pytestmark = pytest.mark.timeout(240)
+TICK_MS = 1000
+
+
+class ZkrefFollower:
+    """A zkref Follower (server `myid`) on its own event loop thread, restartable from its data dir."""
+    def __init__(self, data_dir: Path, qv, myid: int = 3):
+        self.data_dir, self.qv, self.myid = data_dir, qv, myid
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.peer = self.follower = self.task = None
+
+    def call(self, coro, timeout=60):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self, leader_id: int):
+        async def go():
+            MYID.set(str(self.myid))
+            files = FileTxnSnapLog(self.data_dir, self.data_dir)
+            db = ZKDatabase(files)
+            await asyncio.to_thread(db.load_data_base)
+            accepted, current = load_epochs(files.snap_dir, db.get_data_tree_last_processed_zxid())
+            self.peer = ZabPeer(myid=self.myid, quorum_verifier=self.qv, txn_factory=files, zk_db=db,
+                                tick_time=TICK_MS, init_limit=10, sync_limit=5, leader_id=leader_id,
+                                accepted_epoch=accepted, current_epoch=current, zab_trace=[])
+            self.follower = Follower(self.peer)
+            self.task = asyncio.get_running_loop().create_task(self.follower.run())
+        self.call(go())
+        return self
+
+    def stop(self):
+        if self.follower is None:
+            return
+        async def go():
+            await self.follower.shutdown("test stop")
+            await asyncio.gather(self.task, return_exceptions=True)
+            self.peer.zk_db.close()
+        self.call(go())
+        self.follower = None
+
+    def close(self):
+        self.stop()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    # what the tests look at, read on the follower's loop
+    def node(self, path):
+        async def go():
+            n = self.peer.zk_db.get_node(path)
+            return None if n is None else bytes(n.data or b"")
+        return self.call(go())
+
+    def trace(self):
+        async def go():
+            return list(self.peer.zab_trace)
+        return self.call(go())
+
+    def broadcasting(self):
+        return self.call(_const(self.peer.zab_state == "BROADCAST"))
+
+
+async def _const(v):
+    return v
+
+
+@pytest.fixture
+def ensemble(java_zk, tmp_path):
+    """Two Java 3.8 servers (1, 2) configured for three; returns (java servers, qv, leader id)."""
+    ports = {sid: (free_port(), free_port()) for sid in (1, 2, 3)}
+    servers = {f"server.{sid}": f"127.0.0.1:{q}:{e}" for sid, (q, e) in ports.items()}
+    javas = {}
+    for sid in (1, 2):
+        cfg = dict(servers, tickTime=TICK_MS, initLimit=10, syncLimit=5)
+        javas[sid] = java_zk(cfg, name=f"java{sid}", myid=sid, wait=False)
+    for j in javas.values():
+        j.wait_serving(90)
+    qv = QuorumMaj.from_properties(servers)
+    leader = next(sid for sid, j in javas.items() if "Mode: leader" in four_letter_word(j.client_port, "srvr"))
+    return javas, qv, leader
+
+
+@pytest.fixture
+def zkref_follower(tmp_path):
+    made = []
+    def make(qv):
+        f = ZkrefFollower(tmp_path / "zkref3", qv)
+        made.append(f)
+        return f
+    yield make
+    for f in made:
+        f.close()
+
+
+@contextlib.contextmanager
+def kazoo(java):
+    zk = KazooClient(hosts=f"127.0.0.1:{java.client_port}", timeout=10)
+    zk.start(timeout=30)
+    try:
+        yield zk
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def kinds(trace, *types):
+    return [(e.kind, e.type) for e in trace if e.type in types]
+
+
+def restored(data_dir: Path) -> ZKDatabase:
+    db = ZKDatabase(FileTxnSnapLog(data_dir, data_dir))
+    db.load_data_base()
+    return db
+
+
+def test_follower_joins_java_ensemble_by_snap_and_replicates_writes(ensemble, zkref_follower, tmp_path):
+    """A fresh zkref follower registers with a Java leader (FOLLOWERINFO → LEADERINFO → ACKEPOCH), is sent a
+    SNAP, persists acceptedEpoch on LEADERINFO and currentEpoch after fsync and before the NEWLEADER ACK, then
+    logs and applies every PROPOSAL/COMMIT: writes made through a Java server appear in zkref's tree and on
+    its disk. Reference: Java Learner.registerWithLeader, Learner.syncWithLeader, Follower.processPacket;
+    Zab.tla FollowerProcessNEWEPOCH, FollowerProcessNEWLEADER"""
+    javas, qv, leader = ensemble
+    with kazoo(javas[leader]) as zk:
+        zk.create("/before", b"b1")
+        f = zkref_follower(qv).start(leader)
+        wait_for(lambda: f.broadcasting(), 60, what="zkref to reach BROADCAST")
+        for i in range(5):
+            zk.create(f"/after{i}", f"v{i}".encode())
+        zk.set("/before", b"b2")
+        last = zk.exists("/before").mzxid
+    wait_for(lambda: f.node("/before") == b"b2", 30, what="the last write to reach zkref")
+    assert [f.node(f"/after{i}") for i in range(5)] == [f"v{i}".encode() for i in range(5)]
+
+    trace = f.trace()
+    sent_recv = [(e.kind, e.type) for e in trace if e.kind != "step" and e.type != "PING"]
+    assert sent_recv[:4] == [("send", "FOLLOWERINFO"), ("recv", "LEADERINFO"), ("send", "ACKEPOCH"), ("recv", "SNAP")]
+    new_epoch = epoch_of(next(e.zxid for e in trace if e.type == "LEADERINFO"))
+    # acceptedEpoch is on disk before ACKEPOCH goes out; currentEpoch before the NEWLEADER ack
+    steps = [(e.kind, e.type) for e in trace if e.type in ("acceptedEpoch", "ACKEPOCH", "NEWLEADER", "currentEpoch", "ACK")]
+    assert steps.index(("step", "acceptedEpoch")) < steps.index(("send", "ACKEPOCH"))
+    i_nl = steps.index(("recv", "NEWLEADER"))
+    assert steps[i_nl + 1:i_nl + 3] == [("step", "currentEpoch"), ("send", "ACK")]
+    # every broadcast proposal was ACKed after its fsync
+    proposals = [e.zxid for e in trace if e.kind == "recv" and e.type == "PROPOSAL"]
+    acks = [e.zxid for e in trace if e.kind == "send" and e.type == "ACK"]
+    assert len(proposals) >= 6 and set(proposals) <= set(acks)
+
+    f.stop()
+    snap_dir = tmp_path / "zkref3" / "version-2"
+    assert (snap_dir / "acceptedEpoch").read_text().strip() == str(new_epoch)
+    assert (snap_dir / "currentEpoch").read_text().strip() == str(new_epoch)
+    db = restored(tmp_path / "zkref3")
+    assert db.get_node("/before").data == b"b2" and db.get_node("/after4").data == b"v4"
+    assert db.get_data_tree_last_processed_zxid() >= last   # (+1: the kazoo session's closeSession)
+    assert any(p.name.startswith("snapshot.") for p in snap_dir.iterdir())   # the SNAP was persisted
+
+
+def test_restarted_follower_syncs_by_diff(ensemble, zkref_follower, tmp_path):
+    """A follower that restarts from its own disk and is only a few txns behind gets a DIFF (PROPOSAL+COMMIT
+    pairs from the leader's committed log), not a SNAP. Reference: Java LearnerHandler.syncFollower (case 4),
+    Learner.syncWithLeader (DIFF)"""
+    javas, qv, leader = ensemble
+    with kazoo(javas[leader]) as zk:
+        zk.create("/a", b"1")
+        f = zkref_follower(qv).start(leader)
+        wait_for(lambda: f.broadcasting(), 60, what="first sync")
+        wait_for(lambda: f.node("/a") == b"1", 30)
+        f.stop()
+        for i in range(3):
+            zk.create(f"/missed{i}", b"m")
+        f.start(leader)
+        wait_for(lambda: f.broadcasting(), 60, what="second sync")
+        zk.create("/live", b"l")
+    wait_for(lambda: f.node("/live") == b"l", 30)
+    assert all(f.node(f"/missed{i}") == b"m" for i in range(3))
+    trace = f.trace()
+    first_sync = next(e for e in trace if e.type in ("DIFF", "SNAP", "TRUNC") and e.kind == "recv")
+    assert first_sync.type == "DIFF"
+    f.stop()
+    assert restored(tmp_path / "zkref3").get_node("/missed2") is not None
+
+
+def test_follower_ahead_of_the_leader_is_truncated(ensemble, zkref_follower, tmp_path):
+    """A follower whose log holds txns the leader never committed (same epoch, past the leader's
+    maxCommittedLog) is told TRUNC and drops them from its tree and its log.
+    Reference: Java LearnerHandler.syncFollower (case 3), Learner.syncWithLeader (TRUNC), ZKDatabase.truncateLog"""
+    javas, qv, leader = ensemble
+    with kazoo(javas[leader]) as zk:
+        f = zkref_follower(qv).start(leader)
+        wait_for(lambda: f.broadcasting(), 60, what="first sync")
+        zk.create("/kept", b"k")          # logged by zkref through PROPOSAL, so its log holds this zxid
+        wait_for(lambda: f.node("/kept") == b"k", 30)
+        last = zk.exists("/kept").mzxid
+        f.stop()
+        # forge two txns the leader never proposed, right after its last zxid
+        files = FileTxnSnapLog(tmp_path / "zkref3", tmp_path / "zkref3")
+        for i, z in enumerate((last + 1, last + 2)):
+            files.append(TxnHeader(client_id=0, cxid=i, zxid=z, time=0, type=1),
+                         CreateTxn(path=f"/ghost{i}", data=b"", acl=[], ephemeral=False, parent_cversion=2 + i))
+        files.commit()
+        files.close()
+        assert restored(tmp_path / "zkref3").get_node("/ghost1") is not None
+        f.start(leader)
+        wait_for(lambda: f.broadcasting(), 60, what="sync after forging")
+        zk.create("/after", b"a")
+    wait_for(lambda: f.node("/after") == b"a", 30)
+    assert f.node("/ghost0") is None and f.node("/ghost1") is None
+    trunc = next(e for e in f.trace() if e.kind == "recv" and e.type in ("DIFF", "SNAP", "TRUNC"))
+    assert (trunc.type, trunc.zxid) == ("TRUNC", last)
+    f.stop()
+    db = restored(tmp_path / "zkref3")
+    assert db.get_node("/ghost0") is None and db.get_node("/after").data == b"a"
+
+
+def test_zkref_acks_complete_the_quorum(ensemble, zkref_follower):
+    """With the Java follower stopped, the Java leader and zkref are 2 of 3: writes still commit, which
+    they only can if zkref's ACKs (sent after fsync) are counted by the leader, and zkref answers PINGs
+    within syncLimit so the leader keeps leading. Reference: Java Leader.processAck / tryToCommit,
+    SendAckRequestProcessor, Learner.ping; Zab.tla LeaderProcessACK"""
+    javas, qv, leader = ensemble
+    other = next(sid for sid in javas if sid != leader)
+    f = zkref_follower(qv).start(leader)
+    wait_for(lambda: f.broadcasting(), 60, what="zkref to sync")
+    javas[other].stop()
+    with kazoo(javas[leader]) as zk:
+        for i in range(3):
+            zk.create(f"/q{i}", b"x")
+        assert zk.get("/q2")[0] == b"x"
+    wait_for(lambda: f.node("/q2") == b"x", 30)
+    assert "Mode: leader" in four_letter_word(javas[leader].client_port, "srvr")
+    assert "transaction timeout" not in javas[leader].logs()
+    assert re.search(r"Follower sid: 3 : info : ", javas[leader].logs())
