@@ -558,3 +558,24 @@ def test_restored_sessions_expire_after_restart(zkref_zk):
     wait_for(lambda: k.exists("/left-behind") is None, 20, what="the restored session to expire")
     assert f"Expiring session 0x{c.session_id:x}" in srv.logs()
     k.stop(); k.close()
+
+
+def test_whitelisted_four_letter_words(server, zk):
+    """With `4lw.commands.whitelist=*` the other words answer in Java's formats: stat lists clients, cons
+    one line per connection with the session, wchs/wchc/wchp the watches, dump sessions and ephemerals, conf
+    the configuration, ruok imok. Reference: ZooKeeper Administrator's Guide, "The Four Letter Words"."""
+    zk.create("/fw", b"", ephemeral=True)
+    zk.get("/fw", watch=lambda e: None)
+    port, sid = server.client_port, zk.client_id[0]
+    assert four_letter_word(port, "ruok") == "imok"
+    assert "Clients:\n /127.0.0.1:" in four_letter_word(port, "stat")
+    cons = four_letter_word(port, "cons")
+    assert f",sid=0x{sid:x},lop=" in cons and "queued=0," in cons
+    assert four_letter_word(port, "wchs") == "1 connections watching 1 paths\nTotal watches:1\n"
+    assert four_letter_word(port, "wchc") == f"0x{sid:x}\n\t/fw\n\n"
+    assert four_letter_word(port, "wchp") == f"/fw\n\t0x{sid:x}\n\n"
+    dump = four_letter_word(port, "dump")
+    assert dump.startswith("SessionTracker dump:\nSession Sets (") and f"0x{sid:x}:\n\t/fw\n" in dump
+    conf = four_letter_word(port, "conf")
+    assert f"clientPort={port}\n" in conf and "maxSessionTimeout=40000\n" in conf and conf.endswith("serverId=0\n")
+    assert four_letter_word(port, "isro") == "rw"
