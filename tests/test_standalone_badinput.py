@@ -161,3 +161,35 @@ def test_after_fuzzing_no_tracebacks_and_kazoo_works(srv):
     assert k.get("/ok")[0] == b"yes"
     k.stop(); k.close()
     assert "Traceback" not in srv.logs()
+
+
+def test_sessionless_connection_is_closed(zkref_zk):  # noqa: F811
+    """A connection that never sends its ConnectRequest is closed after zookeeper.nio.sessionlessCnxnTimeout
+    (zoo.cfg: nio.sessionlessCnxnTimeout). Reference: Java NIOServerCnxnFactory (sessionlessCnxnTimeout)."""
+    srv = zkref_zk({"nio.sessionlessCnxnTimeout": 300})
+    with socket.create_connection(("127.0.0.1", srv.client_port), timeout=10) as s:
+        s.sendall(b"\x00\x00")                                 # half a length, then silence
+        assert s.recv(10) == b""                               # the server hung up (well before our 10 s)
+    still_serving(srv.client_port)
+
+
+def test_exit_codes(tmp_path):
+    """A data directory that cannot be created exits with code 3 ("Unable to access datadir"); a client
+    port already in use exits with code 1. Reference: Java ZooKeeperServerMain.main, ExitCode."""
+    import subprocess
+    import sys
+    from conftest import free_port
+    from test_standalone_server import ROOT
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    cases = [(f"dataDir=/proc/zkref-cannot-create\nclientPort={free_port()}\nclientPortAddress=127.0.0.1\n", 3),
+             (f"dataDir={tmp_path}/d\nclientPort={busy.getsockname()[1]}\nclientPortAddress=127.0.0.1\n", 1)]
+    for i, (cfg, code) in enumerate(cases):
+        p = tmp_path / f"zoo{i}.cfg"
+        p.write_text("tickTime=2000\n" + cfg)
+        r = subprocess.run([sys.executable, "-m", "zkref", str(p)], capture_output=True, text=True, timeout=60,
+                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+        assert r.returncode == code, r.stderr[-2000:]
+        assert "Traceback" not in r.stderr
+    busy.close()
