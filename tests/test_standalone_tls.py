@@ -98,3 +98,31 @@ def test_kazoo_over_tls(zkref_zk, pki):  # noqa: F811
     k.create("/over-tls", b"x")
     assert k.get("/over-tls")[0] == b"x"
     k.stop(); k.close()
+
+
+def test_java_client_over_tls(zkref_zk, pki):  # noqa: F811
+    """The Java client (ZooKeeperMain, Netty socket, zookeeper.client.secure=true, PEM stores) creates a node
+    over the secure port. Debian's zkCli.sh lacks Netty on its classpath, so the client is started with
+    java directly. Reference: ZooKeeper Administrator's Guide, "Client side TLS"."""
+    import glob
+    from conftest import java_available
+    if not java_available():
+        pytest.skip("Java ZooKeeper (Debian package zookeeper) is not installed")
+    netty = [f"/usr/share/java/netty-{m}.jar" for m in ("buffer", "codec", "common", "handler", "resolver",
+                                                         "transport", "transport-native-unix-common")]
+    if not all(os.path.exists(j) for j in netty):
+        pytest.skip("Netty jars are not installed")
+    secure = free_port()
+    srv = zkref_zk({"secureClientPort": secure, "ssl.keyStore.location": pki / "server.pem",
+                    "ssl.trustStore.location": pki / "ca.pem"})
+    cp = ":".join(["/usr/share/java/zookeeper.jar", *netty])
+    out = subprocess.run(["java", "-Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty",
+                          "-Dzookeeper.client.secure=true", f"-Dzookeeper.ssl.keyStore.location={pki / 'client.pem'}",
+                          f"-Dzookeeper.ssl.trustStore.location={pki / 'ca.pem'}", "-cp", cp,
+                          "org.apache.zookeeper.ZooKeeperMain", "-server", f"127.0.0.1:{secure}", "create",
+                          "/java-tls", "x"], capture_output=True, text=True, timeout=60)
+    assert "Created /java-tls" in out.stdout + out.stderr, out.stdout + out.stderr
+    raw = RawClient(srv.client_port)
+    h, body = raw.call(OpCode.getData, GetDataRequest(path="/java-tls", watch=False))
+    assert h.err == 0 and GetDataResponse.from_bytes(body).data == b"x"
+    raw.close()
