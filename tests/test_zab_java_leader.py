@@ -1,0 +1,204 @@
+"""zkref's Leader with two Java ZooKeeper 3.8 followers (1 zkref + 2 Java).
+
+zkref (sid 3) starts with a better history than the Java peers, so zkref's FastLeaderElection and the Java
+peers' elect it; zkref then runs `Leader.lead()` on its quorum port and the Java servers follow it through
+discovery, a SNAP sync and broadcast. Txns proposed by the zkref leader are read back with kazoo from the
+Java followers (a client of a Java follower opens its session through the zkref leader: REQUEST
+createSession → PROPOSAL → COMMIT).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+
+from conftest import four_letter_word, free_port, wait_for
+from zkref.config import QuorumMaj
+from zkref.jute import CreateTxn, TxnHeader
+from zkref.log import MYID
+from zkref.persistence import FileTxnSnapLog, load_epochs, write_long_to_file
+from zkref.quorum.cnxmanager import QuorumCnxManager
+from zkref.quorum.election import ElectionPeer, FastLeaderElection, ServerState, election_view
+from zkref.quorum.leader import Leader
+from zkref.quorum.zab import ZabPeer, make_zxid
+from zkref.zkdatabase import ZKDatabase
+
+pytestmark = pytest.mark.timeout(240)
+TICK_MS = 1000
+
+
+def seed(data_dir: Path) -> None:
+    """A history at epoch 1 (one create at 0x100000001) so that zkref wins the election."""
+    files = FileTxnSnapLog(data_dir, data_dir)
+    db = ZKDatabase(files)
+    db.take_snapshot()
+    db.append(TxnHeader(client_id=0, cxid=0, zxid=make_zxid(1, 1), time=0, type=1),
+              CreateTxn(path="/seeded", data=b"by zkref", acl=[], ephemeral=False, parent_cversion=1))
+    db.commit()
+    db.close()
+    for name in ("acceptedEpoch", "currentEpoch"):
+        write_long_to_file(files.snap_dir / name, 1)
+
+
+class ZkrefLeaderNode:
+    """zkref server `myid`: election (QuorumCnxManager + FastLeaderElection) then Leader, on its own loop thread."""
+    def __init__(self, data_dir: Path, qv, myid: int = 3):
+        self.data_dir, self.qv, self.myid = data_dir, qv, myid
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.leader = self.fle = self.task = self.peer = None
+
+    def call(self, coro, timeout=90):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def elect(self):
+        async def go():
+            MYID.set(str(self.myid))
+            files = FileTxnSnapLog(self.data_dir, self.data_dir)
+            db = ZKDatabase(files)
+            await asyncio.to_thread(db.load_data_base)
+            last = db.get_data_tree_last_processed_zxid()
+            accepted, current = load_epochs(files.snap_dir, last)
+            self.eperoot = ep = ElectionPeer(self.myid, self.qv, last, current)
+            view = election_view(self.qv)
+            qcm = QuorumCnxManager(self.myid, view[self.myid], view)
+            await qcm.start()
+            self.fle = FastLeaderElection(ep, qcm, [])
+            self.fle.start()
+            vote = await asyncio.wait_for(self.fle.look_for_leader(), 80)
+            ep.current_vote = vote
+            self.peer = ZabPeer(myid=self.myid, quorum_verifier=self.qv, txn_factory=files, zk_db=db,
+                                tick_time=TICK_MS, init_limit=10, sync_limit=5, leader_id=vote.id,
+                                accepted_epoch=accepted, current_epoch=current, zab_trace=[])
+            return vote, ep.peer_state
+        return self.call(go())
+
+    def lead(self):
+        async def go():
+            self.leader = Leader(self.peer)
+            self.task = self.loop.create_task(self.leader.run())
+        self.call(go())
+
+    def started(self):
+        return self.call(_v(lambda: self.leader.started.is_set()))
+
+    def propose_create(self, path: str, data: bytes):
+        async def go():
+            lead = self.leader
+            p = lead.propose(lead.next_txn_header(0, 0, 1),
+                             CreateTxn(path=path, data=data, acl=[], ephemeral=False, parent_cversion=1))
+            return await asyncio.wait_for(p.done, 30)
+        return self.call(go())
+
+    def lead_ended(self):
+        return self.call(_v(lambda: self.task.done()))
+
+    def stop(self):
+        async def go():
+            if self.leader is not None:
+                await self.leader.shutdown("test over")
+                await asyncio.gather(self.task, return_exceptions=True)
+            if self.fle is not None:
+                await self.fle.shutdown()
+            if self.peer is not None:
+                self.peer.zk_db.close()
+        try:
+            self.call(go())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+
+
+async def _v(f):
+    return f()
+
+
+@pytest.fixture
+def zkref_leads(java_zk, tmp_path):
+    """Seed zkref (sid 3), start its election, start Java 1 and 2; returns (node, javas) with zkref leading."""
+    ports = {sid: (free_port(), free_port()) for sid in (1, 2, 3)}
+    assert len({p for pair in ports.values() for p in pair}) == 6
+    servers = {f"server.{sid}": f"127.0.0.1:{q}:{e}" for sid, (q, e) in ports.items()}
+    seed(tmp_path / "zkref3")
+    node = ZkrefLeaderNode(tmp_path / "zkref3", QuorumMaj.from_properties(servers))
+    javas = {}
+    try:
+        fut = asyncio.run_coroutine_threadsafe(_v(lambda: None), node.loop)
+        fut.result(5)
+        elected = threading.Thread(target=lambda: setattr(node, "outcome", node.elect()))
+        elected.start()
+        for sid in (1, 2):
+            cfg = dict(servers, tickTime=TICK_MS, initLimit=10, syncLimit=5)
+            javas[sid] = java_zk(cfg, name=f"java{sid}", myid=sid, wait=False)
+        elected.join(90)
+        vote, state = node.outcome
+        assert vote.id == 3 and state == ServerState.LEADING
+        node.lead()
+        yield node, javas
+    finally:
+        node.stop()
+
+
+@contextlib.contextmanager
+def kazoo(java):
+    zk = KazooClient(hosts=f"127.0.0.1:{java.client_port}", timeout=10)
+    zk.start(timeout=30)
+    try:
+        yield zk
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def test_java_followers_sync_from_zkref_leader_and_apply_its_proposals(zkref_leads, tmp_path):
+    """Two Java followers register with the zkref leader, are synced (SNAP: they have nothing), ACK
+    NEWLEADER and serve; the leader then commits proposals with their ACKs (a quorum), and the Java followers
+    apply them: kazoo reads zkref's writes from each Java server. The epoch is one more than any accepted
+    epoch, and the leader writes acceptedEpoch then currentEpoch.
+    Reference: Java LearnerHandler.run, Leader.getEpochToPropose / waitForEpochAck / waitForNewLeaderAck,
+    Leader.processAck / tryToCommit; Zab.tla LeaderProcessCEPOCH, LeaderProcessACK"""
+    node, javas = zkref_leads
+    for j in javas.values():
+        j.wait_serving(90)
+        assert "Mode: follower" in four_letter_word(j.client_port, "srvr")
+    wait_for(node.started, 30, what="the zkref leader to start serving")
+    zxids = [node.propose_create(f"/from-zkref{i}", f"d{i}".encode()) for i in range(3)]
+    assert zxids == [make_zxid(2, 1), make_zxid(2, 2), make_zxid(2, 3)]
+    for j in javas.values():
+        with kazoo(j) as zk:
+            wait_for(lambda: zk.exists("/from-zkref2"), 30, what="the Java follower to apply zkref's txns")
+            assert zk.get("/seeded")[0] == b"by zkref"                 # came with the SNAP
+            assert [zk.get(f"/from-zkref{i}")[0] for i in range(3)] == [b"d0", b"d1", b"d2"]
+        assert "Getting a snapshot from leader 0x100000001" in j.logs()
+    trace = node.call(_v(lambda: list(node.peer.zab_trace)))
+    # a txn is committed only after a follower's ACK (the leader alone is not a quorum of 3)
+    for z in zxids:
+        acks = [i for i, e in enumerate(trace) if e.kind == "recv" and e.type == "ACK" and e.zxid == z]
+        commits = [i for i, e in enumerate(trace) if e.kind == "send" and e.type == "COMMIT" and e.zxid == z]
+        assert acks and commits and min(acks) < min(commits)
+    snap_dir = tmp_path / "zkref3" / "version-2"
+    assert (snap_dir / "acceptedEpoch").read_text().strip() == "2"
+    assert (snap_dir / "currentEpoch").read_text().strip() == "2"
+    steps = [e.type for e in trace if e.kind == "step" and e.type in ("acceptedEpoch", "currentEpoch")]
+    assert steps == ["acceptedEpoch", "currentEpoch"]
+
+
+def test_zkref_leader_steps_down_without_a_quorum(zkref_leads):
+    """When both Java followers stop, the leader loses its synced quorum within syncLimit ticks and shuts
+    down with Java's reason. Reference: Java Leader.lead ("Not sufficient followers synced, only synced with
+    sids: [ … ]"); Zab.tla (a leader needs a quorum to stay)"""
+    node, javas = zkref_leads
+    for j in javas.values():
+        j.wait_serving(90)
+    wait_for(node.started, 30)
+    for j in javas.values():
+        j.stop()
+    wait_for(node.lead_ended, 60, what="the zkref leader to step down")
+    reason = node.call(_v(lambda: node.leader.shutdown_reason))
+    assert re.fullmatch(r"Not sufficient followers synced, only synced with sids: \[ 3 \]", reason)
