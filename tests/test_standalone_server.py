@@ -579,3 +579,9 @@ def test_whitelisted_four_letter_words(server, zk):
     conf = four_letter_word(port, "conf")
     assert f"clientPort={port}\n" in conf and "maxSessionTimeout=40000\n" in conf and conf.endswith("serverId=0\n")
     assert four_letter_word(port, "isro") == "rw"
+    mntr = dict(line.split("\t", 1) for line in four_letter_word(port, "mntr").splitlines())
+    assert mntr["zk_server_state"] == "standalone" and mntr["zk_version"].startswith("3.8")
+    assert int(mntr["zk_ephemerals_count"]) == 1 and int(mntr["zk_watch_count"]) == 1
+    assert int(mntr["zk_znode_count"]) == 6 and int(mntr["zk_global_sessions"]) >= 1
+    assert {"zk_avg_latency", "zk_cnt_fsynctime", "zk_p99_readlatency", "zk_open_file_descriptor_count"} <= set(mntr)
+    assert int(mntr["zk_cnt_fsynctime"]) >= 1 and int(mntr["zk_cnt_readlatency"]) >= 1
