@@ -163,3 +163,35 @@ def test_kazoo_workload_same_as_java(java_zk, zkref_zk):  # noqa: F811
         k.stop(); k.close()
         return [out, events]
     assert run(zkref_zk(dict(CONFIG))) == run(java_zk(dict(CONFIG)))
+
+
+def set_watches_script(port: int) -> list:
+    "A client re-registers its watches after a reconnect (setWatches2 with xid -8); the events it gets."
+    from zkref.jute import SetWatches2
+    a, b = RawClient(port, timeout_ms=30000), RawClient(port, timeout_ms=30000)
+    b.call(OpCode.create, CreateRequest(path="/sw", data=b"1", acl=OPEN_ACL_UNSAFE, flags=0))
+    b.call(OpCode.create, CreateRequest(path="/sw/kid", data=b"", acl=OPEN_ACL_UNSAFE, flags=0))
+    h, _ = b.call(OpCode.exists, ExistsRequest(path="/sw", watch=False))
+    seen = h.zxid
+    a.close()
+    b.call(OpCode.setData, SetDataRequest(path="/sw", data=b"2", version=-1))          # changed while away
+    b.call(OpCode.delete, DeleteRequest(path="/sw/kid", version=-1))
+    a2 = RawClient(port, session_id=a.session_id, passwd=a.passwd)
+    h, body = a2.call(OpCode.setWatches2, SetWatches2(relative_zxid=seen, data_watches=["/sw", "/gone"],
+                                                       exist_watches=["/later"], child_watches=["/sw", "/"],
+                                                       persistent_watches=["/p"], persistent_recursive_watches=[]),
+                      xid=-8)
+    out = [("setWatches2", h.xid, h.err, body)]
+    b.call(OpCode.create, CreateRequest(path="/later", data=b"", acl=OPEN_ACL_UNSAFE, flags=0))
+    b.call(OpCode.create, CreateRequest(path="/p", data=b"", acl=OPEN_ACL_UNSAFE, flags=0))
+    h, _ = a2.call(OpCode.exists, ExistsRequest(path="/", watch=False))
+    out.append(sorted((e.type, e.state, e.path) for e in a2.events))
+    a2.close(); b.close()
+    return out
+
+
+def test_set_watches_after_reconnect_same_as_java(java_zk, zkref_zk):  # noqa: F811
+    """After a reconnect, setWatches2 fires at once the watches whose nodes changed (or vanished) since the
+    client's last zxid, and registers the rest, persistent ones included — the same events as Java.
+    Reference: Java DataTree.setWatches; ClientCnxn SET_WATCHES_XID."""
+    assert set_watches_script(zkref_zk(dict(CONFIG)).client_port) == set_watches_script(java_zk(dict(CONFIG)).client_port)
