@@ -122,14 +122,19 @@ def test_connection_flood_over_max_client_cnxns(srv):
         c.close()
 
 
+OPCODES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 100, 101, 102, 103, 104,
+           105, 106, 107, -10, -11, 99]
+
 frames = st.one_of(
     st.binary(max_size=64),
+    st.builds(lambda xid, op, body: frame(RequestHeader(xid=xid, type=op).to_bytes() + body),
+              st.integers(-10, 10 ** 6), st.sampled_from(OPCODES), st.binary(max_size=48)),
     st.builds(lambda b: frame(b), st.binary(max_size=64)),
     st.builds(lambda n, b: n.to_bytes(4, "big", signed=True) + b, st.integers(-2 ** 31, 2 ** 31 - 1), st.binary(max_size=32)),
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(before=frames, after=st.lists(frames, max_size=3))
 def test_fuzzed_frames_never_break_the_server(srv, before, after):
     """Random bytes before the handshake, and random frames after a valid handshake, never crash or wedge
@@ -145,6 +150,7 @@ def test_fuzzed_frames_never_break_the_server(srv, before, after):
     except OSError:
         pass  # the server may close on us mid-send: that is an allowed answer
     still_serving(srv.client_port)
+    assert "Traceback" not in srv.logs() and "Unexpected exception processing" not in srv.logs()
 
 
 def test_after_fuzzing_no_tracebacks_and_kazoo_works(srv):
