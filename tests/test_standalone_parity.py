@@ -9,7 +9,7 @@ import pytest
 from kazoo.security import make_digest_acl
 
 from test_standalone_server import RawClient, kazoo, zkref_zk  # noqa: F401  (fixture)
-from zkref.jute import (ACL, Id, CheckVersionRequest, Create2Response, CreateRequest, CreateResponse,
+from zkref.jute import (ACL, Id, CheckVersionRequest, CreateTTLRequest, Create2Response, CreateRequest, CreateResponse,
                         DeleteRequest, ExistsRequest, ExistsResponse, GetACLRequest, GetACLResponse,
                         GetAllChildrenNumberRequest, GetAllChildrenNumberResponse, GetChildren2Request,
                         GetChildren2Response, GetChildrenRequest, GetChildrenResponse, GetDataRequest,
@@ -25,9 +25,10 @@ RESPONSES = {OpCode.create: CreateResponse, OpCode.create2: Create2Response, OpC
              OpCode.setACL: SetACLResponse, OpCode.getChildren: GetChildrenResponse, OpCode.sync: SyncResponse,
              OpCode.getChildren2: GetChildren2Response, OpCode.multi: MultiResponse, OpCode.multiRead: MultiResponse,
              OpCode.getAllChildrenNumber: GetAllChildrenNumberResponse, OpCode.getEphemerals: GetEphemeralsResponse,
-             OpCode.whoAmI: WhoAmIResponse, OpCode.addWatch: ErrorResponse}
+             OpCode.whoAmI: WhoAmIResponse, OpCode.addWatch: ErrorResponse,
+             OpCode.createContainer: Create2Response, OpCode.createTTL: Create2Response}
 
-CONFIG = {"tickTime": 2000, "4lw.commands.whitelist": "*"}
+CONFIG = {"tickTime": 2000, "4lw.commands.whitelist": "*", "extendedTypesEnabled": "true"}
 
 
 def normalize(obj, sessions: dict[int, str]):
@@ -78,6 +79,13 @@ def workload(port: int) -> list:
     step(a, "no parent", OpCode.create, CreateRequest(path="/q/r", data=b"", acl=OPEN_ACL_UNSAFE, flags=0))
     step(a, "empty acl", OpCode.create, CreateRequest(path="/p/z", data=b"", acl=[], flags=0))
     step(a, "auth acl, no auth", OpCode.create, CreateRequest(path="/p/z", data=b"", acl=[ACL(perms=31, id=Id(scheme="auth", id=""))], flags=0))
+    step(a, "container", OpCode.createContainer, CreateRequest(path="/ctr", data=b"c", acl=OPEN_ACL_UNSAFE, flags=4))
+    step(a, "ttl", OpCode.createTTL, CreateTTLRequest(path="/ttl", data=b"t", acl=OPEN_ACL_UNSAFE, flags=5, ttl=60000))
+    step(a, "ttl sequential", OpCode.createTTL, CreateTTLRequest(path="/ttl-", data=b"", acl=OPEN_ACL_UNSAFE, flags=6, ttl=60000))
+    step(a, "ttl bad mode", OpCode.createTTL, CreateTTLRequest(path="/ttl2", data=b"", acl=OPEN_ACL_UNSAFE, flags=0, ttl=5))
+    step(a, "ttl zero", OpCode.createTTL, CreateTTLRequest(path="/ttl3", data=b"", acl=OPEN_ACL_UNSAFE, flags=5, ttl=0))
+    step(a, "ttl via create", OpCode.create, CreateRequest(path="/ttl4", data=b"", acl=OPEN_ACL_UNSAFE, flags=5))
+    step(a, "exists ttl", OpCode.exists, ExistsRequest(path="/ttl", watch=False))
     step(a, "setData v0", OpCode.setData, SetDataRequest(path="/p", data=b"y", version=0))
     step(a, "setData v0 again", OpCode.setData, SetDataRequest(path="/p", data=b"z", version=0))
     step(a, "getChildren2", OpCode.getChildren2, GetChildren2Request(path="/p", watch=False))
