@@ -197,7 +197,7 @@ class TxnWriter:
     def txn(self, type_: int, txn, session: int | None = None):
         self.zxid += 1
         self.time += 7
-        header = TxnHeader(client_id=self.session if session is None else session, cxid=self.zxid, zxid=self.zxid,
+        header = TxnHeader(client_id=self.session if session is None else session, cxid=self.zxid & 0xFFFF, zxid=self.zxid,
                            time=self.time, type=type_)
         if type_ == -10:
             self.db.sessions_with_timeouts[header.client_id] = txn.time_out
@@ -531,3 +531,27 @@ def test_chop_mode_matches_java(java_zk, tmp_path):
         assert out.getvalue() == java.stdout, zxid
         chopped = f"{log.name}.chopped{int(zxid, 0)}"
         assert (ours_dir / chopped).read_bytes() == (java_dir / chopped).read_bytes(), zxid
+
+
+def test_epoch_files_round_trip_with_a_java_quorum_peer(java_zk, tmp_path):
+    """Epoch files written by zkref are accepted by a Java quorum peer, which leads a new epoch and rewrites
+    them; zkref reads Java's files back, and restores the peer's data dir to the tree it served.
+    Reference: Java QuorumPeer.loadDataBase, writeLongToFile, Leader.lead (new epoch)."""
+    data = tmp_path / "zkdata"
+    w = TxnWriter(data)
+    w.zxid = 3 << 32                                   # txns of epoch 3
+    zkref_workload(w)
+    vdir = data / "version-2"
+    write_long_to_file(vdir / "acceptedEpoch", 3)
+    write_long_to_file(vdir / "currentEpoch", 3)
+    zk = java_zk(dict(_quorum_config(data), extendedTypesEnabled="true"), myid=1)
+    c = connect(zk.client_port)
+    served = kazoo_tree(c)
+    drop(c)
+    zk.stop()
+    assert served == zkref_tree(w.db)
+    assert (vdir / "currentEpoch").read_bytes() == b"4" and (vdir / "acceptedEpoch").read_bytes() == b"4"
+    db, zxid = restore(data)
+    assert zxid >> 32 in (3, 4)
+    assert load_epochs(vdir, zxid) == (4, 4)
+    assert zkref_tree(db) == served
