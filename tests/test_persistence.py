@@ -612,3 +612,13 @@ def test_random_damage_gives_a_prefix_or_a_clear_error(tmp_path):
             assert str(e)
 
     check()
+
+
+def test_empty_log_file_stops_the_restore(tmp_path):
+    """A log file cut before its 16-byte header (a crash right after creating it) is an I/O error, as Java's
+    EOFException from the header read stops FileTxnSnapLog.restore. Reference: Java
+    FileTxnIterator.createInputArchive/inStreamCreated."""
+    write_log(tmp_path, [1, 2])
+    (tmp_path / "log.3").write_bytes(b"ZKLG")
+    with pytest.raises(OSError, match="ends inside its file header"):
+        zxids_in(tmp_path)
