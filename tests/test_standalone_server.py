@@ -585,3 +585,20 @@ def test_whitelisted_four_letter_words(server, zk):
     assert int(mntr["zk_znode_count"]) == 6 and int(mntr["zk_global_sessions"]) >= 1
     assert {"zk_avg_latency", "zk_cnt_fsynctime", "zk_p99_readlatency", "zk_open_file_descriptor_count"} <= set(mntr)
     assert int(mntr["zk_cnt_fsynctime"]) >= 1 and int(mntr["zk_cnt_readlatency"]) >= 1
+
+
+def test_super_digest(zkref_zk):
+    """A session authenticated with the password of zookeeper.DigestAuthenticationProvider.superDigest is the
+    superuser: it passes every ACL check. Reference: ZooKeeper Administrator's Guide, "Authentication &
+    Authorization Options" (zookeeper.DigestAuthenticationProvider.superDigest)."""
+    from zkref.proto import generate_digest
+    srv = zkref_zk({"DigestAuthenticationProvider.superDigest": generate_digest("super:adminpw")})
+    owner = kazoo(srv, auth_data=[("digest", "alice:pw")])
+    owner.create("/locked", b"s", acl=[make_digest_acl("alice", "pw", all=True)])
+    admin = kazoo(srv, auth_data=[("digest", "super:adminpw")])
+    assert admin.get("/locked")[0] == b"s"
+    admin.set_acls("/locked", K_OPEN_ACL)
+    stranger = kazoo(srv)
+    assert stranger.get("/locked")[0] == b"s"
+    for c in (owner, admin, stranger):
+        c.stop(); c.close()
