@@ -209,3 +209,34 @@ def test_observer_applies_inform_without_acking(tmp_path):
     assert leader.received[0].type == OBSERVERINFO
     assert [p.type for p in leader.received[2:]] == [ACK, ACK, PING]   # NEWLEADER ack, UPTODATE ack, ping
     assert peer.zk_db.get_node("/o") is not None
+
+
+def test_disk_failure_in_the_sync_thread_ends_the_follower_with_exit_1(tmp_path, caplog, monkeypatch):
+    """If writing the txn log fails in broadcast, Java's SyncThread dies with "Severe unrecoverable error"
+    and the server exits (code 1); zkref's follower ends with LearnerExit(1) and never ACKs the txn.
+    (The disk error is injected: once the broadcast PROPOSAL is appended, ZKDatabase.commit raises ENOSPC.)
+    Reference: Java SyncRequestProcessor.run, ZooKeeperCriticalThread.handleException"""
+    async def script(recv, send, w):
+        await handshake(recv, send)
+        send(DIFF, 0); send(NEWLEADER, z(1, 0)); await recv()
+        send(UPTODATE, -1); await recv()
+        send(PROPOSAL, z(1, 1), create(z(1, 1), "/a"))
+        await asyncio.sleep(2)
+
+    broken = []
+    append, commit = ZKDatabase.append, ZKDatabase.commit
+    def failing_append(self, hdr, txn=None, digest=None):
+        if hdr.zxid == z(1, 1):
+            broken.append(self)
+        return append(self, hdr, txn, digest)
+    def failing_commit(self):
+        if self in broken:
+            raise OSError(28, "No space left on device")
+        return commit(self)
+    monkeypatch.setattr(ZKDatabase, "append", failing_append)
+    monkeypatch.setattr(ZKDatabase, "commit", failing_commit)
+    with caplog.at_level(logging.ERROR):
+        peer, leader, error = asyncio.run(run_learner(tmp_path, script))
+    assert error is not None and error.code == 1
+    assert "Severe unrecoverable error, from thread : SyncThread:2" in caplog.text
+    assert not any(p.type == ACK and p.zxid == z(1, 1) for p in leader.received)
