@@ -199,3 +199,34 @@ def test_exit_codes(tmp_path):
         assert r.returncode == code, r.stderr[-2000:]
         assert "Traceback" not in r.stderr
     busy.close()
+
+
+def test_max_cnxns_total_limit(zkref_zk):  # noqa: F811
+    """zookeeper.maxCnxns (zoo.cfg: maxCnxns) limits all client connections together, with Java's log line.
+    Reference: Java ServerCnxnFactory.initMaxCnxns, NIOServerCnxnFactory.doAccept."""
+    srv = zkref_zk({"maxCnxns": 3})
+    held = [RawClient(srv.client_port) for _ in range(3)]
+    assert send_and_drain(srv.client_port, frame(b"x")) == b""
+    wait_for(lambda: "Too many connections max allowed is 3" in srv.logs(), 5, what="the log line")
+    assert "maxCnxns configured value is 3." in srv.logs()
+    for c in held:
+        c.close()
+
+
+def test_enforced_authentication(zkref_zk):  # noqa: F811
+    """With zookeeper.enforce.auth.enabled and schemes=digest, a request from a connection without a digest
+    id answers SessionClosedRequireSaslAuth (-124) and closes; after `addauth digest` requests work.
+    Reference: Java AuthenticationHelper.enforceAuthentication (ZOOKEEPER-4304)."""
+    from zkref.jute import AuthPacket
+    srv = zkref_zk({"enforce.auth.enabled": "true", "enforce.auth.schemes": "digest"})
+    c = RawClient(srv.client_port)
+    h, _ = c.call(OpCode.exists, ExistsRequest(path="/", watch=False))
+    assert h.err == -124
+    with pytest.raises((EOFError, OSError)):
+        c.read_frame()
+    c2 = RawClient(srv.client_port)
+    h, _ = c2.call(OpCode.auth, AuthPacket(type=0, scheme="digest", auth=b"u:p"), xid=-4)
+    assert (h.xid, h.err) == (-4, 0)
+    h, _ = c2.call(OpCode.exists, ExistsRequest(path="/", watch=False))
+    assert h.err == 0
+    c2.close()

@@ -235,3 +235,25 @@ def test_set_watches_after_reconnect_same_as_java(java_zk, zkref_zk):  # noqa: F
     client's last zxid, and registers the rest, persistent ones included — the same events as Java.
     Reference: Java DataTree.setWatches; ClientCnxn SET_WATCHES_XID."""
     assert set_watches_script(zkref_zk(dict(CONFIG)).client_port) == set_watches_script(java_zk(dict(CONFIG)).client_port)
+
+
+def test_enforced_auth_same_as_java(java_zk, zkref_zk):  # noqa: F811
+    """With enforce.auth.enabled=true and schemes=digest both servers answer an unauthenticated request the
+    same way, and accept it after `auth digest`. Reference: Java AuthenticationHelper."""
+    from zkref.jute import AuthPacket
+
+    def script(port):
+        out = []
+        c = RawClient(port)
+        out.append(c.call(OpCode.getData, GetDataRequest(path="/", watch=False))[0].err)
+        try:
+            c.read_frame()
+            out.append("open")
+        except (EOFError, OSError):
+            out.append("closed")
+        c2 = RawClient(port)
+        out.append(c2.call(OpCode.auth, AuthPacket(type=0, scheme="digest", auth=b"u:p"), xid=-4)[0].err)
+        out.append(c2.call(OpCode.exists, ExistsRequest(path="/", watch=False))[0].err)
+        return out
+    cfg = dict(CONFIG, **{"enforce.auth.enabled": "true", "enforce.auth.schemes": "digest"})
+    assert script(zkref_zk(dict(cfg)).client_port) == script(java_zk(dict(cfg)).client_port) == [-124, "closed", 0, 0]
