@@ -21,7 +21,7 @@ from zkref.jute import CreateTxn, TxnHeader
 from zkref.log import MYID
 from zkref.persistence import FileTxnSnapLog, load_epochs
 from zkref.quorum.learner import Follower
-from zkref.quorum.zab import ZabPeer, epoch_of, make_zxid
+from zkref.quorum.zab import ZabPeer, epoch_of, make_zxid, trace_violations
 from zkref.zkdatabase import ZKDatabase
 
 pytestmark = pytest.mark.timeout(240)
@@ -58,6 +58,7 @@ class ZkrefFollower:
     def stop(self):
         if self.follower is None:
             return
+        assert trace_violations(self.trace()) == []      # Zab.tla ShouldNotBeTriggered, as zkref saw it
         async def go():
             await self.follower.shutdown("test stop")
             await asyncio.gather(self.task, return_exceptions=True)
@@ -285,6 +286,7 @@ def test_zkref_quorum_peer_with_zab_roles_follows_java_after_its_own_election(ja
     peer.txn_factory = FileTxnSnapLog(tmp_path / "zkref3", tmp_path / "zkref3")
     peer.zk_db = ZKDatabase(peer.txn_factory)
     peer.role_factories = zab_roles()
+    peer.zab_trace = []                     # the roles record their packets here
     try:
         call(peer.start())
         is_following = lambda: call(_const(isinstance(peer.role, Follower) and peer.zab_state.name == "BROADCAST"))
@@ -322,6 +324,7 @@ def test_zkref_quorum_peer_with_zab_roles_follows_java_after_its_own_election(ja
         assert call(_const(peer.current_epoch)) > first_epoch
         state = call(_const(peer.peer_state))
         assert state in (ServerState.LEADING, ServerState.FOLLOWING)
+        assert trace_violations(call(_const(list(peer.zab_trace))), peer.quorum_verifier.contains_quorum) == []
     finally:
         call(peer.shutdown())
         loop.call_soon_threadsafe(loop.stop)

@@ -25,7 +25,7 @@ from zkref.persistence import FileTxnSnapLog, load_epochs, write_long_to_file
 from zkref.quorum.cnxmanager import QuorumCnxManager
 from zkref.quorum.election import ElectionPeer, FastLeaderElection, ServerState, election_view
 from zkref.quorum.leader import Leader
-from zkref.quorum.zab import ZabPeer, make_zxid
+from zkref.quorum.zab import ZabPeer, make_zxid, trace_violations
 from zkref.zkdatabase import ZKDatabase
 
 pytestmark = pytest.mark.timeout(240)
@@ -187,6 +187,7 @@ def test_java_followers_sync_from_zkref_leader_and_apply_its_proposals(zkref_lea
     assert (snap_dir / "currentEpoch").read_text().strip() == "2"
     steps = [e.type for e in trace if e.kind == "step" and e.type in ("acceptedEpoch", "currentEpoch")]
     assert steps == ["acceptedEpoch", "currentEpoch"]
+    assert trace_violations(trace, node.qv.contains_quorum) == []     # Zab.tla ShouldNotBeTriggered
 
 
 def test_zkref_leader_steps_down_without_a_quorum(zkref_leads):

@@ -15,7 +15,8 @@ from zkref.persistence import FileTxnSnapLog
 from zkref.quorum.leader import Leader
 from zkref.quorum.learner import Follower, Observer
 from zkref.quorum.zab import (ACK, ACKEPOCH, DIFF, FOLLOWERINFO, LEADERINFO, NEWLEADER, PING, UPTODATE, ZabPeer,
-                              make_zxid as z, packet, packet_bytes, read_packet)
+                              make_zxid as z, packet, packet_bytes, read_packet,
+                              trace_violations)
 from zkref.zkdatabase import ZKDatabase
 
 pytestmark = pytest.mark.timeout(60)
@@ -183,6 +184,9 @@ def test_observer_is_informed_and_does_not_count(tmp_path):
                                CreateTxn(path="/seen", data=b"", acl=[], ephemeral=False, parent_cversion=1))
             await asyncio.wait_for(p.done, 10)
             await until(lambda: peers[3].zk_db.get_node("/seen") is not None)
+            trace = peers[1].zab_trace + peers[2].zab_trace + peers[3].zab_trace
+            trace.sort(key=lambda e: e.time)
+            assert trace_violations(trace, qv.contains_quorum) == []
             return [(e.kind, e.type) for e in peers[3].zab_trace if e.zxid == p.hdr.zxid]
         finally:
             for x in (observer, follower, leader):

@@ -131,3 +131,47 @@ def test_snapshot_body_after_snap_is_read_to_its_signature():
     copy = ZKDatabase(None)
     copy.deserialize_snapshot(InputArchive(body))
     assert copy.get_node("/a").data == b"x" * 50 and copy.sessions_with_timeouts == {0x1000001: 30000}
+
+
+from zkref.quorum.zab import ZabEvent, trace_violations  # noqa: E402
+
+
+def _ev(kind, myid, peer, t, zxid):
+    return ZabEvent(kind, myid, 0.0, peer, t, zxid)
+
+
+def _synced_learner():
+    z = make_zxid
+    return [_ev("send", 3, 1, "FOLLOWERINFO", 0), _ev("recv", 3, 1, "LEADERINFO", z(1, 0)),
+            _ev("send", 3, 1, "ACKEPOCH", 0), _ev("recv", 3, 1, "DIFF", 0), _ev("recv", 3, 1, "NEWLEADER", z(1, 0)),
+            _ev("step", 3, None, "currentEpoch", z(1, 0)), _ev("send", 3, 1, "ACK", z(1, 0)),
+            _ev("recv", 3, 1, "UPTODATE", -1)]
+
+
+def test_trace_checker_accepts_a_clean_run_and_flags_each_violation():
+    """The trace checker raises Zab.tla's flags: commitInconsistent (COMMIT without PROPOSAL, or out of
+    order), proposalInconsistent (PROPOSAL not after the last), ackInconsistent (ACK before fsync), the
+    NEWLEADER rule (currentEpoch before the ACK), stateInconsistent (PROPOSAL before sync), Leadership2 (two
+    leaders of one epoch), and a leader's COMMIT without a quorum of ACKs.
+    Reference: Zab.tla ShouldNotBeTriggered (violatedInvariants), Leadership2; Java Learner.syncWithLeader"""
+    z = make_zxid
+    ok = _synced_learner() + [_ev("recv", 3, 1, "PROPOSAL", z(1, 1)), _ev("step", 3, None, "fsync", z(1, 1)),
+                              _ev("send", 3, 1, "ACK", z(1, 1)), _ev("recv", 3, 1, "COMMIT", z(1, 1))]
+    assert trace_violations(ok) == []
+    cases = {
+        "commitInconsistent": _synced_learner() + [_ev("recv", 3, 1, "COMMIT", z(1, 5))],
+        "proposalInconsistent": _synced_learner() + [_ev("recv", 3, 1, "PROPOSAL", z(1, 2)),
+                                                     _ev("recv", 3, 1, "PROPOSAL", z(1, 1))],
+        "ackInconsistent": _synced_learner() + [_ev("recv", 3, 1, "PROPOSAL", z(1, 1)), _ev("send", 3, 1, "ACK", z(1, 1))],
+        "FollowerProcessNEWLEADER": [e for e in _synced_learner() if e.type != "currentEpoch"],
+        "stateInconsistent": [_ev("send", 3, 1, "FOLLOWERINFO", 0), _ev("recv", 3, 1, "PROPOSAL", z(1, 1))],
+        "Leadership2": [_ev("send", 1, 3, "LEADERINFO", z(2, 0)), _ev("send", 2, 3, "LEADERINFO", z(2, 0))],
+    }
+    for flag, trace in cases.items():
+        found = trace_violations(trace)
+        assert found and all(f.startswith(flag) for f in found), (flag, found)
+    leader = [_ev("send", 1, 2, "LEADERINFO", z(1, 0)), _ev("send", 1, 2, "PROPOSAL", z(1, 1)),
+              _ev("send", 1, 2, "COMMIT", z(1, 1))]
+    assert trace_violations(leader, lambda ids: len(ids) >= 2)[0].startswith("commitInconsistent")
+    leader_ok = leader[:2] + [_ev("step", 1, None, "fsync", z(1, 1)), _ev("recv", 1, 2, "ACK", z(1, 1)), leader[2]]
+    assert trace_violations(leader_ok, lambda ids: len(ids) >= 2) == []

@@ -1,8 +1,9 @@
 """QuorumPeers (chapter 07) playing Zab's roles: election → Leader / Follower → broadcast → re-election.
 
 Histories are compared with the invariants of Zab.tla: PrefixConsistency (committed histories agree on their
-common prefix), GlobalPrimaryOrder (epochs never go backwards in a history), Leadership (one established
-leader per epoch), and every txn committed by a leader that stepped down survives into the next epoch.
+common prefix), GlobalPrimaryOrder (epochs never go backwards in a history), Leadership2 (one leader per
+epoch) and ShouldNotBeTriggered (no server saw a message it should not, checked on the recorded packet
+trace), and every txn committed by a leader that stepped down survives into the next epoch.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from zkref.quorum.election import ServerState
 from zkref.quorum.leader import Leader
 from zkref.quorum.learner import Follower, zab_roles
 from zkref.quorum.peer import QuorumPeer
-from zkref.quorum.zab import epoch_of
+from zkref.quorum.zab import epoch_of, trace_violations
 from zkref.zkdatabase import ZKDatabase
 
 pytestmark = pytest.mark.timeout(120)
@@ -45,8 +46,12 @@ async def until(cond, timeout_s=30.0, what="condition"):
         await asyncio.sleep(0.02)
 
 
+TRACE: list = []          # every role of every peer in a test records here (reset per test)
+
+
 def make_peer(tmp: Path, sid: int, qv) -> QuorumPeer:
     p = QuorumPeer([])
+    p.zab_trace = TRACE
     p.myid, p.quorum_verifier, p.tick_time, p.init_limit, p.sync_limit = sid, qv, 200, 10, 5
     p.txn_factory = FileTxnSnapLog(tmp / f"p{sid}", tmp / f"p{sid}")
     p.zk_db = ZKDatabase(p.txn_factory)
@@ -111,7 +116,9 @@ def test_three_zkref_peers_elect_sync_and_replicate(tmp_path):
         finally:
             for p in peers:
                 await p.shutdown()
+    TRACE.clear()
     zxids, histories, epochs, peers = asyncio.run(scenario())
+    assert trace_violations(TRACE, peers[0].quorum_verifier.contains_quorum) == []
     assert all(h[-10:] == zxids for h in histories)
     assert len(set(epochs.values())) == 1 and set(epochs.values()) == {(epoch_of(zxids[0]),) * 2}
     check_prefix_consistency(peers)
@@ -153,7 +160,9 @@ def test_leader_failure_keeps_committed_txns(tmp_path):
         finally:
             for p in peers.values():
                 await p.shutdown()
+    TRACE.clear()
     first, second, third, nodes, everyone = asyncio.run(scenario())
+    assert trace_violations(TRACE, everyone[0].quorum_verifier.contains_quorum) == []   # incl. Leadership2
     assert epoch_of(second[0]) > epoch_of(first[0])                        # a new epoch, never reused
     assert epoch_of(third) == epoch_of(second[0])
     expected = sorted([f"old{i}" for i in range(5)] + [f"new{i}" for i in range(5)] + ["after-rejoin", "zookeeper"])
