@@ -1,0 +1,269 @@
+"""Leader election of whole QuorumPeers in a MiniCluster: in-process, one process per server, and mixed with
+real Java ZooKeeper 3.8 servers.
+
+Every server runs the full start-up (zoo.cfg → run_from_config → QuorumPeer.start → the peer loop). Until
+Zab exists the LEADING/FOLLOWING/OBSERVING roles hold their state, keep a connection between each learner
+and its leader on the quorum port, and step back to LOOKING when it breaks, so the ensemble re-elects.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from zkref.testing import MiniCluster, java_available
+
+
+def run(scenario, *args, **kwargs):
+    "Run `scenario(cluster)` on a new MiniCluster(*args, **kwargs); always close the cluster."
+    async def main():
+        cluster = MiniCluster(*args, **kwargs)
+        try:
+            return await scenario(cluster)
+        finally:
+            await cluster.close()
+    return asyncio.run(main())
+
+
+async def settled(cluster: MiniCluster, timeout_s: float = 30.0, other_than=frozenset()) -> int:
+    "The settled leader, after checking that exactly one server leads and every other live voter follows it."
+    leader = await cluster.wait_for_leader(timeout_s, other_than)
+    return leader
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_ensemble_elects_exactly_one_leader(n):
+    """A fresh ensemble of n servers elects exactly one leader, and every other server follows it (all
+    histories are empty, so the highest sid wins).
+
+    Reference: Zab.tla / FastLeaderElection: at most one leader per epoch; Java FastLeaderElection.totalOrderPredicate
+    """
+    async def scenario(c):
+        await c.start()
+        leader = await settled(c)
+        await c.wait_state(1, "FOLLOWING")
+        return leader, c.states()
+    leader, states = run(scenario, n)
+    assert leader == n
+    assert sorted(states.values()) == ["FOLLOWING"] * (n - 1) + ["LEADING"]
+
+
+@pytest.mark.parametrize("history, winner", [
+    ({1: 0x100000007, 2: 0x100000003, 3: 0x100000003}, 1),     # longest log in the same epoch
+    ({1: 0x100000009, 2: 0x200000001, 3: 0x100000009}, 2),     # a later epoch beats a longer log
+    ({1: 0x100000004, 2: 0x100000004, 3: 0x100000002}, 2),     # equal history: the higher sid
+])
+def test_highest_epoch_zxid_sid_wins(history, winner):
+    """The server with the highest (peerEpoch, last zxid, sid) becomes leader. Each data directory is seeded
+    with a real txn log; the epoch files are created from it at start-up.
+
+    Reference: Java FastLeaderElection.totalOrderPredicate, QuorumPeer.loadDataBase
+    """
+    async def scenario(c):
+        for sid, zxid in history.items():
+            c.seed(sid, zxid)
+        await c.start()
+        leader = await settled(c)
+        epochs = {sid: c.peer(sid).current_epoch for sid in c.sids}
+        return leader, epochs
+    leader, epochs = run(scenario, 3)
+    assert leader == winner
+    assert epochs == {sid: zxid >> 32 for sid, zxid in history.items()}
+
+
+@pytest.mark.slow
+def test_reelection_after_the_leader_is_killed():
+    """SIGKILL the leader of a 3-server ensemble (one process each): the two survivors notice the leader is
+    gone, go back to LOOKING and elect a new leader between them; the killed server, restarted from its data
+    directory, joins that new leader as a follower.
+
+    Reference: Java QuorumPeer.run (a role ends → updateServerState → LOOKING), FastLeaderElection.receivedFollowingNotification
+    """
+    async def scenario(c):
+        await c.start()
+        first = await settled(c, 60)
+        await c.kill(first)
+        second = await settled(c, 60, other_than={first})
+        await c.restart(first)
+        await c.wait_state(first, "FOLLOWING", 60)
+        return first, second, await settled(c, 60), c.logs(first)
+    first, second, final, log = run(scenario, 3, mode="process")
+    assert first == 3 and second == 2 and final == 2
+    assert "Starting quorum peer, myid=3" in log
+
+
+def test_restarted_follower_rejoins_the_leader():
+    """A follower that stops and starts again does not disturb the ensemble: the others answer its
+    notifications with FOLLOWING/LEADING votes and it follows the same leader.
+
+    Reference: Java FastLeaderElection.receivedFollowingNotification, checkLeader
+    """
+    async def scenario(c):
+        await c.start()
+        leader = await settled(c)
+        await c.restart(1)
+        await c.wait_state(1, "FOLLOWING")
+        return leader, c.peer(1).current_vote.id, c.leader()
+    leader, followed, still = run(scenario, 3)
+    assert leader == 3 and followed == 3 and still == 3
+
+
+def test_minority_partition_never_elects():
+    """Cut server 1 off from 2 and 3: 2 and 3 elect a leader between them, 1 stays LOOKING (its notification
+    interval backs off) and never leads. After heal(), 1 joins the majority's leader.
+
+    Reference: Zab.tla (a quorum is needed to elect); Java FastLeaderElection.lookForLeader (notTimeout back-off)
+    """
+    async def scenario(c):
+        c.seed(1, 0x100000009)          # the best history: it would win if it could reach anyone
+        c.partition({1}, {2, 3})
+        await c.start()
+        leader = await settled(c)
+        await asyncio.wait_for(_until(lambda: "Notification time out: 800 ms" in c.logs(1)), 30)
+        states_cut = c.states()
+        log = c.logs(1)
+        c.heal()
+        await c.wait_state(1, "FOLLOWING", 60)
+        return leader, states_cut, log, c.leader()
+    leader, states_cut, log, after = run(scenario, 3)
+    assert leader == 3 and states_cut[1] == "LOOKING" and after == 3
+    assert "LEADING" not in re.findall(r"\] - (\w+)$", log, re.M)
+
+
+def test_leader_cut_off_steps_down_and_majority_reelects():
+    """When the leader is cut off from both followers, the followers lose it and elect a new leader; the old
+    leader, without a quorum, steps down and stays LOOKING.
+
+    Reference: Java Leader.lead ("Not sufficient followers synced" / epoch timeout), Learner read timeouts
+    """
+    async def scenario(c):
+        await c.start()
+        first = await settled(c)
+        c.disconnect(first)
+        second = await settled(c, other_than={first})
+        await c.wait_state(first, "LOOKING")
+        return first, second, c.states()[first], c.logs(first)
+    first, second, state, log = run(scenario, 3)
+    assert first == 3 and second == 2 and state == "LOOKING"
+    assert "Shutdown called. For the reason" in log
+
+
+def test_hierarchical_quorum_needs_a_majority_of_groups():
+    """With groups {1,2,3} {4,5,6} {7,8,9}, a quorum is a majority of the weight in a majority of groups: with
+    only group 1 and one server of group 2 running there is no leader; a second server of group 2 makes one.
+
+    Reference: Java QuorumHierarchical.containsQuorum; ZooKeeper Administrator's Guide, "group.x" / "weight.x"
+    """
+    groups = {"group.1": "1:2:3", "group.2": "4:5:6", "group.3": "7:8:9"}
+    weights = {f"weight.{i}": 1 for i in range(1, 10)}
+
+    async def scenario(c):
+        await c.start([1, 2, 3, 4])
+        await c.wait_state(1, "LOOKING")
+        no_leader = c.leader()
+        await c.start_server(5)
+        leader = await settled(c, 60)
+        return no_leader, leader, c.states()
+    no_leader, leader, states = run(scenario, 9, config={**groups, **weights})
+    assert no_leader is None
+    assert leader == 5 and states[1] == "FOLLOWING" and states[9] is None
+
+
+def test_observers_follow_but_do_not_vote():
+    """Observers learn the leader (OBSERVING) but never count towards a quorum: two observers and one voter
+    of three elect nothing; the second voter makes a leader, and the observers observe it.
+
+    Reference: Java FastLeaderElection (observers' votes are ignored), QuorumPeer.run (OBSERVING); Observers guide
+    """
+    async def scenario(c):
+        await c.start([1, 4, 5])
+        await c.wait_state(1, "LOOKING")
+        assert c.leader() is None
+        await c.start_server(2)
+        leader = await settled(c)
+        await c.wait_state(4, "OBSERVING")
+        await c.wait_state(5, "OBSERVING")
+        srvr = await c.four_letter_word(4, "srvr")
+        return leader, c.states(), c.peer(4).current_vote.id, srvr
+    leader, states, observed, srvr = run(scenario, 3, observers=2)
+    assert leader == 2 and observed == 2 and states[3] is None
+    assert "Mode: observer" in srvr
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Mixed ensembles with Java ZooKeeper 3.8
+
+java = pytest.mark.skipif(not java_available(), reason="Java ZooKeeper 3.8 (Debian package zookeeper) is not installed")
+
+
+def java_decisions(log: str) -> list[str]:
+    return re.findall(r"\] - (LEADING|FOLLOWING|OBSERVING)\s*$", log, re.M)
+
+
+def java_leader_port(log: str) -> int | None:
+    "The quorum port a Java follower dialled first: its leader's (through the mini cluster's proxy)."
+    m = re.search(r"(?:Successfully connected to leader, using address:|Failed connect to) [^ ]*?/127\.0\.0\.1:(\d+)", log)
+    return int(m.group(1)) if m else None
+
+
+def first_decision(c: MiniCluster, sid: int):
+    "The leader an in-process zkref server chose in its first election (from the trace)."
+    decisions = [e for e in c.trace if e.kind == "decide" and e.myid == sid]
+    return decisions[0].leader if decisions else None
+
+
+@java
+@pytest.mark.java
+@pytest.mark.slow
+def test_two_java_and_one_zkref_elect_the_same_leader():
+    """Two Java 3.8 servers (sids 2, 3) and a zkref server (sid 1) elect the same leader on the first try: the
+    Java server zkref decides to follow logs LEADING (and `srvr` says `Mode: leader` once its Java follower has
+    synced), the other Java server logs FOLLOWING. Which of 2 and 3 leads depends on start-up timing, as among
+    Java servers. (Java's leader gives up on zkref as a follower — zkref has no Zab yet — but keeps its Java
+    follower; only the election is checked.)
+
+    Reference: Java FastLeaderElection (wire compatibility), QuorumPeer.run state lines
+    """
+    async def scenario(c):
+        await c.start()
+        await asyncio.wait_for(_until(lambda: first_decision(c, 1) and all(java_decisions(c.logs(s)) for s in (2, 3))), 90)
+        leader = first_decision(c, 1)
+        other = ({2, 3} - {leader}).pop()
+        srvr = await asyncio.wait_for(_until_text(c, leader, "Mode: leader"), 90)
+        return leader, java_decisions(c.logs(leader))[0], java_decisions(c.logs(other))[0], srvr
+    leader, java_leader, java_other, srvr = run(scenario, 3, java={2, 3})
+    assert leader in (2, 3) and java_leader == "LEADING" and java_other == "FOLLOWING"
+    assert "Mode: leader" in srvr
+
+
+@java
+@pytest.mark.java
+@pytest.mark.slow
+def test_one_java_and_two_zkref_elect_the_same_leader():
+    """A Java 3.8 server (sid 1) and two zkref servers (2, 3) elect zkref's sid 3 on the first try: Java's
+    first decision is FOLLOWING and it dials server 3's quorum port. (It then fails to sync — no Zab in zkref
+    yet — and goes back to LOOKING; only the first election is checked.)
+
+    Reference: Java FastLeaderElection (wire compatibility), Learner.connectToLeader
+    """
+    async def scenario(c):
+        await c.start()
+        leader = await settled(c, 90)
+        await asyncio.wait_for(_until(lambda: java_leader_port(c.logs(1))), 90)
+        log = c.logs(1)
+        return leader, java_decisions(log)[0], java_leader_port(log), c.members[leader].quorum_proxy_port
+    leader, java1, dialled, leader_port = run(scenario, 3, java={1})
+    assert leader == 3 and java1 == "FOLLOWING" and dialled == leader_port
+
+
+async def _until(cond):
+    while not cond():
+        await asyncio.sleep(0.05)
+    return cond()
+
+
+async def _until_text(c: MiniCluster, sid: int, text: str) -> str:
+    while text not in (answer := await c.four_letter_word(sid, "srvr")):
+        await asyncio.sleep(0.1)
+    return answer
