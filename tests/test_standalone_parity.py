@@ -257,3 +257,27 @@ def test_enforced_auth_same_as_java(java_zk, zkref_zk):  # noqa: F811
         return out
     cfg = dict(CONFIG, **{"enforce.auth.enabled": "true", "enforce.auth.schemes": "digest"})
     assert script(zkref_zk(dict(cfg)).client_port) == script(java_zk(dict(cfg)).client_port) == [-124, "closed", 0, 0]
+
+
+def test_four_letter_word_formats_same_as_java(java_zk, zkref_zk):  # noqa: F811
+    """srvr, stat, cons, conf, wchs, dump, ruok, isro and a refused word (mntr) have Java's layout (keys, order, separators),
+    values aside. Reference: ZooKeeper Administrator's Guide, "The Four Letter Words"."""
+    from conftest import four_letter_word
+    import re
+
+    def shape(port: int) -> dict:
+        c = RawClient(port)
+        c.call(OpCode.create, CreateRequest(path="/e", data=b"", acl=OPEN_ACL_UNSAFE, flags=1))
+        c.call(OpCode.getData, GetDataRequest(path="/e", watch=True))
+        out = {}
+        for w in ("srvr", "stat", "cons", "conf", "wchs", "dump", "ruok", "isro", "mntr"):
+            text = four_letter_word(port, w)
+            lines = [re.sub(r"[0-9a-fx./:-]+", "#", line.split("\t")[0].split("=")[0]) for line in text.splitlines()
+                     if not line.startswith("Zookeeper version")][:30]
+            out[w] = sorted(lines) if w in ("stat", "cons") else lines   # connections come in no fixed order
+        c.close()
+        return out
+    cfg = dict(CONFIG, **{"4lw.commands.whitelist": "srvr,stat,cons,conf,wchs,dump,ruok,isro"})
+    ours, java = shape(zkref_zk(dict(cfg)).client_port), shape(java_zk(dict(cfg)).client_port)
+    for w in java:
+        assert ours[w] == java[w], f"{w}:\n java: {java[w]}\nzkref: {ours[w]}"
