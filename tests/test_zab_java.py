@@ -20,7 +20,7 @@ from zkref.config import QuorumMaj
 from zkref.jute import CreateTxn, TxnHeader
 from zkref.log import MYID
 from zkref.persistence import FileTxnSnapLog, load_epochs
-from zkref.quorum.learner import Follower
+from zkref.quorum.learner import Follower, Observer
 from zkref.quorum.zab import ZabPeer, epoch_of, make_zxid, trace_violations
 from zkref.zkdatabase import ZKDatabase
 
@@ -40,7 +40,7 @@ class ZkrefFollower:
     def call(self, coro, timeout=60):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def start(self, leader_id: int):
+    def start(self, leader_id: int, role=Follower):
         async def go():
             MYID.set(str(self.myid))
             files = FileTxnSnapLog(self.data_dir, self.data_dir)
@@ -50,7 +50,7 @@ class ZkrefFollower:
             self.peer = ZabPeer(myid=self.myid, quorum_verifier=self.qv, txn_factory=files, zk_db=db,
                                 tick_time=TICK_MS, init_limit=10, sync_limit=5, leader_id=leader_id,
                                 accepted_epoch=accepted, current_epoch=current, zab_trace=[])
-            self.follower = Follower(self.peer)
+            self.follower = role(self.peer)
             self.task = asyncio.get_running_loop().create_task(self.follower.run())
         self.call(go())
         return self
@@ -329,3 +329,33 @@ def test_zkref_quorum_peer_with_zab_roles_follows_java_after_its_own_election(ja
         call(peer.shutdown())
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+
+
+def test_zkref_observer_is_informed_by_a_java_leader(java_zk, tmp_path):
+    """zkref as an observer (server.3=…:observer) of a Java ensemble: it registers with OBSERVERINFO, syncs,
+    and receives committed txns as INFORM from the Java leader, never acking; writes made through Java
+    appear in its tree and its log. Reference: Java Observer.observeLeader / processPacket, Leader.inform"""
+    ports = {sid: (free_port(), free_port()) for sid in (1, 2, 3)}
+    servers = {f"server.{sid}": f"127.0.0.1:{q}:{e}" + (":observer" if sid == 3 else "") for sid, (q, e) in ports.items()}
+    javas = {sid: java_zk(dict(servers, tickTime=TICK_MS, initLimit=10, syncLimit=5), name=f"java{sid}", myid=sid,
+                          wait=False) for sid in (1, 2)}
+    for j in javas.values():
+        j.wait_serving(90)
+    leader = next(sid for sid, j in javas.items() if "Mode: leader" in four_letter_word(j.client_port, "srvr"))
+    f = ZkrefFollower(tmp_path / "zkref3", QuorumMaj.from_properties(servers))
+    try:
+        f.start(leader, Observer)
+        wait_for(lambda: f.broadcasting(), 60, what="the observer to sync")
+        with kazoo(javas[leader]) as zk:
+            for i in range(3):
+                zk.create(f"/obs{i}", b"o")
+        wait_for(lambda: f.node("/obs2") == b"o", 30)
+        trace = f.trace()
+        assert trace[0].type == "OBSERVERINFO"
+        informs = [e.zxid for e in trace if e.kind == "recv" and e.type == "INFORM"]
+        assert len(informs) >= 3
+        assert not any(e.kind == "send" and e.type == "ACK" and e.zxid in informs for e in trace)
+        assert not any(e.kind == "recv" and e.type in ("PROPOSAL", "COMMIT") for e in trace)
+    finally:
+        f.close()
+    assert restored(tmp_path / "zkref3").get_node("/obs2") is not None

@@ -159,10 +159,11 @@ def kazoo(java):
 def test_java_followers_sync_from_zkref_leader_and_apply_its_proposals(zkref_leads, tmp_path):
     """Two Java followers register with the zkref leader, are synced (SNAP: they have nothing), ACK
     NEWLEADER and serve; the leader then commits proposals with their ACKs (a quorum), and the Java followers
-    apply them: kazoo reads zkref's writes from each Java server. The epoch is one more than any accepted
-    epoch, and the leader writes acceptedEpoch then currentEpoch.
+    apply them: kazoo reads zkref's writes from each Java server (after a `sync`, which the Java follower
+    forwards and zkref answers with SYNC). The epoch is one more than any accepted epoch, and the leader writes
+    acceptedEpoch then currentEpoch.
     Reference: Java LearnerHandler.run, Leader.getEpochToPropose / waitForEpochAck / waitForNewLeaderAck,
-    Leader.processAck / tryToCommit; Zab.tla LeaderProcessCEPOCH, LeaderProcessACK"""
+    Leader.processAck / tryToCommit, Leader.processSync; Zab.tla LeaderProcessCEPOCH, LeaderProcessACK"""
     node, javas = zkref_leads
     for j in javas.values():
         j.wait_serving(90)
@@ -172,10 +173,12 @@ def test_java_followers_sync_from_zkref_leader_and_apply_its_proposals(zkref_lea
     assert zxids == [make_zxid(2, 1), make_zxid(2, 2), make_zxid(2, 3)]
     for j in javas.values():
         with kazoo(j) as zk:
+            zk.sync("/")                           # REQUEST(sync) → the zkref leader answers SYNC
             wait_for(lambda: zk.exists("/from-zkref2"), 30, what="the Java follower to apply zkref's txns")
             assert zk.get("/seeded")[0] == b"by zkref"                 # came with the SNAP
             assert [zk.get(f"/from-zkref{i}")[0] for i in range(3)] == [b"d0", b"d1", b"d2"]
-        assert "Getting a snapshot from leader 0x100000001" in j.logs()
+        # a SNAP: at 0x100000001 if it synced before the leader started serving, at 0x200000000 after
+        assert re.search(r"Getting a snapshot from leader 0x(100000001|200000000)\b", j.logs())
     trace = node.call(_v(lambda: list(node.peer.zab_trace)))
     # a txn is committed only after a follower's ACK (the leader alone is not a quorum of 3)
     for z in zxids:
