@@ -548,14 +548,14 @@ def test_restored_sessions_expire_after_restart(zkref_zk):
     client never comes back is deleted once the session expires. Reference: Java ZooKeeperServer.loadData,
     SessionTrackerImpl constructor (sessionsWithTimeout)."""
     srv = zkref_zk()
-    c = RawClient(srv.client_port, timeout_ms=4000)
+    c = RawClient(srv.client_port, timeout_ms=8000)
     c.call(OpCode.create, CreateRequest(path="/left-behind", data=b"", acl=OPEN_ACL_UNSAFE, flags=1))
     srv.kill()
     c.close()
     srv.start()
     k = kazoo(srv)
     assert k.exists("/left-behind") is not None
-    wait_for(lambda: k.exists("/left-behind") is None, 20, what="the restored session to expire")
+    wait_for(lambda: k.exists("/left-behind") is None, 30, what="the restored session to expire")
     assert f"Expiring session 0x{c.session_id:x}" in srv.logs()
     k.stop(); k.close()
 
