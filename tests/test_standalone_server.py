@@ -602,3 +602,20 @@ def test_super_digest(zkref_zk):
     assert stranger.get("/locked")[0] == b"s"
     for c in (owner, admin, stranger):
         c.stop(); c.close()
+
+
+def test_trace_mask_and_digest_log(server, zk):
+    """gtmk prints the trace mask (306 by default), stmk sets it from the 8 bytes after the word, and hash
+    lists the tree digest every 128 zxids as `zxid: digest`. Reference: Java GetTraceMaskCommand,
+    SetTraceMaskCommand, DigestCommand."""
+    import socket as _s
+    port = server.client_port
+    assert four_letter_word(port, "gtmk") == "306"
+    with _s.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"stmk" + (0x3FF).to_bytes(8, "big"))
+        assert s.recv(100) == b"1023"
+    assert four_letter_word(port, "gtmk") == "1023"
+    for i in range(130):
+        zk.create(f"/h{i}", b"")
+    lines = four_letter_word(port, "hash").splitlines()
+    assert lines and all(":" in l for l in lines) and lines[0].startswith("80: ")
