@@ -270,14 +270,14 @@ def test_four_letter_word_formats_same_as_java(java_zk, zkref_zk):  # noqa: F811
         c.call(OpCode.create, CreateRequest(path="/e", data=b"", acl=OPEN_ACL_UNSAFE, flags=1))
         c.call(OpCode.getData, GetDataRequest(path="/e", watch=True))
         out = {}
-        for w in ("srvr", "stat", "cons", "conf", "wchs", "dump", "ruok", "isro", "gtmk", "mntr"):
+        for w in ("srvr", "stat", "cons", "conf", "wchs", "dump", "ruok", "isro", "gtmk", "envi", "mntr"):
             text = four_letter_word(port, w)
             lines = [re.sub(r"[0-9a-fx./:-]+", "#", line.split("\t")[0].split("=")[0]) for line in text.splitlines()
                      if not line.startswith("Zookeeper version")][:30]
             out[w] = sorted(lines) if w in ("stat", "cons") else lines   # connections come in no fixed order
         c.close()
         return out
-    cfg = dict(CONFIG, **{"4lw.commands.whitelist": "srvr,stat,cons,conf,wchs,dump,ruok,isro,gtmk"})
+    cfg = dict(CONFIG, **{"4lw.commands.whitelist": "srvr,stat,cons,conf,wchs,dump,ruok,isro,gtmk,envi"})
     ours, java = shape(zkref_zk(dict(cfg)).client_port), shape(java_zk(dict(cfg)).client_port)
     for w in java:
         assert ours[w] == java[w], f"{w}:\n java: {java[w]}\nzkref: {ours[w]}"
