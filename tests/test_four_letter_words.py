@@ -1,0 +1,251 @@
+"""Four-letter words: zkref's answers have the lines, keys and formats of a real Java 3.8 server's given the
+same workload (values differ), with the whitelist on and off, while not serving, and `python -m zkref status`.
+
+zkref runs in-process (see `InProcessZkref` in test_admin_http.py) with the fixed words of chapter 09a
+installed, as `ZooKeeperServerMain` will install them.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import four_letter_word, free_port, wait_for
+from test_admin_http import InProcessZkref, workload, write_cfg, zkref_inproc  # noqa: F401 (fixture)
+from zkref.config import ServerConfig
+from zkref.persistence import FileTxnSnapLog, StorageOptions
+from zkref.server.admin import install_four_letter_words
+from zkref.server.cnxn import FOUR_LETTER_WORDS, ServerCnxnFactory
+from zkref.server.processors import ZooKeeperServer
+
+ROOT = Path(__file__).resolve().parent.parent
+NOT_SERVING = "This ZooKeeper instance is not currently serving requests"
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def send_word(port: int, payload: bytes) -> str:
+    "Write raw bytes (a word, maybe with an argument) to a client port; the whole answer."
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(payload)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def line_shape(line: str) -> str:
+    "A line with its values replaced by placeholders, its keys and punctuation kept."
+    line = re.sub(r"^(Zookeeper version: |zookeeper\.version=|zk_version\t).*", r"\1<version>", line)
+    line = re.sub(r"\w{3} \w{3} \d\d \d\d:\d\d:\d\d \w+ \d{4}", "<date>", line)
+    line = re.sub(r"/[\d.]+:\d+", "/<addr>", line)
+    line = re.sub(r"\[([01])\]\(", lambda m: "[ops=" + ("zero" if m[1] == "0" else "one") + "](", line)
+    line = re.sub(r"lop=\w+", "lop=<op>", line)
+    line = re.sub(r"0x[0-9a-f]+", "0x<hex>", line)
+    line = re.sub(r"-?\d+(\.\d+)?(E-?\d+)?", "<n>", line)
+    return line
+
+
+def text_shape(text: str) -> list[str]:
+    "Shaped lines, with each run of list lines (` /client…`, `\\t…`) sorted: Java's order there is a hash order."
+    out, run = [], []
+    for line in text.split("\n"):
+        shaped = line_shape(line)
+        if line.startswith((" /", "\t")):
+            run.append(shaped)
+            continue
+        out += sorted(run) + [shaped]
+        run = []
+    return out + sorted(run)
+
+
+def keys(text: str, sep: str) -> list[str]:
+    return [l.split(sep, 1)[0] for l in text.splitlines() if sep in l]
+
+
+@pytest.fixture
+def both(java_zk, zkref_inproc):
+    "A Java 3.8 server and a zkref server with `4lw.commands.whitelist=*` and the same client workload."
+    java = java_zk({"4lw.commands.whitelist": "*"})
+    zkref = zkref_inproc({"4lw.commands.whitelist": "*"}, admin=False)
+    clients = [workload(java.client_port), workload(zkref.client_port)]
+    yield java, zkref
+    for c in clients:
+        c.stop(); c.close()
+
+
+class NotServingZkref:
+    "A zkref client port whose ZooKeeperServer was created but never started (as while a database loads)."
+
+    def __init__(self, workdir: Path, config: dict):
+        config = {"dataDir": workdir / "data", "clientPort": free_port(), "clientPortAddress": "127.0.0.1", **config}
+        self.client_port = int(config["clientPort"])
+        self.config = ServerConfig().parse(str(write_cfg(workdir, config)))
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.factory = None
+
+    async def _start(self) -> None:
+        c = self.config
+        zks = ZooKeeperServer(FileTxnSnapLog(c.data_log_dir, c.data_dir, StorageOptions.from_properties(c.system_properties)),
+                              c.tick_time, c.min_session_timeout, c.max_session_timeout, -1, c)
+        self.factory = ServerCnxnFactory()
+        await self.factory.configure(c.client_port_address, c.max_client_cnxns, -1, False, c)
+        await self.factory.start()
+        self.factory.set_zookeeper_server(zks)
+        install_four_letter_words(self.factory)
+
+    def __enter__(self) -> "NotServingZkref":
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(30)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.factory is not None:
+            asyncio.run_coroutine_threadsafe(self.factory.shutdown(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+# --------------------------------------------------------------------------------------------- tests
+@pytest.mark.java
+def test_every_word_has_javas_lines(both):
+    """After the same workload (a session, an ephemeral node, three watches), every four-letter word answers
+    with Java's lines: the same fixed texts (`imok`, `rw`, `306`, the reset sentences), the same line formats
+    with values replaced (`srvr`, `stat`, `cons`, `dump`, `wchs`, `wchc`, `wchp`, `dirs`, `hash`), the same keys
+    in the same order (`conf`, `envi`), and nothing for a four-byte word that is not a command.
+    Reference: Java server/command/* (each FourLetterCommand.commandRun), NIOServerCnxn.checkFourLetterWord"""
+    java, zkref = both
+    for word in [w for w in FOUR_LETTER_WORDS if w not in ("crst", "srst", "mntr", "stmk")] + ["abcd", "crst", "srst"]:
+        j, z = four_letter_word(java.client_port, word), four_letter_word(zkref.client_port, word)
+        if word in ("conf", "envi"):
+            assert keys(z, "=") == keys(j, "="), f"{word}:\njava  {j!r}\nzkref {z!r}"
+        elif word == "dump":
+            j_head, j_cnxns = j.split("Connections dump:\n")
+            z_head, z_cnxns = z.split("Connections dump:\n")
+            assert text_shape(z_head) == text_shape(j_head), f"java  {j!r}\nzkref {z!r}"
+            sets = r"Connections Sets \(\d+\)/\(\d+\):\n(\d+ expire at .+:\n(\tip: /[\d.]+:\d+ sessionId: 0x[0-9a-f]+\n)+)+"
+            assert re.fullmatch(sets, j_cnxns) and re.fullmatch(sets, z_cnxns), f"java  {j!r}\nzkref {z!r}"
+        else:
+            assert text_shape(z) == text_shape(j), f"{word}:\njava  {j!r}\nzkref {z!r}"
+
+
+@pytest.mark.java
+def test_stat_marks_the_asking_connection(both):
+    """`stat` and `cons` list the connection that asks with interest ops `[0]` and idle clients with `[1]`,
+    one client per line and one empty line after the list.
+    Reference: Java StatCommand, ConsCommand, ServerCnxn.dumpConnectionInfo"""
+    java, zkref = both
+    for s in (java, zkref):
+        stat = four_letter_word(s.client_port, "stat")
+        clients = stat.split("Clients:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+        assert sorted(c.split("(")[0][-3:] for c in clients) == ["[0]", "[1]"], stat
+        cons = four_letter_word(s.client_port, "cons")
+        assert cons.endswith(")\n\n") and sorted(l.split("(")[0][-3:] for l in cons.splitlines() if l) == ["[0]", "[1]"]
+
+
+@pytest.mark.java
+def test_mntr_lines_are_javas_format(both):
+    """`mntr` prints `zk_<key>\\t<value>` lines, `zk_version` and `zk_server_state` first; every key zkref
+    prints is a key Java prints, and numbers print as Java prints longs and doubles.
+    Reference: Java MonitorCommand.print, ZooKeeperServer.dumpMonitorValues"""
+    java, zkref = both
+    j, z = four_letter_word(java.client_port, "mntr"), four_letter_word(zkref.client_port, "mntr")
+    assert keys(z, "\t")[:2] == keys(j, "\t")[:2] == ["zk_version", "zk_server_state"]
+    assert set(keys(z, "\t")) <= set(keys(j, "\t")), sorted(set(keys(z, "\t")) - set(keys(j, "\t")))
+    java_values = dict(l.split("\t", 1) for l in j.splitlines())
+    for line in z.splitlines():
+        k, v = line.split("\t", 1)
+        assert line_shape(v) == line_shape(java_values[k]) or k == "zk_version", line
+
+
+@pytest.mark.java
+def test_stmk_reads_its_argument_and_gtmk_reports_it(both):
+    """`stmk` followed by an 8-byte long sets the trace mask and prints it; `gtmk` prints the mask (306 by
+    default); `stmk` without its 8 bytes prints nothing.
+    Reference: Java NIOServerCnxn.checkFourLetterWord (setTraceMaskCmd), SetTraceMaskCommand, TraceMaskCommand"""
+    java, zkref = both
+    for s in (java, zkref):
+        assert four_letter_word(s.client_port, "gtmk") == "306"
+        assert send_word(s.client_port, b"stmk" + (4).to_bytes(8, "big")) == "4"
+        assert four_letter_word(s.client_port, "gtmk") == "4"
+        assert send_word(s.client_port, b"stmk" + (306).to_bytes(8, "big")) == "306"
+        assert send_word(s.client_port, b"stmk") == ""
+
+
+@pytest.mark.java
+@pytest.mark.parametrize("whitelist", [None, "ruok, stat ,conf", "mntr,nope"])
+def test_whitelist_refusal_is_javas(java_zk, zkref_inproc, whitelist):
+    """Only whitelisted words run (`srvr` always; none else when `4lw.commands.whitelist` is unset; names are
+    trimmed); every other word answers `<word> is not executed because it is not in the whitelist.` and a
+    newline — zkref answers exactly what Java answers, word by word.
+    Reference: ZooKeeper Admin Guide, "4lw.commands.whitelist"; Java FourLetterCommands.isEnabled, NopCommand"""
+    config = {} if whitelist is None else {"4lw.commands.whitelist": whitelist}
+    java = java_zk(dict(config))
+    zkref = zkref_inproc(dict(config), admin=False)
+    for word in FOUR_LETTER_WORDS:
+        if word == "stmk":
+            continue
+        j, z = four_letter_word(java.client_port, word), four_letter_word(zkref.client_port, word)
+        refusal = f"{word} is not executed because it is not in the whitelist.\n"
+        assert (z == refusal) == (j == refusal), f"{word}: java {j!r} zkref {z!r}"
+        if j == refusal:
+            assert z == j
+
+
+@pytest.mark.java
+def test_not_serving_answers_are_javas(java_zk, tmp_path):
+    """While the client port is open but no server is serving (a quorum peer still LOOKING; a standalone
+    server loading its database), each word answers as Java's command does: most print `This ZooKeeper
+    instance is not currently serving requests` and a newline, `hash` the sentence alone, `isro` `null`,
+    and `ruok`, `envi`, `gtmk` answer as usual.
+    Reference: Java AbstractFourLetterCommand.isZKServerRunning and each command's commandRun"""
+    ports = [free_port() for _ in range(4)]
+    java = java_zk({"4lw.commands.whitelist": "*", "initLimit": 5, "syncLimit": 2,
+                    "server.1": f"127.0.0.1:{ports[0]}:{ports[1]}", "server.2": f"127.0.0.1:{ports[2]}:{ports[3]}"},
+                   myid=1, wait=False)
+    wait_for(lambda: four_letter_word(java.client_port, "ruok") == "imok", 30, 0.1, "the Java peer's client port")
+    with NotServingZkref(tmp_path / "zkref", {"4lw.commands.whitelist": "*"}) as zkref:
+        for word in FOUR_LETTER_WORDS:
+            if word == "stmk":
+                continue
+            j, z = four_letter_word(java.client_port, word), four_letter_word(zkref.client_port, word)
+            if word == "envi":
+                assert keys(z, "=") == keys(j, "=")
+            else:
+                assert z == j, f"{word}: java {j!r} zkref {z!r}"
+        assert four_letter_word(zkref.client_port, "srvr") == NOT_SERVING + "\n"
+        assert four_letter_word(zkref.client_port, "isro") == "null"
+
+
+def _status(cfg: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "zkref", "status", str(cfg)], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+
+
+@pytest.mark.java
+def test_python_m_zkref_status(java_zk, tmp_path):
+    """`python -m zkref status zoo.cfg` asks the configured client port with `srvr`, as `zkServer.sh status`
+    does, and prints the client port line and `Mode: standalone` (exit 0) for a zkref and for a Java
+    standalone server; with nothing listening it prints `Error contacting service. It is probably not
+    running.` and exits 1.
+    Reference: zkServer.sh status; Java StatCommand ("Mode: standalone")"""
+    from test_standalone_server import ZkrefServer
+    zkref = ZkrefServer(tmp_path / "zkref", {"admin.enableServer": "false"}).start()
+    try:
+        java = java_zk()
+        for port, cfg in ((zkref.client_port, zkref.cfg_path), (java.client_port, java.cfg_path)):
+            out = _status(cfg)
+            assert out.returncode == 0, out.stderr
+            assert out.stdout == (f"Client port found: {port}. Client address: 127.0.0.1. Client SSL: false.\n"
+                                  "Mode: standalone\n")
+    finally:
+        zkref.stop()
+    out = _status(zkref.cfg_path)
+    assert out.returncode == 1
+    assert out.stdout.splitlines()[-1] == "Error contacting service. It is probably not running."
