@@ -206,3 +206,44 @@ def test_zkref_leader_steps_down_without_a_quorum(zkref_leads):
     wait_for(node.lead_ended, 60, what="the zkref leader to step down")
     reason = node.call(_v(lambda: node.leader.shutdown_reason))
     assert re.fullmatch(r"Not sufficient followers synced, only synced with sids: \[ 3 \]", reason)
+
+
+def test_clients_of_java_followers_write_through_the_zkref_leader(zkref_leads):
+    """Writes made by clients of the Java followers are forwarded as REQUEST to the zkref leader, prepared
+    by chapter 11's PrepRequestProcessor (errors included), proposed with their digest, committed and
+    answered by the Java follower: creates, sets, deletes, NodeExists / BadVersion errors, an ephemeral
+    node removed when its session closes, all visible from the other Java follower, and no digest mismatch
+    in Java's logs. Reference: Java Leader.submitLearnerRequest, LeaderZooKeeperServer, PrepRequestProcessor,
+    FollowerRequestProcessor / CommitProcessor (the follower's side)"""
+    from kazoo.exceptions import BadVersionError, NodeExistsError
+    node, javas = zkref_leads
+    for j in javas.values():
+        j.wait_serving(90)
+    wait_for(node.started, 30)
+    a, b = javas.values()
+    with kazoo(a) as za, kazoo(b) as zb:
+        za.create("/w", b"one")
+        za.create("/w/child", b"c", ephemeral=True)
+        with pytest.raises(NodeExistsError):
+            za.create("/w", b"again")
+        za.set("/w", b"two", version=0)
+        with pytest.raises(BadVersionError):
+            za.set("/w", b"three", version=0)
+        zb.create("/z", b"from b")
+        zb.delete("/z")
+        zb.sync("/")
+        assert zb.get("/w")[0] == b"two" and zb.exists("/w/child") and not zb.exists("/z")
+        owner = zb.exists("/w/child").ephemeralOwner
+    assert owner != 0
+    with kazoo(b) as zb:                       # the first session closed: its ephemeral went with it
+        wait_for(lambda: zb.exists("/w/child") is None, 30, what="the ephemeral to go")
+        assert zb.get("/w")[0] == b"two"
+    node_tree = node.call(_v(lambda: (node.peer.zk_db.get_node("/w").data, node.peer.zk_db.get_node("/w/child"))))
+    assert node_tree == (b"two", None)
+    digests = node.call(_v(lambda: [(p.header.type, p.digest) for p in node.peer.zk_db.committed_log
+                                    if p.header.client_id != 0]))
+    assert len(digests) >= 8
+    # every client txn went out with its TxnDigest, except error txns (Java's PrepRequestProcessor gives those none)
+    assert all((d is None) == (t == -1) for t, d in digests)
+    for j in javas.values():                   # Java: DataTree.compareDigest / reportDigestMismatch
+        assert "Digests are not matching" not in j.logs() and "First digest mismatch" not in j.logs()
