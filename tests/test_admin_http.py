@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
-from conftest import JAVA_CLASSPATH, JavaZooKeeper, free_port, java_available, wait_for
+from conftest import JAVA_CLASSPATH, JavaZooKeeper, four_letter_word, free_port, java_available, wait_for
 from zkref.config import ServerConfig
 from zkref.main import ExitCode, exit_code_for
 from zkref.server.admin import (AdminServer, AdminServerException, install_four_letter_words, jackson_dumps,
@@ -77,6 +77,7 @@ class InProcessZkref:
         self.thread = threading.Thread(target=self.loop.run_forever, name="zkref-inprocess", daemon=True)
         self.main: ZooKeeperServerMain | None = None
         self.admin: AdminServer | None = None
+        self.own_admin: AdminServer | None = None      # the one this harness started (not ZooKeeperServerMain)
         self.task = None
 
     def call(self, coro, timeout: float = 30.0):
@@ -91,10 +92,11 @@ class InProcessZkref:
                                      return_when=asyncio.FIRST_COMPLETED)
         if self.task in done:
             self.task.result()
-        # The wiring the chapter gives for ZooKeeperServerMain.run_from_config:
-        self.admin = AdminServer.from_config(config)
-        self.admin.set_zookeeper_server(self.main.zks)
-        await self.admin.start()
+        self.admin = getattr(self.main, "admin_server", None)
+        if self.admin is None:      # until ZooKeeperServerMain starts it: the wiring the chapter gives
+            self.own_admin = self.admin = AdminServer.from_config(config)
+            self.admin.set_zookeeper_server(self.main.zks)
+            await self.admin.start()
         install_four_letter_words(self.main.cnxn_factory)
 
     def start(self) -> "InProcessZkref":
@@ -107,8 +109,8 @@ class InProcessZkref:
             self.main.request_shutdown()
             if self.task is not None:
                 await asyncio.wait_for(asyncio.gather(self.task, return_exceptions=True), 30)
-        if self.admin is not None:
-            await self.admin.shutdown()
+        if self.own_admin is not None:
+            await self.own_admin.shutdown()
 
     def stop(self) -> None:
         if self.thread.is_alive():
@@ -487,3 +489,53 @@ def test_tls_settings_are_refused_not_ignored(tmp_path):
         asyncio.run(admin.start())
     assert "forceHttps" in str(info.value.__cause__)
     assert exit_code_for(info.value)[0] == ExitCode.ERROR_STARTING_ADMIN_SERVER
+
+
+# ------------------------------------------------------------------ `python -m zkref` with the AdminServer
+WIRING = ("ZooKeeperServerMain does not start the AdminServer yet: the lead adds the lines chapter 09a gives "
+          "(then remove this marker)")
+
+
+def _zkref_process(tmp_path: Path, admin_port: int):
+    from test_standalone_server import ZkrefServer
+    return ZkrefServer(tmp_path / "zkref", {"admin.serverAddress": "127.0.0.1", "admin.serverPort": admin_port,
+                                            "4lw.commands.whitelist": "*"}).start(wait=False)
+
+
+@pytest.mark.xfail(strict=True, reason=WIRING)
+def test_python_m_zkref_serves_the_admin_server(tmp_path):
+    """`python -m zkref zoo.cfg` starts the AdminServer on `admin.serverPort` beside the client port, logs
+    `Started AdminServer on address …, port … and command URL /commands`, and stops it on shutdown.
+    Reference: Java ZooKeeperServerMain.runFromConfig (adminServer.start), JettyAdminServer.start"""
+    admin_port = free_port()
+    server = _zkref_process(tmp_path, admin_port)
+    try:
+        server.wait_serving(30)
+        assert json.loads(http(admin_port, "/commands/ruok")[2]) == {"command": "ruok", "error": None}
+        assert json.loads(http(admin_port, "/commands/srvr")[2])["server_stats"]["server_state"] == "standalone"
+        assert (f"Started AdminServer on address 127.0.0.1, port {admin_port} and command URL /commands"
+                in server.logs())
+    finally:
+        server.stop()
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", admin_port)) != 0
+
+
+@pytest.mark.xfail(strict=True, reason=WIRING)
+def test_python_m_zkref_exits_4_when_the_admin_port_is_taken(tmp_path):
+    """With `admin.serverPort` taken, `python -m zkref zoo.cfg` stops before serving with exit code 4 and
+    `Unable to start AdminServer, exiting abnormally` on stderr, as Java's QuorumPeerMain does.
+    Reference: Java ZooKeeperServerMain.main (ExitCode.ERROR_STARTING_ADMIN_SERVER), JettyAdminServer.start"""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0)); holder.listen()
+        server = _zkref_process(tmp_path, holder.getsockname()[1])
+        try:
+            outcome = wait_for(lambda: ("exited" if server.proc.poll() is not None else
+                                        "serving" if "Mode:" in four_letter_word(server.client_port, "srvr") else None),
+                               30, 0.1, "zkref to exit or serve")
+            assert outcome == "exited", "zkref served although its AdminServer port was taken"
+            assert server.proc.returncode == 4
+            assert "Unable to start AdminServer, exiting abnormally" in server.logs()
+            assert f"port {holder.getsockname()[1]} and command URL /commands" in server.logs()
+        finally:
+            server.stop()
