@@ -346,3 +346,76 @@ def test_zkref_observer_is_informed_by_a_java_leader(java_zk, tmp_path):
     finally:
         f.close()
     assert restored(tmp_path / "zkref3").get_node("/obs2") is not None
+
+
+def test_clients_of_a_zkref_follower_in_a_java_ensemble(java_zk, tmp_path):
+    """A zkref QuorumPeer following a Java 3.8 leader serves clients on its own client port: sessions are
+    created through the leader (REQUEST createSession), writes are forwarded and answered when the leader's
+    COMMIT arrives (errors included), reads are served locally in session order, a watch set on zkref fires
+    for a write made through Java, `sync` is answered after the leader's SYNC, and an ephemeral made through
+    zkref vanishes everywhere when its session closes.
+    Reference: Java FollowerZooKeeperServer, FollowerRequestProcessor, CommitProcessor, Learner.request,
+    LearnerSessionTracker (touch table in PING), Follower.processPacket (SYNC)"""
+    import threading as _t
+    from kazoo.exceptions import NodeExistsError, NoNodeError
+    from zkref.quorum.learner import zab_roles
+    from zkref.quorum.peer import QuorumPeer
+    from zkref.server.cnxn import ServerCnxnFactory
+    ports = {sid: (free_port(), free_port()) for sid in (1, 2, 3)}
+    servers = {f"server.{sid}": f"127.0.0.1:{q}:{e}" for sid, (q, e) in ports.items()}
+    javas = {sid: java_zk(dict(servers, tickTime=TICK_MS, initLimit=10, syncLimit=5), name=f"java{sid}", myid=sid,
+                          wait=False) for sid in (1, 2)}
+    for j in javas.values():
+        j.wait_serving(90)
+    leader = next(sid for sid, j in javas.items() if "Mode: leader" in four_letter_word(j.client_port, "srvr"))
+    loop = asyncio.new_event_loop()
+    thread = _t.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    call = lambda coro, t=90: asyncio.run_coroutine_threadsafe(coro, loop).result(t)
+    client_port = free_port()
+    peer = QuorumPeer([])
+    peer.myid, peer.quorum_verifier = 3, QuorumMaj.from_properties(servers)
+    peer.tick_time, peer.init_limit, peer.sync_limit = TICK_MS, 10, 5
+    peer.txn_factory = FileTxnSnapLog(tmp_path / "zkref3", tmp_path / "zkref3")
+    peer.zk_db = ZKDatabase(peer.txn_factory)
+    peer.role_factories = zab_roles()
+    peer.zab_trace = []
+    try:
+        async def setup():
+            f = ServerCnxnFactory()
+            await f.configure(("127.0.0.1", client_port))
+            peer.cnxn_factory = f
+            await peer.start()
+        call(setup())
+        wait_for(lambda: call(_const(isinstance(peer.role, Follower) and peer.zab_state.name == "BROADCAST")), 60,
+                 what="zkref to follow")
+        fired = _t.Event()
+        zr = KazooClient(hosts=f"127.0.0.1:{client_port}", timeout=10)
+        zr.start(timeout=30)
+        try:
+            assert zr.client_id[0] >> 56 == 3                       # the session id carries zkref's myid
+            zr.create("/via-zkref", b"1")
+            with pytest.raises(NodeExistsError):
+                zr.create("/via-zkref", b"again")
+            with pytest.raises(NoNodeError):
+                zr.set("/missing", b"x")
+            zr.create("/eph", b"e", ephemeral=True)
+            assert zr.get("/via-zkref")[0] == b"1"                  # read-your-writes on the follower
+            zr.get("/via-zkref", watch=lambda event: fired.set())
+            with kazoo(javas[leader]) as zj:
+                assert zj.get("/via-zkref")[0] == b"1" and zj.exists("/eph")
+                zj.set("/via-zkref", b"2")
+            assert fired.wait(30)                                   # the watch on zkref fired for Java's write
+            zr.sync("/")
+            assert zr.get("/via-zkref")[0] == b"2"
+        finally:
+            zr.stop()
+            zr.close()
+        with kazoo(javas[leader]) as zj:
+            wait_for(lambda: zj.exists("/eph") is None, 30, what="the ephemeral to go with its session")
+        assert trace_violations(call(_const(list(peer.zab_trace)))) == []
+        assert any(e.kind == "send" and e.type == "REQUEST" for e in call(_const(list(peer.zab_trace))))
+    finally:
+        call(peer.shutdown())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
