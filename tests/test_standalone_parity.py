@@ -274,6 +274,8 @@ def test_four_letter_word_formats_same_as_java(java_zk, zkref_zk):  # noqa: F811
             text = four_letter_word(port, w)
             lines = [re.sub(r"[0-9a-fx./:-]+", "#", line.split("\t")[0].split("=")[0]) for line in text.splitlines()
                      if not line.startswith("Zookeeper version")][:30]
+            if w == "dump":   # how many expiry buckets the connections fall in depends on timing
+                lines = [l for i, l in enumerate(lines) if i == 0 or l != lines[i - 1]]
             out[w] = sorted(lines) if w in ("stat", "cons") else lines   # connections come in no fixed order
         c.close()
         return out
