@@ -1,8 +1,8 @@
 """Four-letter words: zkref's answers have the lines, keys and formats of a real Java 3.8 server's given the
 same workload (values differ), with the whitelist on and off, while not serving, and `python -m zkref status`.
 
-zkref runs in-process (see `InProcessZkref` in test_admin_http.py) with the fixed words of chapter 09a
-installed, as `ZooKeeperServerMain` will install them.
+zkref runs in-process (see `InProcessZkref` in test_admin_http.py) with chapter 09a's `run_four_letter_word`
+installed, as `ZooKeeperServerMain` will install it.
 """
 from __future__ import annotations
 
