@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from http.client import HTTPConnection
 import json
+import re
 import socket
 import subprocess
 import threading
@@ -539,3 +540,28 @@ def test_python_m_zkref_exits_4_when_the_admin_port_is_taken(tmp_path):
             assert f"port {holder.getsockname()[1]} and command URL /commands" in server.logs()
         finally:
             server.stop()
+
+
+@pytest.mark.java
+def test_hash_lists_digests_as_java_does(both):
+    """After 128 transactions the tree logs its digest (every DIGEST_LOG_INTERVAL zxids); `hash` lists the
+    logged digests as objects with Java's field names and order, and the `hash` four-letter word prints one
+    `<zxid hex>: <digest>` line per digest.
+    Reference: Java Commands.DigestCommand, DataTree.logZxidDigest/getDigestLog, DigestCommand (4lw)"""
+    java, zkref = both
+    for s in (java, zkref):
+        zk = KazooClient(f"127.0.0.1:{s.client_port}", timeout=10)
+        zk.start(timeout=15)
+        try:
+            zk.create("/h", b"")
+            for i in range(130):
+                zk.create(f"/h/n{i}", b"x")
+        finally:
+            zk.stop(); zk.close()
+    j, z = (json.loads(http(s.admin_port, "/commands/hash")[2]) for s in (java, zkref))
+    assert j["digests"] and z["digests"], (j, z)
+    assert [list(d) for d in z["digests"]] == [list(d) for d in j["digests"]]
+    assert shape(z) == shape(j)
+    lines = [four_letter_word(s.client_port, "hash") for s in (java, zkref)]
+    for text in lines:
+        assert re.fullmatch(r"([0-9a-f]+: -?\d+\n)+", text), text
