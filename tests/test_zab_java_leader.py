@@ -146,8 +146,8 @@ def zkref_leads(java_zk, tmp_path):
 
 
 @contextlib.contextmanager
-def kazoo(java):
-    zk = KazooClient(hosts=f"127.0.0.1:{java.client_port}", timeout=10)
+def kazoo(java, timeout_s: float = 10):
+    zk = KazooClient(hosts=f"127.0.0.1:{java.client_port}", timeout=timeout_s)
     zk.start(timeout=30)
     try:
         yield zk
@@ -247,3 +247,51 @@ def test_clients_of_java_followers_write_through_the_zkref_leader(zkref_leads):
     assert all((d is None) == (t == -1) for t, d in digests)
     for j in javas.values():                   # Java: DataTree.compareDigest / reportDigestMismatch
         assert "Digests are not matching" not in j.logs() and "First digest mismatch" not in j.logs()
+
+
+CLIENT_SCRIPT = """
+import sys, time
+from kazoo.client import KazooClient
+zk = KazooClient(hosts=sys.argv[1], timeout=4.0)
+zk.start(timeout=30)
+zk.create("/owned-by-killed-client", b"", ephemeral=True)
+print(hex(zk.client_id[0]), flush=True)
+time.sleep(600)
+"""
+
+
+def test_sessions_of_java_followers_live_and_expire_on_the_zkref_leader(zkref_leads, tmp_path):
+    """Global sessions belong to the leader: a Java follower's client that stays connected keeps its
+    session alive through the touches in the follower's PING replies, and one that is killed (no close) is
+    expired by the zkref leader's session tracker, whose closeSession removes its ephemeral everywhere.
+    Reference: Java LearnerHandler (PING touches) → Leader.touch, SessionTrackerImpl expiry,
+    ZooKeeperServer.expire; Learner.ping (touch table)"""
+    import subprocess
+    import sys
+    import time as _time
+    node, javas = zkref_leads
+    for j in javas.values():
+        j.wait_serving(90)
+    wait_for(node.started, 30)
+    a, b = javas.values()
+    with kazoo(a, timeout_s=4) as alive:
+        alive.create("/kept-alive", b"", ephemeral=True)
+        sid = alive.client_id[0]
+        start = _time.monotonic()
+        touched = lambda: [e.time for e in node.call(_v(lambda: list(node.peer.zab_trace)))
+                           if e.kind == "recv" and e.type == "PING" and f"0x{sid & (2**64 - 1):x}:" in e.text]
+        # the leader hears of the session at least until three session timeouts have passed
+        wait_for(lambda: (lambda t: len(t) >= 3 and t[-1] - t[0] > 3 * alive._session_timeout / 1000)(touched()),
+                 60, what="touches of the live session spanning three timeouts")
+        assert alive.exists("/kept-alive") is not None
+        proc = subprocess.Popen([sys.executable, "-c", CLIENT_SCRIPT, f"127.0.0.1:{b.client_port}"],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            killed_sid = int(proc.stdout.readline().strip(), 16)
+            assert alive.exists("/owned-by-killed-client") is not None
+        finally:
+            proc.kill()
+            proc.wait(10)
+        wait_for(lambda: alive.exists("/owned-by-killed-client") is None, 60, what="the killed client's session to expire")
+    expired = node.call(_v(lambda: [(p.header.type, p.header.client_id) for p in node.peer.zk_db.committed_log]))
+    assert (-11, killed_sid if killed_sid < 2**63 else killed_sid - 2**64) in expired
