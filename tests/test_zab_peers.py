@@ -168,3 +168,81 @@ def test_leader_failure_keeps_committed_txns(tmp_path):
     expected = sorted([f"old{i}" for i in range(5)] + [f"new{i}" for i in range(5)] + ["after-rejoin", "zookeeper"])
     assert all(v == expected for v in nodes.values()), nodes
     check_prefix_consistency(everyone)
+
+
+def test_clients_of_an_all_zkref_ensemble_and_a_session_moving_between_servers(tmp_path):
+    """Three zkref QuorumPeers with client ports: a kazoo client on a follower writes (forwarded to the
+    leader), a second client on the leader sees the write, and when the first client's server stops, the
+    client moves to another server with the same session (REVALIDATE to the leader when it lands on a
+    follower, a local check on the leader) and its ephemeral survives.
+    Reference: Java FollowerZooKeeperServer, LeaderZooKeeperServer, Learner.validateSession,
+    Leader.revalidateSession"""
+    import threading
+    from kazoo.client import KazooClient
+    from zkref.server.cnxn import ServerCnxnFactory
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    call = lambda coro, t=60: asyncio.run_coroutine_threadsafe(coro, loop).result(t)
+    ports = free_ports(9)
+    qv = QuorumMaj.from_properties({f"server.{i}": f"127.0.0.1:{ports[2 * i - 2]}:{ports[2 * i - 1]}" for i in (1, 2, 3)})
+    client_ports = {1: ports[6], 2: ports[7], 3: ports[8]}
+    TRACE.clear()
+    peers = {}
+
+    async def start():
+        for sid in (1, 2, 3):
+            p = make_peer(tmp_path, sid, qv)
+            f = ServerCnxnFactory()
+            await f.configure(("127.0.0.1", client_ports[sid]))
+            p.cnxn_factory = f
+            peers[sid] = p
+            await p.start()
+        await until(lambda: serving(list(peers.values())), what="serving")
+        return leader_of(list(peers.values())).myid
+
+    async def _v(f):
+        return f()
+    clients = []
+    try:
+        leader = call(start())
+        follower = next(s for s in (1, 2, 3) if s != leader)
+        other = next(s for s in (1, 2, 3) if s not in (leader, follower))
+        hosts = ",".join(f"127.0.0.1:{client_ports[s]}" for s in (follower, other, leader))
+        zf = KazooClient(hosts=hosts, timeout=10, randomize_hosts=False)
+        zl = KazooClient(hosts=f"127.0.0.1:{client_ports[leader]}", timeout=10)
+        clients += [zf, zl]
+        zf.start(timeout=30)
+        zl.start(timeout=30)
+        sid_before = zf.client_id[0]
+        zf.create("/moving", b"m", ephemeral=True)
+        zf.create("/persistent", b"p")
+        zl.sync("/")
+        assert zl.get("/persistent")[0] == b"p" and zl.exists("/moving")
+        call(peers[follower].shutdown())                       # the client's server goes away
+        from conftest import wait_for
+        wait_for(lambda: zf.connected and zf._connection._socket is not None
+                 and zf._connection._socket.getpeername()[1] != client_ports[follower], 60, what="the client to move")
+        assert zf.client_id[0] == sid_before                   # same session
+        zf.sync("/")
+        assert zf.exists("/moving") is not None and zf.get("/persistent")[0] == b"p"
+        zf.set("/persistent", b"after the move")
+        assert zl.get("/persistent")[0] in (b"p", b"after the move")
+        zl.sync("/")
+        assert zl.get("/persistent")[0] == b"after the move"
+        moved_to = next(s for s, port in client_ports.items() if port == zf._connection._socket.getpeername()[1])
+        if moved_to != leader:                                 # a follower asked the leader about the session
+            assert any(e.kind == "send" and e.type == "REVALIDATE" and e.myid == moved_to for e in TRACE)
+            assert any(e.kind == "send" and e.type == "REVALIDATE" and e.myid == leader for e in TRACE)
+    finally:
+        for c in clients:
+            try:
+                c.stop(); c.close()
+            except Exception:
+                pass
+        for p in peers.values():
+            call(p.shutdown())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+    assert trace_violations(TRACE, qv.contains_quorum) == []
