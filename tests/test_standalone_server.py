@@ -543,6 +543,22 @@ def test_pipelined_requests_answered_in_order_under_throttling(zkref_zk):
     c.close()
 
 
+def test_group_commit(zkref_zk):
+    """Writes that arrive together share an fsync (group commit): 300 pipelined creates take far fewer
+    log commits than creates, and every one is acknowledged. Reference: Java SyncRequestProcessor
+    (toFlush batching)."""
+    srv = zkref_zk({"4lw.commands.whitelist": "mntr"})
+    c = RawClient(srv.client_port)
+    n = 300
+    c.sock.sendall(b"".join(encode_request(i + 1, OpCode.create, CreateRequest(path=f"/g{i}", data=b"", acl=OPEN_ACL_UNSAFE, flags=0))
+                            for i in range(n)))
+    assert [c.reply()[0].err for _ in range(n)] == [0] * n
+    mntr = dict(line.split("\t", 1) for line in four_letter_word(srv.client_port, "mntr").splitlines())
+    commits = int(mntr["zk_cnt_fsynctime"])
+    assert 1 <= commits < n // 3, commits
+    c.close()
+
+
 def test_restored_sessions_expire_after_restart(zkref_zk):
     """Sessions are restored from disk on restart and tracked with their timeouts, so an ephemeral whose
     client never comes back is deleted once the session expires. Reference: Java ZooKeeperServer.loadData,
