@@ -394,6 +394,7 @@ def test_clients_of_a_zkref_follower_in_a_java_ensemble(java_zk, tmp_path):
         zr.start(timeout=30)
         try:
             assert zr.client_id[0] >> 56 == 3                       # the session id carries zkref's myid
+            assert "Mode: follower" in four_letter_word(client_port, "srvr")
             zr.create("/via-zkref", b"1")
             with pytest.raises(NodeExistsError):
                 zr.create("/via-zkref", b"again")

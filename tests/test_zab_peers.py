@@ -215,6 +215,9 @@ def test_clients_of_an_all_zkref_ensemble_and_a_session_moving_between_servers(t
         clients += [zf, zl]
         zf.start(timeout=30)
         zl.start(timeout=30)
+        from conftest import four_letter_word
+        assert "Mode: leader" in four_letter_word(client_ports[leader], "srvr")
+        assert "Mode: follower" in four_letter_word(client_ports[follower], "srvr")
         sid_before = zf.client_id[0]
         zf.create("/moving", b"m", ephemeral=True)
         zf.create("/persistent", b"p")
