@@ -268,16 +268,18 @@ def test_every_command_answers_with_javas_keys_and_types(both):
 @pytest.mark.java
 def test_reset_commands_and_their_effect(both):
     """`connection_stat_reset`/`crst` and `stat_reset`/`srst` answer only `command` and `error`, and zero
-    the counters `connections` and `server_stats` show.
+    the counters `connections` and `server_stats` show (the client's ping may count one packet since).
     Reference: Java Commands.CnxnStatResetCommand, StatResetCommand"""
     java, zkref = both
+    before = json.loads(http(zkref.admin_port, "/commands/cons")[2])["connections"]
+    assert before and all(c["packets_received"] >= 5 for c in before)
     for name, primary in (("crst", "connection_stat_reset"), ("srst", "stat_reset")):
         bodies = [http(s.admin_port, f"/commands/{name}")[2] for s in (java, zkref)]
         assert bodies[0] == bodies[1] == jackson_dumps({"command": primary, "error": None})
     conns = json.loads(http(zkref.admin_port, "/commands/cons")[2])["connections"]
-    assert conns and all(c["packets_received"] == 0 and c["max_latency"] == 0 for c in conns)
+    assert conns and all(c["packets_received"] <= 1 for c in conns), conns
     stats = json.loads(http(zkref.admin_port, "/commands/srvr")[2])["server_stats"]
-    assert stats["max_latency"] == 0 and stats["packets_received"] == 0
+    assert stats["packets_received"] <= 1, stats
 
 
 @pytest.mark.java
