@@ -322,3 +322,45 @@ def test_restarted_java_follower_gets_a_diff_from_the_zkref_leader(zkref_leads):
         assert [zb.get(f"/missed{i}")[0] for i in range(3)] == [b"m"] * 3
     trace = node.call(_v(lambda: list(node.peer.zab_trace)))
     assert trace_violations(trace, node.qv.contains_quorum) == []
+
+
+def test_java_observer_is_informed_by_the_zkref_leader(java_zk, tmp_path):
+    """A Java 3.8 observer (server.1=…:observer) of an ensemble led by zkref registers with OBSERVERINFO, is
+    synced, and applies committed txns sent as INFORM; its ACKs never count and its clients' writes go
+    through the zkref leader. Reference: Java Leader.inform, LearnerHandler (OBSERVERINFO),
+    Observer.processPacket, ObserverRequestProcessor"""
+    ports = {sid: (free_port(), free_port()) for sid in (1, 2, 3)}
+    servers = {f"server.{sid}": f"127.0.0.1:{q}:{e}" + (":observer" if sid == 1 else "") for sid, (q, e) in ports.items()}
+    seed(tmp_path / "zkref3")
+    node = ZkrefLeaderNode(tmp_path / "zkref3", QuorumMaj.from_properties(servers))
+    try:
+        elected = threading.Thread(target=lambda: setattr(node, "outcome", node.elect()))
+        elected.start()
+        javas = {}
+        for sid in (1, 2):
+            cfg = dict(servers, tickTime=TICK_MS, initLimit=10, syncLimit=5)
+            if sid == 1:
+                cfg["peerType"] = "observer"
+            javas[sid] = java_zk(cfg, name=f"java{sid}", myid=sid, wait=False)
+        elected.join(90)
+        vote, state = node.outcome
+        assert vote.id == 3 and state == ServerState.LEADING
+        node.lead()
+        for j in javas.values():
+            j.wait_serving(90)
+        assert "Mode: observer" in four_letter_word(javas[1].client_port, "srvr")
+        wait_for(node.started, 30)
+        node.propose_create("/for-the-observer", b"i")
+        with kazoo(javas[1]) as zo:
+            wait_for(lambda: zo.exists("/for-the-observer"), 30, what="the observer to apply an INFORM")
+            zo.create("/from-an-observer-client", b"o")
+        with kazoo(javas[2]) as zf:
+            zf.sync("/")
+            assert zf.get("/from-an-observer-client")[0] == b"o"
+        trace = node.call(_v(lambda: list(node.peer.zab_trace)))
+        assert any(e.kind == "send" and e.type == "INFORM" and e.peer == 1 for e in trace)
+        assert not any(e.kind == "send" and e.type in ("PROPOSAL", "COMMIT") and e.peer == 1 and
+                       (e.zxid >> 32) == 2 for e in trace)
+        assert trace_violations(trace, node.qv.contains_quorum) == []
+    finally:
+        node.stop()
