@@ -364,3 +364,33 @@ def test_java_observer_is_informed_by_the_zkref_leader(java_zk, tmp_path):
         assert trace_violations(trace, node.qv.contains_quorum) == []
     finally:
         node.stop()
+
+
+def test_late_java_peer_finds_and_follows_the_zkref_leader(java_zk, tmp_path):
+    """A Java 3.8 peer that starts after zkref (leader) and one Java follower are serving learns the
+    leader from their LEADING/FOLLOWING answers and follows zkref: it registers, syncs and serves zkref's
+    txns. Reference: Java FastLeaderElection.receivedFollowingNotification / checkLeader, LearnerHandler.run"""
+    ports = {sid: (free_port(), free_port()) for sid in (1, 2, 3)}
+    servers = {f"server.{sid}": f"127.0.0.1:{q}:{e}" for sid, (q, e) in ports.items()}
+    seed(tmp_path / "zkref3")
+    node = ZkrefLeaderNode(tmp_path / "zkref3", QuorumMaj.from_properties(servers))
+    cfg = lambda: dict(servers, tickTime=TICK_MS, initLimit=10, syncLimit=5)
+    try:
+        elected = threading.Thread(target=lambda: setattr(node, "outcome", node.elect()))
+        elected.start()
+        first = java_zk(cfg(), name="java1", myid=1, wait=False)
+        elected.join(90)
+        assert node.outcome[0].id == 3
+        node.lead()
+        first.wait_serving(90)
+        wait_for(node.started, 30)
+        node.propose_create("/before-late-join", b"x")
+        late = java_zk(cfg(), name="java2", myid=2, wait=False)
+        late.wait_serving(90)
+        assert "Mode: follower" in four_letter_word(late.client_port, "srvr")
+        with kazoo(late) as zk:
+            zk.sync("/")
+            assert zk.get("/before-late-join")[0] == b"x"
+            assert zk.get("/seeded")[0] == b"by zkref"
+    finally:
+        node.stop()

@@ -112,6 +112,8 @@ def test_three_zkref_peers_elect_sync_and_replicate(tmp_path):
             zxids = [await write(peers, f"/n{i}") for i in range(10)]
             await until(lambda: all(p.zk_db.get_node("/n9") is not None for p in peers), what="replication")
             epochs = {p.myid: (p.accepted_epoch, p.current_epoch) for p in peers}
+            # LOOKING servers are answered with the new epoch (Java: QuorumPeer.updateElectionVote)
+            assert all(p.current_vote.peer_epoch == p.current_epoch for p in peers)
             return zxids, [history(p) for p in peers], epochs, peers
         finally:
             for p in peers:
