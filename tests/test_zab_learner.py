@@ -37,6 +37,14 @@ class Leader:
             qp = await read_packet(reader)
             self.received.append(qp)
             return qp
+        async def until_closed():
+            "Keep reading (and recording) until the learner closes the connection."
+            try:
+                while True:
+                    await recv()
+            except (EOFError, ConnectionError):
+                pass
+        writer.until_closed = until_closed
         try:
             await self.script(recv, send, writer)
         finally:
@@ -114,7 +122,7 @@ def test_unexpected_sync_packet_exits_13(tmp_path, caplog):
     async def script(recv, send, w):
         await handshake(recv, send)
         send(UPTODATE, -1)
-        await asyncio.sleep(0)
+        await w.until_closed()
     with caplog.at_level(logging.ERROR):
         _, _, error = asyncio.run(run_learner(tmp_path, script))
     assert error is not None and error.code == 13
@@ -130,7 +138,7 @@ def test_commit_of_the_wrong_zxid_exits_12(tmp_path):
         send(UPTODATE, -1); await recv()
         send(PROPOSAL, z(1, 1), create(z(1, 1), "/a")); send(PROPOSAL, z(1, 2), create(z(1, 2), "/b"))
         send(COMMIT, z(1, 2))
-        await asyncio.sleep(1)
+        await w.until_closed()
     _, _, error = asyncio.run(run_learner(tmp_path, script))
     assert error is not None and error.code == 12 and "but next pending txn 0x100000001" in str(error)
 
@@ -143,7 +151,7 @@ def test_snap_without_signature_drops_the_leader(tmp_path, caplog):
         send(SNAP, z(1, 0))
         body = snapshot_body(ZKDatabase(None))
         w.write(body[:-len(b"BenWasHere")] + b"BenWasThere"[:10])
-        await asyncio.sleep(1)
+        await w.until_closed()
     with caplog.at_level(logging.ERROR):
         peer, _, _ = asyncio.run(run_learner(tmp_path, script))
     assert "Missing signature. Got BenWasTher" in caplog.text
@@ -155,7 +163,7 @@ def test_silent_leader_times_out(tmp_path, caplog):
     Reference: Java Learner.connectToLeader (soTimeout), Follower.followLeader"""
     async def script(recv, send, w):
         await handshake(recv, send)
-        await asyncio.sleep(5)
+        await w.until_closed()                  # the learner gives up after its read timeout
     with caplog.at_level(logging.WARNING):
         peer, _, _ = asyncio.run(run_learner(tmp_path, script, tick_ms=100))
     assert "Exception when following the leader" in caplog.text and "Read timed out" in caplog.text
@@ -221,7 +229,7 @@ def test_disk_failure_in_the_sync_thread_ends_the_follower_with_exit_1(tmp_path,
         send(DIFF, 0); send(NEWLEADER, z(1, 0)); await recv()
         send(UPTODATE, -1); await recv()
         send(PROPOSAL, z(1, 1), create(z(1, 1), "/a"))
-        await asyncio.sleep(2)
+        await w.until_closed()
 
     broken = []
     append, commit = ZKDatabase.append, ZKDatabase.commit
