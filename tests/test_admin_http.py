@@ -495,17 +495,13 @@ def test_tls_settings_are_refused_not_ignored(tmp_path):
 
 
 # ------------------------------------------------------------------ `python -m zkref` with the AdminServer
-WIRING = ("ZooKeeperServerMain does not start the AdminServer yet: the lead adds the lines chapter 09a gives "
-          "(then remove this marker)")
-
-
 def _zkref_process(tmp_path: Path, admin_port: int):
     from test_standalone_server import ZkrefServer
-    return ZkrefServer(tmp_path / "zkref", {"admin.serverAddress": "127.0.0.1", "admin.serverPort": admin_port,
+    return ZkrefServer(tmp_path / "zkref", {"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
+                                            "admin.serverPort": admin_port,
                                             "4lw.commands.whitelist": "*"}).start(wait=False)
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING)
 def test_python_m_zkref_serves_the_admin_server(tmp_path):
     """`python -m zkref zoo.cfg` starts the AdminServer on `admin.serverPort` beside the client port, logs
     `Started AdminServer on address …, port … and command URL /commands`, and stops it on shutdown.
@@ -524,7 +520,6 @@ def test_python_m_zkref_serves_the_admin_server(tmp_path):
         assert s.connect_ex(("127.0.0.1", admin_port)) != 0
 
 
-@pytest.mark.xfail(strict=True, reason=WIRING)
 def test_python_m_zkref_exits_4_when_the_admin_port_is_taken(tmp_path):
     """With `admin.serverPort` taken, `python -m zkref zoo.cfg` stops before serving with exit code 4 and
     `Unable to start AdminServer, exiting abnormally` on stderr, as Java's QuorumPeerMain does.

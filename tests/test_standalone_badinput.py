@@ -193,7 +193,7 @@ def test_exit_codes(tmp_path):
              (f"dataDir={tmp_path}/d\nclientPort={busy.getsockname()[1]}\nclientPortAddress=127.0.0.1\n", 1)]
     for i, (cfg, code) in enumerate(cases):
         p = tmp_path / f"zoo{i}.cfg"
-        p.write_text("tickTime=2000\n" + cfg)
+        p.write_text("tickTime=2000\nadmin.enableServer=false\n" + cfg)
         r = subprocess.run([sys.executable, "-m", "zkref", str(p)], capture_output=True, text=True, timeout=60,
                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
         assert r.returncode == code, r.stderr[-2000:]

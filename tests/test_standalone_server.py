@@ -44,6 +44,7 @@ class ZkrefServer:
         config.setdefault("clientPortAddress", "127.0.0.1")
         config.setdefault("dataDir", str(self.workdir / "data"))
         config.setdefault("tickTime", 2000)
+        config.setdefault("admin.enableServer", "false")   # Java's default is on, port 8080: never assume it is free
         self.config = config
         self.data_dir = Path(str(config["dataDir"]))
         self.cfg_path = self.workdir / "zoo.cfg"
