@@ -218,24 +218,28 @@ def first_decision(c: MiniCluster, sid: int):
 @pytest.mark.java
 @pytest.mark.slow
 def test_two_java_and_one_zkref_elect_the_same_leader():
-    """Two Java 3.8 servers (sids 2, 3) and a zkref server (sid 1) elect the same leader on the first try: the
-    Java server zkref decides to follow logs LEADING first, the other Java server logs FOLLOWING first. Which of
-    2 and 3 leads depends on start-up timing, as among Java servers. The two Java servers then serve as leader
-    and follower (`srvr`); zkref, without Zab, cannot sync, and if it was the Java leader's only follower when
-    the epoch had to be acknowledged, the Java servers elect again — so only the first election is compared.
+    """Two Java 3.8 servers (sids 2, 3) and a zkref server (sid 1) elect the same leader on the first try: Java's
+    sid 3 has the longest history, so zkref's first decision is to follow 3, Java 3's first decision is LEADING
+    and Java 2's is FOLLOWING; the two Java servers then serve as leader and follower (`srvr`). zkref, without
+    Zab, cannot sync — only the election is compared. (The servers start 1, 3, 2, each once the previous one
+    is LOOKING, so the best candidate is present from the start; with staggered starts and equal histories FLE
+    lets a server decide on a quorum that another member has already left, in Java as in zkref.)
 
-    Reference: Java FastLeaderElection (wire compatibility), QuorumPeer.run state lines
+    Reference: Java FastLeaderElection (wire compatibility, totalOrderPredicate), QuorumPeer.run state lines
     """
     async def scenario(c):
-        await c.start()
+        c.seed(3, 0x100000005)
+        await c.start([1])
+        await c.wait_state(1, "LOOKING")
+        await c.start([3])
+        await asyncio.wait_for(_until(lambda: "New election" in c.logs(3)), 90)
+        await c.start([2])
         await asyncio.wait_for(_until(lambda: first_decision(c, 1) and all(java_decisions(c.logs(s)) for s in (2, 3))), 90)
-        leader = first_decision(c, 1)
-        other = ({2, 3} - {leader}).pop()
         serving = await asyncio.wait_for(_until_serving(c, (2, 3)), 90)
-        return leader, java_decisions(c.logs(leader))[0], java_decisions(c.logs(other))[0], serving
-    leader, java_leader, java_other, serving = run(scenario, 3, java={2, 3})
-    assert leader in (2, 3) and java_leader == "LEADING" and java_other == "FOLLOWING"
-    assert sorted(serving.values()) == ["follower", "leader"]
+        return first_decision(c, 1), java_decisions(c.logs(3))[0], java_decisions(c.logs(2))[0], serving
+    zkref_choice, java3, java2, serving = run(scenario, 3, java={2, 3})
+    assert zkref_choice == 3 and java3 == "LEADING" and java2 == "FOLLOWING"
+    assert serving == {2: "follower", 3: "leader"}
 
 
 @java

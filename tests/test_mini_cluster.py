@@ -140,3 +140,41 @@ def test_java_ensemble_serves_a_kazoo_client_through_the_proxies():
                 zk.close()
         return data
     assert run(scenario, 3, java={1, 2, 3}) == b"cluster"
+
+
+def test_in_process_cluster_with_zab_roles_serves_clients_through_the_proxies():
+    """With Zab's roles plugged in (`role_factories=zab_roles()`), an in-process cluster syncs through the
+    proxies and serves kazoo: a write through one server is read through another, and after the leader is cut
+    off the majority elects again and still serves it.
+
+    Reference: ZooKeeper Programmer's Guide, "Consistency Guarantees"; Java QuorumPeer.run (makeLeader / makeFollower)
+    """
+    from zkref.quorum.learner import zab_roles
+
+    async def read_through(c, sid, path):
+        loop = asyncio.get_running_loop()
+        zk = await c.client(sid, 30)
+        try:
+            await loop.run_in_executor(None, zk.sync, path)
+            return (await loop.run_in_executor(None, zk.get, path))[0]
+        finally:
+            await loop.run_in_executor(None, zk.stop)
+            zk.close()
+
+    async def scenario(c):
+        await c.start()
+        leader = await c.wait_for_leader(60)
+        loop = asyncio.get_running_loop()
+        zk = await c.client(leader, 30)
+        try:
+            await loop.run_in_executor(None, zk.create, "/zab", b"through proxies")
+        finally:
+            await loop.run_in_executor(None, zk.stop)
+            zk.close()
+        follower = min(set(c.sids) - {leader})
+        before = await read_through(c, follower, "/zab")
+        c.disconnect(leader)
+        second = await c.wait_for_leader(60, other_than={leader})
+        after = await read_through(c, second, "/zab")
+        return before, after
+    assert run(scenario, 3, role_factories=zab_roles()) == (b"through proxies", b"through proxies")
