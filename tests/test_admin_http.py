@@ -311,9 +311,6 @@ def test_monitor_has_mntr_keys_with_number_types(both):
 
 
 @pytest.mark.java
-@pytest.mark.xfail(strict=True, reason="zkref's metrics lack ServerStats' gauges (auth_failed_count, client "
-                   "response sizes, non_mtls_*_conn_count, outstanding_tls_handshake, connection_drop_probability) "
-                   "and the per-namespace read/write summaries: ZooKeeperServer.register_metrics (chapter 11)")
 def test_monitor_has_every_java_metric(both):
     """`monitor` lists every metric Java 3.8's standalone server lists after the same workload.
     Reference: Java ZooKeeperServer.registerMetrics, ServerMetrics"""
@@ -321,6 +318,24 @@ def test_monitor_has_every_java_metric(both):
     j = json.loads(http(java.admin_port, "/commands/monitor")[2])
     z = json.loads(http(zkref.admin_port, "/commands/monitor")[2])
     assert sorted(set(j) - set(z)) == []
+
+
+@pytest.mark.java
+def test_server_stats_gauges_move_as_javas(both):
+    """After the same workload the ServerStats gauges and the per-namespace summaries have Java's values: the
+    largest and smallest reply (header + record, no length prefix), no auth failures, no TLS or non-mTLS
+    counts on the plain port, drop probability 0.0, and the bytes namespace `e` read and wrote.
+    Reference: Java ServerCnxn.sendResponse (updateClientResponseSize), BufferStats, DataTree.updateReadStat /
+    updateWriteStat, ZooKeeperServer.registerMetrics"""
+    java, zkref = both
+    j = json.loads(http(java.admin_port, "/commands/monitor")[2])
+    z = json.loads(http(zkref.admin_port, "/commands/monitor")[2])
+    keys = ["max_client_response_size", "min_client_response_size", "auth_failed_count",
+            "non_mtls_local_conn_count", "non_mtls_remote_conn_count", "outstanding_tls_handshake",
+            "connection_drop_probability"]
+    keys += [f"{s}_e_{rw}_per_namespace" for s in ("avg", "min", "max", "cnt", "sum") for rw in ("read", "write")]
+    assert {k: z[k] for k in keys} == {k: j[k] for k in keys}
+    assert z["max_client_response_size"] > z["min_client_response_size"] >= 16 and z["cnt_e_write_per_namespace"] == 1
 
 
 @pytest.mark.java
