@@ -1,0 +1,309 @@
+"""Observability of the standalone server, end to end: the pause monitor, the audit log, the management
+commands that stand in for JMX, and the clients operators use (kazoo's server_version, zk-shell) — each
+against a real `python -m zkref` process, and against the real Java 3.8 server where Java has the feature.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from http.client import HTTPConnection
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+from kazoo.security import make_acl
+
+from conftest import four_letter_word, free_port, wait_for
+from test_admin_http import JAVA_COMMANDS
+from test_standalone_server import ZkrefServer
+
+PAUSE_LINE = "Detected pause in JVM or host machine (eg GC): pause of approximately "
+ZK_SHELL = Path(sys.executable).with_name("zk-shell")
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    "One GET to 127.0.0.1:port; (status, body)."
+    conn = HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
+def mntr(port: int) -> dict[str, str]:
+    "The mntr four-letter word as a dict (values as printed)."
+    return dict(line.split("\t", 1) for line in four_letter_word(port, "mntr").splitlines() if "\t" in line)
+
+
+def audit_lines(log_text: str) -> list[tuple[str, str]]:
+    "(level, message) of every Slf4jAuditLogger line in a ZooKeeper log (Java's or zkref's layout)."
+    out = []
+    for line in log_text.splitlines():
+        m = re.match(r".* - (\w+)\s*\[[^\]]*:Slf4jAuditLogger@\d+\] - (.*)$", line)
+        if m:
+            out.append((m.group(1), m.group(2)))
+    return out
+
+
+@pytest.fixture
+def zkref_server(tmp_path):
+    "Factory: start `python -m zkref` with extra zoo.cfg lines; stopped (by PID) after the test."
+    started: list[ZkrefServer] = []
+
+    def start(config: dict | None = None, name: str = "zkref") -> ZkrefServer:
+        server = ZkrefServer(tmp_path / name, dict(config or {}))
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        if server.proc is not None and server.proc.poll() is None:
+            server.proc.send_signal(signal.SIGCONT)   # never leave a stopped process behind
+        server.stop()
+
+
+# ------------------------------------------------------------------------------------------ pause monitor
+def test_pause_monitor_sees_a_stopped_process(zkref_server):
+    """With jvm.pause.monitor=true the standalone server logs "Added JvmPauseMonitor to server", starts the
+    monitor with the configured thresholds, and when the whole process is stopped (SIGSTOP for 1.5 s, then
+    SIGCONT) logs Java's "Detected pause in JVM or host machine (eg GC)" line and counts the pause in
+    jvm_pause_time_ms, which mntr shows.
+    Reference: Java ZooKeeperServerMain.runFromConfig (config.jvmPauseMonitorToRun), ZooKeeperServer(
+    JvmPauseMonitor, ...), JvmPauseMonitor.JVMMonitor.run, ServerMetrics.JVM_PAUSE_TIME"""
+    server = zkref_server({"jvm.pause.monitor": "true", "jvm.pause.info-threshold.ms": 300,
+                           "jvm.pause.sleep.time.ms": 100, "4lw.commands.whitelist": "*"})
+    wait_for(lambda: "Starting JVM Pause Monitor with infoThresholdMs:300 warnThresholdMs:10000 and "
+                     "sleepTimeMs:100" in server.logs(), 10, what="the monitor to start")
+    assert "INFO  [main:ZooKeeperServer@" in server.logs().split("Added JvmPauseMonitor to server")[0].splitlines()[-1]
+    assert PAUSE_LINE not in server.logs()
+    server.proc.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(1.5)        # the stall under test (not synchronisation): the process is frozen this long
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: PAUSE_LINE in server.logs(), 10, what="the pause line")
+    line = next(l for l in server.logs().splitlines() if PAUSE_LINE in l)
+    assert " - INFO  [JvmPauseMonitor:JvmPauseMonitor$JVMMonitor@" in line
+    pause_ms = int(line.split(PAUSE_LINE)[1].split(" ms")[0])
+    assert pause_ms >= 1500 - 100   # the nap cannot end before the process runs again
+    values = mntr(server.client_port)
+    assert int(values["zk_max_jvm_pause_time_ms"]) >= pause_ms and int(values["zk_cnt_jvm_pause_time_ms"]) >= 1
+    assert server.stop() == 0
+
+
+def test_pause_monitor_is_off_by_default(zkref_server):
+    """Without jvm.pause.monitor the server starts no monitor (and logs neither line); the jvm_pause_time_ms
+    summary is there but empty.
+    Reference: Java ServerConfig.jvmPauseMonitorToRun (default false)"""
+    server = zkref_server({"4lw.commands.whitelist": "*"})
+    values = mntr(server.client_port)
+    assert values["zk_cnt_jvm_pause_time_ms"] == "0"
+    assert "JvmPauseMonitor" not in server.logs()
+
+
+# ------------------------------------------------------------------------------------------------ audit
+def audited_workload(port: int) -> int:
+    "The same client operations on either server; returns the session id."
+    zk = KazooClient(hosts=f"127.0.0.1:{port}", auth_data=[("digest", "bob:secret")], timeout=10)
+    zk.start(timeout=15)
+    try:
+        session = zk.client_id[0]
+        zk.create("/app", b"x")
+        zk.create("/seq-", b"", sequence=True, ephemeral=True)
+        zk.create("/eph", b"", ephemeral=True)
+        zk.set_acls("/app", [make_acl("world", "anyone", all=True), make_acl("ip", "10.0.0.1", read=True)])
+        zk.set("/app", b"y")
+        zk.get("/app")                                    # a read: never audited
+        with pytest.raises(NoNodeError):
+            zk.delete("/nope")
+        with pytest.raises(NoNodeError):
+            zk.set("/nope", b"")
+        t = zk.transaction(); t.create("/m1"); t.delete("/nope2"); t.commit()
+        t = zk.transaction(); t.create("/m2"); t.create("/mseq-", sequence=True); t.set_data("/app", b"z")
+        t.delete("/m2"); t.commit()
+        zk.delete("/app")
+    finally:
+        zk.stop()
+        zk.close()
+    return session
+
+
+@pytest.mark.java
+def test_audit_lines_are_javas(zkref_server, java_zk):
+    """With audit.enable=true the standalone server writes, on the Slf4jAuditLogger logger, the same lines the
+    real Java 3.8 server writes for the same client operations: serverStart, each create (with znode_type;
+    a sequential create inside a multi has none, as in Java), setAcl (with the ACL), setData, delete, failed
+    delete/setData (ERROR, result=failure), a failed multi as one multiOperation failure, a successful multi
+    member by member, the session's ephemerals deleted at close (as the server's user, without ip), and
+    serverStop at shutdown. Only the session ids differ.
+    Reference: Java AuditHelper.addAuditLog, ZKAuditProvider, DataTree.deleteNodes,
+    ZooKeeperServerMain.runFromConfig (addZKStartStopAuditLog)"""
+    java = java_zk({"audit.enable": "true"})
+    zkref = zkref_server({"audit.enable": "true"})
+    assert "ZooKeeper audit is enabled." in zkref.logs()
+    sessions = {"java": audited_workload(java.client_port), "zkref": audited_workload(zkref.client_port)}
+    for name, s in (("java", java), ("zkref", zkref)):
+        wait_for(lambda: any("ephemeralZNodeDeletion" in m for _, m in audit_lines(s.logs())), 10,
+                 what=f"{name}'s ephemeral deletion lines")
+    java.stop(); zkref.stop()
+    wait_for(lambda: "serverStop" in java.logs(), 10, what="Java's serverStop line")
+
+    def normalized(name, text):
+        hexid = "0x" + format(sessions[name] & (2**64 - 1), "x")
+        return [(level, msg.replace(hexid, "0xSESSION")) for level, msg in audit_lines(text)]
+    j, z = normalized("java", java.logs()), normalized("zkref", zkref.logs())
+    # the order in which Java deletes a closed session's ephemerals is its HashSet's; compare those as a set
+    eph = lambda lines: sorted(l for l in lines if "ephemeralZNodeDeletion" in l[1])
+    assert eph(z) == eph(j) and len(eph(j)) == 2
+    rest = lambda lines: [l for l in lines if "ephemeralZNodeDeletion" not in l[1]]
+    assert rest(z) == rest(j) and len(rest(j)) == 15
+    assert z[0][1].endswith("operation=serverStart\tresult=success") and z[-1][1].endswith("operation=serverStop\tresult=invoked")
+
+
+def test_audit_is_off_by_default(zkref_server):
+    """Without audit.enable the server logs "ZooKeeper audit is disabled." and writes no audit line, whatever
+    the clients do.
+    Reference: Java ZKAuditProvider (zookeeper.audit.enable, default false)"""
+    server = zkref_server()
+    audited_workload(server.client_port)
+    assert server.stop() == 0
+    assert "ZooKeeper audit is disabled." in server.logs() and audit_lines(server.logs()) == []
+
+
+# ----------------------------------------------------------------------------------- management (no JMX)
+def admin_server(zkref_server, extra: dict | None = None) -> tuple[ZkrefServer, int]:
+    "A zkref server with its AdminServer on a free port."
+    port = free_port()
+    server = zkref_server({"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
+                           "admin.serverPort": port, **(extra or {})})
+    wait_for(lambda: "Started AdminServer on address 127.0.0.1" in server.logs(), 10, what="the AdminServer")
+    return server, port
+
+
+def test_management_step_comes_first(zkref_server):
+    """ZooKeeperServerMain's first step is the management step (Java: ManagedUtil.registerLog4jMBeans, before
+    the config is read and "Starting server"); zkref has no JMX and says so once, naming the AdminServer
+    commands that stand in for it.
+    Reference: Java ZooKeeperServerMain.initializeAndRun"""
+    server = zkref_server()
+    log = server.logs()
+    step = log.index("No JMX in zkref: log4j JMX control is not registered")
+    assert step < log.index("Starting server") and "'loggers' and 'mbeans'" in log[step:log.index("\n", step)]
+    assert "INFO  [main:ZooKeeperServerMain@" in log[:step].splitlines()[-1] + log[step - 200:step]
+
+
+def test_loggers_command_reads_and_sets_levels(zkref_server):
+    """The zkref-only AdminServer command `loggers` lists every logger's level (log4j names; null = inherits)
+    and `?logger=X&level=L` changes one at run time — the power Java's log4j JMX MBeans gave — so turning
+    ZooKeeperServer to DEBUG makes the next session's DEBUG line appear, and `level=null` turns it off again.
+    Bad arguments answer 200 with a clear `error`.
+    Reference: Java ManagedUtil.registerLog4jMBeans (log4j HierarchyDynamicMBean / LoggerDynamicMBean priority)"""
+    server, port = admin_server(zkref_server)
+    status, body = http_get(port, "/commands/loggers")
+    listing = json.loads(body)
+    assert status == 200 and listing["command"] == "loggers" and listing["error"] is None
+    assert listing["loggers"]["root"] == {"level": "INFO", "effective_level": "INFO"}
+    assert listing["loggers"]["ZooKeeperServer"] == {"level": None, "effective_level": "INFO"}
+
+    debug_line = " - DEBUG ["
+    def sessions_established() -> int:
+        return sum(1 for l in server.logs().splitlines() if debug_line in l and "Established session 0x" in l)
+    def one_session():
+        zk = KazooClient(hosts=server.hosts, timeout=10)
+        zk.start(timeout=15); zk.stop(); zk.close()
+
+    one_session()
+    assert sessions_established() == 0
+    status, body = http_get(port, "/commands/loggers?logger=ZooKeeperServer&level=DEBUG")
+    assert json.loads(body)["loggers"] == {"ZooKeeperServer": {"level": "DEBUG", "effective_level": "DEBUG"}}
+    wait_for(lambda: "Set the level of logger ZooKeeperServer to DEBUG" in server.logs(), 5, what="the set line")
+    one_session()
+    wait_for(lambda: sessions_established() == 1, 10, what="the DEBUG line")
+    status, body = http_get(port, "/commands/loggers?logger=ZooKeeperServer&level=null")
+    assert json.loads(body)["loggers"]["ZooKeeperServer"]["level"] is None
+    one_session()
+    assert sessions_established() == 1
+
+    for query, error in (("?logger=root&level=LOUD", "loggers: unknown level LOUD;"),
+                         ("?level=DEBUG", "loggers: level requires a logger argument"),
+                         ("?logger=no.such.Logger", "loggers: no logger named no.such.Logger"),
+                         ("?logger=root&level=null", "loggers: the root logger cannot inherit a level")):
+        status, body = http_get(port, "/commands/loggers" + query)
+        assert status == 200 and json.loads(body)["error"].startswith(error), (query, body)
+    assert json.loads(http_get(port, "/commands/loggers?logger=root")[1])["loggers"]["root"]["level"] == "INFO"
+
+
+def test_mbeans_command_shows_live_objects(zkref_server):
+    """The zkref-only AdminServer command `mbeans` shows the server's live objects under Java's JMX object
+    names and attribute names: the server bean (org.apache.ZooKeeperService:name0=StandaloneServer_port<N>),
+    its InMemoryDataTree (node count, last zxid, watches), and one Connections bean per client session.
+    Reference: Java ZooKeeperServerBean, DataTreeBean, ConnectionBean (ZooKeeperServer.registerJMX)"""
+    server, port = admin_server(zkref_server, {"4lw.commands.whitelist": "*"})
+    zk = KazooClient(hosts=server.hosts, timeout=10)
+    zk.start(timeout=15)
+    try:
+        zk.create("/eph", b"x", ephemeral=True)
+        zk.get("/eph", watch=lambda e: None)
+        beans = {b["name"]: b["attributes"] for b in json.loads(http_get(port, "/commands/mbeans")[1])["beans"]}
+        root = f"org.apache.ZooKeeperService:name0=StandaloneServer_port{server.client_port}"
+        session = "0x" + format(zk.client_id[0], "x")
+        values = mntr(server.client_port)
+        assert beans[root]["ClientPort"] == f"127.0.0.1:{server.client_port}"
+        assert beans[root]["Version"] == values["zk_version"] and beans[root]["TickTime"] == 2000
+        tree = beans[root + ",name1=InMemoryDataTree"]
+        assert tree["NodeCount"] == int(values["zk_znode_count"]) and tree["WatchCount"] == 1
+        conn = beans[f"{root},name1=Connections,name2=127.0.0.1,name3={session}"]
+        assert conn["SessionId"] == session and conn["SessionTimeout"] == 10000 and conn["LastOperation"] == "GETD"
+    finally:
+        zk.stop(); zk.close()
+
+
+def test_management_commands_are_not_javas(zkref_server):
+    """`loggers` and `mbeans` are zkref additions: neither collides with a name or alias of Java 3.8's
+    commands, and the `GET /commands` page (Java's list) does not show them; Java answers them
+    `Unknown command`.
+    Reference: Java Commands (the static registration block), JettyAdminServer.CommandServlet"""
+    assert not {"loggers", "mbeans"} & set(JAVA_COMMANDS)
+    server, port = admin_server(zkref_server)
+    page = http_get(port, "/commands")[1]
+    assert "/commands/monitor" in page and "loggers" not in page and "mbeans" not in page
+
+
+# ------------------------------------------------------------------------------- clients operators use
+def test_kazoo_server_version(zkref_server):
+    """kazoo's server_version() reads `envi` (allowed by 4lw.commands.whitelist) and parses zookeeper.version:
+    against zkref it is (3, 8, 4), the Java release zkref answers as.
+    Reference: ZooKeeper Admin Guide, "The Four Letter Words" (envi); kazoo KazooClient.server_version"""
+    server = zkref_server({"4lw.commands.whitelist": "srvr,envi"})
+    zk = KazooClient(hosts=server.hosts, timeout=10)
+    zk.start(timeout=15)
+    try:
+        assert zk.server_version() == (3, 8, 4)
+    finally:
+        zk.stop(); zk.close()
+
+
+@pytest.mark.skipif(not ZK_SHELL.exists(), reason="zk-shell is not installed in this environment (pip install zk-shell)")
+def test_zk_shell_mntr_and_chkzk(zkref_server):
+    """zk-shell, an operator's shell on kazoo, reads zkref's mntr (the same tab-separated keys as Java's) and
+    its chkzk check passes against a zkref server.
+    Reference: ZooKeeper Admin Guide, "The Four Letter Words" (mntr, stat); zk-shell commands mntr, chkzk"""
+    server = zkref_server({"4lw.commands.whitelist": "*"})
+    def run(cmd: str) -> str:
+        out = subprocess.run([str(ZK_SHELL), "--run-once", cmd, server.hosts], capture_output=True, text=True,
+                             timeout=60)
+        assert "Traceback" not in out.stderr, out.stderr
+        return out.stdout   # (zk-shell exits 1 when a command returns a value, as chkzk does on success)
+    shown = dict(line.split("\t", 1) for line in run("mntr").splitlines() if "\t" in line)
+    assert shown["zk_server_state"] == "standalone" and shown["zk_version"].startswith("3.8.4")
+    assert "zk_last_client_response_size" in shown and "zk_auth_failed_count" in shown
+    assert "passed" in run(f"chkzk {server.hosts}")
+    assert "/127.0.0.1:" in run("cons")
