@@ -324,8 +324,10 @@ def test_monitor_has_every_java_metric(both):
 def test_server_stats_gauges_move_as_javas(both):
     """After the same workload the ServerStats gauges and the per-namespace summaries have Java's values: the
     largest and smallest reply (header + record, no length prefix), no auth failures, no TLS or non-mTLS
-    counts on the plain port, drop probability 0.0, and the bytes namespace `e` read and wrote.
-    Reference: Java ServerCnxn.sendResponse (updateClientResponseSize), BufferStats, DataTree.updateReadStat /
+    counts on the plain port, drop probability 0.0, and the bytes namespace `e` read and wrote; `stat_reset`
+    sets the three response sizes back to -1.
+    Reference: Java ServerCnxn.sendResponse (updateClientResponseSize), BufferStats, ServerStats.reset,
+    DataTree.updateReadStat /
     updateWriteStat, ZooKeeperServer.registerMetrics"""
     java, zkref = both
     j = json.loads(http(java.admin_port, "/commands/monitor")[2])
@@ -336,6 +338,12 @@ def test_server_stats_gauges_move_as_javas(both):
     keys += [f"{s}_e_{rw}_per_namespace" for s in ("avg", "min", "max", "cnt", "sum") for rw in ("read", "write")]
     assert {k: z[k] for k in keys} == {k: j[k] for k in keys}
     assert z["max_client_response_size"] > z["min_client_response_size"] >= 16 and z["cnt_e_write_per_namespace"] == 1
+    sizes = ["last_client_response_size", "min_client_response_size", "max_client_response_size"]
+    for s in (java, zkref):
+        http(s.admin_port, "/commands/stat_reset")     # ServerStats.reset clears the response sizes too
+    j = json.loads(http(java.admin_port, "/commands/monitor")[2])
+    z = json.loads(http(zkref.admin_port, "/commands/monitor")[2])
+    assert [z[k] for k in sizes] == [j[k] for k in sizes] == [-1, -1, -1]
 
 
 @pytest.mark.java

@@ -307,3 +307,26 @@ def test_zk_shell_mntr_and_chkzk(zkref_server):
     assert "zk_last_client_response_size" in shown and "zk_auth_failed_count" in shown
     assert "passed" in run(f"chkzk {server.hosts}")
     assert "/127.0.0.1:" in run("cons")
+
+
+@pytest.mark.java
+def test_auth_failure_count_is_javas(zkref_server, java_zk):
+    """A client's `auth` with a scheme the server has no provider for fails (AUTHFAILED, the connection is
+    closed), and — as in Java 3.8, where only the Netty factory's x509 failures are counted — mntr's
+    auth_failed_count stays 0; the reply still counts as a client response size (16 bytes, a bare header).
+    Reference: Java ZooKeeperServer.processPacket (auth), ServerStats.incrementAuthFailedCount callers,
+    ServerCnxn.sendResponse"""
+    from kazoo.exceptions import AuthFailedError
+    java = java_zk({"4lw.commands.whitelist": "*"})
+    zkref = zkref_server({"4lw.commands.whitelist": "*"})
+    for s in (java, zkref):
+        zk = KazooClient(hosts=s.hosts if hasattr(s, "hosts") else f"127.0.0.1:{s.client_port}", timeout=10)
+        zk.start(timeout=15)
+        try:
+            with pytest.raises(AuthFailedError):
+                zk.add_auth("nosuchscheme", "whatever")
+        finally:
+            zk.stop(); zk.close()
+    j, z = mntr(java.client_port), mntr(zkref.client_port)
+    keys = ("zk_auth_failed_count", "zk_min_client_response_size")
+    assert [z[k] for k in keys] == [j[k] for k in keys] == ["0", "16"]
