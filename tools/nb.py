@@ -33,9 +33,12 @@ def from_src(src: Path) -> Path:
     if dest.exists():  # keep outputs of the cells whose source did not change
         old = nbformat.read(dest, as_version=4)
         saved = {c.source: c.get("outputs", []) for c in old.cells if c.cell_type == "code"}
+        ids = {(c.cell_type, c.source): c.get("id") for c in old.cells}
         for c in nb.cells:
             if c.cell_type == "code":
                 c.outputs = saved.get(c.source, [])
+            if ids.get((c.cell_type, c.source)):   # stable ids: the exported module's cell markers stay put
+                c.id = ids[(c.cell_type, c.source)]
     nb.metadata = {"kernelspec": {"display_name": "python3", "language": "python", "name": "python3"}}
     nbformat.write(nb, dest)
     return dest
