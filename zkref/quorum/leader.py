@@ -190,7 +190,7 @@ class Proposal:
 class _Stop(Exception):
     "The leader is shutting down."
 
-# %% ../../nbs/10a_leader.ipynb #3bc39b52
+# %% ../../nbs/10a_leader.ipynb #b469e8a2
 class Leader:
     "The elected leader: discovery, synchronization and broadcast. Java: Leader"
     def __init__(self, peer):                      # a QuorumPeer, or a ZabPeer (chapter 10c)
@@ -217,6 +217,7 @@ class Leader:
         self.zxid = 0                              # Java: ZooKeeperServer.hzxid
         self.tick = 0
         self.started = asyncio.Event()            # Java: waitForStartup
+        self.established = False                  # broadcast reached: serving (the mini cluster's "leader")
         self.stopped = asyncio.Event()
         self.shutdown_reason: str | None = None
         self.server: asyncio.AbstractServer | None = None
@@ -703,7 +704,7 @@ def _handler_shutdown(self: LearnerHandler) -> None:
 LearnerHandler.handshake, LearnerHandler.run, LearnerHandler.handle = _handler_handshake, _handler_run, _handler_handle
 LearnerHandler.shutdown = _handler_shutdown
 
-# %% ../../nbs/10a_leader.ipynb #7e57ca04
+# %% ../../nbs/10a_leader.ipynb #31c8bf15
 def _quorum_verifier_bytes(self: Leader) -> bytes:
     "The NEWLEADER payload: the config, its version set to the new leader zxid. Java: Leader.getQuorumVerifierBytes"
     qv = self.peer.quorum_verifier
@@ -780,6 +781,7 @@ def _start_zk_server(self: Leader) -> None:
     serve = getattr(self.peer, "set_zookeeper_server", None)
     if serve is not None and (self.peer.prop("zookeeper.leaderServes", "yes") if hasattr(self.peer, "prop") else "yes") != "no":
         serve(self.zks)                                   # Java: self.setZooKeeperServer(zk) unless leaderServes=no
+    self.established = True
     self.started.set()
 
 async def _tick_loop(self: Leader) -> None:
