@@ -1,5 +1,6 @@
 """QuorumPeer and QuorumPeerMain.run_from_config: start-up order and log lines, epoch files, refusals, exit codes,
-the client port before and after the election, the holding roles and pluggable roles.
+the client port before and after the election (Zab's roles, the default), a leader's step-down, pluggable roles
+(the election-only holding roles among them) and the AdminServer in quorum mode.
 
 Where Java has an observable behaviour (a log line, an exit code, a file) the test runs the real Java 3.8
 server on the same kind of input and compares.
@@ -7,9 +8,11 @@ server on the same kind of input and compares.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 import struct
+import urllib.request
 
 import pytest
 from conftest import free_port
@@ -273,29 +276,45 @@ def connect_request() -> bytes:
     return struct.pack(">i", len(body)) + body
 
 
+async def open_session(c: MiniCluster, sid: int) -> bytes:
+    "Send a ConnectRequest to server `sid`; the framed ConnectResponse's body (b'' if the server closed instead)."
+    reader, writer = await asyncio.open_connection("127.0.0.1", c.members[sid].client_port)
+    try:
+        writer.write(connect_request())
+        head = await asyncio.wait_for(reader.read(4), 10)
+        if len(head) < 4:
+            return b""
+        return await asyncio.wait_for(reader.readexactly(struct.unpack(">i", head)[0]), 10)
+    finally:
+        writer.close()
+
+
 def test_client_port_before_and_after_the_election():
     """While the peer is LOOKING its client port answers `srvr` with "This ZooKeeper instance is not currently
-    serving requests" and closes a connection that asks for a session; once a leader is settled, `srvr` says
-    `Mode: leader` / `Mode: follower` (sessions wait for Zab).
+    serving requests" and closes a connection that asks for a session; once the ensemble has elected and Zab has
+    synced, `srvr` says `Mode: leader` / `Mode: follower` and every server grants sessions (a ConnectResponse
+    with a session id and the asked 30 s clamped to maxSessionTimeout, 20 ticks of 200 ms).
 
-    Reference: Java NIOServerCnxn.readPayload ("ZooKeeperServer not running"), StatCommand; Administrator's Guide, "srvr"
+    Reference: Java NIOServerCnxn.readPayload ("ZooKeeperServer not running"), StatCommand,
+    ZooKeeperServer.processConnectRequest; Administrator's Guide, "srvr"
     """
     async def scenario(c):
         await c.start([1])
         await c.wait_state(1, "LOOKING")
         before = await c.four_letter_word(1, "srvr")
-        reader, writer = await asyncio.open_connection("127.0.0.1", c.members[1].client_port)
-        writer.write(connect_request())
-        answer = await asyncio.wait_for(reader.read(), 10)
-        writer.close()
+        answer = await open_session(c, 1)
         await c.start([2, 3])
         leader = await c.wait_for_leader()
-        modes = {sid: re.search(r"Mode: (\w+)", await c.four_letter_word(sid, "srvr")).group(1) for sid in c.sids}
-        return before, answer, leader, modes
-    before, answer, leader, modes = run(scenario, 3)
+        modes = await c.wait_serving()
+        sessions = {sid: await open_session(c, sid) for sid in c.sids}
+        return before, answer, leader, modes, sessions
+    before, answer, leader, modes, sessions = run(scenario, 3)
     assert before == "This ZooKeeper instance is not currently serving requests\n"
     assert answer == b""
     assert modes == {1: "follower", 2: "follower", 3: "leader"} and leader == 3
+    for body in sessions.values():
+        protocol, timeout_ms, session_id = struct.unpack(">iiq", body[:16])
+        assert protocol == 0 and timeout_ms == 4000 and session_id != 0
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -355,3 +374,45 @@ def test_roles_are_pluggable_and_leave_role_returns_to_looking():
     leader, role, states = run(scenario, 3)
     assert played == [leader] and role == "RecordingRole"
     assert states == ["FOLLOWING", "LOOKING", "FOLLOWING"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The AdminServer in quorum mode
+
+def http_json(port: int, command: str) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/commands/{command}", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_admin_server_in_quorum_mode_answers_for_the_current_role_and_a_failure_is_only_a_warning():
+    """QuorumPeer.start starts the AdminServer; when it cannot (here: three servers asked for the same port) the
+    server logs "Problem starting AdminServer" and goes on: all three elect and serve. The one that got the port
+    answers `srvr` over HTTP for the ZooKeeperServer its role runs (`server_state` leader or follower), and says
+    "This ZooKeeper instance is not currently serving requests" once that server is gone (the peer is LOOKING).
+
+    Reference: Java QuorumPeer.start (adminServer.start, AdminServerException only logged),
+    QuorumPeer.setZooKeeperServer (adminServer.setZooKeeperServer); Administrator's Guide, "The AdminServer"
+    """
+    port = free_port()
+
+    async def scenario(c):
+        await c.start()
+        leader = await c.wait_for_leader()
+        await c.wait_serving()
+        bound = [sid for sid in c.sids if c.peer(sid).admin_server._runner is not None]
+        loop = asyncio.get_running_loop()
+        srvr = await loop.run_in_executor(None, http_json, port, "srvr")
+        warned = [sid for sid in c.sids if "Problem starting AdminServer" in c.logs(sid)]
+        (owner,) = bound
+        others = [sid for sid in c.sids if sid != owner]
+        for sid in others:                       # alone, the owner's role ends and it stays LOOKING
+            await c.stop(sid)
+        await c.wait_state(owner, "LOOKING")
+        looking = await loop.run_in_executor(None, http_json, port, "srvr")
+        return leader, owner, srvr, sorted(warned), others, looking
+    leader, owner, srvr, warned, others, looking = run(scenario, 3, config={
+        "admin.enableServer": "true", "admin.serverAddress": "127.0.0.1", "admin.serverPort": port})
+    assert warned == others
+    assert srvr["server_stats"]["server_state"] == ("leader" if owner == leader else "follower")
+    assert srvr["error"] is None
+    assert looking["error"] == "This ZooKeeper instance is not currently serving requests"

@@ -47,11 +47,12 @@ class SyncMode(enum.Enum):
 FLE_TIME_UNIT = "MS"   # Java: QuorumPeer.FLE_TIME_UNIT
 QUORUM_CNXN_THREADS_SIZE_DEFAULT_VALUE = 20   # Java: QuorumPeer.QUORUM_CNXN_THREADS_SIZE_DEFAULT_VALUE
 
-# %% ../../nbs/07_peer.ipynb #4a5532e1
+# %% ../../nbs/07_peer.ipynb #07ef9b33
 class QuorumPeer:
     "One ensemble member: state, epochs, election and the role loop."
     # Java: org.apache.zookeeper.server.quorum.QuorumPeer
-    def __init__(self, trace: list | None = None # where state changes (and the election's events) go
+    def __init__(self, trace: list | None = None,    # where state changes (and the election's events) go
+                 zab_trace: list | None = None # where Zab's roles record their packets and steps (None: nowhere)
                 ):
         self.myid = -1
         self.tick_time = 3000
@@ -76,7 +77,7 @@ class QuorumPeer:
         self.zk_db = None                          # ZKDatabase
         self.cnxn_factory = self.secure_cnxn_factory = None
         self.metrics = None                        # ServerMetrics of this server's provider
-        self.admin_server = None                   # anything with async start()/shutdown(); None: not built
+        self.admin_server = None                   # an AdminServer (async start/shutdown); None: not built
         self.jvm_pause_monitor = None
         self.quorum_sasl_enabled = False
         self.auth_server = self.auth_learner = None
@@ -87,6 +88,7 @@ class QuorumPeer:
         self.role = None                           # the LEADING/FOLLOWING/OBSERVING object being played
         self.role_factories: dict[ServerState, Callable[["QuorumPeer"], "Role"]] = {}  # unset: HOLDING_ROLES
         self.trace = trace if trace is not None else []
+        self.zab_trace = zab_trace
         self.running = True
         self.reconfig_flag = False
         self.start_fle = self.end_fle = 0.0
@@ -251,7 +253,7 @@ def quorum_packet(ptype: int, zxid: int, data: bytes | None = None) -> bytes:
     "A QuorumPacket's bytes."
     return QuorumPacket(type=ptype, zxid=zxid, data=data, authinfo=None).to_bytes()
 
-# %% ../../nbs/07_peer.ipynb #1d66a063
+# %% ../../nbs/07_peer.ipynb #99590b60
 class PendingZabServer:
     "What the client port talks to while a role holds: `srvr` tells the mode; sessions are refused."
     def __init__(self, peer: QuorumPeer, mode: str):
@@ -280,10 +282,12 @@ class PendingZabServer:
                     server_state=self.mode, znode_count=self.peer.zk_db.get_node_count())
 
 def _set_zookeeper_server(self: QuorumPeer, zks) -> None:
-    "Hand the client port(s) a server (None: four-letter words only). Java: QuorumPeer.setZooKeeperServer"
+    "Hand the client port(s) and the AdminServer a server (None: not serving). Java: QuorumPeer.setZooKeeperServer"
     for f in (self.cnxn_factory, self.secure_cnxn_factory):
         if f is not None:
             f.set_zookeeper_server(zks)
+    if self.admin_server is not None and not isinstance(zks, PendingZabServer):
+        self.admin_server.set_zookeeper_server(zks)
 
 QuorumPeer.set_zookeeper_server = _set_zookeeper_server
 
@@ -323,9 +327,9 @@ class _HoldingRole:
         except asyncio.TimeoutError:
             return False
 
-# %% ../../nbs/07_peer.ipynb #f0b0e870
+# %% ../../nbs/07_peer.ipynb #e1e2345c
 class HoldingLeader(_HoldingRole):
-    "LEADING until Zab exists: bind the quorum port, keep track of live learners, step down without a quorum."
+    "LEADING without Zab: bind the quorum port, keep track of live learners, step down without a quorum."
     java_class, mode = "Leader", "leader"
 
     def __init__(self, peer: QuorumPeer):
@@ -409,9 +413,9 @@ class HoldingLeader(_HoldingRole):
         for w in list(self._conns):
             w.close()
 
-# %% ../../nbs/07_peer.ipynb #358dabc8
+# %% ../../nbs/07_peer.ipynb #c28f6f46
 class HoldingLearner(_HoldingRole):
-    "FOLLOWING / OBSERVING until Zab exists: connect to the leader, register, answer pings, notice it go."
+    "FOLLOWING / OBSERVING without Zab: connect to the leader, register, answer pings, notice it go."
     java_class = "Learner"
 
     def __init__(self, peer: QuorumPeer):
@@ -621,12 +625,13 @@ async def _leave_role(self: QuorumPeer, reason: str = "told to") -> None:
 QuorumPeer.run, QuorumPeer.play_role, QuorumPeer.update_server_state = _run, _play_role, _update_server_state
 QuorumPeer.leave_role = _leave_role
 
-# %% ../../nbs/07_peer.ipynb #bf778404
+# %% ../../nbs/07_peer.ipynb #6b503b7d
 async def _shutdown(self: QuorumPeer) -> None:
     "Stop the role, the client port, the pause monitor, the election and the loop. Java: QuorumPeer.shutdown"
     self.running = False
-    if self.role is not None:
-        await self.role.shutdown("quorum Peer shutdown")
+    role = self.role
+    if role is not None:
+        await role.shutdown("quorum Peer shutdown")
     for f in (self.cnxn_factory, self.secure_cnxn_factory):
         if f is not None:
             await f.shutdown()
@@ -638,6 +643,8 @@ async def _shutdown(self: QuorumPeer) -> None:
         except Exception as e:
             LOG.warning("Problem stopping AdminServer\n%s", e)
     if self.task is not None and self.task is not asyncio.current_task():
+        if role is not None:     # the loop finishes the role's shutdown (its last disk writes) and ends by itself
+            await asyncio.wait({self.task}, timeout=max(self.sync_limit, 1) * self.tick_time / 1000 + 10)
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
     if self.election_alg is not None:
