@@ -1,9 +1,9 @@
 """Leader election of whole QuorumPeers in a MiniCluster: in-process, one process per server, and mixed with
 real Java ZooKeeper 3.8 servers.
 
-Every server runs the full start-up (zoo.cfg → run_from_config → QuorumPeer.start → the peer loop). Until
-Zab exists the LEADING/FOLLOWING/OBSERVING roles hold their state, keep a connection between each learner
-and its leader on the quorum port, and step back to LOOKING when it breaks, so the ensemble re-elects.
+Every server runs the full start-up (zoo.cfg → run_from_config → QuorumPeer.start → the peer loop) and plays
+Zab's roles after each election (the default of `create_quorum_peer`), as `python -m zkref` does: a leader is
+"settled" once it has reached Zab's broadcast phase with a quorum synced.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import re
 
 import pytest
 
+from zkref.persistence import read_long_from_file
 from zkref.testing import MiniCluster, java_available
 
 
@@ -56,20 +57,29 @@ def test_ensemble_elects_exactly_one_leader(n):
 ])
 def test_highest_epoch_zxid_sid_wins(history, winner):
     """The server with the highest (peerEpoch, last zxid, sid) becomes leader. Each data directory is seeded
-    with a real txn log; the epoch files are created from it at start-up.
+    with a real txn log; the epoch files are created from it at start-up, so each server's first vote carries
+    its log's epoch. Once Zab has synced, every server's currentEpoch (in memory and on disk) is the new epoch:
+    one more than the highest accepted epoch.
 
-    Reference: Java FastLeaderElection.totalOrderPredicate, QuorumPeer.loadDataBase
+    Reference: Java FastLeaderElection.totalOrderPredicate, QuorumPeer.loadDataBase, Leader.getEpochToPropose;
+    Zab.tla LeaderProcessCEPOCH
     """
     async def scenario(c):
         for sid, zxid in history.items():
             c.seed(sid, zxid)
         await c.start()
         leader = await settled(c)
-        epochs = {sid: c.peer(sid).current_epoch for sid in c.sids}
-        return leader, epochs
-    leader, epochs = run(scenario, 3)
+        await c.wait_serving()
+        proposed = {sid: re.search(r"New election\. My id = \d+, proposed zxid=0x(\w+)", c.logs(sid)).group(1)
+                    for sid in c.sids}
+        epochs = {sid: (c.peer(sid).current_epoch, read_long_from_file(c.members[sid].dir / "data" / "version-2" / "currentEpoch"))
+                  for sid in c.sids}
+        return leader, proposed, epochs
+    leader, proposed, epochs = run(scenario, 3)
     assert leader == winner
-    assert epochs == {sid: zxid >> 32 for sid, zxid in history.items()}
+    assert proposed == {sid: f"{zxid:x}" for sid, zxid in history.items()}
+    new_epoch = max(zxid >> 32 for zxid in history.values()) + 1
+    assert epochs == {sid: (new_epoch, new_epoch) for sid in history}
 
 
 @pytest.mark.slow
@@ -84,6 +94,7 @@ def test_reelection_after_the_leader_is_killed():
     async def scenario(c):
         await c.start()
         first = await settled(c, 60)
+        await c.wait_serving(timeout_s=60)      # both followers synced: equal (epoch, zxid), so the higher sid wins
         await c.kill(first)
         second = await settled(c, 60, other_than={first})
         await c.restart(first)
@@ -185,6 +196,7 @@ def test_observers_follow_but_do_not_vote():
         leader = await settled(c)
         await c.wait_state(4, "OBSERVING")
         await c.wait_state(5, "OBSERVING")
+        await c.wait_serving([4, 5])
         srvr = await c.four_letter_word(4, "srvr")
         return leader, c.states(), c.peer(4).current_vote.id, srvr
     leader, states, observed, srvr = run(scenario, 3, observers=2)
@@ -220,8 +232,8 @@ def first_decision(c: MiniCluster, sid: int):
 def test_two_java_and_one_zkref_elect_the_same_leader():
     """Two Java 3.8 servers (sids 2, 3) and a zkref server (sid 1) elect the same leader on the first try: Java's
     sid 3 has the longest history, so zkref's first decision is to follow 3, Java 3's first decision is LEADING
-    and Java 2's is FOLLOWING; the two Java servers then serve as leader and follower (`srvr`). zkref, without
-    Zab, cannot sync — only the election is compared. (The servers start 1, 3, 2, each once the previous one
+    and Java 2's is FOLLOWING; then all three serve (`srvr`): the zkref follower synced with the Java leader
+    and holds its five txns. (The servers start 1, 3, 2, each once the previous one
     is LOOKING, so the best candidate is present from the start; with staggered starts and equal histories FLE
     lets a server decide on a quorum that another member has already left, in Java as in zkref.)
 
@@ -235,11 +247,13 @@ def test_two_java_and_one_zkref_elect_the_same_leader():
         await asyncio.wait_for(_until(lambda: "New election" in c.logs(3)), 90)
         await c.start([2])
         await asyncio.wait_for(_until(lambda: first_decision(c, 1) and all(java_decisions(c.logs(s)) for s in (2, 3))), 90)
-        serving = await asyncio.wait_for(_until_serving(c, (2, 3)), 90)
-        return first_decision(c, 1), java_decisions(c.logs(3))[0], java_decisions(c.logs(2))[0], serving
-    zkref_choice, java3, java2, serving = run(scenario, 3, java={2, 3})
+        serving = await asyncio.wait_for(_until_serving(c, (1, 2, 3)), 90)
+        return (first_decision(c, 1), java_decisions(c.logs(3))[0], java_decisions(c.logs(2))[0], serving,
+                c.peer(1).zk_db.get_data_tree_last_processed_zxid())
+    zkref_choice, java3, java2, serving, zkref_zxid = run(scenario, 3, java={2, 3})
     assert zkref_choice == 3 and java3 == "LEADING" and java2 == "FOLLOWING"
-    assert serving == {2: "follower", 3: "leader"}
+    assert serving == {1: "follower", 2: "follower", 3: "leader"}
+    assert zkref_zxid >= 0x100000005
 
 
 @java
@@ -247,8 +261,8 @@ def test_two_java_and_one_zkref_elect_the_same_leader():
 @pytest.mark.slow
 def test_one_java_and_two_zkref_elect_the_same_leader():
     """A Java 3.8 server (sid 1) and two zkref servers (2, 3) elect zkref's sid 3 on the first try: Java's
-    first decision is FOLLOWING and it dials server 3's quorum port. (It then fails to sync — no Zab in zkref
-    yet — and goes back to LOOKING; only the first election is checked.)
+    first decision is FOLLOWING, it dials server 3's quorum port, syncs with the zkref leader and serves
+    (`srvr` says `Mode: follower`) without ever going back to LOOKING.
 
     Reference: Java FastLeaderElection (wire compatibility), Learner.connectToLeader
     """
@@ -256,10 +270,13 @@ def test_one_java_and_two_zkref_elect_the_same_leader():
         await c.start()
         leader = await settled(c, 90)
         await asyncio.wait_for(_until(lambda: java_leader_port(c.logs(1))), 90)
+        serving = await asyncio.wait_for(_until_serving(c, (1,)), 90)
         log = c.logs(1)
-        return leader, java_decisions(log)[0], java_leader_port(log), c.members[leader].quorum_proxy_port
-    leader, java1, dialled, leader_port = run(scenario, 3, java={1})
+        states = re.findall(r"\] - (LOOKING|FOLLOWING|LEADING)\s*$", log, re.M)
+        return leader, java_decisions(log)[0], java_leader_port(log), c.members[leader].quorum_proxy_port, serving, states
+    leader, java1, dialled, leader_port, serving, states = run(scenario, 3, java={1})
     assert leader == 3 and java1 == "FOLLOWING" and dialled == leader_port
+    assert serving == {1: "follower"} and states == ["LOOKING", "FOLLOWING"]
 
 
 async def _until(cond):

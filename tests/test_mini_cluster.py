@@ -87,6 +87,7 @@ def test_paused_leader_loses_its_role_and_rejoins_after_resume():
     async def scenario(c):
         await c.start()
         first = await c.wait_for_leader(60)
+        await c.wait_serving(timeout_s=60)      # both followers synced: equal (epoch, zxid), so the higher sid wins
         c.pause(first)
         second = await c.wait_for_leader(60, other_than={first})
         c.resume(first)

@@ -213,7 +213,7 @@ class Member:
     def cfg(self) -> Path:
         return self.dir / "zoo.cfg"
 
-# %% ../nbs/12_mini_cluster.ipynb #d3b69d5b
+# %% ../nbs/12_mini_cluster.ipynb #e435307c
 class _LogCapture(logging.Handler):
     "Keeps the formatted log lines of one in-process server (records logged with its myid)."
     def __init__(self, myid: str):
@@ -228,8 +228,8 @@ class _LogCapture(logging.Handler):
 
 class InProcessRunner:
     "A QuorumPeerMain on the current event loop."
-    def __init__(self, member: Member, trace: list, role_factories: dict | None = None):
-        self.member, self.trace, self.role_factories = member, trace, role_factories
+    def __init__(self, member: Member, trace: list, role_factories: dict | None = None, zab_trace: list | None = None):
+        self.member, self.trace, self.role_factories, self.zab_trace = member, trace, role_factories, zab_trace
         self.main: QuorumPeerMain | None = None
         self.task: asyncio.Task | None = None
         self.capture = _LogCapture(str(member.sid))
@@ -242,7 +242,7 @@ class InProcessRunner:
         if root.getEffectiveLevel() > logging.INFO:   # the capture keeps INFO lines, as a server log does
             root.setLevel(logging.INFO)
         root.addHandler(self.capture)
-        self.main = QuorumPeerMain(self.trace, self.role_factories)
+        self.main = QuorumPeerMain(self.trace, self.role_factories, self.zab_trace)
         self.task = asyncio.get_running_loop().create_task(self._run(config), name=f"main-{self.member.sid}")
         started = asyncio.ensure_future(self.main.started.wait())
         await asyncio.wait({started, self.task}, return_when=asyncio.FIRST_COMPLETED)   # started, or failed
@@ -355,7 +355,7 @@ class ProcessRunner:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-# %% ../nbs/12_mini_cluster.ipynb #76c11271
+# %% ../nbs/12_mini_cluster.ipynb #ec1824f3
 class MiniCluster:
     "An ensemble on 127.0.0.1 with scenario verbs, in-process or one process per server."
     def __init__(self, n: int = 3,                       # participants, sids 1..n
@@ -367,7 +367,7 @@ class MiniCluster:
                  init_limit: int = 10, sync_limit: int = 5,
                  config: dict[str, object] | None = None,   # extra zoo.cfg lines for every server
                  proxies: bool = True,                   # route election/quorum links through cuttable proxies
-                 role_factories: dict | None = None,     # in-process: QuorumPeer.role_factories (e.g. Zab's roles)
+                 role_factories: dict | None = None,     # in-process: QuorumPeer.role_factories (default: Zab's)
                 ):
         if mode not in ("inprocess", "process"):
             raise ValueError(f"mode must be 'inprocess' or 'process', not {mode!r}")
@@ -378,7 +378,8 @@ class MiniCluster:
         self.extra_config = dict(config or {})
         self._tmp = None if root else tempfile.TemporaryDirectory(prefix="zkref-mini-")
         self.root = Path(root or self._tmp.name)
-        self.trace: list = []
+        self.trace: list = []          # election and state events of the in-process servers
+        self.zab_trace: list = []      # Zab's packets and steps of the in-process servers (ZabEvents)
         self.cuts: set[frozenset[int]] = set()
         self.paused: set[int] = set()
         self.link_proxies: list[LinkProxy] = []
@@ -440,7 +441,7 @@ def _seed(self: MiniCluster, sid: int, last_zxid: int) -> None:
 MiniCluster._server_line, MiniCluster._config_text = _server_line, _config_text
 MiniCluster.write_config, MiniCluster.seed = _write_config, _seed
 
-# %% ../nbs/12_mini_cluster.ipynb #264b1fa9
+# %% ../nbs/12_mini_cluster.ipynb #f84090ed
 async def _start(self: MiniCluster, sids=None) -> "MiniCluster":
     "Write the configs, start the proxies (once), then start the servers `sids` (default: all)."
     if self.proxies and not self.link_proxies:
@@ -459,7 +460,7 @@ async def _start_server(self: MiniCluster, sid: int) -> None:
         raise RuntimeError(f"server {sid} is already running")
     self.write_config(sid)
     if m.runtime == "inprocess":
-        m.runner = InProcessRunner(m, self.trace, self.role_factories)
+        m.runner = InProcessRunner(m, self.trace, self.role_factories, self.zab_trace)
     else:
         m.runner = ProcessRunner(m, java=m.runtime == "java")
     await m.runner.start()
@@ -541,7 +542,7 @@ def _heal(self: MiniCluster) -> None:
 MiniCluster.is_cut, MiniCluster._apply_cuts, MiniCluster.partition = _is_cut, _apply_cuts, _partition
 MiniCluster.disconnect, MiniCluster.heal = _disconnect, _heal
 
-# %% ../nbs/12_mini_cluster.ipynb #c9320116
+# %% ../nbs/12_mini_cluster.ipynb #b62d2bf8
 def _state(self: MiniCluster, sid: int) -> str | None:
     "LOOKING / LEADING / FOLLOWING / OBSERVING, or None when the server is not running."
     r = self.members[sid].runner
@@ -565,7 +566,7 @@ def _leader(self: MiniCluster) -> int | None:
         return True
     r = self.members[leader].runner
     if isinstance(r, InProcessRunner) and not getattr(r.main.quorum_peer.role, "established", True):
-        return None        # elected, but its followers have not all registered yet
+        return None        # elected, but not serving yet (Zab: discovery or synchronization)
     backers = {s for s in self.voters if states[s] == "FOLLOWING" and follows(s)} | {leader}
     return leader if self._has_quorum(backers) else None
 
@@ -639,3 +640,25 @@ async def _client(self: MiniCluster, sid: int, timeout_s: float = 10.0):
 
 MiniCluster.logs, MiniCluster.peer = _logs, _peer
 MiniCluster.four_letter_word, MiniCluster.client = _four_letter_word, _client
+
+# %% ../nbs/12_mini_cluster.ipynb #ef516516
+async def _server_mode(self: MiniCluster, sid: int) -> str | None:
+    "`leader` / `follower` / `observer` / `standalone` as `srvr` says; None while the server does not serve."
+    m = re.search(r"^Mode: (\w+)", await self.four_letter_word(sid, "srvr"), re.M)
+    return m.group(1) if m else None
+
+async def _wait_serving(self: MiniCluster, sids=None,   # the servers to wait for (default: every running one)
+                        timeout_s: float = 30.0) -> dict[int, str]:
+    "Wait until every server of `sids` serves clients; their modes."
+    deadline = time.monotonic() + timeout_s
+    sids = list(sids or [s for s in self.sids if self.state(s) is not None])
+    while True:
+        modes = {sid: await self.server_mode(sid) for sid in sids}
+        if all(modes.values()):
+            return modes
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s}s waiting for {sids} to serve; modes: {modes}; "
+                               f"states: {self.states()}")
+        await asyncio.sleep(0.1)
+
+MiniCluster.server_mode, MiniCluster.wait_serving = _server_mode, _wait_serving
