@@ -7,6 +7,7 @@ that rejects would.
 from __future__ import annotations
 
 import asyncio
+import re
 import struct
 
 import pytest
@@ -23,6 +24,14 @@ def run(scenario, *args, **kwargs):
         finally:
             await cluster.close()
     return asyncio.run(main())
+
+def fle_winner(c: MiniCluster, sids) -> int:
+    "The server FastLeaderElection must elect among `sids`, both synced in the same epoch: the highest (last zxid, sid), from each one's latest `New election` line."
+    def vote(sid):
+        zxids = re.findall(r"New election\. My id = \d+, proposed zxid=0x(\w+)", c.logs(sid))
+        return int(zxids[-1], 16), sid
+    return max(sids, key=vote)
+
 
 
 def test_proxy_rewrites_the_election_handshake_and_refuses_cut_callers():
@@ -79,22 +88,25 @@ def test_pause_needs_a_process():
 @pytest.mark.slow
 def test_paused_leader_loses_its_role_and_rejoins_after_resume():
     """SIGSTOP the leader's process: its followers stop hearing pings, give up after syncLimit ticks and elect
-    a new leader (the highest remaining sid: equal histories). After SIGCONT the old leader finds no quorum,
-    steps down and follows the new leader. (The first leader depends on which processes were up first.)
+    a new leader: the one with the higher (last zxid, sid), as their votes say (a follower synced by SNAP holds
+    the leader's NEWLEADER zxid, one synced by an empty DIFF its old one). After SIGCONT the old leader finds no
+    quorum, steps down and follows the new leader. (The first leader depends on which processes were up first.)
 
-    Reference: Java Learner read timeouts (syncLimit), Leader.lead tick loop, FastLeaderElection.receivedFollowingNotification
+    Reference: Java Learner read timeouts (syncLimit), Leader.lead tick loop, FastLeaderElection.totalOrderPredicate,
+    receivedFollowingNotification
     """
     async def scenario(c):
         await c.start()
         first = await c.wait_for_leader(60)
-        await c.wait_serving(timeout_s=60)      # both followers synced: equal (epoch, zxid), so the higher sid wins
+        await c.wait_serving(timeout_s=60)      # both followers synced (in the same epoch)
         c.pause(first)
         second = await c.wait_for_leader(60, other_than={first})
+        expected = fle_winner(c, set(c.sids) - {first})
         c.resume(first)
         await c.wait_state(first, "FOLLOWING", 60)
-        return first, second, c.leader()
-    first, second, final = run(scenario, 3, mode="process")
-    assert second == max({1, 2, 3} - {first}) and final == second
+        return first, second, expected, c.leader()
+    first, second, expected, final = run(scenario, 3, mode="process")
+    assert second == expected and final == second
 
 
 def test_process_logs_state_and_stop():

@@ -416,3 +416,26 @@ def test_admin_server_in_quorum_mode_answers_for_the_current_role_and_a_failure_
     assert srvr["server_stats"]["server_state"] == ("leader" if owner == leader else "follower")
     assert srvr["error"] is None
     assert looking["error"] == "This ZooKeeper instance is not currently serving requests"
+
+
+def test_the_peer_names_its_leader_once_zab_syncs_and_forgets_it_when_looking():
+    """Leader and learners record the leader's id and quorum host when Zab moves to synchronization (what the
+    AdminServer's `leader` command reports as leader_id / leader_ip); back in LOOKING the peer has no leader
+    (id -1, no address).
+
+    Reference: Java QuorumPeer.setLeaderAddressAndId (called by Leader.lead, Follower.followLeader,
+    Observer.observeLeader before SYNCHRONIZATION; by setPeerState(LOOKING) with null, -1)
+    """
+    async def scenario(c):
+        await c.start()
+        leader = await c.wait_for_leader()
+        await c.wait_serving()
+        named = {sid: (c.peer(sid).leader_id, c.peer(sid).leader_address) for sid in c.sids}
+        for sid in c.sids:
+            if sid != 1:
+                await c.stop(sid)
+        await c.wait_state(1, "LOOKING")
+        return leader, named, (c.peer(1).leader_id, c.peer(1).leader_address)
+    leader, named, looking = run(scenario, 3, observers=1)
+    assert named == {sid: (leader, "127.0.0.1") for sid in (1, 2, 3, 4)}
+    assert looking == (-1, None)

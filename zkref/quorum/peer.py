@@ -47,7 +47,7 @@ class SyncMode(enum.Enum):
 FLE_TIME_UNIT = "MS"   # Java: QuorumPeer.FLE_TIME_UNIT
 QUORUM_CNXN_THREADS_SIZE_DEFAULT_VALUE = 20   # Java: QuorumPeer.QUORUM_CNXN_THREADS_SIZE_DEFAULT_VALUE
 
-# %% ../../nbs/07_peer.ipynb #07ef9b33
+# %% ../../nbs/07_peer.ipynb #f5a2645e
 class QuorumPeer:
     "One ensemble member: state, epochs, election and the role loop."
     # Java: org.apache.zookeeper.server.quorum.QuorumPeer
@@ -98,7 +98,8 @@ class QuorumPeer:
         self._state = ServerState.LOOKING
         self.zab_state = ZabState.ELECTION
         self.sync_mode = SyncMode.NONE
-        self.leader_id = -1
+        self.leader_id = -1                        # the leader this peer serves with (-1: none yet)
+        self.leader_address: str | None = None     # its quorum host(s), "|"-joined (Java: getLeaderAddress)
 
     def set_tick_time(self, v: int) -> None:
         LOG.info("tickTime set to %d", v); self.tick_time = v
@@ -150,7 +151,7 @@ class QuorumPeer:
         if self.zk_db is not None:
             self.zk_db.init_config_in_zk_database(self.quorum_verifier)
 
-# %% ../../nbs/07_peer.ipynb #6a837eb2
+# %% ../../nbs/07_peer.ipynb #1cf4e151
 def _detailed_peer_state(self: QuorumPeer) -> str:
     "`following`, `leading - broadcast`, `following - synchronization - diff`… Java: getDetailedPeerState"
     s = self._state.name.lower()
@@ -168,15 +169,24 @@ def _set_peer_state(self: QuorumPeer, new_state: ServerState) -> None:
     self._state = new_state
     self.trace.append(ElectionEvent("state", self.myid, time.monotonic(), state=new_state.name))
     if new_state == ServerState.LOOKING:
-        self.leader_id = -1
+        self.set_leader_address_and_id(None, -1)
         self.set_zab_state(ZabState.ELECTION)
     else:
         LOG.info("Peer state changed: %s", self.detailed_peer_state())
 
 def _set_zab_state(self: QuorumPeer, zab_state: ZabState) -> None:
     # Java: QuorumPeer.setZabState
+    if zab_state == ZabState.SYNCHRONIZATION and self._state != ServerState.LOOKING and self.current_vote is not None:
+        # Java's Leader.lead / Follower.followLeader / Observer.observeLeader name the leader just before this step
+        leader = self.quorum_verifier.all_members.get(self.current_vote.id)
+        self.set_leader_address_and_id(leader.addr if leader is not None else None, self.current_vote.id)
     self.zab_state = zab_state
     LOG.info("Peer state changed: %s", self.detailed_peer_state())
+
+def _set_leader_address_and_id(self: QuorumPeer, addr: list | None, leader_id: int) -> None:
+    "Remember the leader (its quorum addresses' hosts) for the admin commands. Java: QuorumPeer.setLeaderAddressAndId"
+    self.leader_address = None if addr is None else "|".join(dict.fromkeys(host for host, _ in addr))
+    self.leader_id = leader_id
 
 def _set_sync_mode(self: QuorumPeer, sync_mode: SyncMode) -> None:
     # Java: QuorumPeer.setSyncMode
@@ -186,6 +196,7 @@ def _set_sync_mode(self: QuorumPeer, sync_mode: SyncMode) -> None:
 QuorumPeer.detailed_peer_state = _detailed_peer_state
 QuorumPeer.peer_state = property(_get_peer_state, _set_peer_state)
 QuorumPeer.set_zab_state, QuorumPeer.set_sync_mode = _set_zab_state, _set_sync_mode
+QuorumPeer.set_leader_address_and_id = _set_leader_address_and_id
 
 # %% ../../nbs/07_peer.ipynb #da318f49
 def _load_data_base(self: QuorumPeer) -> None:
