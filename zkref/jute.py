@@ -173,7 +173,17 @@ class InputArchive:
         "A nested record: `cls.deserialize(self)`."
         return cls.deserialize(self)
 
-# %% ../nbs/06a_jute.ipynb #30f6b60f
+# %% ../nbs/06a_jute.ipynb #295b8795
+class _LengthPrefixes(dict):
+    "length → its 4 big-endian bytes as a latin-1 str; lengths up to 4096 are kept once computed."
+    def __missing__(self, n: int) -> str:
+        s = _INT.pack(n).decode("latin-1")
+        if n <= 4096:
+            self[n] = s
+        return s
+
+_LENGTH_PREFIX = _LengthPrefixes()
+
 class OutputArchive:
     "Writes jute's binary encoding, as Java's BinaryOutputArchive."
     # Java: org.apache.jute.BinaryOutputArchive
@@ -212,6 +222,28 @@ class OutputArchive:
         self._buf += _INT.pack(len(items))
         for item in items:
             write_item(self, item)
+
+    def write_ustrings(self, items: list[str] | None): # the strings, or None
+        "A jute `vector<ustring>` in one pass: the same bytes as `write_vector(items, write_ustring)`."
+        # Java: the generated serialize of a vector<ustring> (getChildren's reply, SetWatches' paths)
+        if items is None:
+            self._buf += b"\xff\xff\xff\xff"
+            return
+        n = len(items)
+        try:
+            ascii_only = "".join(items).isascii()
+        except TypeError:                            # a None (length -1) or a non-string: element by element
+            return self.write_vector(items, OutputArchive.write_ustring)
+        out: list = [None] * (2 * n)
+        if ascii_only:                               # the usual case: the prefixed strings joined, encoded once
+            out[0::2] = map(_LENGTH_PREFIX.__getitem__, map(len, items))
+            out[1::2] = items
+            self._buf += _INT.pack(n) + "".join(out).encode("latin-1")
+        else:
+            encoded = list(map(encode_ustring, items))
+            out[0::2] = map(_INT.pack, map(len, encoded))
+            out[1::2] = encoded
+            self._buf += _INT.pack(n) + b"".join(out)
 
     def write_map(self, d: dict | None, write_key: Callable, write_value: Callable):
         "A jute `map`: the count (-1 for None), then key, value, key, value…"
@@ -276,7 +308,7 @@ class Record:
         "Decode one record from the start of `data`."
         return cls.deserialize(InputArchive(data, max_buffer))
 
-# %% ../nbs/06a_jute.ipynb #f0d8c652
+# %% ../nbs/06a_jute.ipynb #b4ea817c
 def _code(t) -> str:
     "The struct code of a fixed-size jute type, or '' (strings, buffers, vectors, records)."
     jt = _jute_type(t)
@@ -329,7 +361,10 @@ def _compile(cls, fields: list[tuple[str, Any]]) -> str:
             wr.append(f"oa.write_{jt.name}(self.{name})")
         else:                                                   # vector
             rd.append(f"{name} = ia.read_vector({_item_reader(jt.item, ns)})")
-            wr.append(f"oa.write_vector(self.{name}, {_item_writer(jt.item)})")
+            if _item_writer(jt.item) == "OA.write_ustring":     # vector<ustring>: in one pass
+                wr.append(f"oa.write_ustrings(self.{name})")
+            else:
+                wr.append(f"oa.write_vector(self.{name}, {_item_writer(jt.item)})")
         i += 1
     names = [n for n, _ in fields]
     clash = set(names) & {"cls", "ia", "self", "oa", "e", *ns}
