@@ -184,10 +184,11 @@ class Writer(threading.Thread):
                     break
                 name = f"n{n:05d}"
                 try:
-                    zk.create(f"/load/{name}", b"v")
+                    zk.create_async(f"/load/{name}", b"v").get(timeout=10)
                     self.acked.append(name)
                 except (KazooException, KazooTimeoutError):
-                    # connection loss: kazoo moves to another server by itself; this create's outcome is unknown
+                    # connection loss or no answer in time: kazoo moves to another server by itself; this
+                    # create's outcome is unknown, so it is not counted as acknowledged
                     self.failed += 1
                     wait_for(lambda: zk.connected or self.halt.is_set() or time.monotonic() > deadline, 60, 0.05,
                              what="the writer to reconnect")
@@ -343,13 +344,15 @@ def learner_info(sid: int) -> bytes:
 @pytest.mark.parametrize("kind", ["zkref", pytest.param("java", marks=pytest.mark.java)])
 def test_bad_input_on_the_quorum_port_drops_the_learner_and_the_ensemble_serves_on(kind, tmp_path):
     """The leader's quorum port gets garbage: a first packet of an unknown type (the leader logs "First packet
-    … is not FOLLOWERINFO or OBSERVERINFO!" and closes), a truncated packet (closed, "GOODBYE"), a
+    … is not FOLLOWERINFO or OBSERVERINFO!" and closes), a truncated packet (closed, "GOODBYE"; also when the sender
+    stays connected: the read times out after initLimit ticks), a
     FOLLOWERINFO from an epoch far in the future (an established leader answers LEADERINFO with its own epoch,
     not a new one: the epoch is fixed once a quorum agreed on it) and one from the past (answered with its
     epoch, then a DIFF/SNAP/TRUNC sync that the fake learner drops). zkref and Java are run through the same
     steps and must answer the same. Afterwards every znode is still there, the epoch is unchanged and the
     ensemble takes writes.
-    Reference: Java LearnerHandler.run (first-packet check, catch IOException → GOODBYE), Leader.getEpochToPropose
+    Reference: Java LearnerHandler.run (first-packet check, soTimeout = initLimit × tickTime, catch IOException →
+    GOODBYE), Leader.getEpochToPropose
     (returns the established epoch), Leader.waitForEpochAck (electionFinished); Zab.tla Integrity"""
     if kind == "java" and not java_available():
         pytest.skip("Java ZooKeeper is not installed")
@@ -374,6 +377,9 @@ def test_bad_input_on_the_quorum_port_drops_the_learner_and_the_ensemble_serves_
                 s.shutdown(socket.SHUT_WR)
                 assert s.recv(1) == b""                    # the leader drops the half-sent learner
             wait_for(lambda: "GOODBYE" in e.log(leader), 20, what="the leader to log GOODBYE")
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+                s.sendall(head)                            # and stays connected, sending nothing more
+                assert s.recv(1) == b""                    # dropped after initLimit ticks, not kept forever
 
             future = packet_bytes(packet(FOLLOWERINFO, make_zxid(epoch + 1000, 0), learner_info(99)))
             got, _ = quorum_talk(port, future, replies=1)
