@@ -338,7 +338,7 @@ class _HoldingRole:
         except asyncio.TimeoutError:
             return False
 
-# %% ../../nbs/07_peer.ipynb #e1e2345c
+# %% ../../nbs/07_peer.ipynb #17504152
 class HoldingLeader(_HoldingRole):
     "LEADING without Zab: bind the quorum port, keep track of live learners, step down without a quorum."
     java_class, mode = "Leader", "leader"
@@ -383,8 +383,9 @@ class HoldingLeader(_HoldingRole):
             for w in list(self._conns):
                 w.write(quorum_packet(PING, p.zk_db.get_data_tree_last_processed_zxid()))
             if not self.has_quorum():
-                await self.shutdown("Not sufficient followers synced, only synced with sids: [ "
-                                    + ",".join(str(s) for s in sorted(self.synced_sids())) + " ]")
+                # Java: "[ " + SyncedLearnerTracker.ackSetsToString() + " ]", each ack set printed as a Java Set
+                await self.shutdown("Not sufficient followers synced, only synced with sids: [ ["
+                                    + ", ".join(str(s) for s in sorted(self.synced_sids())) + "] ]")
                 return
 
     async def _learner(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
