@@ -322,9 +322,7 @@ def test_client_port_before_and_after_the_election():
 # Roles
 
 @pytest.mark.parametrize("runtime", [
-    pytest.param("zkref", marks=pytest.mark.xfail(strict=True, reason=(
-        "zkref's Zab Leader (10a_leader, _tick_loop) prints the ack set as '[ 3 ]'; Java's "
-        "SyncedLearnerTracker.ackSetsToString prints each ack set as a Java Set: '[ [3] ]'"))),
+    "zkref",          # Zab's roles (the default)
     "holding",        # the election-only roles of chapter 07 (role_factories=HOLDING_ROLES)
     pytest.param("java", marks=[needs_java, pytest.mark.java, pytest.mark.slow]),
 ])

@@ -205,7 +205,7 @@ def test_zkref_leader_steps_down_without_a_quorum(zkref_leads):
         j.stop()
     wait_for(node.lead_ended, 60, what="the zkref leader to step down")
     reason = node.call(_v(lambda: node.leader.shutdown_reason))
-    assert re.fullmatch(r"Not sufficient followers synced, only synced with sids: \[ 3 \]", reason)
+    assert re.fullmatch(r"Not sufficient followers synced, only synced with sids: \[ \[3\] \]", reason)
 
 
 def test_clients_of_java_followers_write_through_the_zkref_leader(zkref_leads):

@@ -25,8 +25,8 @@ from ..server.processors import FinalRequestProcessor, PrepRequestProcessor, Req
 from ..server.sessions import SessionTracker
 
 # %% auto #0
-__all__ = ['LOG', 'LLOG', 'SyncPlan', 'sync_follower', 'Proposal', 'Leader', 'ProposalRequestProcessor', 'LeaderZooKeeperServer',
-           'LearnerHandler']
+__all__ = ['LOG', 'LLOG', 'SyncPlan', 'sync_follower', 'Proposal', 'ack_sets_to_string', 'Leader', 'ProposalRequestProcessor',
+           'LeaderZooKeeperServer', 'LearnerHandler']
 
 # %% ../../nbs/10a_leader.ipynb #4df1987f
 LOG = get_logger("LearnerHandler")
@@ -189,6 +189,12 @@ class Proposal:
 
 class _Stop(Exception):
     "The leader is shutting down."
+
+# %% ../../nbs/10a_leader.ipynb #e52436ff
+def ack_sets_to_string(sids) -> str:
+    "The ack set as Java's `SyncedLearnerTracker.ackSetsToString` prints it for one verifier: `[1, 3]`."
+    # Java: SyncedLearnerTracker.ackSetsToString (a HashSet<Long>: small ids print in ascending order)
+    return "[" + ", ".join(str(s) for s in sorted(sids)) + "]"
 
 # %% ../../nbs/10a_leader.ipynb #7c4f25fa
 class Leader:
@@ -720,7 +726,7 @@ def _handler_shutdown(self: LearnerHandler) -> None:
 LearnerHandler.handshake, LearnerHandler.run, LearnerHandler.handle = _handler_handshake, _handler_run, _handler_handle
 LearnerHandler.shutdown = _handler_shutdown
 
-# %% ../../nbs/10a_leader.ipynb #da4452ac
+# %% ../../nbs/10a_leader.ipynb #56de22e0
 def _quorum_verifier_bytes(self: Leader) -> bytes:
     "The NEWLEADER payload: the config, its version set to the new leader zxid. Java: Leader.getQuorumVerifierBytes"
     qv = self.peer.quorum_verifier
@@ -769,7 +775,7 @@ async def _lead(self: Leader) -> None:
             await self.wait_for_new_leader_ack(p.myid, self.new_leader_zxid)
         except InterruptedError:
             self.request_shutdown("Waiting for a quorum of followers, only synced with sids: [ "
-                                  + ",".join(str(s) for s in sorted(self.new_leader_acks)) + " ]")
+                                  + ack_sets_to_string(self.new_leader_acks) + " ]")
             return
         self.start_zk_server()
         set_zab_state(p, "BROADCAST")
@@ -814,7 +820,7 @@ async def _tick_loop(self: Leader) -> None:
         synced = {self.peer.myid} | {f.sid for f in self.learners if f.synced()}
         if not tick_skip and not self.peer.quorum_verifier.contains_quorum({s for s in synced if self.is_participant(s)}):
             self.request_shutdown("Not sufficient followers synced, only synced with sids: [ "
-                                  + ",".join(str(s) for s in sorted(synced)) + " ]")
+                                  + ack_sets_to_string(synced) + " ]")
             return
         tick_skip = not tick_skip
         for f in list(self.learners):
