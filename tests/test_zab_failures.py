@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, NodeExistsError
+from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
 from conftest import JavaZooKeeper, four_letter_word, free_port, java_available, wait_for
@@ -198,7 +198,7 @@ class Writer(threading.Thread):
 
 
 def test_leader_sigkill_under_write_load_loses_no_acknowledged_write(tmp_path):
-    """Three zkref processes take a steady stream of creates; the leader is SIGKILLed mid-load. The two others
+    """Three zkref processes take a steady stream of creates (at most 3000, at most 60 s); the leader is SIGKILLed mid-load. The two others
     elect a new leader in a higher epoch and writes resume; after `sync`, every create a client saw
     acknowledged is on every live server, and on the killed server once it restarts and catches up. The
     merged Zab trace of all three servers violates none of Zab.tla's invariants.
