@@ -24,7 +24,7 @@ from zkref.datatree import (CONFIG_NODE, CONTAINER_EPHEMERAL_OWNER, Code, DataNo
                             NodeExistsError, OpCode, PathTrie, Perms, ProcessTxnResult, QuotaExceededError, Quotas,
                             ReferenceCountedACLCache, ServerWatcher, StatsTrack, WatchedEvent, WatcherMode,
                             WatcherType, WatchManager, ZxidDigest, create_stat, open_acl_unsafe, read_acl_unsafe,
-                            sequential_suffix, validate_path)
+                            java_string_hash, sequential_suffix, validate_path)
 from zkref.jute import (ACL, CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateSessionTxn, CreateTTLTxn,
                         CreateTxn, DeleteTxn, ErrorTxn, FileHeader, Id, InputArchive, MultiTxn, OutputArchive,
                         SetACLTxn, SetDataTxn, Stat, StatPersisted, Txn, TxnDigest, TxnHeader)
@@ -843,6 +843,74 @@ def test_java_hash_set_order():
     assert clone == {"/new2", "/new1", "/y", "/x/lock-0000000001", "/q/zz"}
     colliding = JavaHashSet(["Aa", "BB", "AaAa", "BBBB", "AaBB", "BBAa", "AaAaAa", "BBBBBB", "AaAaBB", "x", "é"])
     assert list(colliding) == ["Aa", "BB", "AaAaAa", "BBBBBB", "AaAaBB", "x", "é", "AaAa", "BBBB", "AaBB", "BBAa"]
+
+
+class _JavaHashMapModel:
+    "java.util.HashMap's table as Java keeps it: buckets of insertion-ordered chains, split in order on resize."
+    def __init__(self):
+        self.buckets = [[] for _ in range(8)]
+        self.size = 0
+
+    def _bucket(self, name: str) -> list:
+        h = java_string_hash(name) & 0xFFFFFFFF
+        return self.buckets[(h ^ (h >> 16)) & (len(self.buckets) - 1)]
+
+    def _resize(self):
+        old, self.buckets = self.buckets, [[] for _ in range(2 * len(self.buckets))]
+        for chain in old:
+            for name in chain:
+                self._bucket(name).append(name)
+
+    def add(self, name: str):
+        chain = self._bucket(name)
+        if name in chain:
+            return
+        crowded = len(chain) >= 8                  # putVal: binCount >= TREEIFY_THRESHOLD - 1
+        chain.append(name)
+        self.size += 1
+        if crowded and len(self.buckets) < 64:    # treeifyBin: a small table resizes instead
+            self._resize()
+        if self.size > len(self.buckets) * 3 // 4:
+            self._resize()
+
+    def remove(self, name: str):
+        chain = self._bucket(name)
+        if name in chain:
+            chain.remove(name)
+            self.size -= 1
+
+    def order(self) -> list[str]:
+        return [name for chain in self.buckets for name in chain]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(st.tuples(st.sampled_from(["add", "add", "remove", "iterate"]),
+                                st.one_of(st.integers(0, 300).map(lambda i: f"n{i}"),
+                                          st.sampled_from(["Aa", "BB", "AaAa", "BBBB", "AaBB", "BBAa", "é"]))),
+                      max_size=400))
+def test_java_hash_set_kept_order_follows_javas_table(steps):
+    """However adds, removes and iterations interleave, the children iterate as Java's HashMap table holds
+    them: bucket by bucket, each bucket in insertion order, kept across resizes (doubling past 3/4 load, or
+    when a bucket of a table under 64 gets a 9th entry); a removed and re-added name goes last in its bucket.
+    The set keeps its order between changes, so this checks the kept order against a model of the table.
+
+    Reference: java.util.HashMap.putVal, resize, treeifyBin, removeNode, HashIterator; DataNode.getChildren
+    """
+    js, model = JavaHashSet(), _JavaHashMapModel()
+    for op, name in steps:
+        if op == "add":
+            js.add(name); model.add(name)
+        elif op == "remove":
+            js.discard(name); model.remove(name)
+        else:
+            assert list(js) == model.order()
+    assert list(js) == model.order()
+    node = DataNode()
+    for name in model.order():
+        node.add_child(name)
+    before = node.get_children()
+    before.append("not-a-child")                  # a caller's list is its own: the node is unchanged
+    assert "not-a-child" not in node.get_children()
 
 
 # --- against the real Java server ----------------------------------------------------------------------------

@@ -308,6 +308,36 @@ def test_values_that_do_not_fit_raise_jute_error_on_write():
         GetDataResponse(stat=None).to_bytes()
 
 
+def _element_by_element(items) -> bytes:
+    oa = OutputArchive()
+    oa.write_vector(items, OutputArchive.write_ustring)
+    return oa.getvalue()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lists=st.lists(st.lists(st.one_of(st.text(max_size=12), st.none(), st.sampled_from(["a", "b", "é"])),
+                               max_size=120), min_size=1, max_size=6))
+def test_vector_of_ustring_in_one_pass_writes_javas_bytes(lists):
+    """A vector<ustring> is its int count (-1 for null), then each string as an int byte length (-1 for null)
+    and its bytes in Java's modified encoding (CESU-8); writing it in one pass (and reusing a kept encoding
+    for an equal list) gives exactly the element-by-element bytes, for any strings, nulls and any sequence of
+    lists, including long lists that differ in one element.
+
+    Reference: BinaryOutputArchive.startVector/writeString; the generated serialize of a vector<ustring> field
+    """
+    for items in lists + [lists[0][:1] + lists[0][1:]] + [None]:
+        oa = OutputArchive()
+        oa.write_ustrings(items)
+        assert oa.getvalue() == _element_by_element(items)
+    long = [f"child-{i}" for i in range(100)]
+    for changed in (long, long[:-1] + ["x"], long, long[:10] + ["é"] + long[11:], long):
+        oa = OutputArchive()
+        oa.write_ustrings(changed)
+        assert oa.getvalue() == _element_by_element(changed)
+    from zkref.jute import GetChildrenResponse
+    assert GetChildrenResponse(children=long).to_bytes() == _element_by_element(long)
+
+
 # ---- known byte vectors ------------------------------------------------------------------------------------
 
 def test_stat_known_bytes():

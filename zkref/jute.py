@@ -173,7 +173,7 @@ class InputArchive:
         "A nested record: `cls.deserialize(self)`."
         return cls.deserialize(self)
 
-# %% ../nbs/06a_jute.ipynb #295b8795
+# %% ../nbs/06a_jute.ipynb #1bdbe53f
 class _LengthPrefixes(dict):
     "length → its 4 big-endian bytes as a latin-1 str; lengths up to 4096 are kept once computed."
     def __missing__(self, n: int) -> str:
@@ -183,6 +183,11 @@ class _LengthPrefixes(dict):
         return s
 
 _LENGTH_PREFIX = _LengthPrefixes()
+
+# the last few long vector<ustring> encodings (a parent's children asked for again and again), by
+# (count, first, last); a hit is used only if the whole list is equal. Bounded: 8 entries of at most 256 KiB.
+_USTRINGS_MEMO: dict[tuple, tuple[list[str], bytes]] = {}
+_MEMO_MIN_ITEMS, _MEMO_ENTRIES, _MEMO_MAX_BYTES = 64, 8, 256 * 1024
 
 class OutputArchive:
     "Writes jute's binary encoding, as Java's BinaryOutputArchive."
@@ -234,16 +239,30 @@ class OutputArchive:
             ascii_only = "".join(items).isascii()
         except TypeError:                            # a None (length -1) or a non-string: element by element
             return self.write_vector(items, OutputArchive.write_ustring)
+        key = (n, items[0], items[-1]) if n >= _MEMO_MIN_ITEMS and type(items) is list else None
+        if key is not None:
+            hit = _USTRINGS_MEMO.get(key)
+            if hit is not None and hit[0] == items:  # equal strings (mostly the very same objects): same bytes
+                self._buf += hit[1]
+                return
         out: list = [None] * (2 * n)
         if ascii_only:                               # the usual case: the prefixed strings joined, encoded once
             out[0::2] = map(_LENGTH_PREFIX.__getitem__, map(len, items))
             out[1::2] = items
-            self._buf += _INT.pack(n) + "".join(out).encode("latin-1")
+            encoded = _INT.pack(n) + "".join(out).encode("latin-1")
         else:
-            encoded = list(map(encode_ustring, items))
-            out[0::2] = map(_INT.pack, map(len, encoded))
-            out[1::2] = encoded
-            self._buf += _INT.pack(n) + b"".join(out)
+            parts = list(map(encode_ustring, items))
+            out[0::2] = map(_INT.pack, map(len, parts))
+            out[1::2] = parts
+            encoded = _INT.pack(n) + b"".join(out)
+        self._buf += encoded
+        if key is not None and len(encoded) <= _MEMO_MAX_BYTES:
+            try:
+                if len(_USTRINGS_MEMO) >= _MEMO_ENTRIES:
+                    _USTRINGS_MEMO.pop(next(iter(_USTRINGS_MEMO), None), None)   # the oldest entry goes
+            except RuntimeError:                     # another thread changed the memo meanwhile: keep going
+                pass
+            _USTRINGS_MEMO[key] = (items.copy(), encoded)
 
     def write_map(self, d: dict | None, write_key: Callable, write_value: Callable):
         "A jute `map`: the count (-1 for None), then key, value, key, value…"
