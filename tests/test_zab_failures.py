@@ -198,10 +198,10 @@ class Writer(threading.Thread):
 
 
 def test_leader_sigkill_under_write_load_loses_no_acknowledged_write(tmp_path):
-    """Three zkref processes take a steady stream of creates (at most 3000, at most 60 s); the leader is SIGKILLed mid-load. The two others
-    elect a new leader in a higher epoch and writes resume; after `sync`, every create a client saw
-    acknowledged is on every live server, and on the killed server once it restarts and catches up. The
-    merged Zab trace of all three servers violates none of Zab.tla's invariants.
+    """Three zkref processes take a steady stream of creates (at most 3000, at most 60 s); the leader is
+    SIGKILLed mid-load. The two others elect a new leader in a higher epoch and writes resume; after `sync`,
+    every create a client saw acknowledged is on every live server, and on the killed server once it
+    restarts and catches up. The merged Zab trace of all three servers violates none of Zab.tla's invariants.
     Reference: Zab.tla Integrity, Agreement, TotalOrder, PrimaryIntegrity (committed txns survive a leader
     change); Java Leader.lead, Follower.followLeader, LearnerHandler.syncFollower"""
     e = Ensemble(tmp_path)
