@@ -913,6 +913,20 @@ def test_java_hash_set_kept_order_follows_javas_table(steps):
     assert "not-a-child" not in node.get_children()
 
 
+def test_java_hash_set_order_of_a_big_parent_after_changes():
+    """A parent with 9000 children (a size at which the set stops keeping its order across changes and sorts
+    again) still lists them as Java's table holds them, before and after an add and a remove.
+
+    Reference: java.util.HashMap.putVal, resize, removeNode, HashIterator; DataNode.getChildren
+    """
+    big, model = JavaHashSet(), _JavaHashMapModel()
+    for i in range(9000):
+        big.add(f"n{i}"); model.add(f"n{i}")
+    assert list(big) == model.order()
+    big.add("extra"); model.add("extra"); big.discard("n17"); model.remove("n17")
+    assert list(big) == model.order()
+
+
 # --- against the real Java server ----------------------------------------------------------------------------
 
 OP_RECORDS = {-10: CreateSessionTxn, -11: CloseSessionTxn, 1: CreateTxn, 15: CreateTxn, 21: CreateTTLTxn,

@@ -181,7 +181,7 @@ RESERVED_BITS_MASK = 0x00FFFF0000000000
 RESERVED_BITS_SHIFT = 40
 EXTENDED_FEATURE_VALUE_MASK = ~(0xFF00000000000000 | RESERVED_BITS_MASK) & 0xFFFFFFFFFFFFFFFF
 
-# %% ../nbs/07a_datatree.ipynb #f2c1806e
+# %% ../nbs/07a_datatree.ipynb #17864281
 def java_string_hash(s: str) -> int:
     "Java's `String.hashCode()`: 31-polynomial over UTF-16 code units, as a signed 32-bit int."
     h = 0
@@ -193,6 +193,8 @@ def _spread(h: int) -> int:
     "`HashMap.hash`: h ^ (h >>> 16) on the unsigned 32-bit value."
     h &= 0xFFFFFFFF
     return h ^ (h >> 16)
+
+_KEPT_ORDER_MAX = 8192   # sets this big sort again after a change: a copy per change would cost more
 
 class JavaHashSet(MutableSet):
     "A set of strings that iterates in the order `java.util.HashSet<String>` would."
@@ -226,7 +228,8 @@ class JavaHashSet(MutableSet):
             self._capacity *= 2
         if len(self._items) > self._capacity * 3 // 4:  # the load factor 0.75
             self._capacity *= 2
-        if order is not None and order[0] == self._version - 1 and self._capacity == capacity:
+        if (order is not None and order[0] == self._version - 1 and self._capacity == capacity
+                and len(order[1]) < _KEPT_ORDER_MAX):
             # the same table: the new name goes last in its bucket (a new list: iterators keep the old one)
             names = order[1]
             items = self._items
@@ -243,7 +246,7 @@ class JavaHashSet(MutableSet):
             return False
         order = self._order
         self._version += 1
-        if order is not None and order[0] == self._version - 1:
+        if order is not None and order[0] == self._version - 1 and len(order[1]) < _KEPT_ORDER_MAX:
             names = order[1]
             names = names.copy()
             names.remove(item)
