@@ -25,9 +25,9 @@ __all__ = ['CLOG', 'COMMANDS', 'ZKREF_COMMANDS', 'DEFAULT_TRACE_MASK', 'LEADER_G
            'NOT_SERVING_OUTPUT', 'NLOG', 'jackson_dumps', 'CommandResponse', 'Command', 'primary_names', 'run_command',
            'connection_info', 'quorum_peer', 'proposal_stats_map', 'dump_monitor_values', 'monitor_values', 'dir_sizes',
            'server_stats_map', 'environment_entries', 'multiple_addresses_map', 'learner_handler_info', 'quorum_gauges',
-           'register_quorum_metrics', 'register_management', 'log4j_level_name', 'logger_levels', 'mbeans',
-           'AdminServerException', 'AdminServer', 'run_four_letter_word', 'quorum_conf', 'quorum_srvr', 'quorum_mntr',
-           'install_four_letter_words']
+           'register_quorum_metrics', 'quorum_conf', 'register_management', 'log4j_level_name', 'logger_levels',
+           'mbeans', 'AdminServerException', 'AdminServer', 'run_four_letter_word', 'quorum_srvr', 'quorum_mntr',
+           'quorum_srst', 'install_four_letter_words']
 
 # %% ../../nbs/09a_admin.ipynb #afc37c70
 def _jackson_str(s: str) -> str:
@@ -409,7 +409,7 @@ def _parse_java_long(s: str) -> int:
         raise ValueError(s)
     return v
 
-# %% ../../nbs/09a_admin.ipynb #08fbbab0
+# %% ../../nbs/09a_admin.ipynb #ed903cf6
 def _socket_address(addr: tuple[str, int] | None) -> str:
     "An InetSocketAddress as Jackson writes it (and `QuorumServer.delimitedHostString` + port)."
     if addr is None:
@@ -555,6 +555,19 @@ def register_quorum_metrics(zks) -> None:
     if getattr(zks, "leader", None) is None:
         zks.server_metrics.unregister_gauges(LEADER_GAUGES)   # Java: LeaderZooKeeperServer.unregisterMetrics
     zks.server_metrics.register_gauges(gauges)
+
+def quorum_conf(zks) -> str:
+    "`conf`: the server's settings, then a quorum server's peer settings and membership. Java: QuorumZooKeeperServer.dumpConf"
+    peer = quorum_peer(zks)
+    text = zks.dump_conf()
+    if peer is None:
+        return text
+    me = _my_server(peer)
+    ports = lambda addrs: "|".join(str(p) for _, p in addrs)
+    text = text.replace("serverId=0\n", f"serverId={peer.myid}\n")
+    return (text + f"initLimit={peer.init_limit}\nsyncLimit={peer.sync_limit}\nelectionAlg={peer.election_type}\n"
+            f"electionPort={ports(me.election_addr if me else [])}\nquorumPort={ports(me.addr if me else [])}\n"
+            f"peerType={0 if peer.learner_type.name == 'PARTICIPANT' else 1}\nmembership: \n{peer.quorum_verifier}")
 
 # %% ../../nbs/09a_admin.ipynb #402955b8
 MLOG = get_logger("ManagedUtil")
@@ -834,7 +847,7 @@ async def _shutdown(self: AdminServer) -> None:
 
 AdminServer.start, AdminServer.shutdown = _start, _shutdown
 
-# %% ../../nbs/09a_admin.ipynb #fe1949c8
+# %% ../../nbs/09a_admin.ipynb #e6ed6dbc
 #: What a word prints while the server is not serving; a word not listed runs anyway. Java: each command's commandRun
 NOT_SERVING_OUTPUT: dict[str, str] = {w: ZK_NOT_SERVING + "\n" for w in (
     "conf", "cons", "crst", "dirs", "dump", "srst", "srvr", "stat", "wchc", "wchp", "wchs", "mntr")}
@@ -878,19 +891,6 @@ async def run_four_letter_word(self: ServerCnxnFactory, cnxn: ServerCnxn, cmd: s
         cnxn.send_buffer(out.encode("utf-8"))
     cnxn.close("four_letter_word")
 
-def quorum_conf(zks) -> str:
-    "`conf`: the server's settings, then a quorum server's peer settings and membership. Java: QuorumZooKeeperServer.dumpConf"
-    peer = quorum_peer(zks)
-    text = zks.dump_conf()
-    if peer is None:
-        return text
-    me = _my_server(peer)
-    ports = lambda addrs: "|".join(str(p) for _, p in addrs)
-    text = text.replace("serverId=0\n", f"serverId={peer.myid}\n")
-    return (text + f"initLimit={peer.init_limit}\nsyncLimit={peer.sync_limit}\nelectionAlg={peer.election_type}\n"
-            f"electionPort={ports(me.election_addr if me else [])}\nquorumPort={ports(me.addr if me else [])}\n"
-            f"peerType={0 if peer.learner_type.name == 'PARTICIPANT' else 1}\nmembership: \n{peer.quorum_verifier}")
-
 def quorum_srvr(cnxn: ServerCnxn, with_clients: bool = False) -> str:
     "`srvr` / `stat`, with the leader's proposal sizes. Java: StatCommand"
     out = cmd_srvr(cnxn, with_clients)
@@ -903,9 +903,18 @@ def quorum_mntr(cnxn: ServerCnxn) -> str:
     "`mntr`: the same keys and values as the `monitor` command. Java: MonitorCommand"
     return "".join(f"zk_{k}\t{format_monitor_value(v)}\n" for k, v in monitor_values(cnxn.zks).items())
 
+def quorum_srst(cnxn: ServerCnxn) -> str:
+    "`srst`: reset the server's statistics, and a leader's proposal sizes. Java: StatResetCommand"
+    cnxn.zks.reset_stats()
+    cnxn.factory.packets_received = cnxn.factory.packets_sent = 0
+    ps = getattr(getattr(cnxn.zks, "leader", None), "proposal_stats", None)
+    if ps is not None:
+        ps.reset()
+    return "Server stats reset.\n"
+
 def install_four_letter_words(factory: ServerCnxnFactory) -> ServerCnxnFactory:
     "Answer `factory`'s four-letter words with this chapter's `run_four_letter_word` and quorum-aware commands."
     factory.run_four_letter_word = MethodType(run_four_letter_word, factory)
     factory.commands.update(conf=lambda c: quorum_conf(c.zks), srvr=quorum_srvr,
-                            stat=lambda c: quorum_srvr(c, with_clients=True), mntr=quorum_mntr)
+                            stat=lambda c: quorum_srvr(c, with_clients=True), mntr=quorum_mntr, srst=quorum_srst)
     return factory
