@@ -26,7 +26,7 @@ from ..server.sessions import SessionTracker
 
 # %% auto #0
 __all__ = ['LOG', 'LLOG', 'SyncPlan', 'sync_follower', 'Proposal', 'ack_sets_to_string', 'Leader', 'ProposalRequestProcessor',
-           'LeaderZooKeeperServer', 'LearnerHandler']
+           'LeaderZooKeeperServer', 'packet_size', 'LearnerHandler']
 
 # %% ../../nbs/10a_leader.ipynb #4df1987f
 LOG = get_logger("LearnerHandler")
@@ -553,7 +553,11 @@ def _start_forwarding(self: Leader, handler, last_seen_zxid: int) -> int:
 
 Leader.start_forwarding = _start_forwarding
 
-# %% ../../nbs/10a_leader.ipynb #89445b78
+# %% ../../nbs/10a_leader.ipynb #4838bd85
+def packet_size(qp: QuorumPacket) -> int:
+    "A packet's approximate size in the queue: int + long + byte[] + list, plus the data. Java: LearnerHandler.packetSize"
+    return 4 + 8 + 8 + 8 + len(qp.data or b"")
+
 class LearnerHandler:
     "The leader's end of one learner's connection. Java: LearnerHandler"
     def __init__(self, leader: Leader, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
@@ -568,12 +572,18 @@ class LearnerHandler:
         self.proposal_times: dict[int, float] = {}       # Java: SyncLimitCheck
         peer = writer.get_extra_info("peername") or ("?", 0)
         self.remote = f"/{peer[0]}:{peer[1]}"
+        # the counters `observers` shows (Java: LearnerHandler.getLearnerHandlerInfo)
+        self.established_ms = int(time.time() * 1000)
+        self.queued_packets_size = 0                       # approximate bytes queued (Java: packetSize)
+        self.packets_received = self.packets_sent = self.requests = 0
+        self.last_zxid = -1                                # the last zxid sent
 
     def queue_packet(self, qp: QuorumPacket) -> None:
         "Java: LearnerHandler.queuePacket"
         if qp.type == PROPOSAL:
             self.proposal_times.setdefault(qp.zxid, time.monotonic())
         self.queue.put_nowait(qp)
+        self.queued_packets_size += packet_size(qp)
 
     def write_now(self, qp: QuorumPacket) -> None:
         record(self.leader.trace, "send", self.leader.peer.myid, self.sid, qp)
@@ -585,7 +595,11 @@ class LearnerHandler:
             qp = await self.queue.get()
             if qp is None:
                 return
+            self.queued_packets_size -= packet_size(qp)
+            if qp.zxid > 0:
+                self.last_zxid = qp.zxid
             self.write_now(qp)
+            self.packets_sent += 1
             if self.queue.empty():
                 await self.writer.drain()
 
@@ -617,7 +631,7 @@ class LearnerHandler:
         for z in [z for z in self.proposal_times if z <= zxid]:
             del self.proposal_times[z]
 
-# %% ../../nbs/10a_leader.ipynb #6901b1b1
+# %% ../../nbs/10a_leader.ipynb #0503c99c
 async def _handler_handshake(self: LearnerHandler) -> int:
     "FOLLOWERINFO → LEADERINFO → ACKEPOCH; the learner's last zxid. Java: the head of LearnerHandler.run"
     leader = self.leader
@@ -702,6 +716,7 @@ async def _handler_run(self: LearnerHandler) -> None:
 def _handler_handle(self: LearnerHandler, qp: QuorumPacket) -> None:
     "One packet of the broadcast phase. Java: the loop at the end of LearnerHandler.run"
     leader = self.leader
+    self.packets_received += 1
     if qp.type == ACK:
         if self.learner_type == "OBSERVER":
             LOG.debug("Received ACK from Observer %d", self.sid)
@@ -712,6 +727,7 @@ def _handler_handle(self: LearnerHandler, qp: QuorumPacket) -> None:
     elif qp.type == REVALIDATE:
         leader.revalidate_session(qp, self)
     elif qp.type == REQUEST:
+        self.requests += 1
         leader.submit_learner_request(qp, self)
     else:
         LOG.warning("unexpected quorum packet, type: %s", packet_to_string(qp))
