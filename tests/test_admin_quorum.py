@@ -241,7 +241,11 @@ def test_observers_and_orst(ensemble):
             assert list(o["observers"][0]) == ["remote_socket_address", "sid", "established", "queued_packets",
                                                "queued_packets_size", "packets_received", "packets_sent",
                                                "requests", "last_zxid"]
-            assert re.fullmatch(r"/127\.0\.0\.1:\d+", o["observers"][0]["remote_socket_address"])
+            info = o["observers"][0]
+            assert re.fullmatch(r"/127\.0\.0\.1:\d+", info["remote_socket_address"])
+            # the observer was sent the write's INFORM and pings, and answered: live counters, a real zxid
+            assert info["established"] > 1_600_000_000_000 and info["packets_sent"] > 0, (kind, info)
+            assert info["packets_received"] > 0 and info["last_zxid"] > 0 and info["requests"] == 0, (kind, info)
         else:
             assert o["synced_observers"] == 0 and o["observers"] == []
         assert snap[sid]["observer_connection_stat_reset"] == {"command": "observer_connection_stat_reset",

@@ -409,7 +409,7 @@ def _parse_java_long(s: str) -> int:
         raise ValueError(s)
     return v
 
-# %% ../../nbs/09a_admin.ipynb #ed903cf6
+# %% ../../nbs/09a_admin.ipynb #88424fa2
 def _socket_address(addr: tuple[str, int] | None) -> str:
     "An InetSocketAddress as Jackson writes it (and `QuorumServer.delimitedHostString` + port)."
     if addr is None:
@@ -448,7 +448,7 @@ def learner_handler_info(h) -> dict[str, Any]:
             "queued_packets_size": int(getattr(h, "queued_packets_size", 0)),
             "packets_received": int(getattr(h, "packets_received", 0)),
             "packets_sent": int(getattr(h, "packets_sent", 0)), "requests": int(getattr(h, "requests", 0)),
-            "last_zxid": int(getattr(h, "last_zxid", 0))}
+            "last_zxid": int(getattr(h, "last_zxid", -1))}
 
 @_command("leader", "lead")
 def _lead(zks, kwargs, r: CommandResponse) -> None:
@@ -466,7 +466,8 @@ def _orst(zks, kwargs, r: CommandResponse) -> None:
     # Java: Leader.resetObserverConnectionStats → LearnerHandler.resetObserverConnectionStats
     # (a follower resets its observer master's, which zkref does not run: nothing to reset there)
     for h in list(getattr(getattr(zks, "leader", None), "observing_learners", ())):
-        h.packets_received = h.packets_sent = 0
+        h.packets_received = h.packets_sent = h.requests = 0
+        h.last_zxid = -1
 
 @_command("observers", "obsr")
 def _obsr(zks, kwargs, r: CommandResponse) -> None:
