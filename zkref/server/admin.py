@@ -132,7 +132,7 @@ def run_command(name: str,                   # a primary name or an alias, exact
     cmd.run(zks, dict(kwargs or {}), response)
     return response
 
-# %% ../../nbs/09a_admin.ipynb #77c3ee49
+# %% ../../nbs/09a_admin.ipynb #6a7dfd68
 DEFAULT_TRACE_MASK = 306       # Java: ZooTrace.textTraceMask's initial value, as `gtmk` prints it
 
 def _address(c: ServerCnxn) -> str:
@@ -172,9 +172,8 @@ def _is_leader(zks) -> bool:
     return getattr(zks, "leader", None) is not None
 
 def _is_observer(zks) -> bool:
-    "Java: zkServer instanceof ObserverZooKeeperServer"
-    learner = getattr(zks, "learner", None)
-    return learner is not None and type(learner).__name__ == "Observer"
+    "Java: zkServer instanceof ObserverZooKeeperServer (its getState() is `observer`)"
+    return getattr(zks, "learner", None) is not None and zks.server_stats()["server_state"] == "observer"
 
 def proposal_stats_map(leader) -> dict[str, int]:
     "Last, smallest and largest proposal size (-1 before the first). Java: Leader.getProposalStats (BufferStats)"
