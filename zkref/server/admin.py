@@ -25,9 +25,9 @@ __all__ = ['CLOG', 'COMMANDS', 'ZKREF_COMMANDS', 'DEFAULT_TRACE_MASK', 'LEADER_G
            'NOT_SERVING_OUTPUT', 'NLOG', 'jackson_dumps', 'CommandResponse', 'Command', 'primary_names', 'run_command',
            'connection_info', 'quorum_peer', 'proposal_stats_map', 'dump_monitor_values', 'monitor_values', 'dir_sizes',
            'server_stats_map', 'environment_entries', 'multiple_addresses_map', 'learner_handler_info', 'quorum_gauges',
-           'register_quorum_metrics', 'quorum_conf', 'register_management', 'log4j_level_name', 'logger_levels',
-           'mbeans', 'AdminServerException', 'AdminServer', 'run_four_letter_word', 'quorum_srvr', 'quorum_mntr',
-           'quorum_srst', 'install_four_letter_words']
+           'register_quorum_metrics', 'unregister_quorum_metrics', 'quorum_conf', 'register_management',
+           'log4j_level_name', 'logger_levels', 'mbeans', 'AdminServerException', 'AdminServer', 'run_four_letter_word',
+           'quorum_srvr', 'quorum_mntr', 'quorum_srst', 'install_four_letter_words']
 
 # %% ../../nbs/09a_admin.ipynb #afc37c70
 def _jackson_str(s: str) -> str:
@@ -408,7 +408,7 @@ def _parse_java_long(s: str) -> int:
         raise ValueError(s)
     return v
 
-# %% ../../nbs/09a_admin.ipynb #88424fa2
+# %% ../../nbs/09a_admin.ipynb #e51022f8
 def _socket_address(addr: tuple[str, int] | None) -> str:
     "An InetSocketAddress as Jackson writes it (and `QuorumServer.delimitedHostString` + port)."
     if addr is None:
@@ -555,6 +555,11 @@ def register_quorum_metrics(zks) -> None:
     if getattr(zks, "leader", None) is None:
         zks.server_metrics.unregister_gauges(LEADER_GAUGES)   # Java: LeaderZooKeeperServer.unregisterMetrics
     zks.server_metrics.register_gauges(gauges)
+
+def unregister_quorum_metrics(zks) -> None:
+    "The role ended: its quorum gauges go. Java: LeaderZooKeeperServer / QuorumZooKeeperServer.unregisterMetrics"
+    if quorum_peer(zks) is not None:
+        zks.server_metrics.unregister_gauges(LEADER_GAUGES + ("quorum_size",))
 
 def quorum_conf(zks) -> str:
     "`conf`: the server's settings, then a quorum server's peer settings and membership. Java: QuorumZooKeeperServer.dumpConf"
@@ -727,7 +732,7 @@ def _java_integer(props, key: str, default: int) -> int:
         return default
     return sign * v
 
-# %% ../../nbs/09a_admin.ipynb #234de0eb
+# %% ../../nbs/09a_admin.ipynb #632f04c1
 class AdminServer:
     "The AdminServer: `GET <commandURL>/<command>` answered as JSON. Java: JettyAdminServer"
     DEFAULT_PORT, DEFAULT_IDLE_TIMEOUT, DEFAULT_COMMAND_URL, DEFAULT_ADDRESS = 8080, 30000, "/commands", "0.0.0.0"
@@ -760,10 +765,12 @@ class AdminServer:
                    ", ".join(unsupported) or None, zks_getter)
 
     def set_zookeeper_server(self, zks) -> None:
-        "Java: AdminServer.setZooKeeperServer (zkref: a quorum server's gauges are registered here)"
-        self.zks = zks
+        "Java: AdminServer.setZooKeeperServer (zkref: a quorum server's gauges come and go here)"
+        previous, self.zks = self.zks, zks
         if zks is not None:
             register_quorum_metrics(zks)
+        elif previous is not None:
+            unregister_quorum_metrics(previous)
 
     def zookeeper_server(self):
         return self.zks if self.zks is not None or self._zks_getter is None else self._zks_getter()
