@@ -21,10 +21,10 @@ from ..log import get_logger
 from ..proto import NOTIFICATION_XID, KeeperState, frame, op_name
 
 # %% auto #0
-__all__ = ['FOUR_LETTER_WORDS', 'TELNET_CLOSE_CMD', 'CMD_BY_INT', 'LOG', 'FLOG', 'ZK_NOT_SERVING', 'DEFAULT_COMMANDS',
-           'four_letter_int', 'enabled_four_letter_words', 'CnxnIOError', 'EndOfStream', 'ServerCnxn',
-           'ServerCnxnFactory', 'fast_close', 'make_server_ssl_context', 'cmd_srvr', 'cmd_envi', 'cmd_cons',
-           'dump_connections', 'cmd_dump', 'cmd_mntr']
+__all__ = ['FOUR_LETTER_WORDS', 'TELNET_CLOSE_CMD', 'CMD_BY_INT', 'LOG', 'FLOG', 'ZK_NOT_SERVING', 'NOT_SERVING_OUTPUT',
+           'DEFAULT_COMMANDS', 'four_letter_int', 'enabled_four_letter_words', 'CnxnIOError', 'EndOfStream',
+           'ServerCnxn', 'ServerCnxnFactory', 'fast_close', 'make_server_ssl_context', 'cmd_srvr', 'cmd_envi',
+           'cmd_cons', 'dump_connections', 'cmd_dump', 'cmd_mntr']
 
 # %% ../../nbs/06_connections.ipynb #523c97c0
 FOUR_LETTER_WORDS = ("conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srst", "srvr",
@@ -443,11 +443,27 @@ def make_server_ssl_context(props: Callable[[str, str | None], str | None] # a c
         ctx.verify_mode = {"none": ssl.CERT_NONE, "want": ssl.CERT_OPTIONAL}.get(client_auth, ssl.CERT_REQUIRED)
     return ctx
 
-# %% ../../nbs/06_connections.ipynb #51d3575d
+# %% ../../nbs/06_connections.ipynb #5d410764
 ZK_NOT_SERVING = "This ZooKeeper instance is not currently serving requests"
 
+#: What a word prints while the server is not serving; a word not listed runs anyway. Java: each command's commandRun
+NOT_SERVING_OUTPUT: dict[str, str] = {w: ZK_NOT_SERVING + "\n" for w in (
+    "conf", "cons", "crst", "dirs", "dump", "srst", "srvr", "stat", "wchc", "wchp", "wchs", "mntr")}
+NOT_SERVING_OUTPUT |= {"isro": "null", "hash": ZK_NOT_SERVING}
+
+def _read_trace_mask_argument(self: ServerCnxnFactory, cnxn: ServerCnxn) -> bool:
+    "Take `stmk`'s 8-byte long from what has already arrived; False if it has not (Java: BufferUnderflowException)."
+    buffered = getattr(cnxn.reader, "_buffer", b"")     # asyncio's read buffer: what a non-blocking read sees
+    if len(buffered) < 8:
+        return False
+    mask = int.from_bytes(bytes(buffered[:8]), "big", signed=True)
+    del buffered[:8]
+    self.trace_mask = mask
+    get_logger("ZooTrace").info("Set text trace mask to 0x%x", mask & (2**64 - 1))
+    return True
+
 async def _run_four_letter_word(self: ServerCnxnFactory, cnxn: ServerCnxn, cmd: str) -> None:
-    "Answer one four-letter word and close. Java: NIOServerCnxn.checkFourLetterWord + CommandExecutor"
+    "Answer one four-letter word and close, with Java's per-command not-serving rule. Java: NIOServerCnxn.checkFourLetterWord"
     cnxn.packets_received += 1
     cnxn.answering_4lw = True
     if cmd not in self.enabled_words:
@@ -455,17 +471,10 @@ async def _run_four_letter_word(self: ServerCnxnFactory, cnxn: ServerCnxn, cmd: 
     else:
         LOG.info("Processing %s command from %s", cmd, cnxn.remote_str)
         fn = self.commands.get(cmd)
-        if cmd == "stmk":                        # the new mask follows as 8 more bytes
-            try:
-                self.trace_mask = int.from_bytes(await cnxn.read_exactly(8, None), "big", signed=True)
-            except CnxnIOError:
-                cnxn.close("four_letter_word")
-                return
-            get_logger("ZooTrace").info("Set text trace mask to 0x%x", self.trace_mask & (2**64 - 1))
-        if cmd in ("ruok", "gtmk", "stmk"):
-            out = fn(cnxn)
-        elif self.zks is None or not self.zks.is_running():
-            out = ZK_NOT_SERVING + "\n"
+        if cmd == "stmk" and not _read_trace_mask_argument(self, cnxn):
+            out = ""
+        elif cmd in NOT_SERVING_OUTPUT and (self.zks is None or not self.zks.is_running()):
+            out = NOT_SERVING_OUTPUT[cmd]
         elif fn is None:
             out = ""
         else:
