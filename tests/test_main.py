@@ -130,3 +130,16 @@ def test_embedded_default_is_zoo_sample_with_a_findable_data_dir(tmp_path):
     text = default_config_text(tmp_path)
     assert "tickTime=2000\n" in text and "clientPort=2181\n" in text
     assert f"dataDir={tmp_path / 'data'}\n" in text
+
+
+def test_status_with_a_missing_config_says_so_and_exits_1(tmp_path):
+    """`status` with a config file that does not exist prints a clear reason and zkServer.sh's "Unable to find
+    either secure or unsecure client port in any configs. Terminating." with exit 1 — no traceback.
+
+    Reference: bin/zkServer.sh status (the grep of a missing $ZOOCFG finds no clientPort).
+    """
+    r = zkref("status", tmp_path / "missing.cfg")
+    assert r.returncode == 1
+    assert "Cannot read config" in r.stdout
+    assert "Unable to find either secure or unsecure client port in any configs. Terminating." in r.stdout
+    assert "Traceback" not in r.stderr

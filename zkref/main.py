@@ -150,7 +150,7 @@ def write_default_config(home: Path | None = None) -> Path:
     cfg.write_text(default_config_text(home))
     return cfg
 
-# %% ../nbs/01_initialize_and_run.ipynb #72585dfb
+# %% ../nbs/01_initialize_and_run.ipynb #d3f34751
 def four_letter_word(host: str, port: int, word: str, timeout_s: float = 5.0) -> str:
     "Send a four-letter word to a ZooKeeper client port and return the whole answer."
     # Java: org.apache.zookeeper.client.FourLetterWordMain.send4LetterWord
@@ -165,7 +165,11 @@ def four_letter_word(host: str, port: int, word: str, timeout_s: float = 5.0) ->
 def status(cfg_path: Path, out=None) -> int:
     "Print the server's mode like `zkServer.sh status`; 0 if it answered, 1 if not."
     out = out or sys.stdout
-    props = load_properties(Path(cfg_path).read_text())
+    try:
+        props = load_properties(Path(cfg_path).read_text(encoding="latin-1"))   # Properties files are ISO-8859-1
+    except OSError as e:   # zkServer.sh's grep fails the same way, then finds no port
+        print(f"Cannot read config {cfg_path}: {e.strerror or e}", file=out)
+        props = {}
     host = props.get("clientPortAddress") or "localhost"
     port = props.get("clientPort")
     if not (port or "").isdigit():
