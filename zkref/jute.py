@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['JUTE_MAXBUFFER', 'UNREASONABLE_LENGTH', 'Byte', 'Boolean', 'Int', 'Long', 'UString', 'Buffer', 'RECORDS', 'JuteError',
            'encode_ustring', 'decode_ustring', 'InputArchive', 'OutputArchive', 'JuteType', 'Vector', 'Record', 'jute',
-           'Id', 'ACL', 'Stat', 'StatPersisted', 'ClientInfo', 'ConnectRequest', 'ConnectResponse', 'SetWatches',
-           'SetWatches2', 'RequestHeader', 'MultiHeader', 'AuthPacket', 'ReplyHeader', 'GetDataRequest',
+           'jute_source', 'Id', 'ACL', 'Stat', 'StatPersisted', 'ClientInfo', 'ConnectRequest', 'ConnectResponse',
+           'SetWatches', 'SetWatches2', 'RequestHeader', 'MultiHeader', 'AuthPacket', 'ReplyHeader', 'GetDataRequest',
            'SetDataRequest', 'ReconfigRequest', 'SetDataResponse', 'GetSASLRequest', 'SetSASLRequest',
            'SetSASLResponse', 'CreateRequest', 'CreateTTLRequest', 'DeleteRequest', 'GetChildrenRequest',
            'GetAllChildrenNumberRequest', 'GetChildren2Request', 'CheckVersionRequest', 'GetMaxChildrenRequest',
@@ -327,7 +327,7 @@ class Record:
         "Decode one record from the start of `data`."
         return cls.deserialize(InputArchive(data, max_buffer))
 
-# %% ../nbs/06a_jute.ipynb #b4ea817c
+# %% ../nbs/06a_jute.ipynb #0129906f
 def _code(t) -> str:
     "The struct code of a fixed-size jute type, or '' (strings, buffers, vectors, records)."
     jt = _jute_type(t)
@@ -396,9 +396,20 @@ def _compile(cls, fields: list[tuple[str, Any]]) -> str:
     exec(src, ns)
     cls.deserialize = classmethod(ns["deserialize"])
     cls.serialize = ns["serialize"]
+    cls._jute_source = src
     return src
 
-# %% ../nbs/06a_jute.ipynb #ba6b0d15
+def _serialize_first(self, oa) -> None:
+    "Stands in for `serialize` until the record class is first used: compile, then run the real one."
+    _compile(type(self), type(self)._jute_fields)
+    self.serialize(oa)
+
+def _deserialize_first(cls, ia):
+    "Stands in for `deserialize` until the record class is first used."
+    _compile(cls, cls._jute_fields)
+    return cls.deserialize(ia)
+
+# %% ../nbs/06a_jute.ipynb #5365cfe9
 RECORDS: dict[str, type] = {}  # every record declared below, by its jute class name
 
 def jute(cls: type) -> type:
@@ -413,12 +424,24 @@ def jute(cls: type) -> type:
             setattr(cls, name, dataclasses.field(default_factory=jt.default))
         else:
             setattr(cls, name, jt.default)
+    if not cls.__doc__:
+        cls.__doc__ = f"{cls.__name__}({', '.join(f'{n}: {_type_name(t)}' for n, t in fields)})"
     # hashable as Java records are (hashCode over all fields): ACL lists and Ids serve as dict keys
     cls = dataclasses.dataclass(slots=True, unsafe_hash=True)(cls)
     cls._jute_fields = tuple(fields)
-    cls._jute_source = _compile(cls, fields)
+    cls.serialize, cls.deserialize = _serialize_first, classmethod(_deserialize_first)
     RECORDS[cls.__name__] = cls
     return cls
+
+def _type_name(t) -> str:
+    jt = _jute_type(t)
+    return jt.name if jt else t.__name__
+
+def jute_source(cls: type) -> str:
+    "The Python source of a record's `serialize` and `deserialize` (compiled now if not used yet)."
+    if not cls._jute_source:
+        _compile(cls, cls._jute_fields)
+    return cls._jute_source
 
 # %% ../nbs/06a_jute.ipynb #b1339254
 @jute
