@@ -316,7 +316,7 @@ def check_passwd(session_id: int, passwd: bytes | None) -> bool:
     "Whether `passwd` is the password of `session_id` (never for session 0), as `ZooKeeperServer.checkPasswd`."
     return session_id != 0 and passwd == generate_passwd(session_id)
 
-# %% ../nbs/06b_protocol.ipynb #ab357130
+# %% ../nbs/06b_protocol.ipynb #419e8244
 def _invalid_char(c: str) -> bool:
     o = ord(c)
     return (0 < o <= 0x1F or 0x7F <= o <= 0x9F or 0xD800 <= o <= 0xF8FF or 0xFFF0 <= o <= 0xFFFF
@@ -324,9 +324,13 @@ def _invalid_char(c: str) -> bool:
 
 _VALID_PATH = re.compile(r"(?:/(?!\.\.?(?:/|\Z))[^/\x00-\x1f\x7f-\x9f\ud800-\uf8ff\ufff0-\U0010ffff]+)+")
 
-def validate_path(path: str | None) -> None:
+def validate_path(path: str | None,        # the znode path a client sent
+                  is_sequential: bool = False, # a sequential create: validated with "1" appended, as Java does
+                 ) -> None:
     "Raise ValueError with Java's message if `path` is not a valid znode path."
-    # Java: PathUtils.validatePath(String)
+    # Java: PathUtils.validatePath(String, boolean) and validatePath(String)
+    if is_sequential:
+        path = ("null" if path is None else path) + "1"   # Java concatenates before checking
     if path is not None and (path == "/" or _VALID_PATH.fullmatch(path)):
         return
     _validate_path_by_char(path)

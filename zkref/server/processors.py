@@ -1176,7 +1176,7 @@ def audit_request(zks: ZooKeeperServer, request: Request, rc) -> None:
     except Exception as e:
         FLOG.error("Failed to audit log request %d: %s", t, e)   # Java: AuditHelper's catch
 
-# %% ../../nbs/11_requests.ipynb #aa05b8b1
+# %% ../../nbs/11_requests.ipynb #c1317c6c
 def _stat_of(zks: ZooKeeperServer, path: str):
     n = zks.dt.get_node(path)
     if n is None:
@@ -1228,10 +1228,8 @@ def _multi_read(zks: ZooKeeperServer, request: Request, cnxn) -> MultiResponse:
                 out.append(OpResult(op, data=r.data, stat=r.stat))
             else:
                 raise IOError("Invalid type of readOp")
-        except KeeperException as e:
+        except KeeperException as e:      # the tree's KeeperError too
             out.append(OpResult(OpCode.error, err=e.code))
-        except KeeperError as e:
-            out.append(OpResult(OpCode.error, err=int(e.code)))
     return MultiResponse(out)
 
 def _get_acl(zks: ZooKeeperServer, request: Request) -> GetACLResponse:
@@ -1342,7 +1340,7 @@ def _respond(self: FinalRequestProcessor, request: Request, rc):
 
 FinalRequestProcessor.respond = _respond
 
-# %% ../../nbs/11_requests.ipynb #40e7bf27
+# %% ../../nbs/11_requests.ipynb #e9f6772c
 def _final_process_request(self: FinalRequestProcessor, request: Request) -> None:
     "Apply, answer, count. Java: FinalRequestProcessor.processRequest"
     zks = self.zks
@@ -1364,10 +1362,8 @@ def _final_process_request(self: FinalRequestProcessor, request: Request) -> Non
     audit_request(zks, request, rc)
     try:
         err, rsp = self.respond(request, rc)
-    except KeeperException as e:
+    except KeeperException as e:          # the tree's KeeperError too
         err, rsp = e.code, None
-    except KeeperError as e:
-        err, rsp = Code(int(e.code)), None
     except Exception as e:
         FLOG.error("Failed to process %s: %s: %s", request, type(e).__name__, e)
         FLOG.error("Dumping request buffer for request type %s: 0x%s", op_name(request.type), request.body.hex())
