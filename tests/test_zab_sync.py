@@ -1,13 +1,15 @@
 """The leader's sync decision (DIFF / TRUNC / SNAP), case for case as Java's LearnerHandlerTest."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import threading
 
 import pytest
 
 from zkref.jute import CreateTxn, TxnHeader
-from zkref.persistence import FileTxnSnapLog
-from zkref.quorum.leader import sync_follower
+from zkref.persistence import FileTxnSnapLog, StorageOptions
+from zkref.quorum.leader import sync_follower, sync_follower_async
 from zkref.quorum.zab import COMMIT, DIFF, PROPOSAL, TRUNC, make_zxid as z, packet
 from zkref.zkdatabase import ZKDatabase
 
@@ -170,3 +172,57 @@ def test_real_zkdatabase_window(tmp_path):
     check(sync_follower(z(1, 9), db), TRUNC, z(1, 5), z(1, 5), size=1)
     plan = sync_follower(0, db)
     assert plan.need_snap and plan.forward_zxid == z(1, 5)
+
+
+def _db_behind_window(tmp_path):
+    """A real ZKDatabase: a big snapshot at 0x1000000c8 (200 nodes of 1 KiB), then 700 small creates in the
+    txn log, so after a restart the committed log holds the last 501 and the log files are well under
+    snapshotSizeFactor × the snapshot."""
+    files = FileTxnSnapLog(tmp_path, tmp_path, StorageOptions(prealloc_size=4096))
+    db = ZKDatabase(files)
+    for i in range(1, 901):
+        hdr = TxnHeader(client_id=1, cxid=i, zxid=z(1, i), time=0, type=1)
+        txn = CreateTxn(path=f"/n{i}", data=b"x" * (1024 if i <= 200 else 0), acl=[], ephemeral=False, parent_cversion=i)
+        if i <= 200:
+            db.process_txn(hdr, txn)
+            if i == 200:
+                db.take_snapshot()
+        else:
+            db.append(hdr, txn)
+    db.commit()
+    db.close()
+    db = ZKDatabase(FileTxnSnapLog(tmp_path, tmp_path, StorageOptions(prealloc_size=4096)))
+    db.load_data_base()
+    return db
+
+
+def test_txn_log_read_off_the_event_loop(tmp_path):
+    """A learner before the committed-log window is synced by DIFF from the txn log files; the leader reads
+    those files in a worker thread (not on its event loop), and the plan is the one the synchronous decision
+    makes: DIFF to the last zxid, every proposal after the learner's zxid with its COMMIT. Reference: Java
+    LearnerHandler.syncFollower (case 5, txnlog + committedLog, read on the LearnerHandler thread)"""
+    db = _db_behind_window(tmp_path)
+    assert db.min_committed_log > z(1, 250)
+    readers = []
+    read = db.get_proposals_from_txn_log
+    db.get_proposals_from_txn_log = lambda zxid, limit: readers.append(threading.current_thread()) or read(zxid, limit)
+
+    async def decide():
+        plan = await sync_follower_async(z(1, 250), db, sid=2)
+        return plan, threading.current_thread()
+
+    plan, loop_thread = asyncio.run(decide())
+    check(plan, DIFF, z(1, 900), z(1, 900), [z(1, c) for c in range(251, 901)], 1 + 2 * 650)
+    assert readers and all(t is not loop_thread for t in readers)
+    assert sync_follower(z(1, 250), db, sid=2) == plan
+    db.close()
+
+
+def test_txn_log_not_read_inside_the_window(tmp_path):
+    """A learner inside the window, equal to the leader, or ahead of it is decided from memory alone: the log
+    files are not opened. Reference: Java LearnerHandler.syncFollower (cases 2-4 come before the txnlog case)"""
+    db = _db_behind_window(tmp_path)
+    db.get_proposals_from_txn_log = lambda zxid, limit: pytest.fail("the txn log was read")
+    for peer, op, zxid in ((z(1, 900), DIFF, z(1, 900)), (z(1, 899), DIFF, z(1, 900)), (z(1, 905), TRUNC, z(1, 900))):
+        check(asyncio.run(sync_follower_async(peer, db)), op, zxid, z(1, 900))
+    db.close()

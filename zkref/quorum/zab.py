@@ -24,9 +24,9 @@ __all__ = ['REQUEST', 'PROPOSAL', 'ACK', 'COMMIT', 'PING', 'REVALIDATE', 'SYNC',
            'FOLLOWERINFO', 'UPTODATE', 'DIFF', 'TRUNC', 'SNAP', 'OBSERVERINFO', 'LEADERINFO', 'ACKEPOCH',
            'INFORMANDACTIVATE', 'PACKET_NAMES', 'LEARNER_PROTOCOL_VERSION', 'SNAP_SIGNATURE', 'STAT_PERSISTED_SIZE',
            'make_zxid', 'epoch_of', 'counter_of', 'zxid_to_string', 'QuorumPacketError', 'read_packet', 'packet',
-           'packet_bytes', 'packet_to_string', 'describe', 'read_snapshot_body', 'snapshot_body', 'ZabEvent', 'record',
-           'zab_diagram', 'trace_violations', 'ZabPeer', 'update_election_vote', 'close_all_connections',
-           'set_zab_state', 'set_sync_mode']
+           'packet_bytes', 'read_packet_within', 'packets_bytes', 'packet_to_string', 'describe', 'read_snapshot_body',
+           'snapshot_body', 'ZabEvent', 'record', 'zab_diagram', 'trace_violations', 'maybe_snapshot', 'group_commit',
+           'ZabPeer', 'update_election_vote', 'close_all_connections', 'set_zab_state', 'set_sync_mode']
 
 # %% ../../nbs/10c_zab_packets.ipynb #5bd00637
 REQUEST = 1            # learner → leader: a client write to propose (sessionId, cxid, type, request body)
@@ -129,6 +129,21 @@ def packet(ptype: int,                 # one of the constants above
 def packet_bytes(qp: QuorumPacket) -> bytes:
     "A packet as it goes on the wire. Java: BinaryOutputArchive.writeRecord"
     return qp.to_bytes()
+
+# %% ../../nbs/10c_zab_packets.ipynb #afaafca0
+async def read_packet_within(reader: asyncio.StreamReader,  # the quorum connection
+                             timeout_s: float               # Java: the socket's soTimeout
+                            ) -> QuorumPacket:
+    "read_packet, or TimeoutError('Read timed out') when the packet takes longer. Java: SocketTimeoutException"
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await read_packet(reader)
+    except TimeoutError:
+        raise TimeoutError("Read timed out") from None
+
+def packets_bytes(qps: list[QuorumPacket]) -> bytes:
+    "Packets back to back, as one write. Java: BufferedOutputStream.flush after several writeRecord"
+    return b"".join(qp.to_bytes() for qp in qps)
 
 # %% ../../nbs/10c_zab_packets.ipynb #58039231
 def packet_to_string(qp: QuorumPacket) -> str:
@@ -401,6 +416,36 @@ def _check_leader_event(S: dict, e, bad, quorum) -> None:
             if not quorum(ackers):
                 bad("commitInconsistent", e, f"committed with ACKs from {sorted(ackers)} only")
         S["committed"].add(z)
+
+# %% ../../nbs/10c_zab_packets.ipynb #33e97f7d
+def maybe_snapshot(role) -> None:
+    "Roll the log and snapshot every snapCount/2..snapCount txns, one snapshot at a time. Java: SyncRequestProcessor.run"
+    db = role.zk_db
+    if not role.snap_policy.should_snapshot(db.get_txn_count(), db.get_txn_size()):
+        return
+    role.snap_policy.reset()
+    db.roll_log()
+    if role.snapshot_task is not None and not role.snapshot_task.done():
+        get_logger("SyncRequestProcessor").warning("Too busy to snap, skipping")
+        return
+    role.snapshot_task = asyncio.get_running_loop().create_task(db.take_snapshot_async(), name="Snapshot Thread")
+
+async def group_commit(role,                                  # a Leader or Learner: zk_db, to_flush, flush_wakeup,
+                                                              # snap_policy, snapshot_task, peer, trace
+                       after_fsync: Callable[[list], None]    # the next processor: gets each fsynced batch, in order
+                      ) -> None:
+    "Fsync all txns appended since the last fsync as one batch, then hand the batch on. Java: SyncRequestProcessor"
+    while True:
+        if not role.to_flush:
+            role.flush_wakeup.clear()
+            await role.flush_wakeup.wait()
+        batch = list(role.to_flush)
+        role.to_flush.clear()
+        await role.zk_db.commit_async()
+        record(role.trace, "step", role.peer.myid, None, step="fsync", zxid=batch[-1].hdr.zxid,
+               text=f"{len(batch)} txn(s)")
+        after_fsync(batch)
+        maybe_snapshot(role)
 
 # %% ../../nbs/10c_zab_packets.ipynb #8ba40815
 @dataclasses.dataclass
