@@ -56,8 +56,9 @@ sys.exit(main(sys.argv[1:2]))
 class Ensemble:
     "Three servers on 127.0.0.1 and free ports; each `zkref` (a launcher process) or `java` (QuorumPeerMain)."
 
-    def __init__(self, root: Path, kinds=("zkref", "zkref", "zkref"), **extra):
+    def __init__(self, root: Path, kinds=("zkref", "zkref", "zkref"), trace: bool = True, **extra):
         self.root = root
+        self.traced = trace             # False: zkref runs as `python -m zkref zoo.cfg`, no Zab trace file
         self.kinds = {i + 1: k for i, k in enumerate(kinds)}
         self.ports = {i: (free_port(), free_port(), free_port()) for i in self.kinds}
         self.procs: dict[int, object] = {}
@@ -97,9 +98,10 @@ class Ensemble:
                 self.procs[i] = self.java[i].start(wait=False).proc
                 continue
             d = self.root / f"s{i}"
+            argv = ([str(self.root / "launch.py"), str(d / "zoo.cfg"), str(d / "trace.jsonl")] if self.traced
+                    else ["-m", "zkref", str(d / "zoo.cfg")])
             with open(d / "out.log", "ab") as log:
-                self.procs[i] = subprocess.Popen([sys.executable, str(self.root / "launch.py"), str(d / "zoo.cfg"),
-                                                  str(d / "trace.jsonl")],
+                self.procs[i] = subprocess.Popen([sys.executable, *argv],
                                                  stdout=log, stderr=subprocess.STDOUT, cwd=self.root)
 
     def mode(self, i: int) -> str | None:
