@@ -18,9 +18,9 @@ from .log import configure_logging, get_logger
 from .purge import DatadirCleanupManager
 
 # %% auto #0
-__all__ = ['ZOOKEEPER_COMPAT_VERSION', 'ZKREF_VERSION', 'FULL_VERSION', 'LOG', 'USAGE', 'SUBCOMMANDS', 'ExitCode', 'NotBuiltYet',
-           'initialize_and_run', 'exit_code_for', 'run_server', 'default_home', 'default_config_text',
-           'write_default_config', 'four_letter_word', 'status', 'check', 'main']
+__all__ = ['ZOOKEEPER_COMPAT_VERSION', 'ZKREF_VERSION', 'FULL_VERSION', 'LOG', 'JVMFLAGS_VARIABLES', 'USAGE', 'SUBCOMMANDS',
+           'ExitCode', 'NotBuiltYet', 'jvm_system_properties', 'initialize_and_run', 'exit_code_for', 'run_server',
+           'default_home', 'default_config_text', 'write_default_config', 'four_letter_word', 'status', 'check', 'main']
 
 # %% ../nbs/01_initialize_and_run.ipynb #885b9a96
 class ExitCode(enum.IntEnum):
@@ -65,11 +65,26 @@ async def _run_from_config(config: QuorumPeerConfig) -> None:
                           f"so zkref cannot join an ensemble: {e}") from None
     await run_from_config(config)
 
-# %% ../nbs/01_initialize_and_run.ipynb #2be4815a
+# %% ../nbs/01_initialize_and_run.ipynb #b8bd9cc7
+JVMFLAGS_VARIABLES = ("SERVER_JVMFLAGS", "JVMFLAGS")   # zkServer.sh: JVMFLAGS="$SERVER_JVMFLAGS $JVMFLAGS"
+
+def jvm_system_properties(environ: dict[str, str] | None = None # default: os.environ
+                         ) -> dict[str, str]:
+    "The `-Dkey=value` flags of $SERVER_JVMFLAGS then $JVMFLAGS, as java would set them (`-Dkey` alone: empty)."
+    environ = os.environ if environ is None else environ
+    props: dict[str, str] = {}
+    for var in JVMFLAGS_VARIABLES:
+        for token in environ.get(var, "").split():
+            if token.startswith("-D") and len(token) > 2 and not token.startswith("-D="):
+                key, _, value = token[2:].partition("=")
+                props[key] = value
+    return props
+
+# %% ../nbs/01_initialize_and_run.ipynb #eb43c65f
 async def initialize_and_run(args: list[str]) -> None:
     "Parse the config, start the purge task, then run as a quorum peer or as a standalone server."
     # Java: QuorumPeerMain.initializeAndRun
-    config = QuorumPeerConfig()
+    config = QuorumPeerConfig(system_properties=jvm_system_properties())   # the -D flags java would have
     if len(args) == 1:
         config.parse(args[0])                                        # 1. QuorumPeerConfig.parse
     purge_mgr = DatadirCleanupManager(config.data_dir, config.data_log_dir,

@@ -24,7 +24,7 @@ from ..zkdatabase import ZKDatabase
 __all__ = ['LOG', 'UNSUPPORTED', 'UnsupportedConfigException', 'check_supported', 'create_quorum_peer', 'QuorumPeerMain',
            'run_from_config']
 
-# %% ../../nbs/05_run_from_config.ipynb #e901f829
+# %% ../../nbs/05_run_from_config.ipynb #7075af67
 LOG = get_logger("QuorumPeerMain")
 
 class UnsupportedConfigException(ConfigException):
@@ -42,8 +42,6 @@ UNSUPPORTED: tuple = (  # (is it set?, the setting, what zkref lacks)
      "reloading quorum TLS certificates (there is no quorum TLS)"),
     (lambda c: c.oracle_path is not None, "oraclePath", "the oracle of two-server ensembles (QuorumOracleMaj)"),
     (lambda c: c.reconfig_enabled, "reconfigEnabled=true", "dynamic reconfiguration (the reconfig operation)"),
-    (lambda c: (c.get_system_property("readonlymode.enabled") or "").lower() == "true",
-     "-Dreadonlymode.enabled=true", "read-only mode (ReadOnlyZooKeeperServer)"),
     (_several_addresses, "several addresses in one server.N line (multiAddress)",
      "dialling more than one address per server"),
 )

@@ -578,7 +578,7 @@ def _initialize(self: QuorumPeer) -> None:
 
 QuorumPeer.thread_name, QuorumPeer.start, QuorumPeer.initialize = _thread_name, _start, _initialize
 
-# %% ../../nbs/07_peer.ipynb #7acab1c8
+# %% ../../nbs/07_peer.ipynb #9a15b2dc
 async def _run(self: QuorumPeer) -> None:
     "LOOKING → a role → LOOKING … until shut down. Java: QuorumPeer.run"
     LOG.debug("Starting quorum peer")
@@ -590,6 +590,10 @@ async def _run(self: QuorumPeer) -> None:
                 LOG.info("LOOKING")
                 if self.metrics is not None:
                     self.metrics.looking_count.add(1)
+                ro = None
+                if (self.prop("readonlymode.enabled") or "").lower() == "true":   # Java: Boolean.getBoolean
+                    from zkref.quorum.readonly import start_read_only_manager   # chapter 10e
+                    ro = start_read_only_manager(self)
                 try:
                     self.reconfig_flag = False
                     if self.start_fle == 0:
@@ -602,6 +606,9 @@ async def _run(self: QuorumPeer) -> None:
                 except Exception:
                     LOG.warning("Unexpected exception", exc_info=True)
                     self.peer_state = ServerState.LOOKING
+                finally:
+                    if ro is not None:
+                        await ro.stop()
             else:
                 await self.play_role(self.peer_state)
     finally:

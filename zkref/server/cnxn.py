@@ -23,8 +23,8 @@ from ..proto import NOTIFICATION_XID, KeeperState, frame, op_name
 # %% auto #0
 __all__ = ['FOUR_LETTER_WORDS', 'TELNET_CLOSE_CMD', 'CMD_BY_INT', 'LOG', 'FLOG', 'ZK_NOT_SERVING', 'NOT_SERVING_OUTPUT',
            'DEFAULT_COMMANDS', 'four_letter_int', 'enabled_four_letter_words', 'CnxnIOError', 'EndOfStream',
-           'ServerCnxn', 'ServerCnxnFactory', 'fast_close', 'make_server_ssl_context', 'cmd_srvr', 'cmd_envi',
-           'cmd_cons', 'dump_connections', 'cmd_dump', 'cmd_mntr']
+           'CloseRequestException', 'ServerCnxn', 'ServerCnxnFactory', 'fast_close', 'make_server_ssl_context',
+           'cmd_srvr', 'cmd_envi', 'cmd_cons', 'dump_connections', 'cmd_dump', 'cmd_mntr']
 
 # %% ../../nbs/06_connections.ipynb #523c97c0
 FOUR_LETTER_WORDS = ("conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srst", "srvr",
@@ -52,7 +52,7 @@ def enabled_four_letter_words(props: Callable[[str, str | None], str | None] # a
     words.add("srvr")
     return words
 
-# %% ../../nbs/06_connections.ipynb #15f77c30
+# %% ../../nbs/06_connections.ipynb #8db18ba7
 LOG = get_logger("NIOServerCnxn")
 
 class CnxnIOError(IOError):
@@ -60,6 +60,9 @@ class CnxnIOError(IOError):
 
 class EndOfStream(CnxnIOError):
     "The client closed its side (Java: EndOfStreamException)."
+
+class CloseRequestException(CnxnIOError):
+    "The server decided to close this connection and has logged why (Java: ServerCnxn.CloseRequestException)."
 
 class ServerCnxn:
     "One client connection, as Java's `NIOServerCnxn`."
@@ -139,7 +142,7 @@ def _send_close_session(self: ServerCnxn) -> None:
 ServerCnxn.send_buffer, ServerCnxn.send_response = _send_buffer, _send_response
 ServerCnxn.process, ServerCnxn.send_close_session = _process, _send_close_session
 
-# %% ../../nbs/06_connections.ipynb #e350d68d
+# %% ../../nbs/06_connections.ipynb #c2821fec
 async def _read_exactly(self: ServerCnxn, n: int, deadline: float | None) -> bytes:
     try:
         if deadline is None:
@@ -190,6 +193,8 @@ async def _run(self: ServerCnxn) -> None:
         LOG.debug("Closing session-less connection from %s", self.remote_str)
     except EndOfStream as e:
         LOG.info("%s", e)
+    except CloseRequestException:
+        LOG.debug("close request")
     except (CnxnIOError, ValueError) as e:   # ValueError covers JuteError: a malformed record
         LOG.warning("Close of session 0x%x\njava.io.IOException: %s", self.session_id & (2**64 - 1), e)
     except asyncio.CancelledError:
@@ -489,7 +494,7 @@ async def _run_four_letter_word(self: ServerCnxnFactory, cnxn: ServerCnxn, cmd: 
 
 ServerCnxnFactory.run_four_letter_word = _run_four_letter_word
 
-# %% ../../nbs/06_connections.ipynb #07281d3e
+# %% ../../nbs/06_connections.ipynb #6b2bd4ac
 def _full_version() -> str:
     try:
         from zkref.main import FULL_VERSION
@@ -501,6 +506,8 @@ def cmd_srvr(cnxn: ServerCnxn, with_clients: bool = False) -> str:
     "The output of `srvr` (and of `stat` with the client list). Java: StatCommand, ServerStats.toString"
     f, s = cnxn.factory, cnxn.zks.server_stats()
     lines = [f"Zookeeper version: {_full_version()}"]
+    if getattr(cnxn.zks, "read_only", False):            # chapter 10e's ReadOnlyZooKeeperServer
+        lines.append("READ-ONLY mode; serving only read-only clients")
     if with_clients:
         lines.append("Clients:")
         lines += [c.connection_info(brief=True) for c in list(f.cnxns)]
@@ -587,7 +594,7 @@ DEFAULT_COMMANDS: dict[str, Callable[[ServerCnxn], str]] = {
     "ruok": lambda c: "imok",
     "srvr": cmd_srvr,
     "stat": lambda c: cmd_srvr(c, with_clients=True),
-    "isro": lambda c: "rw",
+    "isro": lambda c: "ro" if getattr(c.zks, "read_only", False) else "rw",   # Java: IsroCommand
     "conf": lambda c: c.zks.dump_conf(),
     "envi": cmd_envi,
     "cons": cmd_cons,

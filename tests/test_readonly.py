@@ -1,0 +1,299 @@
+"""Read-only mode (`-Dreadonlymode.enabled=true`): a peer cut off from the quorum serves read-only clients.
+
+Each scenario runs on three zkref processes (`python -m zkref`, the flag in SERVER_JVMFLAGS as zkServer.sh
+passes it) and on three Java 3.8 servers (the flag on java's command line), through the same steps, and
+checks the same answers from both.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import NotReadOnlyCallError
+from kazoo.handlers.threading import KazooTimeoutError
+
+from conftest import JAVA_CLASSPATH, JavaZooKeeper, four_letter_word, free_port, java_available, wait_for
+from zkref.config import QuorumPeerConfig
+from zkref.main import jvm_system_properties
+
+pytestmark = pytest.mark.timeout(300)
+TICK_MS = 500
+READ_ONLY_FLAG = "-Dreadonlymode.enabled=true"
+BANNER = "READ-ONLY mode; serving only read-only clients"
+KINDS = ["zkref", pytest.param("java", marks=pytest.mark.java)]
+
+
+class ReadOnlyJava(JavaZooKeeper):
+    "A Java 3.8 peer started with -Dreadonlymode.enabled=true (conftest's command line plus the flag)."
+
+    def start(self, wait: bool = True, timeout: float = 30.0) -> "ReadOnlyJava":
+        cmd = ["java", "-Xmx256m", f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}",
+               "-Dzookeeper.jmx.log4j.disable=true", READ_ONLY_FLAG, "-cp", JAVA_CLASSPATH,
+               "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(self.cfg_path)]
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        if wait:
+            self.wait_serving(timeout)
+        return self
+
+
+class Ensemble:
+    "Three read-only-mode servers on 127.0.0.1 and free ports, all `zkref` (python -m zkref) or all `java`."
+
+    def __init__(self, root: Path, kind: str, **extra):
+        self.root, self.kind = root, kind
+        self.ids = (1, 2, 3)
+        self.ports = {i: (free_port(), free_port(), free_port()) for i in self.ids}
+        self.procs: dict[int, subprocess.Popen] = {}
+        self.java: dict[int, ReadOnlyJava] = {}
+        servers = {f"server.{j}": f"127.0.0.1:{q}:{e}" for j, (q, e, _) in self.ports.items()}
+        for i in self.ids:
+            d = root / f"s{i}"
+            cfg = dict(tickTime=TICK_MS, initLimit=10, syncLimit=5, dataDir=d / "data", clientPort=self.client(i),
+                       clientPortAddress="127.0.0.1", **{"4lw.commands.whitelist": "*", "admin.enableServer": "false"},
+                       **extra, **servers)
+            if kind == "java":
+                self.java[i] = ReadOnlyJava(d, {k: str(v) for k, v in cfg.items()}, myid=i)
+            else:
+                (d / "data").mkdir(parents=True)
+                (d / "data" / "myid").write_text(f"{i}\n")
+                (d / "zoo.cfg").write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
+
+    def client(self, i: int) -> int:
+        return self.ports[i][2]
+
+    def hosts(self, ids=None) -> str:
+        return ",".join(f"127.0.0.1:{self.client(i)}" for i in (ids or self.ids))
+
+    def log(self, i: int) -> str:
+        if self.kind == "java":
+            return self.java[i].logs()
+        p = self.root / f"s{i}" / "out.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def start(self, *ids: int) -> None:
+        for i in ids or self.ids:
+            if self.kind == "java":
+                self.procs[i] = self.java[i].start(wait=False).proc
+                continue
+            d = self.root / f"s{i}"
+            env = {k: v for k, v in os.environ.items() if k not in ("JVMFLAGS", "SERVER_JVMFLAGS")}
+            env["SERVER_JVMFLAGS"] = f"-Xmx256m {READ_ONLY_FLAG}"
+            with open(d / "out.log", "ab") as log:
+                self.procs[i] = subprocess.Popen([sys.executable, "-m", "zkref", str(d / "zoo.cfg")], env=env,
+                                                 stdout=log, stderr=subprocess.STDOUT, cwd=d)
+
+    def mode(self, i: int) -> str | None:
+        m = re.search(r"^Mode: (\S+)", four_letter_word(self.client(i), "srvr"), re.M)
+        return m.group(1) if m else None
+
+    def wait_formed(self, ids=None, timeout: float = 90) -> int:
+        "Wait for one leader and the rest following among `ids` (default: the running servers); the leader."
+        ids = list(ids or self.procs)
+        want = sorted(["leader"] + ["follower"] * (len(ids) - 1))
+        wait_for(lambda: sorted(str(self.mode(i)) for i in ids) == want, timeout, 0.2,
+                 what=f"one leader among {ids}")
+        return next(i for i in ids if self.mode(i) == "leader")
+
+    def stop(self, i: int) -> None:
+        p = self.procs.pop(i)
+        if self.kind == "java":
+            self.java[i].stop()
+            return
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+    def stop_all(self) -> None:
+        for i in list(self.procs):
+            self.stop(i)
+
+    def lose_quorum(self) -> int:
+        "Form, then stop the leader and one follower; the survivor, once it says `ro` to isro."
+        leader = self.wait_formed()
+        lone = next(i for i in self.ids if i != leader)
+        for i in [i for i in self.ids if i != lone]:
+            self.stop(i)
+        wait_for(lambda: four_letter_word(self.client(lone), "isro") == "ro", 60, 0.1,
+                 what="the survivor to start its read-only server")
+        return lone
+
+
+def close(zk: KazooClient) -> None:
+    try:
+        zk.stop()
+    finally:
+        zk.close()
+
+
+def connect_request(read_only: bool | None, session_id: int = 0, passwd: bytes = bytes(16),
+                    last_zxid: int = 0) -> bytes:
+    "A framed ConnectRequest; read_only=None leaves the trailing byte out (an old client)."
+    body = struct.pack(">iqiqi", 0, last_zxid, 30000, session_id, len(passwd)) + passwd
+    if read_only is not None:
+        body += b"\x01" if read_only else b"\x00"
+    return struct.pack(">i", len(body)) + body
+
+
+def handshake(port: int, data: bytes, timeout: float = 10) -> bytes:
+    "Send a handshake and return everything the server sends before it closes (or goes quiet for 3 s)."
+    got = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        s.settimeout(3)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(4096)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            got += chunk
+    return got
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_lone_server_serves_read_only_clients_until_the_quorum_returns(kind, tmp_path):
+    """Three servers with read-only mode and local sessions; two stop. About two seconds later the survivor
+    answers `isro` with `ro`, `srvr` says `Mode: read-only` under Java's "READ-ONLY mode; serving only
+    read-only clients" banner, `conf` lists the peer's settings and `mntr` `zk_server_state read-only`. A kazoo
+    client with read_only=True connects (state CONNECTED_RO) and reads what was written before; its writes
+    (setData, create, sync) fail with NOTREADONLY; a client that did not ask for read-only is dropped with
+    "Refusing session request for not-read-only client". When one server comes back the two elect a leader,
+    the survivor says `rw`, and the read-only client moves to a read-write session and writes again.
+    Reference: Java QuorumPeer.run (LOOKING, roZkMgr), ReadOnlyZooKeeperServer, ReadOnlyRequestProcessor,
+    ZooKeeperServer.processConnectRequest, IsroCommand, StatCommand; ZooKeeper Administrator's Guide,
+    "readonlymode.enabled"; Java ReadOnlyModeTest.testReadOnlyClient"""
+    if kind == "java" and not java_available():
+        pytest.skip("Java ZooKeeper is not installed")
+    e = Ensemble(tmp_path, kind, localSessionsEnabled="true")
+    try:
+        e.start()
+        e.wait_formed()
+        assert [four_letter_word(e.client(i), "isro") for i in e.ids] == ["rw"] * 3
+        zk = KazooClient(hosts=e.hosts(), timeout=10)
+        zk.start(30)
+        try:
+            zk.create("/before", b"1")
+        finally:
+            close(zk)
+
+        lone = e.lose_quorum()
+        srvr = four_letter_word(e.client(lone), "srvr").splitlines()
+        assert srvr[1] == BANNER and "Mode: read-only" in srvr, srvr
+        assert four_letter_word(e.client(lone), "stat").splitlines()[1] == BANNER
+        conf = dict(line.split("=", 1) for line in four_letter_word(e.client(lone), "conf").splitlines())
+        assert list(conf)[-7:] == ["serverId", "initLimit", "syncLimit", "electionAlg", "electionPort",
+                                   "quorumPort", "peerType"], conf
+        assert conf["serverId"] == str(lone) and conf["peerType"] == "0"
+        assert "zk_server_state\tread-only" in four_letter_word(e.client(lone), "mntr")
+
+        ro = KazooClient(hosts=e.hosts([lone]), read_only=True, timeout=4)
+        ro.start(20)
+        try:
+            assert ro.client_state == "CONNECTED_RO"
+            assert ro.get("/before")[0] == b"1"
+            assert "before" in ro.get_children("/")
+            for write in (lambda: ro.set("/before", b"2"), lambda: ro.create("/during", b"x"),
+                          lambda: ro.sync("/before")):
+                with pytest.raises(NotReadOnlyCallError):
+                    write()
+            assert ro.exists("/during") is None
+
+            rw = KazooClient(hosts=e.hosts([lone]), timeout=4)
+            with pytest.raises(KazooTimeoutError):
+                rw.start(6)
+            close(rw)
+            assert "Refusing session request for not-read-only client /127.0.0.1:" in e.log(lone)
+
+            back = next(i for i in e.ids if i != lone)
+            e.start(back)
+            e.wait_formed([lone, back])
+            assert four_letter_word(e.client(lone), "isro") == "rw"
+            wait_for(lambda: ro.client_state == "CONNECTED", 60, 0.1, what="the client to find a read-write server")
+            ro.create("/after", b"3")
+            assert ro.get("/before")[0] == b"1"
+        finally:
+            close(ro)
+    finally:
+        e.stop_all()
+    log = e.log(lone)
+    assert "Attempting to start ReadOnlyZooKeeperServer" in log and "Read-only server started" in log
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("kind", KINDS)
+def test_without_local_sessions_a_read_only_server_makes_no_session(kind, tmp_path):
+    """Read-only mode without localSessionsEnabled: the read-only server can create no session, because its
+    createSession is refused like a write — a read-only client's handshake is answered with a bare
+    ReplyHeader(xid 0, the server's last zxid, NOTREADONLY = -119) instead of a ConnectResponse. A client
+    that sends no readOnly byte (an old client) is closed without an answer ("Connection request from old
+    client … will be dropped if server is in r-o mode", then the not-read-only refusal), and so is a client
+    reconnecting with a session the database knows ("Refusing global session reconnection in RO mode").
+    Reference: Java ReadOnlyZooKeeperServer.setLocalSessionFlag and validateSession, ReadOnlyRequestProcessor
+    (createSession without a local session), ZooKeeperServer.processConnectRequest;
+    ReadOnlyModeTest.testGlobalSessionInRO"""
+    if kind == "java" and not java_available():
+        pytest.skip("Java ZooKeeper is not installed")
+    e = Ensemble(tmp_path, kind)
+    try:
+        e.start()
+        e.wait_formed()
+        zk = KazooClient(hosts=e.hosts(), timeout=30)   # its session outlives the quorum: it stays global
+        zk.start(30)
+        zk.create("/before", b"1")
+        session_id, passwd = zk.client_id
+        zxid = zk.exists("/before").mzxid
+        try:
+            lone = e.lose_quorum()
+            reply = handshake(e.client(lone), connect_request(True))
+            assert len(reply) == 4 + 16, reply
+            (n, xid, last_zxid, err) = struct.unpack(">iiqi", reply)
+            assert (n, xid, err) == (16, 0, -119) and last_zxid >= zxid
+
+            assert handshake(e.client(lone), connect_request(None)) == b""
+            wait_for(lambda: "will be dropped if server is in r-o mode" in e.log(lone), 10, what="the old-client warning")
+
+            assert handshake(e.client(lone), connect_request(True, session_id, passwd)) == b""
+            wait_for(lambda: "Refusing global session reconnection in RO mode /127.0.0.1:" in e.log(lone), 10,
+                     what="the global-session refusal")
+        finally:
+            zk.stop()
+            zk.close()
+    finally:
+        e.stop_all()
+
+
+def test_the_flag_comes_from_jvmflags_not_from_zoo_cfg(tmp_path):
+    """`readonlymode.enabled` is a JVM system property without the `zookeeper.` prefix: zkServer.sh passes
+    `-D` flags through SERVER_JVMFLAGS and JVMFLAGS (in that order, a later flag winning), and a
+    `readonlymode.enabled=true` line in zoo.cfg only sets `zookeeper.readonlymode.enabled`, which nothing reads.
+    Reference: zkServer.sh (JVMFLAGS="$SERVER_JVMFLAGS $JVMFLAGS"); Java QuorumPeerConfig.parseProperties
+    (unknown keys become "zookeeper." + key); QuorumPeer.run (Boolean.getBoolean("readonlymode.enabled"))"""
+    props = jvm_system_properties({"SERVER_JVMFLAGS": "-Xmx1g -Dreadonlymode.enabled=true -Da=1",
+                                   "JVMFLAGS": "-Da=2 -Dflag -D -D=x -verbose"})
+    assert props == {"readonlymode.enabled": "true", "a": "2", "flag": ""}
+    assert jvm_system_properties({}) == {}
+
+    cfg = tmp_path / "zoo.cfg"
+    cfg.write_text(f"dataDir={tmp_path}\nclientPort={free_port()}\nreadonlymode.enabled=true\n")
+    config = QuorumPeerConfig()
+    config.parse(str(cfg))
+    assert config.get_system_property("readonlymode.enabled") is None
+    assert config.get_system_property("zookeeper.readonlymode.enabled") == "true"
