@@ -327,7 +327,7 @@ class Record:
         "Decode one record from the start of `data`."
         return cls.deserialize(InputArchive(data, max_buffer))
 
-# %% ../nbs/06a_jute.ipynb #0129906f
+# %% ../nbs/06a_jute.ipynb #3eaa1268
 def _code(t) -> str:
     "The struct code of a fixed-size jute type, or '' (strings, buffers, vectors, records)."
     jt = _jute_type(t)
@@ -386,18 +386,51 @@ def _compile(cls, fields: list[tuple[str, Any]]) -> str:
                 wr.append(f"oa.write_vector(self.{name}, {_item_writer(jt.item)})")
         i += 1
     names = [n for n, _ in fields]
-    clash = set(names) & {"cls", "ia", "self", "oa", "e", *ns}
+    clash = set(names) & {"cls", "ia", "self", "oa", "e", "other", *ns}
     assert not clash, f"{cls.__name__}: field names {clash} clash with names of the generated code"
+    dunders = _dataclass_methods(cls, ns)
     src = ("def deserialize(cls, ia):\n" + "".join(f"    {r}\n" for r in rd) +
            f"    return cls({', '.join(names)})\n\n"
            "def serialize(self, oa):\n    try:\n" + "".join(f"        {w}\n" for w in wr) +
            "    except (struct.error, AttributeError, TypeError) as e:\n"
            f"        raise JuteError(f'cannot serialize {cls.__name__}: {{e}}') from None\n")
-    exec(src, ns)
+    exec(dunders + src, ns)
     cls.deserialize = classmethod(ns["deserialize"])
     cls.serialize = ns["serialize"]
+    for name in ("__init__", "__repr__", "__eq__", "__hash__"):
+        setattr(cls, name, ns[name])
     cls._jute_source = src
     return src
+
+def _dataclass_methods(cls, ns: dict) -> str:
+    "Source of the `__init__`, `__repr__`, `__eq__` and `__hash__` a dataclass would write (eq, unsafe_hash)."
+    ns["_MISSING"] = _MISSING = object()
+    params, sets = [], []
+    for f in dataclasses.fields(cls):
+        if f.default_factory is not dataclasses.MISSING:
+            ns[f"_F_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=_MISSING")
+            sets.append(f"self.{f.name} = _F_{f.name}() if {f.name} is _MISSING else {f.name}")
+        else:
+            ns[f"_D_{f.name}"] = f.default
+            params.append(f"{f.name}=_D_{f.name}")
+            sets.append(f"self.{f.name} = {f.name}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    mine = "(" + "".join(f"self.{n}, " for n in names) + ")"
+    return (f"def __init__(self, {', '.join(params)}):\n" + "".join(f"    {x}\n" for x in sets or ["pass"]) +
+            "def __repr__(self):\n    return f'{type(self).__qualname__}(" +
+            ", ".join(f"{n}={{self.{n}!r}}" for n in names) + ")'\n"
+            "def __eq__(self, other):\n    if other.__class__ is self.__class__:\n"
+            f"        return {mine} == {mine.replace('self.', 'other.')}\n    return NotImplemented\n"
+            f"def __hash__(self):\n    return hash({mine})\n\n")
+
+def _first_use(name: str):
+    "A stand-in for the dunder `name` until the record class is first used: compile, then call the real one."
+    def stand_in(self, *args, **kwargs):
+        _compile(type(self), type(self)._jute_fields)
+        return getattr(type(self), name)(self, *args, **kwargs)
+    stand_in.__name__ = name
+    return stand_in
 
 def _serialize_first(self, oa) -> None:
     "Stands in for `serialize` until the record class is first used: compile, then run the real one."
@@ -409,7 +442,7 @@ def _deserialize_first(cls, ia):
     _compile(cls, cls._jute_fields)
     return cls.deserialize(ia)
 
-# %% ../nbs/06a_jute.ipynb #5365cfe9
+# %% ../nbs/06a_jute.ipynb #2ced5cf1
 RECORDS: dict[str, type] = {}  # every record declared below, by its jute class name
 
 def jute(cls: type) -> type:
@@ -427,9 +460,11 @@ def jute(cls: type) -> type:
     if not cls.__doc__:
         cls.__doc__ = f"{cls.__name__}({', '.join(f'{n}: {_type_name(t)}' for n, t in fields)})"
     # hashable as Java records are (hashCode over all fields): ACL lists and Ids serve as dict keys
-    cls = dataclasses.dataclass(slots=True, unsafe_hash=True)(cls)
+    cls = dataclasses.dataclass(slots=True, init=False, repr=False, eq=False)(cls)
     cls._jute_fields = tuple(fields)
     cls.serialize, cls.deserialize = _serialize_first, classmethod(_deserialize_first)
+    for name in ("__init__", "__repr__", "__eq__", "__hash__"):   # written by _compile on first use
+        setattr(cls, name, _first_use(name))
     RECORDS[cls.__name__] = cls
     return cls
 
