@@ -33,11 +33,12 @@ __all__ = ['BASIC', 'ADVANCED', 'Gauge', 'GaugeSet', 'RESERVOIR_SIZE', 'LABEL', 
            'QUORUM_SERVER_GAUGES', 'LEADER_SERVER_GAUGES', 'FOLLOWER_SERVER_GAUGES',
            'MetricsProviderLifeCycleException', 'DetailLevel', 'MetricsContext', 'MetricsProvider', 'SimpleCounter',
            'SimpleCounterSet', 'AvgMinMaxCounter', 'AvgMinMaxPercentileCounter', 'AvgMinMaxCounterSet',
-           'AvgMinMaxPercentileCounterSet', 'DefaultMetricsContext', 'DefaultMetricsProvider', 'NullMetricsContext',
-           'NullMetricsProvider', 'java_double_str', 'format_monitor_value', 'TimeWindowQuantiles', 'PrometheusCounter',
-           'PrometheusLabelledCounter', 'PrometheusSummary', 'PrometheusLabelledSummary', 'PrometheusContext',
-           'write_text_004', 'PrometheusMetricsProvider', 'metrics_provider_class', 'MetricsProviderBootstrap',
-           'open_file_descriptor_count', 'max_file_descriptor_count', 'ServerMetrics']
+           'AvgMinMaxPercentileCounterSet', 'RegistryContext', 'DefaultMetricsContext', 'DefaultMetricsProvider',
+           'NullMetricsContext', 'NullMetricsProvider', 'java_double_str', 'format_monitor_value',
+           'TimeWindowQuantiles', 'PrometheusCounter', 'PrometheusLabelledCounter', 'PrometheusSummary',
+           'PrometheusLabelledSummary', 'PrometheusContext', 'write_text_004', 'PrometheusMetricsProvider',
+           'metrics_provider_class', 'MetricsProviderBootstrap', 'open_file_descriptor_count',
+           'max_file_descriptor_count', 'ServerMetrics']
 
 # %% ../nbs/05a_metrics.ipynb #a80ae737
 class MetricsProviderLifeCycleException(Exception):
@@ -230,27 +231,34 @@ class AvgMinMaxPercentileCounterSet(AvgMinMaxCounterSet):
     # Java: org.apache.zookeeper.server.metric.AvgMinMaxPercentileCounterSet
     _member = AvgMinMaxPercentileCounter
 
-# %% ../nbs/05a_metrics.ipynb #f80fbb75
-class DefaultMetricsContext(MetricsContext):
-    "The flat, in-memory context of `DefaultMetricsProvider`."
-    # Java: DefaultMetricsProvider.DefaultMetricsContext
+# %% ../nbs/05a_metrics.ipynb #6471477b
+class RegistryContext(MetricsContext):
+    """What both contexts share: one dictionary per kind of metric, get-or-create, and Java's rules.
+
+    Subclasses say which classes they make (`counter_class`, `counter_set_class`, `summary_factory`,
+    `summary_set_factory`, each called with the name, the factories also with the detail level)."""
+    counter_class: type
+    counter_set_class: type
+
     def __init__(self):
         self.gauges: dict[str, Gauge] = {}
         self.gauge_sets: dict[str, GaugeSet] = {}
-        self.counters: dict[str, SimpleCounter] = {}
-        self.counter_sets: dict[str, SimpleCounterSet] = {}
-        self.basic_summaries: dict[str, AvgMinMaxCounter] = {}
-        self.summaries: dict[str, AvgMinMaxPercentileCounter] = {}
-        self.basic_summary_sets: dict[str, AvgMinMaxCounterSet] = {}
-        self.summary_sets: dict[str, AvgMinMaxPercentileCounterSet] = {}
+        self.counters: dict = {}
+        self.counter_sets: dict = {}
+        self.basic_summaries: dict = {}
+        self.summaries: dict = {}
+        self.basic_summary_sets: dict = {}
+        self.summary_sets: dict = {}
+
+    def summary_factory(self, detail_level: DetailLevel): raise NotImplementedError
+    def summary_set_factory(self, detail_level: DetailLevel): raise NotImplementedError
 
     def get_counter(self, name):
-        return self.counters.get(name) or self.counters.setdefault(name, SimpleCounter(name))
+        return self.counters.get(name) or self.counters.setdefault(name, self.counter_class(name))
     def get_counter_set(self, name):
         if name is None: raise TypeError("Cannot register a CounterSet with null name")
-        return self.counter_sets.get(name) or self.counter_sets.setdefault(name, SimpleCounterSet(name))
+        return self.counter_sets.get(name) or self.counter_sets.setdefault(name, self.counter_set_class(name))
     def register_gauge(self, name, gauge):
-        if gauge is None: raise TypeError(f"Cannot register a null Gauge for {name}")
         self.gauges[name] = gauge
     def unregister_gauge(self, name): self.gauges.pop(name, None)
     def register_gauge_set(self, name, gauge_set):
@@ -262,13 +270,27 @@ class DefaultMetricsContext(MetricsContext):
         self.gauge_sets.pop(name, None)
 
     def get_summary(self, name, detail_level):
-        mine, other, kind = ((self.basic_summaries, self.summaries, AvgMinMaxCounter) if detail_level is BASIC
-                             else (self.summaries, self.basic_summaries, AvgMinMaxPercentileCounter))
-        return _get_or_create(mine, other, name, kind, detail_level, "summary")
+        mine, other = ((self.basic_summaries, self.summaries) if detail_level is BASIC
+                       else (self.summaries, self.basic_summaries))
+        return _get_or_create(mine, other, name, self.summary_factory(detail_level), detail_level, "summary")
     def get_summary_set(self, name, detail_level):
-        mine, other, kind = ((self.basic_summary_sets, self.summary_sets, AvgMinMaxCounterSet) if detail_level is BASIC
-                             else (self.summary_sets, self.basic_summary_sets, AvgMinMaxPercentileCounterSet))
-        return _get_or_create(mine, other, name, kind, detail_level, "summary set")
+        mine, other = ((self.basic_summary_sets, self.summary_sets) if detail_level is BASIC
+                       else (self.summary_sets, self.basic_summary_sets))
+        return _get_or_create(mine, other, name, self.summary_set_factory(detail_level), detail_level,
+                              "summary set")
+
+class DefaultMetricsContext(RegistryContext):
+    "The flat, in-memory context of `DefaultMetricsProvider`."
+    # Java: DefaultMetricsProvider.DefaultMetricsContext
+    counter_class, counter_set_class = SimpleCounter, SimpleCounterSet
+
+    def summary_factory(self, detail_level):
+        return AvgMinMaxCounter if detail_level is BASIC else AvgMinMaxPercentileCounter
+    def summary_set_factory(self, detail_level):
+        return AvgMinMaxCounterSet if detail_level is BASIC else AvgMinMaxPercentileCounterSet
+    def register_gauge(self, name, gauge):
+        if gauge is None: raise TypeError(f"Cannot register a null Gauge for {name}")   # Java's requireNonNull
+        super().register_gauge(name, gauge)
 
     def dump(self, sink) -> None:
         for name, gauge in list(self.gauges.items()):
@@ -500,47 +522,21 @@ class PrometheusLabelledSummary(PrometheusSummary):
     _labelled = True
     def add(self, key: str, value: int) -> None: self._observe((key,), float(value))
 
-# %% ../nbs/05a_metrics.ipynb #01806471
+# %% ../nbs/05a_metrics.ipynb #7aae716b
 _FAILED = object()   # a gauge that raised
 
-class PrometheusContext(MetricsContext):
+class PrometheusContext(RegistryContext):
     "The root context of a `PrometheusMetricsProvider`; also the collector its registry scrapes."
     # Java: PrometheusMetricsProvider.Context
-    def __init__(self):
-        self.gauges: dict[str, Gauge] = {}
-        self.gauge_sets: dict[str, GaugeSet] = {}
-        self.counters: dict[str, PrometheusCounter] = {}
-        self.counter_sets: dict[str, PrometheusLabelledCounter] = {}
-        self.basic_summaries: dict[str, PrometheusSummary] = {}
-        self.summaries: dict[str, PrometheusSummary] = {}
-        self.basic_summary_sets: dict[str, PrometheusLabelledSummary] = {}
-        self.summary_sets: dict[str, PrometheusLabelledSummary] = {}
+    counter_class, counter_set_class = PrometheusCounter, PrometheusLabelledCounter
 
-    def get_counter(self, name):
-        return self.counters.get(name) or self.counters.setdefault(name, PrometheusCounter(name))
-    def get_counter_set(self, name):
-        if name is None: raise TypeError("Cannot register a CounterSet with null name")
-        return self.counter_sets.get(name) or self.counter_sets.setdefault(name, PrometheusLabelledCounter(name))
+    def summary_factory(self, detail_level):
+        return lambda n: PrometheusSummary(n, detail_level)
+    def summary_set_factory(self, detail_level):
+        return lambda n: PrometheusLabelledSummary(n, detail_level)
     def register_gauge(self, name, gauge):
-        if name is None: raise TypeError("Cannot register a Gauge with null name")
-        self.gauges[name] = gauge
-    def unregister_gauge(self, name): self.gauges.pop(name, None)
-    def register_gauge_set(self, name, gauge_set):
-        if name is None: raise TypeError("Cannot register a GaugeSet with null name")
-        if gauge_set is None: raise TypeError(f"Cannot register a null GaugeSet for {name}")
-        self.gauge_sets[name] = gauge_set
-    def unregister_gauge_set(self, name):
-        if name is None: raise TypeError("Cannot unregister GaugeSet with null name")
-        self.gauge_sets.pop(name, None)
-    def get_summary(self, name, detail_level):
-        mine, other = ((self.basic_summaries, self.summaries) if detail_level is BASIC
-                       else (self.summaries, self.basic_summaries))
-        return _get_or_create(mine, other, name, lambda n: PrometheusSummary(n, detail_level), detail_level, "summary")
-    def get_summary_set(self, name, detail_level):
-        mine, other = ((self.basic_summary_sets, self.summary_sets) if detail_level is BASIC
-                       else (self.summary_sets, self.basic_summary_sets))
-        return _get_or_create(mine, other, name, lambda n: PrometheusLabelledSummary(n, detail_level),
-                              detail_level, "summary set")
+        if name is None: raise TypeError("Cannot register a Gauge with null name")   # Java's requireNonNull
+        super().register_gauge(name, gauge)
 
     def _sample(self, name: str, read: Callable):
         try:
