@@ -13,8 +13,8 @@ from hypothesis import given, settings, strategies as st
 from zkref.jute import Id, LearnerInfo, QuorumPacket
 from zkref.quorum import zab
 from zkref.quorum.zab import (ACKEPOCH, FOLLOWERINFO, PACKET_NAMES, PING, PROPOSAL, REVALIDATE, SNAP_SIGNATURE,
-                              UPTODATE, QuorumPacketError, describe, make_zxid, packet, packet_bytes,
-                              packet_to_string, read_packet, read_snapshot_body, snapshot_body)
+                              UPTODATE, QuorumPacketError, describe, make_zxid, packet, packet_bytes, packets_bytes,
+                              packet_to_string, read_packet, read_packet_within, read_snapshot_body, snapshot_body)
 
 JAVA_LEADER_CONSTANTS = {  # Java: org.apache.zookeeper.server.quorum.Leader (branch-3.8), checked against the jar below
     "REQUEST": 1, "PROPOSAL": 2, "ACK": 3, "COMMIT": 4, "PING": 5, "REVALIDATE": 6, "SYNC": 7, "INFORM": 8,
@@ -64,6 +64,38 @@ def test_quorum_packet_round_trip(ptype, zxid, data, authinfo):
     Reference: Java LearnerHandler.run / Learner.writePacket (BinaryOutputArchive.writeRecord)"""
     qp = QuorumPacket(type=ptype, zxid=zxid, data=data, authinfo=authinfo)
     assert read_all(packet_bytes(qp)) == qp
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(-2**31, 2**31 - 1), st.integers(-2**63, 2**63 - 1),
+                          st.one_of(st.none(), st.binary(max_size=100))), min_size=1, max_size=8))
+def test_packets_written_as_one_buffer_read_back_one_by_one(packets):
+    """Packets written back to back in one buffer (a batch flushed at once) are the same bytes as each written
+    alone, and read back as the same packets in order: the stream has no other framing.
+    Reference: Java LearnerHandler.sendPackets (BufferedOutputStream flushed when the queue is empty)"""
+    qps = [packet(t, z, d) for t, z, d in packets]
+    data = packets_bytes(qps)
+    assert data == b"".join(packet_bytes(qp) for qp in qps)
+
+    async def go():
+        r = asyncio.StreamReader()
+        r.feed_data(data)
+        r.feed_eof()
+        return [await read_packet_within(r, 5) for _ in qps]
+    assert asyncio.run(go()) == qps
+
+
+def test_a_silent_peer_is_read_timed_out():
+    """A read that gets no complete packet within the socket timeout fails with "Read timed out", also when
+    part of the packet came. Reference: Java Learner.readPacket / LearnerHandler.run (soTimeout →
+    SocketTimeoutException "Read timed out")"""
+    async def go(prefix: bytes):
+        r = asyncio.StreamReader()
+        r.feed_data(prefix)
+        with pytest.raises(TimeoutError, match="^Read timed out$"):
+            await read_packet_within(r, 0.05)
+    for prefix in (b"", packet_bytes(packet(PING, 1))[:7]):
+        asyncio.run(go(prefix))
 
 
 def test_wire_bytes_of_a_followerinfo():

@@ -52,7 +52,7 @@ class PacketInFlight:
     rec: object
     digest: TxnDigest | None
 
-# %% ../../nbs/10b_learner.ipynb #e4166745
+# %% ../../nbs/10b_learner.ipynb #04c19273
 class Learner:
     "The parts of Follower and Observer that are the same. Java: Learner"
     info_type = FOLLOWERINFO
@@ -64,6 +64,7 @@ class Learner:
         self.trace = getattr(peer, "zab_trace", None)
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.unflushed: list[QuorumPacket] = []          # written this loop turn, not yet on the socket
         self.leader_sid: int | None = None
         self.leader_addr: tuple[str, int] | None = None
         self.so_timeout_ms = peer.tick_time * peer.init_limit
@@ -82,15 +83,22 @@ class Learner:
         self.zks: "FollowerZooKeeperServer | None" = None # serves clients once UPTODATE arrived
 
     def write_packet(self, qp: QuorumPacket) -> None:
-        "Queue a packet to the leader. Java: Learner.writePacket"
-        record(self.trace, "send", self.peer.myid, self.leader_sid, qp)
-        self.writer.write(packet_bytes(qp))
+        "Queue a packet to the leader; it leaves with the others of this loop turn. Java: Learner.writePacket"
+        self.write_packets([qp])
 
     def write_packets(self, qps: list[QuorumPacket]) -> None:
-        "Several packets to the leader in one write. Java: Learner.writePacket(pp, false) …, then flush"
+        "Queue packets to the leader; one write at the end of this loop turn. Java: writePacket(pp, false) …, flush"
         for qp in qps:
             record(self.trace, "send", self.peer.myid, self.leader_sid, qp)
-        self.writer.write(packets_bytes(qps))
+        if not self.unflushed:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.unflushed.extend(qps)
+
+    def flush(self) -> None:
+        "Write the queued packets as one buffer. Java: Learner.writePacket(null, true) (BufferedOutputStream.flush)"
+        qps, self.unflushed = self.unflushed, []
+        if qps and not self.writer.is_closing():
+            self.writer.write(packets_bytes(qps))
 
     async def read_packet(self) -> QuorumPacket:
         "The next packet from the leader, within the socket timeout. Java: Learner.readPacket"
@@ -397,7 +405,7 @@ def _follower_process_packet(self: Learner, qp: QuorumPacket) -> None:
 
 Learner.ping, Learner.process_packet = _ping, _follower_process_packet
 
-# %% ../../nbs/10b_learner.ipynb #4f97117b
+# %% ../../nbs/10b_learner.ipynb #4238fe8f
 async def _run(self: Learner) -> None:
     "Follow (or observe) the elected leader until the connection ends. Java: Follower.followLeader"
     p = self.peer
@@ -453,6 +461,7 @@ async def _shutdown(self: Learner, reason: str = "") -> None:
         close_all_connections(self.peer)                 # clients move on to another server
         await self.zks.shutdown()
     if self.writer is not None:
+        self.flush()                                     # what this loop turn wrote still goes
         self.writer.close()
     if self.sync_task is not None:
         self.sync_task.cancel()
