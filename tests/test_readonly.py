@@ -139,9 +139,9 @@ def close(zk: KazooClient) -> None:
 
 
 def connect_request(read_only: bool | None, session_id: int = 0, passwd: bytes = bytes(16),
-                    last_zxid: int = 0) -> bytes:
+                    last_zxid: int = 0, timeout_ms: int = 30000) -> bytes:
     "A framed ConnectRequest; read_only=None leaves the trailing byte out (an old client)."
-    body = struct.pack(">iqiqi", 0, last_zxid, 30000, session_id, len(passwd)) + passwd
+    body = struct.pack(">iqiqi", 0, last_zxid, timeout_ms, session_id, len(passwd)) + passwd
     if read_only is not None:
         body += b"\x01" if read_only else b"\x00"
     return struct.pack(">i", len(body)) + body
@@ -203,6 +203,19 @@ def test_a_lone_server_serves_read_only_clients_until_the_quorum_returns(kind, t
                                    "quorumPort", "peerType"], conf
         assert conf["serverId"] == str(lone) and conf["peerType"] == "0"
         assert "zk_server_state\tread-only" in four_letter_word(e.client(lone), "mntr")
+
+        # a local session, made and abandoned: the ConnectResponse ends with readOnly=true; it expires here
+        with socket.create_connection(("127.0.0.1", e.client(lone)), timeout=10) as s:
+            s.sendall(connect_request(True, timeout_ms=4000))
+            f = s.makefile("rb")
+            (n,) = struct.unpack(">i", f.read(4))
+            body = f.read(n)
+            protocol, timeout_ms, session_id, plen = struct.unpack_from(">iiqi", body)
+            assert (n, protocol, timeout_ms, plen, body[-1:]) == (4 + 4 + 8 + 4 + 16 + 1, 0, 4000, 16, b"\x01")
+            assert session_id >> 56 == lone
+            assert f"0x{session_id:x}" in four_letter_word(e.client(lone), "dump")
+        wait_for(lambda: f"0x{session_id:x}" not in four_letter_word(e.client(lone), "dump"), 30, 0.2,
+                 what="the abandoned local session to expire")
 
         ro = KazooClient(hosts=e.hosts([lone]), read_only=True, timeout=4)
         ro.start(20)
