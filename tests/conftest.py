@@ -47,6 +47,54 @@ def wait_for(condition, timeout: float = 10.0, interval: float = 0.05, what: str
         time.sleep(interval)
 
 
+async def until(condition, timeout: float = 10.0, what: str = "condition"):
+    "The asyncio twin of `wait_for`: poll `condition()` until truthy, or fail after `timeout` seconds."
+    import asyncio
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (value := condition()):
+        if loop.time() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+    return value
+
+
+def free_ports(n: int) -> list[int]:
+    "`n` different free ports (`free_port` may hand out the same port twice in a row)."
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def run_on_cluster(scenario, *args, **kwargs):
+    "Run `scenario(cluster)` on a new `zkref.testing.MiniCluster(*args, **kwargs)`; always close the cluster."
+    import asyncio
+    from zkref.testing import MiniCluster
+
+    async def main():
+        cluster = MiniCluster(*args, **kwargs)
+        try:
+            return await scenario(cluster)
+        finally:
+            await cluster.close()
+    return asyncio.run(main())
+
+
+def fle_winner(c, sids) -> int:
+    "The server FastLeaderElection must elect among `sids`, both synced in the same epoch: the highest (last zxid, sid), from each one's latest `New election` line."
+    import re
+
+    def vote(sid):
+        zxids = re.findall(r"New election\. My id = \d+, proposed zxid=0x(\w+)", c.logs(sid))
+        return int(zxids[-1], 16), sid
+    return max(sids, key=vote)
+
+
 def four_letter_word(port: int, word: str, host: str = "127.0.0.1", timeout: float = 2.0) -> str:
     "Send a four-letter word to a ZooKeeper client port and return the whole answer ('' on failure)."
     try:

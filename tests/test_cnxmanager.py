@@ -14,35 +14,12 @@ import struct
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from conftest import free_port, wait_for
+from conftest import free_port, wait_for, until, free_ports
 
 from zkref.quorum.cnxmanager import (MAX_BUFFER, OBSERVER_ID, PACKETMAXSIZE, PROTOCOL_VERSION_V1,
                                      PROTOCOL_VERSION_V2, CircularBlockingQueue, InitialMessageException,
                                      QuorumCnxManager, UnableToBindQuorumPort, build_initial_message,
                                      parse_initial_message)
-
-
-async def until(condition, timeout: float = 10.0, what: str = "condition"):
-    "The asyncio twin of conftest.wait_for: poll `condition()` until truthy, or fail after `timeout` seconds."
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (value := condition()):
-        if loop.time() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
-    return value
-
-
-def free_ports(n: int) -> list[int]:
-    "`n` different free ports (conftest.free_port may hand out the same port twice in a row)."
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def addr() -> tuple[str, int]:

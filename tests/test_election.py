@@ -16,36 +16,13 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from conftest import four_letter_word, free_port, wait_for
+from conftest import four_letter_word, free_port, wait_for, until, free_ports
 
 from zkref.config import QuorumHierarchical, QuorumMaj
 from zkref.log import MYID
 from zkref.quorum.cnxmanager import QuorumCnxManager, build_initial_message
 from zkref.quorum.election import (ElectionPeer, FastLeaderElection, MalformedNotification, Notification, ServerState,
                                    Vote, build_msg, election_view, parse_notification)
-
-
-async def until(condition, timeout: float = 10.0, what: str = "condition"):
-    "The asyncio twin of conftest.wait_for: poll `condition()` until truthy, or fail after `timeout` seconds."
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (value := condition()):
-        if loop.time() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
-    return value
-
-
-def free_ports(n: int) -> list[int]:
-    "`n` different free ports (conftest.free_port may hand out the same port twice in a row)."
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def server_lines(sids, observers=()) -> dict[str, str]:

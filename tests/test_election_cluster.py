@@ -12,27 +12,9 @@ import re
 
 import pytest
 
+from conftest import run_on_cluster as run, fle_winner
 from zkref.persistence import read_long_from_file
 from zkref.testing import MiniCluster, java_available
-
-
-def run(scenario, *args, **kwargs):
-    "Run `scenario(cluster)` on a new MiniCluster(*args, **kwargs); always close the cluster."
-    async def main():
-        cluster = MiniCluster(*args, **kwargs)
-        try:
-            return await scenario(cluster)
-        finally:
-            await cluster.close()
-    return asyncio.run(main())
-
-def fle_winner(c: MiniCluster, sids) -> int:
-    "The server FastLeaderElection must elect among `sids`, both synced in the same epoch: the highest (last zxid, sid), from each one's latest `New election` line."
-    def vote(sid):
-        zxids = re.findall(r"New election\. My id = \d+, proposed zxid=0x(\w+)", c.logs(sid))
-        return int(zxids[-1], 16), sid
-    return max(sids, key=vote)
-
 
 
 async def settled(cluster: MiniCluster, timeout_s: float = 30.0, other_than=frozenset()) -> int:

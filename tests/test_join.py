@@ -20,23 +20,13 @@ from kazoo.recipe.counter import Counter
 from kazoo.recipe.election import Election
 from kazoo.recipe.lock import Lock
 
+from conftest import run_on_cluster as run
 from zkref.quorum.join import transitions
 from zkref.testing import MiniCluster, java_available
 
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 needs_java = pytest.mark.skipif(not java_available(), reason="Java ZooKeeper 3.8 (Debian package zookeeper) is not installed")
 needs_zkcli = pytest.mark.skipif(not Path(ZKCLI).exists(), reason="Debian's zookeeper package (zkCli.sh) is not installed")
-
-
-def run(scenario, *args, **kwargs):
-    "Run `scenario(cluster)` on a new MiniCluster(*args, **kwargs); always close the cluster."
-    async def main():
-        cluster = MiniCluster(*args, **kwargs)
-        try:
-            return await scenario(cluster)
-        finally:
-            await cluster.close()
-    return asyncio.run(main())
 
 
 async def blocking(fn, *args):

@@ -12,26 +12,9 @@ import struct
 
 import pytest
 
+from conftest import run_on_cluster as run, fle_winner
 from zkref.quorum.cnxmanager import PROTOCOL_VERSION_V1, build_initial_message
 from zkref.testing import LinkProxy, MiniCluster, free_port, java_available
-
-
-def run(scenario, *args, **kwargs):
-    async def main():
-        cluster = MiniCluster(*args, **kwargs)
-        try:
-            return await scenario(cluster)
-        finally:
-            await cluster.close()
-    return asyncio.run(main())
-
-def fle_winner(c: MiniCluster, sids) -> int:
-    "The server FastLeaderElection must elect among `sids`, both synced in the same epoch: the highest (last zxid, sid), from each one's latest `New election` line."
-    def vote(sid):
-        zxids = re.findall(r"New election\. My id = \d+, proposed zxid=0x(\w+)", c.logs(sid))
-        return int(zxids[-1], 16), sid
-    return max(sids, key=vote)
-
 
 
 def test_proxy_rewrites_the_election_handshake_and_refuses_cut_callers():

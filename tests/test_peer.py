@@ -15,7 +15,7 @@ import struct
 import urllib.request
 
 import pytest
-from conftest import free_port
+from conftest import free_port, run_on_cluster as run
 
 from zkref.config import QuorumPeerConfig
 from zkref.persistence import read_long_from_file
@@ -25,17 +25,6 @@ from zkref.quorum.peer import HOLDING_ROLES
 from zkref.testing import MiniCluster, java_available
 
 needs_java = pytest.mark.skipif(not java_available(), reason="Java ZooKeeper 3.8 (Debian package zookeeper) is not installed")
-
-
-def run(scenario, *args, **kwargs):
-    "Run `scenario(cluster)` on a new MiniCluster(*args, **kwargs); always close the cluster."
-    async def main():
-        cluster = MiniCluster(*args, **kwargs)
-        try:
-            return await scenario(cluster)
-        finally:
-            await cluster.close()
-    return asyncio.run(main())
 
 
 async def exit_code(c: MiniCluster, sid: int, timeout_s: float = 60.0) -> int:
