@@ -785,14 +785,15 @@ class WatchManager:
 
 LOG_WATCH = get_logger("WatchManager")
 
-# %% ../nbs/07a_datatree.ipynb #7eb1c9ae
+# %% ../nbs/07a_datatree.ipynb #cd6f1e45
 def _wm_trigger_watch(self: WatchManager, path: str, event_type: EventType,
                       zxid: int = -1,                      # the txn that caused the event (3.8 does not send it)
                       acl: list[ACL] | None = None,        # the node's ACL, passed to ServerWatchers
                       suppress: set | None = None,         # watchers not to notify (already told)
                      ) -> set | None:
     "Notify the watchers `path` and its event select; the set of them, or None if there were none."
-    event = WatchedEvent(EventType(event_type), KeeperState.SyncConnected, path, zxid)
+    if not self.watch_table:             # nobody watches anything: the common case of a busy write path
+        return None
     fired: dict[Hashable, None] = {}
     for local_path, at_parent in _path_parents(path, self.recursive_qty > 0):
         watchers = self.watch_table.get(local_path)
@@ -814,6 +815,7 @@ def _wm_trigger_watch(self: WatchManager, path: str, event_type: EventType,
             del self.watch_table[local_path]
     if not fired:
         return None
+    event = WatchedEvent(EventType(event_type), KeeperState.SyncConnected, path, zxid)
     for w in fired:
         if suppress is not None and w in suppress:
             continue
