@@ -156,7 +156,6 @@ def test_my_id_not_in_the_peer_list():
     ("reconfigEnabled", "true", {}, "reconfigEnabled=true"),
     ("quorum.auth.enableSasl", "true", {}, "quorum.auth.enableSasl=true"),
     ("oraclePath", "/tmp/oracle", {}, "oraclePath"),
-    ("tickTime", "200", {"readonlymode.enabled": "true"}, "-Dreadonlymode.enabled=true"),
 ])
 def test_unsupported_quorum_settings_are_refused(setting, value, jvm, named):
     """Settings whose machinery zkref lacks stop the start with a message naming the setting, before any port
