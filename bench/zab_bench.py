@@ -4,8 +4,9 @@
                                         [--traced]
 
 For each implementation, a fresh 3-server ensemble of real processes on 127.0.0.1 (zkref: `python -m zkref zoo.cfg`,
-as a user runs it, through tests/test_zab_failures.py's Ensemble with its Zab trace file off — `--traced` keeps
-the trace the tests record, one JSON line per packet, which costs about 40% of the write throughput; Java:
+as a user runs it — uvloop's event loop when installed — through tests/test_zab_failures.py's Ensemble with its Zab
+trace file off; `--traced` runs the tests' launcher instead: `zkref.main` on asyncio's loop recording every packet as
+a JSON line, which about halves the write throughput at 8 sessions; Java:
 Debian's 3.8 QuorumPeerMain), tickTime=500, initLimit=10, syncLimit=5, forceSync on:
 
 * writes: `--writes` creates of 64-byte znodes by N kazoo sessions (synchronous calls, one thread each),

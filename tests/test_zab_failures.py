@@ -1,9 +1,10 @@
 """Zab under failure: a leader killed under a write load, quorum loss, bad input on the quorum port.
 
-Each server is a real process: zkref through the same three-line launcher as `test_zab_processes.py`
-(until `python -m zkref` plays the Zab roles by itself), or the real Java 3.8 server (Debian package) where a
-test compares zkref with what Java does. zkref processes record their Zab packets to a JSON-lines file, so a
-test can check the merged trace with `zkref.quorum.zab.trace_violations` (Zab.tla's invariants).
+Each server is a real process: zkref through the same short launcher as `test_zab_processes.py` (`zkref.main`
+with the Zab trace recorded), or the real Java 3.8 server (Debian package) where a test compares zkref with what
+Java does. zkref processes record their Zab packets to a JSON-lines file, so a test can check the merged trace
+with `zkref.quorum.zab.trace_violations` (Zab.tla's invariants). `Ensemble(trace=False)` runs
+`python -m zkref zoo.cfg` instead, as a user would (bench/zab_bench.py measures that).
 """
 from __future__ import annotations
 
