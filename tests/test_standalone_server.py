@@ -36,8 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 class ZkrefServer:
     "One `python -m zkref zoo.cfg` process on 127.0.0.1 and a free port."
 
-    def __init__(self, workdir: Path, config: dict | None = None):
+    def __init__(self, workdir: Path, config: dict | None = None, env: dict | None = None):
         self.workdir = Path(workdir)
+        self.env = dict(env or {})
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = dict(config or {})
         self.client_port = int(config.setdefault("clientPort", free_port()))
@@ -58,7 +59,7 @@ class ZkrefServer:
 
     def start(self, wait: bool = True, timeout: float = 30.0) -> "ZkrefServer":
         self._log = open(self.log_path, "ab")
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env = dict(os.environ, PYTHONPATH=str(ROOT), **self.env)
         self.proc = subprocess.Popen([sys.executable, "-m", "zkref", str(self.cfg_path)], stdout=self._log,
                                      stderr=subprocess.STDOUT, cwd=self.workdir, env=env)
         if wait:
@@ -636,3 +637,18 @@ def test_trace_mask_and_digest_log(server, zk):
         zk.create(f"/h{i}", b"")
     lines = four_letter_word(port, "hash").splitlines()
     assert lines and all(":" in l for l in lines) and lines[0].startswith("80: ")
+
+
+def test_jvm_flags_reach_the_standalone_server(tmp_path):
+    """`-D` flags in `SERVER_JVMFLAGS` apply to a standalone server too (a JVM's system properties are seen by
+    both roads of initializeAndRun): with `-Dzookeeper.4lw.commands.whitelist=srvr`, `ruok` is refused with
+    Java's text while `srvr` answers.
+
+    Reference: zkServer.sh (passes $SERVER_JVMFLAGS to java); Java FourLetterCommands.isEnabled
+    """
+    server = ZkrefServer(tmp_path, env={"SERVER_JVMFLAGS": "-Xmx64m -Dzookeeper.4lw.commands.whitelist=srvr"}).start()
+    try:
+        assert four_letter_word(server.client_port, "ruok") == "ruok is not executed because it is not in the whitelist.\n"
+        assert "Mode: standalone" in four_letter_word(server.client_port, "srvr")
+    finally:
+        server.stop()

@@ -1069,11 +1069,11 @@ def edit_static_config(config_file: str | os.PathLike | None, # zoo.cfg (None: n
     out += f"dynamicConfigFile={os.path.realpath(dynamic_file)}\n"
     atomic_write(os.fspath(config_file), out.encode("latin-1", "replace"))
 
-# %% ../nbs/02_config.ipynb #ff9b6b09
+# %% ../nbs/02_config.ipynb #9492b7dd
 class ServerConfig:
     "The fields a standalone ZooKeeperServer uses."
     # Java: org.apache.zookeeper.server.ServerConfig
-    def __init__(self):
+    def __init__(self, system_properties: dict[str, str] | None = None): # JVM `-D` flags this server was given
         self.client_port_address: tuple[str, int] | None = None
         self.secure_client_port_address: tuple[str, int] | None = None
         self.data_dir: str | None = None
@@ -1090,7 +1090,7 @@ class ServerConfig:
         self.jvm_pause_warn_threshold_ms = 0
         self.jvm_pause_info_threshold_ms = 0
         self.jvm_pause_sleep_time_ms = 0
-        self.system_properties: dict[str, str] = {}
+        self.system_properties: dict[str, str] = dict(system_properties or {})
 
     def parse_args(self, args: list[str] # `port dataDir [tickTime [maxClientCnxns]]`
                   ) -> "ServerConfig":
@@ -1112,7 +1112,7 @@ class ServerConfig:
         # Java: ServerConfig.parse(String)
         if isinstance(path, (list, tuple)):
             return self.parse_args(list(path))
-        return self.read_from(QuorumPeerConfig().parse(path))
+        return self.read_from(QuorumPeerConfig(self.system_properties).parse(path))
 
     def read_from(self, config: QuorumPeerConfig) -> "ServerConfig":
         "Copy the standalone fields from a parsed QuorumPeerConfig."

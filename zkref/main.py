@@ -41,20 +41,20 @@ ZOOKEEPER_COMPAT_VERSION = "3.8.4"   # the ZooKeeper release whose behaviour zkr
 ZKREF_VERSION = "0.1.0"
 FULL_VERSION = f"{ZOOKEEPER_COMPAT_VERSION}-zkref-{ZKREF_VERSION}"   # as Java's Version.getFullVersion()
 
-# %% ../nbs/01_initialize_and_run.ipynb #b2f6f4cc
+# %% ../nbs/01_initialize_and_run.ipynb #4ed4917d
 LOG = get_logger("QuorumPeerMain")
 
 class NotBuiltYet(RuntimeError):
     "A startup road whose chapter has not been written yet."
 
-async def _standalone_main(args: list[str]) -> None:
-    "The `else` road: `ZooKeeperServerMain.main(args)`."
+async def _standalone_main(args: list[str], system_properties: dict[str, str] | None = None) -> None:
+    "The `else` road: `ZooKeeperServerMain.main(args)` (the `-D` flags are JVM-wide in Java: both roads see them)."
     try:
         from zkref.server.main import ZooKeeperServerMain
     except ImportError as e:
         raise NotBuiltYet("the standalone server (chapter 04, zkref.server.main) is not built yet, "
                           f"so zkref cannot serve clients: {e}") from None
-    await ZooKeeperServerMain().initialize_and_run(args)
+    await ZooKeeperServerMain().initialize_and_run(args, system_properties)
 
 async def _run_from_config(config: QuorumPeerConfig) -> None:
     "The quorum road: `QuorumPeerMain.runFromConfig(config)`."
@@ -80,7 +80,7 @@ def jvm_system_properties(environ: dict[str, str] | None = None # default: os.en
                 props[key] = value
     return props
 
-# %% ../nbs/01_initialize_and_run.ipynb #eb43c65f
+# %% ../nbs/01_initialize_and_run.ipynb #60342d86
 async def initialize_and_run(args: list[str]) -> None:
     "Parse the config, start the purge task, then run as a quorum peer or as a standalone server."
     # Java: QuorumPeerMain.initializeAndRun
@@ -95,7 +95,7 @@ async def initialize_and_run(args: list[str]) -> None:
             await _run_from_config(config)
         else:
             LOG.warning("Either no config or no quorum defined in config, running in standalone mode")
-            await _standalone_main(args)
+            await _standalone_main(args, jvm_system_properties())
     finally:
         purge_mgr.shutdown()
 

@@ -22,7 +22,7 @@ from .processors import ContainerManager, State, ZooKeeperServer
 # %% auto #0
 __all__ = ['LOG', 'ZooKeeperServerMain']
 
-# %% ../../nbs/04_standalone.ipynb #18c1757c
+# %% ../../nbs/04_standalone.ipynb #ea09139d
 LOG = get_logger("ZooKeeperServerMain")
 
 class ZooKeeperServerMain:
@@ -36,10 +36,12 @@ class ZooKeeperServerMain:
         self.shutdown_event: asyncio.Event | None = None
         self.started = asyncio.Event()          # set once the client port serves (for tests and notebooks)
 
-    async def initialize_and_run(self, args: list[str]) -> None:
+    async def initialize_and_run(self, args: list[str],
+                                 system_properties: dict[str, str] | None = None, # the JVM `-D` flags (chapter 01)
+                                ) -> None:
         "Parse the config, then run until shut down. Java: ZooKeeperServerMain.initializeAndRun"
         register_management(LOG)                # Java: ManagedUtil.registerLog4jMBeans (JMX); see chapter 09a
-        config = ServerConfig()
+        config = ServerConfig(system_properties)
         if len(args) == 1:
             config.parse(args[0])
         else:
