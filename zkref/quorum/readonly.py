@@ -182,7 +182,7 @@ def _dump_conf(self: ReadOnlyZooKeeperServer) -> str:
 
 ReadOnlyZooKeeperServer.dump_conf = _dump_conf
 
-# %% ../../nbs/10e_readonly.ipynb #356a98f5
+# %% ../../nbs/10e_readonly.ipynb #76319435
 def _process_connect_request(self: ReadOnlyZooKeeperServer, cnxn, body: bytes) -> None:
     "Refuse not-read-only clients and global sessions, then chapter 11's handshake. Java: processConnectRequest"
     ia = InputArchive(body)
@@ -204,24 +204,6 @@ def _process_connect_request(self: ReadOnlyZooKeeperServer, cnxn, body: bytes) -
         raise CloseRequestException(msg)
     ZooKeeperServer.process_connect_request(self, cnxn, body)
 
-def _finish_session_init(self: ReadOnlyZooKeeperServer, cnxn, valid: bool) -> None:
-    "Chapter 11's ConnectResponse with readOnly=true. Java: finishSessionInit (`this instanceof ReadOnlyZooKeeperServer`)"
-    if valid and not cnxn.closed:
-        cnxn.factory.register_connection(cnxn)
-    sid = cnxn.session_id
-    rsp = ConnectResponse(protocol_version=0, time_out=cnxn.session_timeout if valid else 0,
-                          session_id=sid if valid else 0, passwd=generate_passwd(sid) if valid else bytes(16))
-    oa = OutputArchive()
-    rsp.serialize(oa)
-    if not cnxn.is_old_client:
-        oa.write_bool(True)
-    cnxn.send_buffer(frame(oa.getvalue()))
-    if valid:
-        cnxn.enable_recv()
-    else:
-        ZLOG.info("Invalid session 0x%x for client %s, probably expired", sid & (2**64 - 1), cnxn.remote_str)
-        cnxn.send_close_session()
-
 def _is_local_session_request(self: ReadOnlyZooKeeperServer, request: Request) -> bool:
     "Is this createSession/closeSession for a local session? Java: ReadOnlyZooKeeperServer.setLocalSessionFlag"
     if request.type == OpCode.createSession:
@@ -233,7 +215,6 @@ def _is_local_session_request(self: ReadOnlyZooKeeperServer, request: Request) -
     return False
 
 ReadOnlyZooKeeperServer.process_connect_request = _process_connect_request
-ReadOnlyZooKeeperServer.finish_session_init = _finish_session_init
 ReadOnlyZooKeeperServer.is_local_session_request = _is_local_session_request
 
 # %% ../../nbs/10e_readonly.ipynb #553d4510

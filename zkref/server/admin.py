@@ -227,13 +227,13 @@ def environment_entries() -> list[tuple[str, str]]:
     lines = cmd_envi(None).splitlines()[1:]            # after "Environment:"
     return [tuple(line.split("=", 1)) for line in lines if "=" in line]
 
-# %% ../../nbs/09a_admin.ipynb #d15a6557
+# %% ../../nbs/09a_admin.ipynb #cd6d3d23
 @_command("server_stats", "srvr")
 def _srvr(zks, kwargs, r: CommandResponse) -> None:
     "Version, read-only flag, ServerStats, response sizes, node count. Java: Commands.SrvrCommand"
     CLOG.info("running stat")
     stats = server_stats_map(zks)
-    r.put("version", _full_version()); r.put("read_only", False)
+    r.put("version", _full_version()); r.put("read_only", getattr(zks, "read_only", False))
     r.put("server_stats", stats); r.put("client_response", stats["client_response_stats"])
     if _is_leader(zks):                                   # Java: Leader.getProposalStats
         r.put("proposal_stats", proposal_stats_map(zks.leader))
@@ -261,8 +261,8 @@ def _ruok(zks, kwargs, r: CommandResponse) -> None:
 
 @_command("is_read_only", "isro")
 def _isro(zks, kwargs, r: CommandResponse) -> None:
-    "A standalone zkref server is never read-only. Java: Commands.IsroCommand"
-    r.put("read_only", False)
+    "True only on chapter 10e's ReadOnlyZooKeeperServer. Java: Commands.IsroCommand (instanceof ReadOnlyZooKeeperServer)"
+    r.put("read_only", getattr(zks, "read_only", False))
 
 @_command("dirs")
 def _dirs(zks, kwargs, r: CommandResponse) -> None:
