@@ -142,7 +142,7 @@ def _send_close_session(self: ServerCnxn) -> None:
 ServerCnxn.send_buffer, ServerCnxn.send_response = _send_buffer, _send_response
 ServerCnxn.process, ServerCnxn.send_close_session = _process, _send_close_session
 
-# %% ../../nbs/06_connections.ipynb #c2821fec
+# %% ../../nbs/06_connections.ipynb #d7703775
 async def _read_exactly(self: ServerCnxn, n: int, deadline: float | None) -> bytes:
     try:
         if deadline is None:
@@ -192,7 +192,8 @@ async def _run(self: ServerCnxn) -> None:
     except asyncio.TimeoutError:
         LOG.debug("Closing session-less connection from %s", self.remote_str)
     except EndOfStream as e:
-        LOG.info("%s", e)
+        if not self.closed:                  # the server closing the socket itself is not news (Java: no line)
+            LOG.info("%s", e)
     except CloseRequestException:
         LOG.debug("close request")
     except (CnxnIOError, ValueError) as e:   # ValueError covers JuteError: a malformed record
