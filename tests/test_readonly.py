@@ -6,6 +6,7 @@ checks the same answers from both.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.timeout(300)
 TICK_MS = 500
 READ_ONLY_FLAG = "-Dreadonlymode.enabled=true"
 BANNER = "READ-ONLY mode; serving only read-only clients"
+SERVLET_API = ":/usr/share/java/servlet-api.jar" if Path("/usr/share/java/servlet-api.jar").exists() else ""
 KINDS = ["zkref", pytest.param("java", marks=pytest.mark.java)]
 
 
@@ -37,7 +40,7 @@ class ReadOnlyJava(JavaZooKeeper):
 
     def start(self, wait: bool = True, timeout: float = 30.0) -> "ReadOnlyJava":
         cmd = ["java", "-Xmx256m", f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}",
-               "-Dzookeeper.jmx.log4j.disable=true", READ_ONLY_FLAG, "-cp", JAVA_CLASSPATH,
+               "-Dzookeeper.jmx.log4j.disable=true", READ_ONLY_FLAG, "-cp", JAVA_CLASSPATH + SERVLET_API,
                "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(self.cfg_path)]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.workdir)
@@ -53,13 +56,14 @@ class Ensemble:
         self.root, self.kind = root, kind
         self.ids = (1, 2, 3)
         self.ports = {i: (free_port(), free_port(), free_port()) for i in self.ids}
+        self.admin_ports = {i: free_port() for i in self.ids}
         self.procs: dict[int, subprocess.Popen] = {}
         self.java: dict[int, ReadOnlyJava] = {}
         servers = {f"server.{j}": f"127.0.0.1:{q}:{e}" for j, (q, e, _) in self.ports.items()}
         for i in self.ids:
             d = root / f"s{i}"
             cfg = dict(tickTime=TICK_MS, initLimit=10, syncLimit=5, dataDir=d / "data", clientPort=self.client(i),
-                       clientPortAddress="127.0.0.1", **{"4lw.commands.whitelist": "*", "admin.enableServer": "false"},
+                       clientPortAddress="127.0.0.1", **{"4lw.commands.whitelist": "*"}, **self.admin_config(i),
                        **extra, **servers)
             if kind == "java":
                 self.java[i] = ReadOnlyJava(d, {k: str(v) for k, v in cfg.items()}, myid=i)
@@ -70,6 +74,19 @@ class Ensemble:
 
     def client(self, i: int) -> int:
         return self.ports[i][2]
+
+    def admin_config(self, i: int) -> dict:
+        "The AdminServer on a free loopback port where it can run (Java's needs servlet-api.jar); else off."
+        if self.kind == "java" and not SERVLET_API:
+            return {"admin.enableServer": "false"}
+        return {"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1", "admin.serverPort": self.admin_ports[i]}
+
+    def admin(self, i: int, command: str) -> dict | None:
+        "GET /commands/<command> from server i's AdminServer as JSON (None if it is off)."
+        if self.kind == "java" and not SERVLET_API:
+            return None
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_ports[i]}/commands/{command}", timeout=10) as r:
+            return json.loads(r.read())
 
     def hosts(self, ids=None) -> str:
         return ",".join(f"127.0.0.1:{self.client(i)}" for i in (ids or self.ids))
@@ -172,7 +189,8 @@ def handshake(port: int, data: bytes, timeout: float = 10) -> bytes:
 def test_a_lone_server_serves_read_only_clients_until_the_quorum_returns(kind, tmp_path):
     """Three servers with read-only mode and local sessions; two stop. About two seconds later the survivor
     answers `isro` with `ro`, `srvr` says `Mode: read-only` under Java's "READ-ONLY mode; serving only
-    read-only clients" banner, `conf` lists the peer's settings and `mntr` `zk_server_state read-only`. A kazoo
+    read-only clients" banner, `conf` lists the peer's settings, `mntr` `zk_server_state read-only` and the
+    AdminServer's `is_read_only` and `server_stats` `read_only: true`. A kazoo
     client with read_only=True connects (state CONNECTED_RO) and reads what was written before; its writes
     (setData, create, sync) fail with NOTREADONLY; a client that did not ask for read-only is dropped with
     "Refusing session request for not-read-only client". When one server comes back the two elect a leader,
@@ -203,6 +221,9 @@ def test_a_lone_server_serves_read_only_clients_until_the_quorum_returns(kind, t
                                    "quorumPort", "peerType"], conf
         assert conf["serverId"] == str(lone) and conf["peerType"] == "0"
         assert "zk_server_state\tread-only" in four_letter_word(e.client(lone), "mntr")
+        for command in ("is_read_only", "server_stats"):     # Java: IsroCommand, SrvrCommand
+            answer = e.admin(lone, command)
+            assert answer is None or answer["read_only"] is True, answer
 
         # a local session, made and abandoned: the ConnectResponse ends with readOnly=true; it expires here
         with socket.create_connection(("127.0.0.1", e.client(lone)), timeout=10) as s:
