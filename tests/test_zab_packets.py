@@ -14,7 +14,8 @@ from zkref.jute import Id, LearnerInfo, QuorumPacket
 from zkref.quorum import zab
 from zkref.quorum.zab import (ACKEPOCH, FOLLOWERINFO, PACKET_NAMES, PING, PROPOSAL, REVALIDATE, SNAP_SIGNATURE,
                               UPTODATE, QuorumPacketError, describe, make_zxid, packet, packet_bytes, packets_bytes,
-                              packet_to_string, read_packet, read_packet_within, read_snapshot_body, snapshot_body)
+                              packet_to_string, read_packet, read_packet_within, read_snapshot_body, snapshot_body,
+                              ReadDeadline)
 
 JAVA_LEADER_CONSTANTS = {  # Java: org.apache.zookeeper.server.quorum.Leader (branch-3.8), checked against the jar below
     "REQUEST": 1, "PROPOSAL": 2, "ACK": 3, "COMMIT": 4, "PING": 5, "REVALIDATE": 6, "SYNC": 7, "INFORM": 8,
@@ -96,6 +97,41 @@ def test_a_silent_peer_is_read_timed_out():
             await read_packet_within(r, 0.05)
     for prefix in (b"", packet_bytes(packet(PING, 1))[:7]):
         asyncio.run(go(prefix))
+
+
+def test_a_connection_that_keeps_talking_is_never_read_timed_out():
+    """The socket timeout bounds each read, not the connection's life: packets that keep coming, each well
+    within the timeout, are all read even when together they take several timeouts; then the peer goes quiet
+    and the next read times out. Reference: Java Socket.setSoTimeout (per blocking read), Learner.readPacket"""
+    async def go():
+        loop = asyncio.get_running_loop()
+        r = asyncio.StreamReader()
+        deadline = ReadDeadline()
+        n = 12
+        for k in range(n):                     # one packet every 0.05 s for 0.6 s; the timeout is 0.25 s
+            loop.call_later(0.05 * (k + 1), r.feed_data, packet_bytes(packet(PING, k)))
+        got = [(await deadline.read(r, 0.25)).zxid for _ in range(n)]
+        with pytest.raises(TimeoutError, match="^Read timed out$"):
+            await deadline.read(r, 0.25)
+        return got
+    assert asyncio.run(go()) == list(range(12))
+
+
+def test_a_read_cancelled_from_outside_stays_cancelled():
+    """Cancelling the reading task (a role shutting down) is a cancellation, not a read timeout; the same
+    connection's deadline still times out a later silent read. Reference: Java Learner.shutdown closes the
+    socket under a blocked read (SocketException, not SocketTimeoutException)"""
+    async def go():
+        r = asyncio.StreamReader()
+        deadline = ReadDeadline()
+        task = asyncio.ensure_future(deadline.read(r, 30))
+        await asyncio.sleep(0)                 # let the read start waiting
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        with pytest.raises(TimeoutError):
+            await deadline.read(r, 0.05)
+    asyncio.run(go())
 
 
 def test_wire_bytes_of_a_followerinfo():

@@ -24,9 +24,10 @@ __all__ = ['REQUEST', 'PROPOSAL', 'ACK', 'COMMIT', 'PING', 'REVALIDATE', 'SYNC',
            'FOLLOWERINFO', 'UPTODATE', 'DIFF', 'TRUNC', 'SNAP', 'OBSERVERINFO', 'LEADERINFO', 'ACKEPOCH',
            'INFORMANDACTIVATE', 'PACKET_NAMES', 'LEARNER_PROTOCOL_VERSION', 'SNAP_SIGNATURE', 'STAT_PERSISTED_SIZE',
            'make_zxid', 'epoch_of', 'counter_of', 'zxid_to_string', 'QuorumPacketError', 'read_packet', 'packet',
-           'packet_bytes', 'read_packet_within', 'packets_bytes', 'packet_to_string', 'describe', 'read_snapshot_body',
-           'snapshot_body', 'ZabEvent', 'record', 'zab_diagram', 'trace_violations', 'maybe_snapshot', 'group_commit',
-           'ZabPeer', 'update_election_vote', 'close_all_connections', 'set_zab_state', 'set_sync_mode']
+           'packet_bytes', 'ReadDeadline', 'read_packet_within', 'packets_bytes', 'packet_to_string', 'describe',
+           'read_snapshot_body', 'snapshot_body', 'ZabEvent', 'record', 'zab_diagram', 'trace_violations',
+           'maybe_snapshot', 'group_commit', 'ZabPeer', 'update_election_vote', 'close_all_connections',
+           'set_zab_state', 'set_sync_mode']
 
 # %% ../../nbs/10c_zab_packets.ipynb #5bd00637
 REQUEST = 1            # learner → leader: a client write to propose (sessionId, cxid, type, request body)
@@ -81,7 +82,7 @@ def _signed64(v: int) -> int:
     v &= 0xFFFFFFFFFFFFFFFF
     return v - (1 << 64) if v >= 1 << 63 else v
 
-# %% ../../nbs/10c_zab_packets.ipynb #b7c918a3
+# %% ../../nbs/10c_zab_packets.ipynb #7710fcee
 class QuorumPacketError(IOError):
     "A packet that cannot be read from the quorum port (Java: an IOException from BinaryInputArchive)."
 
@@ -100,14 +101,23 @@ async def _read_buffer(reader: asyncio.StreamReader, max_length: int) -> bytes |
         raise QuorumPacketError(UNREASONABLE_LENGTH + str(n))
     return await _read_exactly(reader, n)
 
+_HEAD = struct.Struct(">iqi")       # type, zxid, the data buffer's length
+_DEFAULT_MAX_LENGTH = _total_buffer_size(JUTE_MAXBUFFER)
+
 async def read_packet(reader: asyncio.StreamReader,     # the quorum connection
                       max_buffer: int = JUTE_MAXBUFFER  # jute.maxbuffer
                      ) -> QuorumPacket:
     "One QuorumPacket from the quorum port. Java: BinaryInputArchive.readRecord(qp, \"packet\")"
-    max_length = _total_buffer_size(max_buffer)
-    ptype, zxid = struct.unpack(">iq", await _read_exactly(reader, 12))
-    data = await _read_buffer(reader, max_length)
-    (count,) = struct.unpack(">i", await _read_exactly(reader, 4))
+    max_length = _DEFAULT_MAX_LENGTH if max_buffer == JUTE_MAXBUFFER else _total_buffer_size(max_buffer)
+    ptype, zxid, n = _HEAD.unpack(await _read_exactly(reader, 16))
+    if n == -1:
+        data, rest = None, await _read_exactly(reader, 4)
+    elif n < 0 or n > max_length:
+        raise QuorumPacketError(UNREASONABLE_LENGTH + str(n))
+    else:                                   # the data and the authinfo count in one read
+        rest = await _read_exactly(reader, n + 4)
+        data, rest = rest[:n], rest[n:]
+    (count,) = struct.unpack(">i", rest)
     authinfo = None
     if count != -1:
         authinfo = []
@@ -130,16 +140,56 @@ def packet_bytes(qp: QuorumPacket) -> bytes:
     "A packet as it goes on the wire. Java: BinaryOutputArchive.writeRecord"
     return qp.to_bytes()
 
-# %% ../../nbs/10c_zab_packets.ipynb #afaafca0
+# %% ../../nbs/10c_zab_packets.ipynb #bcc4a143
+class ReadDeadline:
+    "The socket timeout of one connection's reads, with one timer moved along lazily. Java: Socket.setSoTimeout"
+    def __init__(self):
+        self.deadline = 0.0                                # loop time by which the current read must end
+        self.reading = False
+        self.expired = False
+        self.task: asyncio.Task | None = None              # the task that reads
+        self.timer: asyncio.TimerHandle | None = None      # fires at timer.when(), at or before the deadline
+
+    async def read(self, reader: asyncio.StreamReader,     # the connection
+                   timeout_s: float                        # Java: the socket's soTimeout
+                  ) -> QuorumPacket:
+        "The next packet, or TimeoutError('Read timed out') if it takes longer. Java: SocketTimeoutException"
+        loop = asyncio.get_running_loop()
+        self.deadline = loop.time() + timeout_s
+        self.task = asyncio.current_task()
+        if self.timer is None or self.timer.when() > self.deadline:   # none yet, or a shorter timeout now
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = loop.call_at(self.deadline, self._check)
+        self.reading = True
+        try:
+            return await read_packet(reader)
+        except asyncio.CancelledError:
+            if not self.expired:
+                raise                                      # cancelled by someone else
+            self.expired = False
+            self.task.uncancel()
+            raise TimeoutError("Read timed out") from None
+        finally:
+            self.reading = False
+
+    def _check(self) -> None:
+        "The timer: cancel a read still waiting at its deadline; otherwise wait for the next deadline."
+        self.timer = None
+        if not self.reading:
+            return                                         # the next read arms a new timer
+        loop = asyncio.get_running_loop()
+        if loop.time() < self.deadline:
+            self.timer = loop.call_at(self.deadline, self._check)
+            return
+        self.expired = True
+        self.task.cancel()
+
 async def read_packet_within(reader: asyncio.StreamReader,  # the quorum connection
                              timeout_s: float               # Java: the socket's soTimeout
                             ) -> QuorumPacket:
-    "read_packet, or TimeoutError('Read timed out') when the packet takes longer. Java: SocketTimeoutException"
-    try:
-        async with asyncio.timeout(timeout_s):
-            return await read_packet(reader)
-    except TimeoutError:
-        raise TimeoutError("Read timed out") from None
+    "One read_packet with a timeout: TimeoutError('Read timed out'). Java: SocketTimeoutException"
+    return await ReadDeadline().read(reader, timeout_s)
 
 def packets_bytes(qps: list[QuorumPacket]) -> bytes:
     "Packets back to back, as one write. Java: BufferedOutputStream.flush after several writeRecord"
