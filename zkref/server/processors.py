@@ -970,7 +970,7 @@ def _p_request_helper(self: PrepRequestProcessor, request: Request) -> None:
 
 PrepRequestProcessor.p_request_helper = _p_request_helper
 
-# %% ../../nbs/11_requests.ipynb #13286ba6
+# %% ../../nbs/11_requests.ipynb #21594f0c
 SLOG = get_logger("SyncRequestProcessor")
 
 class SyncRequestProcessor:
@@ -984,8 +984,12 @@ class SyncRequestProcessor:
         self.policy = SnapshotPolicy(o.snap_count, o.snap_size_bytes)
         self.task: asyncio.Task | None = None
         self.snapshot_task: asyncio.Task | None = None
+        self.busy = False                 # a batch is being logged or handed on
 
     def process_request(self, request: Request) -> None:
+        if request.hdr is None and not self.queue and not self.busy:   # a read with nothing ahead of it
+            self.next.process_request(request)
+            return
         self.queue.append(request)
         self.wakeup.set()
 
@@ -1000,30 +1004,38 @@ class SyncRequestProcessor:
                     self.wakeup.clear()
                     await self.wakeup.wait()
                 batch = [self.queue.popleft() for _ in range(min(len(self.queue), self.max_batch_size))]
-                logged = 0
-                for r in batch:
-                    if r.hdr is not None and db.append(r.hdr, r.txn, r.txn_digest):
-                        logged += 1
-                        self.maybe_snapshot()
-                if logged:
-                    start = time.monotonic()
-                    await db.commit_async()
-                    self.zks.server_metrics.fsync_time.add(int((time.monotonic() - start) * 1000))
-                for r in batch:
-                    try:
-                        self.next.process_request(r)
-                    except Exception as e:   # one request must not take the pipeline down
-                        get_logger("FinalRequestProcessor").error("Unexpected exception processing %s: %s: %s",
-                                                                  r, type(e).__name__, e)
+                self.busy = True
+                try:
+                    await self._log_and_hand_on(db, batch)
+                finally:
+                    self.busy = False
         except asyncio.CancelledError:
             raise
         except BaseException as e:
             SLOG.error("Severe unrecoverable error, from thread : SyncThread:0: %s: %s", type(e).__name__, e)
             self.zks.set_state(State.ERROR)
 
+    async def _log_and_hand_on(self, db, batch: list[Request]) -> None:
+        "Append the batch's txns, commit them (one fsync), then pass every request on, in order."
+        logged = 0
+        for r in batch:
+            if r.hdr is not None and db.append(r.hdr, r.txn, r.txn_digest):
+                logged += 1
+                self.maybe_snapshot()
+        if logged:
+            start = time.monotonic()
+            await db.commit_async()
+            self.zks.server_metrics.fsync_time.add(int((time.monotonic() - start) * 1000))
+        for r in batch:
+            try:
+                self.next.process_request(r)
+            except Exception as e:   # one request must not take the pipeline down
+                get_logger("FinalRequestProcessor").error("Unexpected exception processing %s: %s: %s",
+                                                          r, type(e).__name__, e)
+
     async def flush(self) -> None:
         "Wait until everything queued so far is logged and answered."
-        while self.queue:
+        while self.queue or self.busy:
             await asyncio.sleep(0.005)
 
 def _maybe_snapshot(self: SyncRequestProcessor) -> None:
