@@ -772,7 +772,7 @@ def _handler_shutdown(self: LearnerHandler) -> None:
 LearnerHandler.handshake, LearnerHandler.run, LearnerHandler.handle = _handler_handshake, _handler_run, _handler_handle
 LearnerHandler.shutdown = _handler_shutdown
 
-# %% ../../nbs/10a_leader.ipynb #56de22e0
+# %% ../../nbs/10a_leader.ipynb #38df8097
 def _quorum_verifier_bytes(self: Leader) -> bytes:
     "The NEWLEADER payload: the config, its version set to the new leader zxid. Java: Leader.getQuorumVerifierBytes"
     qv = self.peer.quorum_verifier
@@ -790,6 +790,8 @@ async def _accept(self: Leader, reader: asyncio.StreamReader, writer: asyncio.St
     self.tasks.add(task)
     try:
         await LearnerHandler(self, reader, writer).run()
+    except asyncio.CancelledError:
+        pass   # the leader stopping: end quietly (3.11's start_server callback would log a cancelled task as an error)
     finally:
         self.tasks.discard(task)
 
