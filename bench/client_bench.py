@@ -6,13 +6,14 @@
 For each server (started fresh, forceSync=yes, on 127.0.0.1 and a free port) it prints the startup time
 (process start to `srvr` answering; the median of --starts fresh starts), the resident set size after the run, and for each operation
 (create, getData, setData, exists, getChildren, delete) and each number of concurrent sessions the
-throughput (ops/s) and the p50/p99 latency of synchronous request/reply round trips. With both servers it
+throughput (ops/s) and the p50/p99 latency of request/reply round trips (synchronous, or pipelined with --depth). With both servers it
 ends with the issue's targets (reads >= 1.0x Java's ops/s, writes >= 0.8x, p50 at 1 session <= Java's,
 startup and memory <= 0.5x), each marked met or NOT met for this run.
 
 zkref runs as `python -m zkref` does: on uvloop when it is installed (`ZKREF_EVENT_LOOP=asyncio` in the
 environment measures the standard loop), with its bytecode compiled first as an installed package has it.
-`--repeat N` measures each op N times and shows the median run (this VM is noisy).
+`--repeat N` measures each op N times and shows the median run (this VM is noisy). `--depth N` pipelines:
+each session keeps N requests outstanding (the latency is then from sending a request to its reply).
 
 The client is asyncio with raw sockets (zkref.proto encodes the requests), so client overhead is the same for
 both servers. The machine has 2 cores shared with the client: read the figures as relative, not absolute.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import os
 import signal
 import subprocess
@@ -123,8 +125,39 @@ def request(op: str, path: str):
             "delete": (OpCode.delete, DeleteRequest(path=path, version=-1))}[op]
 
 
-async def run_level(port: int, sessions: int, ops_total: int) -> dict[str, tuple[float, float, float]]:
-    "For each op: (ops/s, p50 ms, p99 ms) with `sessions` concurrent sessions."
+async def pipelined(c: Session, requests, depth: int, lat: list[float]) -> None:
+    "Send `requests` keeping up to `depth` outstanding; record each one's send-to-reply time (replies come in order)."
+    window = asyncio.Semaphore(depth)
+    sent: collections.deque[tuple[float, str]] = collections.deque()
+    total = len(requests)
+
+    async def replies():
+        for _ in range(total):
+            while True:
+                h = ReplyHeader.from_bytes(await c.frame_in())
+                if h.xid != -1:
+                    break
+            t, path = sent.popleft()
+            lat.append(time.perf_counter() - t)
+            window.release()
+            if h.err:
+                raise RuntimeError(f"{path}: error {h.err}")
+
+    reader = asyncio.ensure_future(replies())
+    for op, record, path in requests:
+        await window.acquire()
+        if reader.done():
+            break
+        c.xid += 1
+        sent.append((time.perf_counter(), path))
+        c.w.write(encode_request(c.xid, op, record))
+        if c.w.transport.get_write_buffer_size() > 65536:
+            await c.w.drain()
+    await reader
+
+
+async def run_level(port: int, sessions: int, ops_total: int, depth: int = 1) -> dict[str, tuple[float, float, float]]:
+    "For each op: (ops/s, p50 ms, p99 ms) with `sessions` concurrent sessions, `depth` requests outstanding in each."
     clients = [await Session().open(port) for _ in range(sessions)]
     root = f"/bench-{sessions}-{time.monotonic_ns()}"
     await clients[0].call(*request("create", root))
@@ -134,6 +167,9 @@ async def run_level(port: int, sessions: int, ops_total: int) -> dict[str, tuple
         lat: list[float] = []
 
         async def worker(ci: int, c: Session):
+            if depth > 1:
+                paths = [f"{root}/s{ci}-{i}" if op != "getChildren" else root for i in range(per)]
+                return await pipelined(c, [(*request(op, path), path) for path in paths], depth, lat)
             for i in range(per):
                 path = f"{root}/s{ci}-{i}" if op != "getChildren" else root
                 t = time.perf_counter()
@@ -153,9 +189,9 @@ async def run_level(port: int, sessions: int, ops_total: int) -> dict[str, tuple
     return out
 
 
-def median_run(port: int, sessions: int, ops: int, repeat: int) -> dict[str, tuple[float, float, float]]:
+def median_run(port: int, sessions: int, ops: int, repeat: int, depth: int = 1) -> dict[str, tuple[float, float, float]]:
     "run_level `repeat` times; for each op the run with the median throughput."
-    runs = [asyncio.run(run_level(port, sessions, ops)) for _ in range(max(1, repeat))]
+    runs = [asyncio.run(run_level(port, sessions, ops, depth)) for _ in range(max(1, repeat))]
     return {op: sorted((r[op] for r in runs), key=lambda t: t[0])[len(runs) // 2] for op in OPS}
 
 
@@ -167,6 +203,8 @@ def main(argv=None) -> int:
     ap.add_argument("--starts", type=int, default=5, help="fresh starts per server; the median startup is shown")
     ap.add_argument("--repeat", type=int, default=1,
                     help="measure every op and level this many times; the median ops/s (and its latencies) is shown")
+    ap.add_argument("--depth", type=int, default=1,
+                    help="requests each session keeps outstanding (pipelining); 1 = synchronous round trips")
     args = ap.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
     # An installed package has its bytecode compiled (pip does it); this checkout may not (and
@@ -182,7 +220,7 @@ def main(argv=None) -> int:
                 try:
                     startups.append(srv.start())
                     if i == max(1, args.starts) - 1:          # the last server is the one measured
-                        res = {lv: median_run(srv.port, lv, args.ops, args.repeat) for lv in levels}
+                        res = {lv: median_run(srv.port, lv, args.ops, args.repeat, args.depth) for lv in levels}
                         results[kind] = (sorted(startups)[len(startups) // 2], srv.rss_mb(), res)
                 finally:
                     srv.stop()
