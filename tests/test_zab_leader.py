@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_ports
 from zkref.config import QuorumMaj
 from zkref.jute import CreateTxn, LearnerInfo
 from zkref.persistence import FileTxnSnapLog
@@ -20,17 +21,6 @@ from zkref.quorum.zab import (ACK, ACKEPOCH, DIFF, FOLLOWERINFO, LEADERINFO, NEW
 from zkref.zkdatabase import ZKDatabase
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def ensemble(n=3, observers=()):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_ports
 from zkref.config import QuorumMaj
 from zkref.jute import CreateTxn
 from zkref.persistence import FileTxnSnapLog
@@ -24,17 +25,6 @@ from zkref.quorum.zab import epoch_of, trace_violations
 from zkref.zkdatabase import ZKDatabase
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 async def until(cond, timeout_s=30.0, what="condition"):
