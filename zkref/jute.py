@@ -327,7 +327,7 @@ class Record:
         "Decode one record from the start of `data`."
         return cls.deserialize(InputArchive(data, max_buffer))
 
-# %% ../nbs/06a_jute.ipynb #3eaa1268
+# %% ../nbs/06a_jute.ipynb #17db40fa
 def _code(t) -> str:
     "The struct code of a fixed-size jute type, or '' (strings, buffers, vectors, records)."
     jt = _jute_type(t)
@@ -425,24 +425,19 @@ def _dataclass_methods(cls, ns: dict) -> str:
             f"def __hash__(self):\n    return hash({mine})\n\n")
 
 def _first_use(name: str):
-    "A stand-in for the dunder `name` until the record class is first used: compile, then call the real one."
+    "A stand-in for the method `name` until the record class is first used: compile, then call the real one."
     def stand_in(self, *args, **kwargs):
         _compile(type(self), type(self)._jute_fields)
         return getattr(type(self), name)(self, *args, **kwargs)
     stand_in.__name__ = name
     return stand_in
 
-def _serialize_first(self, oa) -> None:
-    "Stands in for `serialize` until the record class is first used: compile, then run the real one."
-    _compile(type(self), type(self)._jute_fields)
-    self.serialize(oa)
-
 def _deserialize_first(cls, ia):
     "Stands in for `deserialize` until the record class is first used."
     _compile(cls, cls._jute_fields)
     return cls.deserialize(ia)
 
-# %% ../nbs/06a_jute.ipynb #2ced5cf1
+# %% ../nbs/06a_jute.ipynb #aa5d4d1d
 RECORDS: dict[str, type] = {}  # every record declared below, by its jute class name
 
 def jute(cls: type) -> type:
@@ -462,8 +457,8 @@ def jute(cls: type) -> type:
     # hashable as Java records are (hashCode over all fields): ACL lists and Ids serve as dict keys
     cls = dataclasses.dataclass(slots=True, init=False, repr=False, eq=False)(cls)
     cls._jute_fields = tuple(fields)
-    cls.serialize, cls.deserialize = _serialize_first, classmethod(_deserialize_first)
-    for name in ("__init__", "__repr__", "__eq__", "__hash__"):   # written by _compile on first use
+    cls.deserialize = classmethod(_deserialize_first)
+    for name in ("serialize", "__init__", "__repr__", "__eq__", "__hash__"):   # written by _compile on first use
         setattr(cls, name, _first_use(name))
     RECORDS[cls.__name__] = cls
     return cls
