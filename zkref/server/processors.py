@@ -189,7 +189,7 @@ class ChangeRecord:
         stat = StatPersisted(**{n: getattr(self.stat, n) for n, _ in StatPersisted._jute_fields}) if self.stat else None
         return ChangeRecord(zxid, self.path, stat, self.child_count, list(self.acl or []), self.data)
 
-# %% ../../nbs/11_requests.ipynb #4025e324
+# %% ../../nbs/11_requests.ipynb #cebaf7d8
 LOG = get_logger("ZooKeeperServer")
 
 def log_env(log) -> None:
@@ -232,6 +232,8 @@ _NOT_PREFIXED = ("znode.container.checkIntervalMs", "znode.container.maxPerMinut
 class ZooKeeperServer:
     "A standalone ZooKeeper server: database, sessions and the request pipeline."
     # Java: org.apache.zookeeper.server.ZooKeeperServer
+    read_only = False   # True only for chapter 10e's ReadOnlyZooKeeperServer (Java: instanceof ReadOnlyZooKeeperServer)
+
     def __init__(self, txn_log_factory: FileTxnSnapLog,  # the data directories
                  tick_time: int = 3000,                   # ms
                  min_session_timeout: int = -1,           # ms; -1 = 2 ticks
@@ -413,7 +415,7 @@ def _close_session(self: ZooKeeperServer, session_id: int) -> None:
 
 ZooKeeperServer.startup, ZooKeeperServer.expire, ZooKeeperServer.close_session = _startup, _expire, _close_session
 
-# %% ../../nbs/11_requests.ipynb #493cc543
+# %% ../../nbs/11_requests.ipynb #c25631cf
 def _process_connect_request(self: ZooKeeperServer, cnxn: ServerCnxn, body: bytes) -> None:
     "Handle the first frame of a connection. Java: ZooKeeperServer.processConnectRequest"
     ia = InputArchive(body)
@@ -468,7 +470,7 @@ def _finish_session_init(self: ZooKeeperServer, cnxn: ServerCnxn, valid: bool) -
     oa = OutputArchive()
     rsp.serialize(oa)
     if not cnxn.is_old_client:
-        oa.write_bool(getattr(self, "read_only", False))   # Java: this instanceof ReadOnlyZooKeeperServer
+        oa.write_bool(self.read_only)   # Java: this instanceof ReadOnlyZooKeeperServer
     cnxn.send_buffer(frame(oa.getvalue()))
     if valid:
         LOG.debug("Established session 0x%x with negotiated timeout %d for client %s",
