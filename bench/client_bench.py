@@ -132,16 +132,20 @@ async def pipelined(c: Session, requests, depth: int, lat: list[float]) -> None:
     total = len(requests)
 
     async def replies():
-        for _ in range(total):
-            while True:
-                h = ReplyHeader.from_bytes(await c.frame_in())
-                if h.xid != -1:
-                    break
-            t, path = sent.popleft()
-            lat.append(time.perf_counter() - t)
-            window.release()
-            if h.err:
-                raise RuntimeError(f"{path}: error {h.err}")
+        try:
+            for _ in range(total):
+                while True:
+                    h = ReplyHeader.from_bytes(await c.frame_in())
+                    if h.xid != -1:
+                        break
+                t, path = sent.popleft()
+                lat.append(time.perf_counter() - t)
+                window.release()
+                if h.err:
+                    raise RuntimeError(f"{path}: error {h.err}")
+        finally:                 # an error or a dropped connection: wake the sender so it stops too
+            for _ in range(depth):
+                window.release()
 
     reader = asyncio.ensure_future(replies())
     for op, record, path in requests:
