@@ -445,7 +445,8 @@ def capture_client_frames(cmd: list[str], answer_connect: bool, count: int) -> l
         server.settimeout(60)
         port = server.getsockname()[1]
         env = dict(os.environ, LC_ALL="C.UTF-8")
-        proc = subprocess.Popen([c.replace("PORT", str(port)) for c in cmd], stdin=subprocess.DEVNULL,
+        # stdin stays open until the end: cli_mt quits at end of input, sometimes before it has connected
+        proc = subprocess.Popen([c.replace("PORT", str(port)) for c in cmd], stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
         try:
             conn, _ = server.accept()
@@ -462,6 +463,7 @@ def capture_client_frames(cmd: list[str], answer_connect: bool, count: int) -> l
         finally:
             os.killpg(proc.pid, signal.SIGTERM)                       # the process group we started
             proc.wait(15)
+            proc.stdin.close()
 
 
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
