@@ -461,7 +461,7 @@ def _process_sync(self: Leader, handler) -> None:
 
 Leader.process_sync = _process_sync
 
-# %% ../../nbs/10a_leader.ipynb #c59f5a1c
+# %% ../../nbs/10a_leader.ipynb #ddf75cde
 class ProposalRequestProcessor:
     "Propose txns; answer each session's requests in order once committed. Java: ProposalRequestProcessor + CommitProcessor"
     def __init__(self, zks: "LeaderZooKeeperServer"):
@@ -495,11 +495,7 @@ class LeaderZooKeeperServer(ZooKeeperServer):
     "The leader's ZooKeeperServer: global sessions, Prep → Proposal → Final. Java: LeaderZooKeeperServer"
     def __init__(self, leader: "Leader"):
         p = leader.peer
-        super().__init__(p.txn_factory, p.tick_time, getattr(p, "min_session_timeout", -1),
-                         getattr(p, "max_session_timeout", -1), getattr(p, "client_port_listen_backlog", -1),
-                         config=p if hasattr(p, "system_properties") else None,   # the peer's system properties
-                         server_metrics=getattr(p, "metrics", None))
-        self.zk_db = p.zk_db                                # the peer's database, not a new one
+        super().__init__(**self.peer_args(p))              # the peer's settings and database (chapter 11)
         self.leader = leader
         self.create_session_tracker_server_id = p.myid      # session ids carry this server's id
 

@@ -631,16 +631,12 @@ class FollowerRequestProcessor:
         if request.type in _FORWARDED:
             self.zks.learner.request(request)
 
-# %% ../../nbs/10b_learner.ipynb #794c7dd7
+# %% ../../nbs/10b_learner.ipynb #5fbf46da
 class FollowerZooKeeperServer(ZooKeeperServer):
     "A learner's ZooKeeperServer over the peer's database. Java: FollowerZooKeeperServer / ObserverZooKeeperServer"
     def __init__(self, learner: "Learner"):
         p = learner.peer
-        super().__init__(p.txn_factory, p.tick_time, getattr(p, "min_session_timeout", -1),
-                         getattr(p, "max_session_timeout", -1), getattr(p, "client_port_listen_backlog", -1),
-                         config=p if hasattr(p, "system_properties") else None,   # the peer's system properties
-                         server_metrics=getattr(p, "metrics", None))
-        self.zk_db = p.zk_db
+        super().__init__(**self.peer_args(p))              # the peer's settings and database (chapter 11)
         self.learner = learner
         self.pending_revalidations: dict[int, object] = {}
 

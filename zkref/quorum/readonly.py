@@ -108,7 +108,7 @@ class ReadOnlySessionTracker(SessionTracker):
         rows = "".join(f"0x{s & (2**64 - 1):x}\t{self.global_sessions[s]}ms\n" for s in sorted(self.global_sessions))
         return f"{local}Global Sessions({len(self.global_sessions)}):\n{rows}"
 
-# %% ../../nbs/10e_readonly.ipynb #5298697a
+# %% ../../nbs/10e_readonly.ipynb #8be99623
 LOG = get_logger("ReadOnlyZooKeeperServer")
 ZLOG = get_logger("ZooKeeperServer")
 PLOG = get_logger("PrepRequestProcessor")
@@ -119,10 +119,8 @@ class ReadOnlyZooKeeperServer(ZooKeeperServer):
     read_only = True            # what chapter 06's isro and srvr ask (Java: instanceof ReadOnlyZooKeeperServer)
 
     def __init__(self, peer):   # the QuorumPeer: settings, database, client ports
-        super().__init__(peer.txn_factory, peer.tick_time, peer.min_session_timeout, peer.max_session_timeout,
-                         peer.client_port_listen_backlog, config=peer, server_metrics=peer.metrics)
+        super().__init__(**self.peer_args(peer))           # the peer's settings and database (chapter 11)
         self.peer = peer
-        self.zk_db = peer.zk_db
         self.shut_down = False  # Java: the `shutdown` flag, so a late startup does nothing
 
     def get_zxid(self) -> int:

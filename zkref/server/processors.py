@@ -189,7 +189,7 @@ class ChangeRecord:
         stat = StatPersisted(**{n: getattr(self.stat, n) for n, _ in StatPersisted._jute_fields}) if self.stat else None
         return ChangeRecord(zxid, self.path, stat, self.child_count, list(self.acl or []), self.data)
 
-# %% ../../nbs/11_requests.ipynb #cebaf7d8
+# %% ../../nbs/11_requests.ipynb #e0c3cdbf
 LOG = get_logger("ZooKeeperServer")
 
 def log_env(log) -> None:
@@ -243,6 +243,7 @@ class ZooKeeperServer:
                  server_metrics: ServerMetrics | None = None,  # chapter 05a; default: an in-memory provider
                  jvm_pause_monitor=None,                  # a JvmPauseMonitor (chapter 08) to start and stop with the server
                  audit: ZKAuditProvider | None = None,    # chapter 09d; default: from audit.enable in the config
+                 zk_db: ZKDatabase | None = None,         # Java's zkDb argument; default: a new one over txn_log_factory
                 ):
         self.config = config
         log_env(LOG)
@@ -267,7 +268,7 @@ class ZooKeeperServer:
                           "ip": IPAuthenticationProvider()}
         get_logger("DigestAuthenticationProvider").info("ACL digest algorithm is: %s", alg)
         self.init_enforce_auth()
-        self.zk_db = ZKDatabase(txn_log_factory, self.system_properties())
+        self.zk_db = zk_db if zk_db is not None else ZKDatabase(txn_log_factory, self.system_properties())
         self.hzxid = 0
         self.outstanding_changes: deque[ChangeRecord] = deque()
         self.outstanding_changes_for_path: dict[str, ChangeRecord] = {}
@@ -296,6 +297,18 @@ class ZooKeeperServer:
         self.jvm_pause_monitor = jvm_pause_monitor
         if jvm_pause_monitor is not None:
             LOG.info("Added JvmPauseMonitor to server")
+
+    @staticmethod
+    def peer_args(peer) -> dict:
+        """The constructor arguments of a quorum server (leader, follower, observer, read-only): the peer's
+        settings, and the peer's database, which the server serves instead of loading one of its own.
+        Java: QuorumZooKeeperServer(logFactory, tickTime, min, max, backlog, zkDb, self) → ZooKeeperServer(...)"""
+        return dict(txn_log_factory=peer.txn_factory, tick_time=peer.tick_time,
+                    min_session_timeout=getattr(peer, "min_session_timeout", -1),
+                    max_session_timeout=getattr(peer, "max_session_timeout", -1),
+                    client_port_listen_backlog=getattr(peer, "client_port_listen_backlog", -1),
+                    config=peer if hasattr(peer, "system_properties") else None,  # a bare test peer has none
+                    server_metrics=getattr(peer, "metrics", None), zk_db=peer.zk_db)
 
     @property
     def dt(self) -> DataTree:
