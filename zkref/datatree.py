@@ -518,7 +518,7 @@ class ReferenceCountedACLCache:
 
 LOG_ACL = get_logger("ReferenceCountedACLCache")
 
-# %% ../nbs/07a_datatree.ipynb #5e041f19
+# %% ../nbs/07a_datatree.ipynb #f6ab8063
 DIGEST_VERSION = 2   # Java: DigestCalculator.DIGEST_VERSION
 _STAT_DIGEST = struct.Struct(">qqqqqiiiq")
 
@@ -540,6 +540,13 @@ class DigestCalculator:
             crc = zlib.crc32(data, crc)
         return zlib.crc32(tail, crc)
 
+    def calculate_node_digest(self, path: str, node: "DataNode") -> int:
+        "A node's digest, computed once and kept in the node until it changes. Java: calculateDigest(path, DataNode)"
+        if not node.digest_cached:
+            node.digest = self.calculate_digest(path, node.data, node.stat)
+            node.digest_cached = True
+        return node.digest
+
     def digest_version(self) -> int:
         return DIGEST_VERSION
 
@@ -552,10 +559,7 @@ class NodeHashMap(dict):
         self.hash = 0
 
     def _node_digest(self, path: str, node: "DataNode") -> int:
-        if not node.digest_cached:
-            node.digest = self.calculator.calculate_digest(path, node.data, node.stat)
-            node.digest_cached = True
-        return node.digest
+        return self.calculator.calculate_node_digest(path, node)
 
     def _add(self, path: str, node: "DataNode") -> None:
         if self.calculator.digest_enabled and not path.startswith(ZOOKEEPER_NODE_SUBTREE):

@@ -122,7 +122,7 @@ class IPAuthenticationProvider:
             return False
     def user_name(self, id_: str) -> str: return id_
 
-# %% ../../nbs/11_requests.ipynb #74959f84
+# %% ../../nbs/11_requests.ipynb #5f364055
 def fix_acl(path: str, auth_info: list[Id], acls: list[ACL] | None,
             providers: dict) -> list[ACL]:
     "The ACL a create/setACL will store, or INVALIDACL. Java: PrepRequestProcessor.fixupACL"
@@ -160,6 +160,7 @@ def check_acl(acl: list[ACL] | None, perm: int, ids: list[Id], providers: dict, 
     "Raise NOAUTH unless `ids` grant `perm` under `acl`. Java: ZooKeeperServer.checkACL"
     if skip_acl or not acl:
         return
+    perm = int(perm)   # a plain int: `int & Perms` would build a new Perms flag (slow) on every ACL entry
     if any(i.scheme == "super" for i in ids):
         return
     for a in acl:
@@ -626,7 +627,7 @@ ZooKeeperServer.process_packet, ZooKeeperServer.submit_request = _process_packet
 ZooKeeperServer.send_response = _zks_send_response
 ZooKeeperServer.request_finished, ZooKeeperServer.remove_cnxn = _request_finished, _remove_cnxn
 
-# %% ../../nbs/11_requests.ipynb #7f8458d3
+# %% ../../nbs/11_requests.ipynb #20e7da0e
 def _check_acl(self: ZooKeeperServer, acl, perm: int, ids: list[Id]) -> None:
     check_acl(acl, perm, ids, self.providers, self.skip_acl)
 
@@ -641,7 +642,7 @@ def _get_record_for_path(self: ZooKeeperServer, path: str) -> ChangeRecord:
         if n is not None:
             rec = ChangeRecord(-1, path, n.stat, n.num_children(), self.acl_for_node(n), n.data)
             if self.options.digest_enabled:
-                rec.digest = (self.dt.digest_calculator.calculate_digest(path, n.data, n.stat), 0)
+                rec.digest = (self.dt.digest_calculator.calculate_node_digest(path, n), 0)   # cached in the node
     if rec is None or rec.stat is None:
         raise KeeperException(Code.NONODE, path)
     return rec
