@@ -246,7 +246,7 @@ class FileTxnLog:
         if self._broken is not None:
             raise OSError(f"Transaction log {self.log_dir} failed earlier: {self._broken}") from self._broken
 
-# %% ../nbs/07b_persistence.ipynb #253abde3
+# %% ../nbs/07b_persistence.ipynb #9bbfccd0
 def _append(self, header: TxnHeader,            # the txn's header; None writes nothing and returns False
             txn=None,                          # the txn record
             digest: TxnDigest | None = None    # the tree digest after this txn (written if not None)
@@ -284,10 +284,7 @@ def _roll_log(self):
 
 def _current_size_locked(self) -> int:
     f = self._files.get(self._current) if self._current else None
-    try:
-        on_disk = os.fstat(f.fd).st_size if f else 0
-    except OSError:
-        on_disk = 0
+    on_disk = max(f.position, f.padded_size) if f else 0   # what fstat would say: only the sync thread writes it
     return max(on_disk, self._current_bytes)
 
 def _get_current_log_size(self) -> int:
