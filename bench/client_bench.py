@@ -6,7 +6,8 @@
 For each server (started fresh, forceSync=yes, on 127.0.0.1 and a free port) it prints the startup time
 (process start to `srvr` answering; the median of --starts fresh starts), the resident set size after the run, and for each operation
 (create, getData, setData, exists, getChildren, delete) and each number of concurrent sessions the
-throughput (ops/s) and the p50/p99 latency of request/reply round trips (synchronous, or pipelined with --depth). With both servers it
+throughput (ops/s), the p50/p99 latency of request/reply round trips (synchronous, or pipelined with --depth) and
+the server's CPU time per operation (user + system, all threads, from /proc: less noisy than ops/s). With both servers it
 ends with the issue's targets (reads >= 1.0x Java's ops/s, writes >= 0.8x, p50 at 1 session <= Java's,
 startup and memory <= 0.5x), each marked met or NOT met for this run.
 
@@ -160,8 +161,14 @@ async def pipelined(c: Session, requests, depth: int, lat: list[float]) -> None:
     await reader
 
 
-async def run_level(port: int, sessions: int, ops_total: int, depth: int = 1) -> dict[str, tuple[float, float, float]]:
-    "For each op: (ops/s, p50 ms, p99 ms) with `sessions` concurrent sessions, `depth` requests outstanding in each."
+def cpu_seconds(pid: int) -> float:
+    "User + system CPU time of a process, all its threads (from /proc/<pid>/stat)."
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def run_level(port: int, pid: int, sessions: int, ops_total: int, depth: int = 1) -> dict[str, tuple]:
+    "For each op: (ops/s, p50 ms, p99 ms, server CPU µs/op) with `sessions` sessions, `depth` requests outstanding in each."
     clients = [await Session().open(port) for _ in range(sessions)]
     root = f"/bench-{sessions}-{time.monotonic_ns()}"
     await clients[0].call(*request("create", root))
@@ -182,20 +189,21 @@ async def run_level(port: int, sessions: int, ops_total: int, depth: int = 1) ->
                 if err:
                     raise RuntimeError(f"{op} {path}: error {err}")
 
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), cpu_seconds(pid)
         await asyncio.gather(*(worker(i, c) for i, c in enumerate(clients)))
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, cpu_seconds(pid) - cpu0
         lat.sort()
-        out[op] = (len(lat) / elapsed, lat[len(lat) // 2] * 1000, lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000)
+        out[op] = (len(lat) / elapsed, lat[len(lat) // 2] * 1000, lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
+                   cpu / len(lat) * 1e6)
     await clients[0].call(*request("delete", root))
     for c in clients:
         c.close()
     return out
 
 
-def median_run(port: int, sessions: int, ops: int, repeat: int, depth: int = 1) -> dict[str, tuple[float, float, float]]:
+def median_run(port: int, pid: int, sessions: int, ops: int, repeat: int, depth: int = 1) -> dict[str, tuple]:
     "run_level `repeat` times; for each op the run with the median throughput."
-    runs = [asyncio.run(run_level(port, sessions, ops, depth)) for _ in range(max(1, repeat))]
+    runs = [asyncio.run(run_level(port, pid, sessions, ops, depth)) for _ in range(max(1, repeat))]
     return {op: sorted((r[op] for r in runs), key=lambda t: t[0])[len(runs) // 2] for op in OPS}
 
 
@@ -224,20 +232,20 @@ def main(argv=None) -> int:
                 try:
                     startups.append(srv.start())
                     if i == max(1, args.starts) - 1:          # the last server is the one measured
-                        res = {lv: median_run(srv.port, lv, args.ops, args.repeat, args.depth) for lv in levels}
+                        res = {lv: median_run(srv.port, srv.proc.pid, lv, args.ops, args.repeat, args.depth) for lv in levels}
                         results[kind] = (sorted(startups)[len(startups) // 2], srv.rss_mb(), res)
                 finally:
                     srv.stop()
-    print(f"{'':24}" + "".join(f"{k:>34}" for k in results))
-    print(f"{'startup (s)':24}" + "".join(f"{v[0]:>34.2f}" for v in results.values()))
-    print(f"{'RSS after run (MiB)':24}" + "".join(f"{v[1]:>34.1f}" for v in results.values()))
-    print(f"{'op @ sessions':24}" + "".join(f"{'ops/s   p50 ms   p99 ms':>34}" for _ in results))
+    print(f"{'':24}" + "".join(f"{k:>44}" for k in results))
+    print(f"{'startup (s)':24}" + "".join(f"{v[0]:>44.2f}" for v in results.values()))
+    print(f"{'RSS after run (MiB)':24}" + "".join(f"{v[1]:>44.1f}" for v in results.values()))
+    print(f"{'op @ sessions':24}" + "".join(f"{'ops/s   p50 ms   p99 ms  cpu us/op':>44}" for _ in results))
     for lv in levels:
         for op in OPS:
             row = f"{op + ' @ ' + str(lv):24}"
             for v in results.values():
-                ops_s, p50, p99 = v[2][lv][op]
-                row += f"{ops_s:>16.0f}{p50:>9.2f}{p99:>9.2f}"
+                ops_s, p50, p99, cpu = v[2][lv][op]
+                row += f"{ops_s:>16.0f}{p50:>9.2f}{p99:>9.2f}{cpu:>10.0f}"
             print(row)
     if "zkref" in results and "java" in results:
         print_targets(results["zkref"], results["java"], levels)
@@ -249,8 +257,8 @@ READS, WRITES = ("getData", "exists", "getChildren"), ("create", "setData", "del
 
 def print_targets(z, j, levels: list[int]):
     "The issue's targets, each as zkref/java and whether it is met on this run."
-    def line(what: str, ratio: float, ok: bool, goal: str):
-        print(f"  {what:34}{ratio:>8.2f}x   {'met' if ok else 'NOT met':8} (target {goal})")
+    def line(what: str, ratio: float, ok: bool, goal: str, note: str = ""):
+        print(f"  {what:34}{ratio:>8.2f}x   {'met' if ok else 'NOT met':8} (target {goal}){note}")
     print("\ntargets (zkref / java):")
     line("startup time", z[0] / j[0], z[0] <= 0.5 * j[0], "<= 0.5x")
     line("RSS after run", z[1] / j[1], z[1] <= 0.5 * j[1], "<= 0.5x")
@@ -258,7 +266,9 @@ def print_targets(z, j, levels: list[int]):
         for op in READS + WRITES:
             r = z[2][lv][op][0] / j[2][lv][op][0]
             goal = 1.0 if op in READS else 0.8
-            line(f"{op} @ {lv} ops/s", r, r >= goal, f">= {goal}x")
+            zc, jc = z[2][lv][op][3], j[2][lv][op][3]
+            line(f"{op} @ {lv} ops/s", r, r >= goal, f">= {goal}x",
+                 f"   server CPU/op {zc:.0f} vs {jc:.0f} us ({zc / jc:.2f}x)" if jc else "")
     if 1 in levels:
         for op in READS + WRITES:
             zp, jp = z[2][1][op][1], j[2][1][op][1]
