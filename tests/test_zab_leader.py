@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_ports
+from conftest import free_ports, until
 from zkref.config import QuorumMaj
 from zkref.jute import CreateTxn, LearnerInfo
 from zkref.persistence import FileTxnSnapLog
@@ -35,14 +35,6 @@ def zab_peer(tmp: Path, myid: int, qv, accepted=0, current=0, init_limit=10, lea
     db.load_data_base()
     return ZabPeer(myid=myid, quorum_verifier=qv, txn_factory=files, zk_db=db, tick_time=100, init_limit=init_limit,
                    sync_limit=5, leader_id=leader_id, accepted_epoch=accepted, current_epoch=current, zab_trace=[])
-
-
-async def until(cond, timeout_s=20.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout_s
-    while not cond():
-        assert loop.time() < end, "timed out"
-        await asyncio.sleep(0.02)
 
 
 async def connect(leader_peer):
@@ -92,8 +84,11 @@ def test_new_epoch_is_one_more_than_any_accepted_epoch(tmp_path):
 
 
 def test_first_packet_must_be_followerinfo(tmp_path, caplog):
-    """A learner whose first packet is not FOLLOWERINFO/OBSERVERINFO is logged and dropped.
-    Reference: Java LearnerHandler.run ("First packet … is not FOLLOWERINFO or OBSERVERINFO!")"""
+    """A learner whose first packet is not FOLLOWERINFO/OBSERVERINFO is logged and dropped; the log line prints
+    the packet as jute's QuorumPacket.toString() (CSV form: type, zxid in decimal, data, authinfo vector, and the
+    record's trailing newline), not as packetToString.
+    Reference: Java LearnerHandler.run ("First packet {} is not FOLLOWERINFO or OBSERVERINFO!", qp.toString()),
+    ToStringOutputArchive"""
     async def script(leader, lp):
         r, w = await connect(lp)
         w.write(packet_bytes(packet(PING, 5)))
@@ -102,8 +97,24 @@ def test_first_packet_must_be_followerinfo(tmp_path, caplog):
     with caplog.at_level(logging.INFO):
         rest = asyncio.run(with_leader(tmp_path, ensemble(), script))
     assert rest == b""
-    assert "First packet PING 5 null is not FOLLOWERINFO or OBSERVERINFO!" in caplog.text
+    assert "First packet 5,5,,v{}\n is not FOLLOWERINFO or OBSERVERINFO!" in caplog.text
     assert "******* GOODBYE /127.0.0.1:" in caplog.text
+
+
+def test_second_packet_must_be_ackepoch(tmp_path, caplog):
+    """After LEADERINFO the learner must answer ACKEPOCH; anything else is logged as jute's QuorumPacket.toString()
+    (data bytes as signed hex) and the connection closes.
+    Reference: Java LearnerHandler.run ("{} is not ACKEPOCH", ackEpochPacket.toString()), ToStringOutputArchive"""
+    async def script(leader, lp):
+        r, w = await connect(lp)
+        w.write(packet_bytes(packet(FOLLOWERINFO, z(0, 0), info(2))))
+        await read_packet(r)
+        w.write(packet_bytes(packet(ACK, z(1, 2), b"\x00\x01\x80")))
+        return await r.read()
+    with caplog.at_level(logging.INFO):
+        rest = asyncio.run(with_leader(tmp_path, ensemble(), script))
+    assert rest == b""
+    assert "3,4294967298,#01ffffff80,v{}\n is not ACKEPOCH" in caplog.text
 
 
 def test_follower_ahead_of_the_leader_is_refused(tmp_path, caplog):
@@ -133,8 +144,9 @@ def test_no_quorum_for_the_epoch_ends_the_leadership(tmp_path, caplog):
 
 
 def test_unknown_packet_in_broadcast_is_logged_and_ignored(tmp_path, caplog):
-    """In broadcast an unexpected packet type is logged with packetToString and the learner stays.
-    Reference: Java LearnerHandler.run ("unexpected quorum packet, type: …")"""
+    """In broadcast an unexpected packet type is logged with packetToString (`UNKNOWN<type> <hex zxid> null`)
+    and the learner stays. Reference: Java LearnerHandler.run ("unexpected quorum packet, type: {}",
+    packetToString(qp)), LearnerHandler.packetToString"""
     async def script(leader, lp):
         r, w = await connect(lp)
         w.write(packet_bytes(packet(FOLLOWERINFO, z(0, 0), info(2))))
@@ -168,12 +180,12 @@ def test_observer_is_informed_and_does_not_count(tmp_path):
         tasks = [asyncio.ensure_future(x.run()) for x in (leader, follower, observer)]
         try:
             await until(lambda: leader.started.is_set() and peers[3].zab_state == "BROADCAST"
-                        and peers[2].zab_state == "BROADCAST")
+                        and peers[2].zab_state == "BROADCAST", 20, "all three peers in BROADCAST")
             assert leader.new_leader_acks == {1, 2}                          # the observer's ack is not counted
             p = leader.propose(leader.next_txn_header(0, 0, 1),
                                CreateTxn(path="/seen", data=b"", acl=[], ephemeral=False, parent_cversion=1))
             await asyncio.wait_for(p.done, 10)
-            await until(lambda: peers[3].zk_db.get_node("/seen") is not None)
+            await until(lambda: peers[3].zk_db.get_node("/seen") is not None, 20, "the observer applied /seen")
             trace = peers[1].zab_trace + peers[2].zab_trace + peers[3].zab_trace
             trace.sort(key=lambda e: e.time)
             assert trace_violations(trace, qv.contains_quorum) == []
