@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import JAVA_CLASSPATH, four_letter_word, free_port, java_available
-from zkref.config import (ConfigException, LearnerType, QuorumHierarchical, QuorumMaj, QuorumPeerConfig,
-                          QuorumServer, ServerConfig, config_lines, edit_static_config, escape_property,
-                          get_host_and_port, write_dynamic_config,
-                          java_host_string, java_hashmap_order, load_properties, parse_dynamic_config,
-                          parse_java_int, store_properties)
+from zkref.config import QuorumPeerConfig, ServerConfig, config_lines
+from zkref.properties import ConfigException, escape_property, load_properties, parse_java_int, store_properties
+from zkref.quorum_server import LearnerType, QuorumServer, get_host_and_port, java_host_string
+from zkref.quorum_verifier import (QuorumHierarchical, QuorumMaj, edit_static_config, java_hashmap_order,
+                                   parse_dynamic_config, write_dynamic_config)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
