@@ -18,13 +18,12 @@ from ..metrics import format_monitor_value, java_double_str
 from .cnxn import ZK_NOT_SERVING, ServerCnxn, ServerCnxnFactory, _full_version, cmd_envi, cmd_srvr
 
 # %% auto #0
-__all__ = ['CLOG', 'COMMANDS', 'ZKREF_COMMANDS', 'DEFAULT_TRACE_MASK', 'LEADER_GAUGES', 'MLOG', 'LOG4J_LEVELS', 'LOG',
-           'jackson_dumps', 'CommandResponse', 'Command', 'primary_names', 'run_command', 'connection_info',
-           'quorum_peer', 'proposal_stats_map', 'dump_monitor_values', 'monitor_values', 'dir_sizes',
-           'server_stats_map', 'environment_entries', 'multiple_addresses_map', 'learner_handler_info', 'quorum_gauges',
-           'register_quorum_metrics', 'unregister_quorum_metrics', 'quorum_conf', 'register_management',
-           'log4j_level_name', 'logger_levels', 'mbeans', 'AdminServerException', 'AdminServer', 'quorum_srvr',
-           'quorum_mntr', 'quorum_srst', 'install_four_letter_words']
+__all__ = ['CLOG', 'COMMANDS', 'ZKREF_COMMANDS', 'DEFAULT_TRACE_MASK', 'MLOG', 'LOG4J_LEVELS', 'LOG', 'jackson_dumps',
+           'CommandResponse', 'Command', 'primary_names', 'run_command', 'connection_info', 'quorum_peer',
+           'proposal_stats_map', 'dump_monitor_values', 'monitor_values', 'dir_sizes', 'server_stats_map',
+           'environment_entries', 'multiple_addresses_map', 'learner_handler_info', 'quorum_conf',
+           'register_management', 'log4j_level_name', 'logger_levels', 'mbeans', 'AdminServerException', 'AdminServer',
+           'quorum_srvr', 'quorum_mntr', 'quorum_srst', 'install_four_letter_words']
 
 # %% ../../nbs/09a_admin.ipynb #afc37c70
 def _jackson_str(s: str) -> str:
@@ -405,7 +404,7 @@ def _parse_java_long(s: str) -> int:
         raise ValueError(s)
     return v
 
-# %% ../../nbs/09a_admin.ipynb #e51022f8
+# %% ../../nbs/09a_admin.ipynb #cbda0485
 def _socket_address(addr: tuple[str, int] | None) -> str:
     "An InetSocketAddress as Jackson writes it (and `QuorumServer.delimitedHostString` + port)."
     if addr is None:
@@ -506,57 +505,6 @@ def _zabstate(zks, kwargs, r: CommandResponse) -> None:
     r.put("zab_epoch", last >> 32); r.put("zab_counter", last & 0xFFFFFFFF)
     state = peer.zab_state
     r.put("zabstate", getattr(state, "name", str(state)).lower())
-
-def _global_sessions(zks) -> int:
-    "Sessions the server knows: the leader's tracker, or a learner's copy of the global sessions."
-    st = zks.session_tracker
-    sessions = getattr(st, "sessions_by_id", None)
-    return len(sessions if sessions is not None else getattr(st, "sessions_with_timeout", {}))
-
-def quorum_gauges(zks) -> dict[str, Any]:
-    "The gauges a quorum server adds to mntr, monitor and Prometheus; {} standalone."
-    # Java: QuorumZooKeeperServer / LeaderZooKeeperServer / FollowerZooKeeperServer.registerMetrics
-    peer, leader = quorum_peer(zks), getattr(zks, "leader", None)
-    if peer is None:
-        return {}
-    gauges: dict[str, Any] = {"quorum_size": lambda: len(peer.quorum_verifier.voting_members),
-                              "global_sessions": lambda: _global_sessions(zks)}
-    if leader is not None:
-        start = time.monotonic()                 # Java: Leader.leaderStartTime, set as the leader starts serving
-        voting = lambda h: leader.is_participant(h.sid)
-        gauges.update({
-            "learners": lambda: len(leader.learners),
-            "synced_followers": lambda: len(leader.forwarding_followers),
-            "synced_non_voting_followers": lambda: sum(not voting(h) for h in list(leader.forwarding_followers)),
-            "synced_observers": lambda: len(leader.observing_learners),
-            "pending_syncs": lambda: len(leader.pending_syncs),
-            "leader_uptime": lambda: int((time.monotonic() - start) * 1000),
-            "last_proposal_size": lambda: proposal_stats_map(leader)["last_buffer_size"],
-            "max_proposal_size": lambda: proposal_stats_map(leader)["max_buffer_size"],
-            "min_proposal_size": lambda: proposal_stats_map(leader)["min_buffer_size"]})
-    # a follower's synced_observers counts its observer master's observers: zkref runs none, so the gauge is
-    # null and Java leaves it out of the dump
-    return gauges
-
-LEADER_GAUGES = ("learners", "synced_followers", "synced_non_voting_followers", "synced_observers", "pending_syncs",
-                 "leader_uptime", "last_proposal_size", "max_proposal_size", "min_proposal_size")
-
-def register_quorum_metrics(zks) -> None:
-    "Register a quorum server's gauges, its ZooKeeperServer ones included (a no-op standalone)."
-    # Java: ZooKeeperServer.startup → registerMetrics, overridden by the quorum servers; zkref's quorum
-    # servers (chapters 10a, 10b) do not register any yet, so the AdminServer does it as it is handed one
-    gauges = quorum_gauges(zks)
-    if not gauges:
-        return
-    zks.register_metrics()
-    if getattr(zks, "leader", None) is None:
-        zks.server_metrics.unregister_gauges(LEADER_GAUGES)   # Java: LeaderZooKeeperServer.unregisterMetrics
-    zks.server_metrics.register_gauges(gauges)
-
-def unregister_quorum_metrics(zks) -> None:
-    "The role ended: its quorum gauges go. Java: LeaderZooKeeperServer / QuorumZooKeeperServer.unregisterMetrics"
-    if quorum_peer(zks) is not None:
-        zks.server_metrics.unregister_gauges(LEADER_GAUGES + ("quorum_size",))
 
 def quorum_conf(zks) -> str:
     "`conf`: the server's settings, then a quorum server's peer settings and membership. Java: QuorumZooKeeperServer.dumpConf"
@@ -729,7 +677,7 @@ def _java_integer(props, key: str, default: int) -> int:
         return default
     return sign * v
 
-# %% ../../nbs/09a_admin.ipynb #632f04c1
+# %% ../../nbs/09a_admin.ipynb #59f213e8
 class AdminServer:
     "The AdminServer: `GET <commandURL>/<command>` answered as JSON. Java: JettyAdminServer"
     DEFAULT_PORT, DEFAULT_IDLE_TIMEOUT, DEFAULT_COMMAND_URL, DEFAULT_ADDRESS = 8080, 30000, "/commands", "0.0.0.0"
@@ -762,12 +710,9 @@ class AdminServer:
                    ", ".join(unsupported) or None, zks_getter)
 
     def set_zookeeper_server(self, zks) -> None:
-        "Java: AdminServer.setZooKeeperServer (zkref: a quorum server's gauges come and go here)"
-        previous, self.zks = self.zks, zks
-        if zks is not None:
-            register_quorum_metrics(zks)
-        elif previous is not None:
-            unregister_quorum_metrics(previous)
+        "The server the commands answer for. Java: AdminServer.setZooKeeperServer"
+        # each server registers its own gauges as it starts (chapters 10a-10c, 10e)
+        self.zks = zks
 
     def zookeeper_server(self):
         return self.zks if self.zks is not None or self._zks_getter is None else self._zks_getter()
