@@ -117,6 +117,27 @@ def test_second_packet_must_be_ackepoch(tmp_path, caplog):
     assert "3,4294967298,#01ffffff80,v{}\n is not ACKEPOCH" in caplog.text
 
 
+def test_newleader_must_be_acked(tmp_path, caplog):
+    """The learner's answer to NEWLEADER must be an ACK; anything else is logged with packetToString — the type's
+    name, the zxid in hex and, for REVALIDATE, the session id (` sessionid = <decimal>`, after a second space) —
+    and the learner is dropped.
+    Reference: Java LearnerHandler.run ("Next packet was supposed to be an ACK, but received packet: {}",
+    packetToString(qp)), LearnerHandler.packetToString"""
+    async def script(leader, lp):
+        r, w = await connect(lp)
+        w.write(packet_bytes(packet(FOLLOWERINFO, z(0, 0), info(2))))
+        await read_packet(r)
+        w.write(packet_bytes(packet(ACKEPOCH, 0, struct.pack(">i", 0))))
+        while (await read_packet(r)).type != NEWLEADER:
+            pass
+        w.write(packet_bytes(packet(6, -1, struct.pack(">qi", 0x1000005, 30000))))    # REVALIDATE
+        await r.read()                                     # returns at EOF: the leader dropped the learner
+    with caplog.at_level(logging.INFO):
+        asyncio.run(with_leader(tmp_path, ensemble(), script))
+    assert ("Next packet was supposed to be an ACK, but received packet: REVALIDATE ffffffffffffffff  "
+            f"sessionid = {0x1000005}") in caplog.text
+
+
 def test_follower_ahead_of_the_leader_is_refused(tmp_path, caplog):
     """An ACKEPOCH whose (currentEpoch, lastZxid) is more recent than the leader's is refused with Java's
     message and the connection closes. Reference: Java Leader.waitForEpochAck, StateSummary.isMoreRecentThan"""
