@@ -19,10 +19,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import four_letter_word, free_port
-from zkref.metrics import (ADVANCED, BASIC, DEFAULT_METRICS_PROVIDER, SERVER_METRICS, ZOOKEEPER_SERVER_GAUGES,
-                           ZOOKEEPER_SERVER_GAUGE_SETS, DefaultMetricsProvider, MetricsProviderBootstrap,
-                           MetricsProviderLifeCycleException, NullMetricsProvider, PrometheusMetricsProvider,
-                           ServerMetrics, format_monitor_value, java_double_str)
+from zkref.metrics import (DEFAULT_METRICS_PROVIDER, SERVER_METRICS, ZOOKEEPER_SERVER_GAUGES, ZOOKEEPER_SERVER_GAUGE_SETS,
+                           MetricsProviderBootstrap, ServerMetrics)
+from zkref.metrics_provider import (ADVANCED, BASIC, DefaultMetricsProvider, MetricsProviderLifeCycleException,
+                                    NullMetricsProvider, format_monitor_value, java_double_str)
+from zkref.prometheus import PrometheusMetricsProvider
 
 PROMETHEUS = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
 
@@ -406,7 +407,7 @@ def test_default_summaries_equal_javas_classes(tmp_path):
     import random
     import shutil
     import subprocess
-    from zkref.metrics import AvgMinMaxCounter, AvgMinMaxPercentileCounter
+    from zkref.metric_counters import AvgMinMaxCounter, AvgMinMaxPercentileCounter
     if not (shutil.which("javac") and shutil.which("java")):
         pytest.skip("needs a JDK (javac)")
     cp = "/usr/share/java/zookeeper.jar:/usr/share/java/metrics-core.jar"
