@@ -1,7 +1,9 @@
-"""Shared test fixtures: free ports, waiting on conditions, and the real Java ZooKeeper 3.8 server.
+"""Shared test fixtures: free ports, waiting on conditions, and real server processes.
 
-The Java server is Debian's `zookeeper` package (3.8.0), run as `QuorumPeerMain` in the foreground with
-a log4j console layout, on 127.0.0.1 and free ports, from a temporary data directory. It is stopped by
+`ServerProcess` is one ZooKeeper server as a process on 127.0.0.1 and free ports, from its own zoo.cfg and
+directory: zkref (`python -m zkref zoo.cfg`) or the real Java 3.8 server (Debian's `zookeeper` package, run as
+`QuorumPeerMain` in the foreground with a log4j console layout). `Ensemble` is N of them with server.N lines
+for each other; `zkref_zk` and `java_zk` are fixtures that start standalone ones. Every process is stopped by
 the PID we started, never by name.
 """
 from __future__ import annotations
@@ -11,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -112,12 +115,32 @@ def java_available() -> bool:
     return shutil.which("java") is not None and Path("/usr/share/java/zookeeper.jar").exists()
 
 
-class JavaZooKeeper:
-    "One real Java ZooKeeper 3.8 server process (standalone, or a peer given server.N lines)."
+ROOT = Path(__file__).resolve().parent.parent   # the checkout: `python -m zkref` imports zkref from here
+SERVLET_API_JAR = "/usr/share/java/servlet-api.jar"   # Java's AdminServer (Jetty) needs it; not in zookeeper.jar
 
-    def __init__(self, workdir: Path, config: dict[str, object], myid: int | None = None):
+
+class ServerProcess:
+    """One ZooKeeper server as a real process on 127.0.0.1, from a zoo.cfg in `workdir`: kind `zkref` runs
+    `python -m zkref zoo.cfg`, kind `java` runs Java 3.8's QuorumPeerMain from Debian's jar (log4j console layout).
+
+    `config` is zoo.cfg (defaults: a free client port on 127.0.0.1, `workdir/data`, tickTime 2000, and the
+    AdminServer off, as Java's default port 8080 is never assumed free); `myid` writes dataDir/myid for a peer.
+    `jvm_flags` (e.g. `-Dreadonlymode.enabled=true`) go on java's command line, and to zkref through
+    SERVER_JVMFLAGS as zkServer.sh passes them; `env` is added last (zkref inherits no JVMFLAGS or
+    SERVER_JVMFLAGS from the test's own environment). `classpath` adds jars to java's class path;
+    `python_args` replaces `-m zkref` before the zoo.cfg argument (a launcher script and its arguments).
+    Everything the server prints goes to `workdir/server.log` (`logs()`). Stopped by the PID we started.
+    """
+    kind = "zkref"
+
+    def __init__(self, workdir: Path, config: dict | None = None, myid: int | None = None, *, kind: str | None = None,
+                 jvm_flags=(), classpath=(), env: dict | None = None, python_args=("-m", "zkref")):
+        self.kind = kind or self.kind
+        if self.kind not in ("zkref", "java"):
+            raise ValueError(f"kind must be zkref or java, not {self.kind!r}")
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        config = dict(config or {})
         self.client_port = int(config.setdefault("clientPort", free_port()))
         config.setdefault("clientPortAddress", "127.0.0.1")
         config.setdefault("dataDir", str(self.workdir / "data"))
@@ -130,58 +153,179 @@ class JavaZooKeeper:
             (self.data_dir / "myid").write_text(f"{myid}\n")
         self.cfg_path = self.workdir / "zoo.cfg"
         self.cfg_path.write_text("".join(f"{k}={v}\n" for k, v in config.items()))
-        (self.workdir / "log4j.properties").write_text(JAVA_LOG4J)
+        self.jvm_flags, self.classpath, self.python_args = list(jvm_flags), list(classpath), list(python_args)
+        self.env = dict(env or {})
         self.log_path = self.workdir / "server.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, wait: bool = True, timeout: float = 30.0) -> "JavaZooKeeper":
-        cmd = ["java", "-Xmx256m", f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}",
-               "-Dzookeeper.jmx.log4j.disable=true", "-cp", JAVA_CLASSPATH,
-               "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(self.cfg_path)]
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.workdir)
+    @property
+    def hosts(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        "The argv and environment this server is started with."
+        if self.kind == "java":
+            (self.workdir / "log4j.properties").write_text(JAVA_LOG4J)
+            argv = ["java", "-Xmx256m", f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}",
+                    "-Dzookeeper.jmx.log4j.disable=true", *self.jvm_flags,
+                    "-cp", ":".join([JAVA_CLASSPATH, *self.classpath]),
+                    "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(self.cfg_path)]
+            return argv, dict(os.environ, **self.env)
+        env = {k: v for k, v in os.environ.items() if k not in ("JVMFLAGS", "SERVER_JVMFLAGS")}
+        env["PYTHONPATH"] = str(ROOT)
+        if self.jvm_flags:
+            env["SERVER_JVMFLAGS"] = " ".join(self.jvm_flags)
+        return [sys.executable, *self.python_args, str(self.cfg_path)], dict(env, **self.env)
+
+    def start(self, wait: bool = True, timeout: float = 30.0) -> "ServerProcess":
+        argv, env = self.command()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env)
         if wait:
             self.wait_serving(timeout)
         return self
 
     def wait_serving(self, timeout: float = 30.0) -> None:
+        "Wait until `srvr` answers with a Mode (fail at once if the process exits)."
+        name = "Java ZooKeeper" if self.kind == "java" else "zkref"
+
         def serving():
             if self.proc.poll() is not None:
-                raise RuntimeError(f"Java ZooKeeper exited with {self.proc.returncode}:\n{self.logs()[-3000:]}")
+                raise RuntimeError(f"{name} exited with {self.proc.returncode}:\n{self.logs()[-3000:]}")
             return "Mode:" in four_letter_word(self.client_port, "srvr")
-        wait_for(serving, timeout, 0.1, "the Java ZooKeeper server to serve")
+        wait_for(serving, timeout, 0.05, f"the {name} server to serve")
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        self._log.close()
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        "Send `sig` (SIGKILL from `kill`), wait, SIGKILL if it does not exit in `timeout`; the exit code."
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)     # a test may have SIGSTOPped it: never leave a stopped process
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
         return self.proc.returncode
 
-    def kill(self) -> None:
-        self.stop(signal.SIGKILL)
+    def kill(self) -> int | None:
+        return self.stop(signal.SIGKILL)
 
 
-@pytest.fixture
-def java_zk(tmp_path):
-    "Factory: `java_zk(config=None, name='java', myid=None)` starts a Java ZooKeeper; all are stopped after the test."
-    if not java_available():
-        pytest.skip("Java ZooKeeper (Debian package zookeeper) is not installed; `make test` installs it")
-    started: list[JavaZooKeeper] = []
+class ZkrefServer(ServerProcess):
+    "A `python -m zkref zoo.cfg` process."
+    kind = "zkref"
 
-    def start(config: dict | None = None, name: str = "java", myid: int | None = None, wait: bool = True):
-        server = JavaZooKeeper(tmp_path / name, dict(config or {}), myid)
+
+class JavaZooKeeper(ServerProcess):
+    "A real Java ZooKeeper 3.8 server process (standalone, or a peer given server.N lines)."
+    kind = "java"
+
+
+class Ensemble:
+    """Servers of one ensemble on 127.0.0.1 and free ports (default three), each `zkref` or `java`: a
+    `ServerProcess` in `root/s<i>` with server.N lines for all, tickTime `tick_ms`, initLimit 10, syncLimit 5,
+    every four-letter word and the AdminServer off; then `server_config(i)` (a subclass's per-server lines),
+    then `extra`. `jvm_flags` and `classpath` go to every server (see ServerProcess); `zkref_args(i)` is the
+    python arguments before zoo.cfg of a zkref server (default `-m zkref`).
+    """
+
+    def __init__(self, root: Path, kinds=("zkref", "zkref", "zkref"), *, tick_ms: int = 500, jvm_flags=(),
+                 classpath=(), **extra):
+        self.root = Path(root)
+        self.kinds = {i + 1: k for i, k in enumerate(kinds)}
+        ports = free_ports(3 * len(self.kinds))
+        self.ports = {i: tuple(ports[3 * (i - 1):3 * i]) for i in self.kinds}     # (quorum, election, client)
+        servers = {f"server.{j}": f"127.0.0.1:{q}:{e}" for j, (q, e, _) in self.ports.items()}
+        self.servers: dict[int, ServerProcess] = {}
+        for i, kind in self.kinds.items():
+            d = self.root / f"s{i}"
+            cfg = {"tickTime": tick_ms, "initLimit": 10, "syncLimit": 5, "dataDir": d / "data",
+                   "clientPort": self.client(i), "clientPortAddress": "127.0.0.1", "4lw.commands.whitelist": "*",
+                   "admin.enableServer": "false", **self.server_config(i), **extra, **servers}
+            self.servers[i] = ServerProcess(d, cfg, myid=i, kind=kind, jvm_flags=jvm_flags, classpath=classpath,
+                                            python_args=self.zkref_args(i))
+        self.procs: dict[int, ServerProcess] = {}     # the running ones
+
+    def server_config(self, i: int) -> dict:
+        return {}
+
+    def zkref_args(self, i: int) -> list[str]:
+        return ["-m", "zkref"]
+
+    @property
+    def ids(self) -> tuple[int, ...]:
+        return tuple(self.kinds)
+
+    def client(self, i: int) -> int:
+        return self.ports[i][2]
+
+    def quorum(self, i: int) -> int:
+        return self.ports[i][0]
+
+    def hosts(self, ids=None) -> str:
+        return ",".join(f"127.0.0.1:{self.client(i)}" for i in (ids or self.kinds))
+
+    def log(self, i: int) -> str:
+        return self.servers[i].logs()
+
+    def start(self, *ids: int) -> None:
+        "Start servers `ids` (default all) without waiting: a peer serves only once a quorum formed."
+        for i in ids or self.kinds:
+            self.procs[i] = self.servers[i].start(wait=False)
+
+    def mode(self, i: int) -> str | None:
+        out = four_letter_word(self.client(i), "srvr")
+        return out.split("Mode: ")[1].split()[0] if "Mode: " in out else None
+
+    def modes(self, ids=None) -> list[str]:
+        return sorted(str(self.mode(i)) for i in (ids or self.procs))
+
+    def wait_formed(self, ids=None, timeout: float = 90) -> int:
+        "Wait for one leader and the rest following among `ids` (default: the running servers); the leader's id."
+        ids = list(ids or self.procs)
+        want = sorted(["leader"] + ["follower"] * (len(ids) - 1))
+        wait_for(lambda: self.modes(ids) == want, timeout, 0.2,
+                 what=f"one leader among {ids} (modes now {dict((i, self.mode(i)) for i in ids)})")
+        return next(i for i in ids if self.mode(i) == "leader")
+
+    def stop(self, i: int, sig: int = signal.SIGTERM) -> None:
+        self.procs.pop(i).stop(sig)
+
+    def stop_all(self) -> None:
+        for i in list(self.procs):
+            self.stop(i)
+
+
+def started_servers(tmp_path: Path, cls: type[ServerProcess]):
+    "The body of the `java_zk` / `zkref_zk` fixtures: yields the factory, then stops every server it started."
+    started: list[ServerProcess] = []
+
+    def start(config: dict | None = None, name: str = cls.kind, myid: int | None = None, wait: bool = True, **options):
+        server = cls(tmp_path / name, config, myid, **options)
         started.append(server)
         return server.start(wait=wait)
 
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def java_zk(tmp_path):
+    """Factory: `java_zk(config=None, name='java', myid=None, wait=True, **options)` starts a Java ZooKeeper (a
+    `JavaZooKeeper`; options such as `classpath` go to it); all are stopped after the test."""
+    if not java_available():
+        pytest.skip("Java ZooKeeper (Debian package zookeeper) is not installed; `make test` installs it")
+    yield from started_servers(tmp_path, JavaZooKeeper)
+
+
+@pytest.fixture
+def zkref_zk(tmp_path):
+    """Factory: `zkref_zk(config=None, name='zkref', myid=None, wait=True, **options)` starts `python -m zkref`
+    (a `ZkrefServer`); all are stopped after the test."""
+    yield from started_servers(tmp_path, ZkrefServer)

@@ -3,7 +3,7 @@ server's Jetty AdminServer given the same workload.
 
 Until `ZooKeeperServerMain` starts the AdminServer itself, `InProcessZkref` runs the standalone server on its
 own event loop in a thread and starts the AdminServer on that loop with the lines the chapter gives for the
-wiring. `JavaAdminZooKeeper` is conftest's Java server with the AdminServer on (Debian's zookeeper.jar needs
+wiring. `java_admin` starts conftest's Java server with the AdminServer on (Debian's zookeeper.jar needs
 servlet-api.jar on the class path for Jetty to load).
 
 This module also holds the helpers `tests/test_four_letter_words.py` imports.
@@ -15,7 +15,6 @@ from http.client import HTTPConnection
 import json
 import re
 import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
-from conftest import JAVA_CLASSPATH, JavaZooKeeper, four_letter_word, free_port, java_available, wait_for
+from conftest import SERVLET_API_JAR, ZkrefServer, four_letter_word, free_port, wait_for
 from zkref.config import ServerConfig
 from zkref.main import ExitCode, exit_code_for
 from zkref.server.admin import (AdminServer, AdminServerException, install_four_letter_words, jackson_dumps,
@@ -122,40 +121,21 @@ class InProcessZkref:
                 self.thread.join(10)
 
 
-class JavaAdminZooKeeper(JavaZooKeeper):
-    "conftest's Java server, with Jetty loadable (servlet-api.jar) so the AdminServer runs."
-
-    def start(self, wait: bool = True, timeout: float = 30.0) -> "JavaAdminZooKeeper":
-        cmd = ["java", "-Xmx256m", f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}",
-               "-Dzookeeper.jmx.log4j.disable=true", "-cp", JAVA_CLASSPATH + ":/usr/share/java/servlet-api.jar",
-               "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(self.cfg_path)]
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.workdir)
-        if wait:
-            self.wait_serving(timeout)
-        return self
-
-
 @pytest.fixture
-def java_admin(tmp_path):
-    "Factory: a Java 3.8 server with its AdminServer on 127.0.0.1 and a free port; stopped after the test."
-    if not java_available() or not Path("/usr/share/java/servlet-api.jar").exists():
+def java_admin(java_zk):
+    "Factory: a Java 3.8 server with its AdminServer on 127.0.0.1 and a free port (`admin_port`); stopped after the test."
+    if not Path(SERVLET_API_JAR).exists():
         pytest.skip("Java ZooKeeper (Debian zookeeper) and servlet-api.jar are needed")
-    started: list[JavaAdminZooKeeper] = []
 
     def start(config: dict | None = None, name: str = "java", wait: bool = True, myid: int | None = None):
-        config = dict(config or {})
-        config.setdefault("admin.enableServer", "true")
-        config.setdefault("admin.serverAddress", "127.0.0.1")
-        config.setdefault("admin.serverPort", free_port())
-        server = JavaAdminZooKeeper(tmp_path / name, config, myid)
+        config = {"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1", "admin.serverPort": free_port(),
+                  **(config or {})}
+        server = java_zk(config, name, myid=myid, wait=False, classpath=[SERVLET_API_JAR])   # Jetty loads
         server.admin_port = int(config["admin.serverPort"])
-        started.append(server)
-        return server.start(wait=wait)
-
-    yield start
-    for s in started:
-        s.stop()
+        if wait:
+            server.wait_serving()
+        return server
+    return start
 
 
 @pytest.fixture
@@ -519,7 +499,6 @@ def test_tls_settings_are_refused_not_ignored(tmp_path):
 
 # ------------------------------------------------------------------ `python -m zkref` with the AdminServer
 def _zkref_process(tmp_path: Path, admin_port: int):
-    from test_standalone_server import ZkrefServer
     return ZkrefServer(tmp_path / "zkref", {"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
                                             "admin.serverPort": admin_port,
                                             "4lw.commands.whitelist": "*"}).start(wait=False)

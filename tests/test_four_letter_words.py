@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import four_letter_word, free_port, wait_for
+from conftest import ZkrefServer, four_letter_word, free_port, wait_for
 from test_admin_http import InProcessZkref, workload, write_cfg, zkref_inproc  # noqa: F401 (fixture)
 from zkref.config import ServerConfig
 from zkref.persistence import FileTxnSnapLog, StorageOptions
@@ -236,7 +236,6 @@ def test_python_m_zkref_status(java_zk, tmp_path):
     standalone server; with nothing listening it prints `Error contacting service. It is probably not
     running.` and exits 1.
     Reference: zkServer.sh status; Java StatCommand ("Mode: standalone")"""
-    from test_standalone_server import ZkrefServer
     zkref = ZkrefServer(tmp_path / "zkref", {"admin.enableServer": "false"}).start()
     try:
         java = java_zk()

@@ -19,9 +19,8 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 from kazoo.security import make_acl
 
-from conftest import four_letter_word, free_port, wait_for
+from conftest import ZkrefServer, four_letter_word, free_port, wait_for
 from test_admin_http import JAVA_COMMANDS
-from test_standalone_server import ZkrefServer
 
 PAUSE_LINE = "Detected pause in JVM or host machine (eg GC): pause of approximately "
 ZK_SHELL = Path(sys.executable).with_name("zk-shell")
@@ -53,32 +52,15 @@ def audit_lines(log_text: str) -> list[tuple[str, str]]:
     return out
 
 
-@pytest.fixture
-def zkref_server(tmp_path):
-    "Factory: start `python -m zkref` with extra zoo.cfg lines; stopped (by PID) after the test."
-    started: list[ZkrefServer] = []
-
-    def start(config: dict | None = None, name: str = "zkref") -> ZkrefServer:
-        server = ZkrefServer(tmp_path / name, dict(config or {}))
-        started.append(server)
-        return server.start()
-
-    yield start
-    for server in started:
-        if server.proc is not None and server.proc.poll() is None:
-            server.proc.send_signal(signal.SIGCONT)   # never leave a stopped process behind
-        server.stop()
-
-
 # ------------------------------------------------------------------------------------------ pause monitor
-def test_pause_monitor_sees_a_stopped_process(zkref_server):
+def test_pause_monitor_sees_a_stopped_process(zkref_zk):
     """With jvm.pause.monitor=true the standalone server logs "Added JvmPauseMonitor to server", starts the
     monitor with the configured thresholds, and when the whole process is stopped (SIGSTOP for 1.5 s, then
     SIGCONT) logs Java's "Detected pause in JVM or host machine (eg GC)" line and counts the pause in
     jvm_pause_time_ms, which mntr shows.
     Reference: Java ZooKeeperServerMain.runFromConfig (config.jvmPauseMonitorToRun), ZooKeeperServer(
     JvmPauseMonitor, ...), JvmPauseMonitor.JVMMonitor.run, ServerMetrics.JVM_PAUSE_TIME"""
-    server = zkref_server({"jvm.pause.monitor": "true", "jvm.pause.info-threshold.ms": 300,
+    server = zkref_zk({"jvm.pause.monitor": "true", "jvm.pause.info-threshold.ms": 300,
                            "jvm.pause.sleep.time.ms": 100, "4lw.commands.whitelist": "*"})
     wait_for(lambda: "Starting JVM Pause Monitor with infoThresholdMs:300 warnThresholdMs:10000 and "
                      "sleepTimeMs:100" in server.logs(), 10, what="the monitor to start")
@@ -99,11 +81,11 @@ def test_pause_monitor_sees_a_stopped_process(zkref_server):
     assert server.stop() == 0
 
 
-def test_pause_monitor_is_off_by_default(zkref_server):
+def test_pause_monitor_is_off_by_default(zkref_zk):
     """Without jvm.pause.monitor the server starts no monitor (and logs neither line); the jvm_pause_time_ms
     summary is there but empty.
     Reference: Java ServerConfig.jvmPauseMonitorToRun (default false)"""
-    server = zkref_server({"4lw.commands.whitelist": "*"})
+    server = zkref_zk({"4lw.commands.whitelist": "*"})
     values = mntr(server.client_port)
     assert values["zk_cnt_jvm_pause_time_ms"] == "0"
     assert "JvmPauseMonitor" not in server.logs()
@@ -137,7 +119,7 @@ def audited_workload(port: int) -> int:
 
 
 @pytest.mark.java
-def test_audit_lines_are_javas(zkref_server, java_zk):
+def test_audit_lines_are_javas(zkref_zk, java_zk):
     """With audit.enable=true the standalone server writes, on the Slf4jAuditLogger logger, the same lines the
     real Java 3.8 server writes for the same client operations: serverStart, each create (with znode_type;
     a sequential create inside a multi has none, as in Java), setAcl (with the ACL), setData, delete, failed
@@ -147,7 +129,7 @@ def test_audit_lines_are_javas(zkref_server, java_zk):
     Reference: Java AuditHelper.addAuditLog, ZKAuditProvider, DataTree.deleteNodes,
     ZooKeeperServerMain.runFromConfig (addZKStartStopAuditLog)"""
     java = java_zk({"audit.enable": "true"})
-    zkref = zkref_server({"audit.enable": "true"})
+    zkref = zkref_zk({"audit.enable": "true"})
     assert "ZooKeeper audit is enabled." in zkref.logs()
     sessions = {"java": audited_workload(java.client_port), "zkref": audited_workload(zkref.client_port)}
     for name, s in (("java", java), ("zkref", zkref)):
@@ -168,32 +150,32 @@ def test_audit_lines_are_javas(zkref_server, java_zk):
     assert z[0][1].endswith("operation=serverStart\tresult=success") and z[-1][1].endswith("operation=serverStop\tresult=invoked")
 
 
-def test_audit_is_off_by_default(zkref_server):
+def test_audit_is_off_by_default(zkref_zk):
     """Without audit.enable the server logs "ZooKeeper audit is disabled." and writes no audit line, whatever
     the clients do.
     Reference: Java ZKAuditProvider (zookeeper.audit.enable, default false)"""
-    server = zkref_server()
+    server = zkref_zk()
     audited_workload(server.client_port)
     assert server.stop() == 0
     assert "ZooKeeper audit is disabled." in server.logs() and audit_lines(server.logs()) == []
 
 
 # ----------------------------------------------------------------------------------- management (no JMX)
-def admin_server(zkref_server, extra: dict | None = None) -> tuple[ZkrefServer, int]:
+def admin_server(zkref_zk, extra: dict | None = None) -> tuple[ZkrefServer, int]:
     "A zkref server with its AdminServer on a free port."
     port = free_port()
-    server = zkref_server({"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
+    server = zkref_zk({"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
                            "admin.serverPort": port, **(extra or {})})
     wait_for(lambda: "Started AdminServer on address 127.0.0.1" in server.logs(), 10, what="the AdminServer")
     return server, port
 
 
-def test_management_step_comes_first(zkref_server):
+def test_management_step_comes_first(zkref_zk):
     """ZooKeeperServerMain's first step is the management step (Java: ManagedUtil.registerLog4jMBeans, before
     the config is read and "Starting server"); zkref has no JMX and says so once, naming the AdminServer
     commands that stand in for it.
     Reference: Java ZooKeeperServerMain.initializeAndRun"""
-    server = zkref_server()
+    server = zkref_zk()
     log = server.logs()
     step = log.index("No JMX in zkref: log4j JMX control is not registered")
     line = next(l for l in log.splitlines() if "No JMX in zkref" in l)
@@ -201,13 +183,13 @@ def test_management_step_comes_first(zkref_server):
     assert " - INFO  [main:ZooKeeperServerMain@" in line
 
 
-def test_loggers_command_reads_and_sets_levels(zkref_server):
+def test_loggers_command_reads_and_sets_levels(zkref_zk):
     """The zkref-only AdminServer command `loggers` lists every logger's level (log4j names; null = inherits)
     and `?logger=X&level=L` changes one at run time — the power Java's log4j JMX MBeans gave — so turning
     ZooKeeperServer to DEBUG makes the next session's DEBUG line appear, and `level=null` turns it off again.
     Bad arguments answer 200 with a clear `error`.
     Reference: Java ManagedUtil.registerLog4jMBeans (log4j HierarchyDynamicMBean / LoggerDynamicMBean priority)"""
-    server, port = admin_server(zkref_server)
+    server, port = admin_server(zkref_zk)
     status, body = http_get(port, "/commands/loggers")
     listing = json.loads(body)
     assert status == 200 and listing["command"] == "loggers" and listing["error"] is None
@@ -242,12 +224,12 @@ def test_loggers_command_reads_and_sets_levels(zkref_server):
     assert json.loads(http_get(port, "/commands/loggers?logger=root")[1])["loggers"]["root"]["level"] == "INFO"
 
 
-def test_mbeans_command_shows_live_objects(zkref_server):
+def test_mbeans_command_shows_live_objects(zkref_zk):
     """The zkref-only AdminServer command `mbeans` shows the server's live objects under Java's JMX object
     names and attribute names: the server bean (org.apache.ZooKeeperService:name0=StandaloneServer_port<N>),
     its InMemoryDataTree (node count, last zxid, watches), and one Connections bean per client session.
     Reference: Java ZooKeeperServerBean, DataTreeBean, ConnectionBean (ZooKeeperServer.registerJMX)"""
-    server, port = admin_server(zkref_server, {"4lw.commands.whitelist": "*"})
+    server, port = admin_server(zkref_zk, {"4lw.commands.whitelist": "*"})
     zk = KazooClient(hosts=server.hosts, timeout=10)
     zk.start(timeout=15)
     try:
@@ -267,23 +249,23 @@ def test_mbeans_command_shows_live_objects(zkref_server):
         zk.stop(); zk.close()
 
 
-def test_management_commands_are_not_javas(zkref_server):
+def test_management_commands_are_not_javas(zkref_zk):
     """`loggers` and `mbeans` are zkref additions: neither collides with a name or alias of Java 3.8's
     commands, and the `GET /commands` page (Java's list) does not show them; Java answers them
     `Unknown command`.
     Reference: Java Commands (the static registration block), JettyAdminServer.CommandServlet"""
     assert not {"loggers", "mbeans"} & set(JAVA_COMMANDS)
-    server, port = admin_server(zkref_server)
+    server, port = admin_server(zkref_zk)
     page = http_get(port, "/commands")[1]
     assert "/commands/monitor" in page and "loggers" not in page and "mbeans" not in page
 
 
 # ------------------------------------------------------------------------------- clients operators use
-def test_kazoo_server_version(zkref_server):
+def test_kazoo_server_version(zkref_zk):
     """kazoo's server_version() reads `envi` (allowed by 4lw.commands.whitelist) and parses zookeeper.version:
     against zkref it is (3, 8, 4), the Java release zkref answers as.
     Reference: ZooKeeper Admin Guide, "The Four Letter Words" (envi); kazoo KazooClient.server_version"""
-    server = zkref_server({"4lw.commands.whitelist": "srvr,envi"})
+    server = zkref_zk({"4lw.commands.whitelist": "srvr,envi"})
     zk = KazooClient(hosts=server.hosts, timeout=10)
     zk.start(timeout=15)
     try:
@@ -293,11 +275,11 @@ def test_kazoo_server_version(zkref_server):
 
 
 @pytest.mark.skipif(not ZK_SHELL.exists(), reason="zk-shell is not installed in this environment (pip install zk-shell)")
-def test_zk_shell_mntr_and_chkzk(zkref_server):
+def test_zk_shell_mntr_and_chkzk(zkref_zk):
     """zk-shell, an operator's shell on kazoo, reads zkref's mntr (the same tab-separated keys as Java's) and
     its chkzk check passes against a zkref server.
     Reference: ZooKeeper Admin Guide, "The Four Letter Words" (mntr, stat); zk-shell commands mntr, chkzk"""
-    server = zkref_server({"4lw.commands.whitelist": "*"})
+    server = zkref_zk({"4lw.commands.whitelist": "*"})
     def run(cmd: str) -> str:
         out = subprocess.run([str(ZK_SHELL), "--run-once", cmd, server.hosts], capture_output=True, text=True,
                              timeout=60)
@@ -311,7 +293,7 @@ def test_zk_shell_mntr_and_chkzk(zkref_server):
 
 
 @pytest.mark.java
-def test_auth_failure_count_is_javas(zkref_server, java_zk):
+def test_auth_failure_count_is_javas(zkref_zk, java_zk):
     """A client's `auth` with a scheme the server has no provider for fails (AUTHFAILED, the connection is
     closed), and — as in Java 3.8, where only the Netty factory's x509 failures are counted — mntr's
     auth_failed_count stays 0; the reply still counts as a client response size (16 bytes, a bare header).
@@ -319,7 +301,7 @@ def test_auth_failure_count_is_javas(zkref_server, java_zk):
     ServerCnxn.sendResponse"""
     from kazoo.exceptions import AuthFailedError
     java = java_zk({"4lw.commands.whitelist": "*"})
-    zkref = zkref_server({"4lw.commands.whitelist": "*"})
+    zkref = zkref_zk({"4lw.commands.whitelist": "*"})
     for s in (java, zkref):
         zk = KazooClient(hosts=s.hosts if hasattr(s, "hosts") else f"127.0.0.1:{s.client_port}", timeout=10)
         zk.start(timeout=15)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import four_letter_word, wait_for
-from test_standalone_server import RawClient, kazoo, zkref_zk  # noqa: F401  (fixture)
+from test_standalone_server import RawClient, kazoo
 from zkref.jute import (CheckVersionRequest, CreateRequest, ExistsRequest, GetDataRequest, MultiHeader,
                         RequestHeader)
 from zkref.proto import OPEN_ACL_UNSAFE, OpCode, encode_request, frame
@@ -185,7 +185,7 @@ def test_exit_codes(tmp_path):
     import subprocess
     import sys
     from conftest import free_port
-    from test_standalone_server import ROOT
+    from conftest import ROOT
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen()

@@ -10,8 +10,6 @@ import time
 
 import pytest
 
-from test_standalone_server import zkref_zk  # noqa: F401  (fixture)
-
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 CLI_MT = "/usr/lib/zookeeper/bin/cli_mt"
 

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from conftest import wait_for
-from test_standalone_server import kazoo, zkref_zk  # noqa: F401  (fixture)
+from test_standalone_server import kazoo
 
 
 def test_acknowledged_writes_survive_sigkill(zkref_zk):  # noqa: F811

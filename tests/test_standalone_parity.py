@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from kazoo.security import make_digest_acl
 
-from test_standalone_server import RawClient, kazoo, zkref_zk  # noqa: F401  (fixture)
+from test_standalone_server import RawClient, kazoo
 from zkref.jute import (ACL, Id, CheckVersionRequest, CreateTTLRequest, Create2Response, CreateRequest, CreateResponse,
                         DeleteRequest, ExistsRequest, ExistsResponse, GetACLRequest, GetACLResponse,
                         GetAllChildrenNumberRequest, GetAllChildrenNumberResponse, GetChildren2Request,

@@ -1,19 +1,14 @@
 """The standalone server (`python -m zkref zoo.cfg`) driven by real clients over real sockets: kazoo, and a
 small raw-socket client for the requests kazoo 2.11 cannot send (addWatch, removeWatches, whoAmI, TTL…).
 
-This module also holds the helpers the other `test_standalone_*` files import: `ZkrefServer` (a server
-subprocess), the `zkref_zk` fixture, and `RawClient`.
+This module also holds the helpers the other `test_standalone_*` files import: `RawClient` and `kazoo`. The
+server process (`ZkrefServer`) and the `zkref_zk` fixture are conftest's.
 """
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
@@ -21,7 +16,7 @@ from kazoo.exceptions import (BadVersionError, NoAuthError, NodeExistsError, NoN
                               RolledBackError)
 from kazoo.security import make_digest_acl, OPEN_ACL_UNSAFE as K_OPEN_ACL
 
-from conftest import four_letter_word, free_port, wait_for
+from conftest import ZkrefServer, four_letter_word, wait_for
 from zkref.jute import (ACL, Id, AddWatchRequest, CheckWatchesRequest, ConnectRequest, ConnectResponse,
                         CreateRequest, CreateTTLRequest, Create2Response, GetAllChildrenNumberRequest,
                         GetAllChildrenNumberResponse, GetDataRequest, GetEphemeralsRequest, GetEphemeralsResponse,
@@ -29,85 +24,8 @@ from zkref.jute import (ACL, Id, AddWatchRequest, CheckWatchesRequest, ConnectRe
                         DeleteRequest, ExistsRequest, OutputArchive)
 from zkref.proto import OPEN_ACL_UNSAFE, OpCode, encode_request, frame, generate_passwd
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 # --------------------------------------------------------------------------------------------- helpers
-class ZkrefServer:
-    "One `python -m zkref zoo.cfg` process on 127.0.0.1 and a free port."
-
-    def __init__(self, workdir: Path, config: dict | None = None, env: dict | None = None):
-        self.workdir = Path(workdir)
-        self.env = dict(env or {})
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        config = dict(config or {})
-        self.client_port = int(config.setdefault("clientPort", free_port()))
-        config.setdefault("clientPortAddress", "127.0.0.1")
-        config.setdefault("dataDir", str(self.workdir / "data"))
-        config.setdefault("tickTime", 2000)
-        config.setdefault("admin.enableServer", "false")   # Java's default is on, port 8080: never assume it is free
-        self.config = config
-        self.data_dir = Path(str(config["dataDir"]))
-        self.cfg_path = self.workdir / "zoo.cfg"
-        self.cfg_path.write_text("".join(f"{k}={v}\n" for k, v in config.items()))
-        self.log_path = self.workdir / "zkref.log"
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def hosts(self) -> str:
-        return f"127.0.0.1:{self.client_port}"
-
-    def start(self, wait: bool = True, timeout: float = 30.0) -> "ZkrefServer":
-        self._log = open(self.log_path, "ab")
-        env = dict(os.environ, PYTHONPATH=str(ROOT), **self.env)
-        self.proc = subprocess.Popen([sys.executable, "-m", "zkref", str(self.cfg_path)], stdout=self._log,
-                                     stderr=subprocess.STDOUT, cwd=self.workdir, env=env)
-        if wait:
-            self.wait_serving(timeout)
-        return self
-
-    def wait_serving(self, timeout: float = 30.0) -> None:
-        def serving():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"zkref exited with {self.proc.returncode}:\n{self.logs()[-3000:]}")
-            return "Mode:" in four_letter_word(self.client_port, "srvr")
-        wait_for(serving, timeout, 0.05, "the zkref server to serve")
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-        return self.proc.returncode
-
-    def kill(self) -> int | None:
-        return self.stop(signal.SIGKILL)
-
-
-@pytest.fixture
-def zkref_zk(tmp_path):
-    "Factory: `zkref_zk(config=None, name='zkref')` starts `python -m zkref`; all are stopped after the test."
-    started: list[ZkrefServer] = []
-
-    def start(config: dict | None = None, name: str = "zkref", wait: bool = True):
-        server = ZkrefServer(tmp_path / name, config)
-        started.append(server)
-        return server.start(wait=wait)
-
-    yield start
-    for server in started:
-        server.stop()
-
-
 class RawClient:
     "A minimal ZooKeeper client on a plain socket: the handshake, requests, and watch events."
 

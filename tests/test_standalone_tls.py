@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from conftest import free_port, wait_for
-from test_standalone_server import RawClient, zkref_zk  # noqa: F401  (fixture)
+from test_standalone_server import RawClient
 from zkref.jute import CreateRequest, GetDataRequest, GetDataResponse
 from zkref.proto import OPEN_ACL_UNSAFE, OpCode
 
