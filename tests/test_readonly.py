@@ -7,13 +7,8 @@ checks the same answers from both.
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
 import socket
 import struct
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -23,7 +18,8 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NotReadOnlyCallError
 from kazoo.handlers.threading import KazooTimeoutError
 
-from conftest import JAVA_CLASSPATH, JavaZooKeeper, four_letter_word, free_port, java_available, wait_for
+import conftest
+from conftest import SERVLET_API_JAR, four_letter_word, free_port, java_available, wait_for
 from zkref.config import QuorumPeerConfig
 from zkref.main import jvm_system_properties
 
@@ -31,111 +27,31 @@ pytestmark = pytest.mark.timeout(300)
 TICK_MS = 500
 READ_ONLY_FLAG = "-Dreadonlymode.enabled=true"
 BANNER = "READ-ONLY mode; serving only read-only clients"
-SERVLET_API = ":/usr/share/java/servlet-api.jar" if Path("/usr/share/java/servlet-api.jar").exists() else ""
+HAS_SERVLET_API = Path(SERVLET_API_JAR).exists()
 KINDS = ["zkref", pytest.param("java", marks=pytest.mark.java)]
 
 
-class ReadOnlyJava(JavaZooKeeper):
-    "A Java 3.8 peer started with -Dreadonlymode.enabled=true (conftest's command line plus the flag)."
-
-    def start(self, wait: bool = True, timeout: float = 30.0) -> "ReadOnlyJava":
-        cmd = ["java", "-Xmx256m", f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}",
-               "-Dzookeeper.jmx.log4j.disable=true", READ_ONLY_FLAG, "-cp", JAVA_CLASSPATH + SERVLET_API,
-               "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(self.cfg_path)]
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.workdir)
-        if wait:
-            self.wait_serving(timeout)
-        return self
-
-
-class Ensemble:
-    "Three read-only-mode servers on 127.0.0.1 and free ports, all `zkref` (python -m zkref) or all `java`."
+class Ensemble(conftest.Ensemble):
+    """Three read-only-mode servers (conftest's Ensemble with `-Dreadonlymode.enabled=true`), all `zkref` or all
+    `java`, each with its AdminServer on a free loopback port where it can run (Java's needs servlet-api.jar)."""
 
     def __init__(self, root: Path, kind: str, **extra):
-        self.root, self.kind = root, kind
-        self.ids = (1, 2, 3)
-        self.ports = {i: (free_port(), free_port(), free_port()) for i in self.ids}
-        self.admin_ports = {i: free_port() for i in self.ids}
-        self.procs: dict[int, subprocess.Popen] = {}
-        self.java: dict[int, ReadOnlyJava] = {}
-        servers = {f"server.{j}": f"127.0.0.1:{q}:{e}" for j, (q, e, _) in self.ports.items()}
-        for i in self.ids:
-            d = root / f"s{i}"
-            cfg = dict(tickTime=TICK_MS, initLimit=10, syncLimit=5, dataDir=d / "data", clientPort=self.client(i),
-                       clientPortAddress="127.0.0.1", **{"4lw.commands.whitelist": "*"}, **self.admin_config(i),
-                       **extra, **servers)
-            if kind == "java":
-                self.java[i] = ReadOnlyJava(d, {k: str(v) for k, v in cfg.items()}, myid=i)
-            else:
-                (d / "data").mkdir(parents=True)
-                (d / "data" / "myid").write_text(f"{i}\n")
-                (d / "zoo.cfg").write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
+        self.kind = kind
+        self.admin_ports = dict(zip((1, 2, 3), conftest.free_ports(3)))
+        super().__init__(root, (kind,) * 3, tick_ms=TICK_MS, jvm_flags=[READ_ONLY_FLAG],
+                         classpath=[SERVLET_API_JAR] if HAS_SERVLET_API else [], **extra)
 
-    def client(self, i: int) -> int:
-        return self.ports[i][2]
-
-    def admin_config(self, i: int) -> dict:
-        "The AdminServer on a free loopback port where it can run (Java's needs servlet-api.jar); else off."
-        if self.kind == "java" and not SERVLET_API:
+    def server_config(self, i: int) -> dict:
+        if self.kind == "java" and not HAS_SERVLET_API:
             return {"admin.enableServer": "false"}
         return {"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1", "admin.serverPort": self.admin_ports[i]}
 
     def admin(self, i: int, command: str) -> dict | None:
         "GET /commands/<command> from server i's AdminServer as JSON (None if it is off)."
-        if self.kind == "java" and not SERVLET_API:
+        if self.kind == "java" and not HAS_SERVLET_API:
             return None
         with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_ports[i]}/commands/{command}", timeout=10) as r:
             return json.loads(r.read())
-
-    def hosts(self, ids=None) -> str:
-        return ",".join(f"127.0.0.1:{self.client(i)}" for i in (ids or self.ids))
-
-    def log(self, i: int) -> str:
-        if self.kind == "java":
-            return self.java[i].logs()
-        p = self.root / f"s{i}" / "out.log"
-        return p.read_text(errors="replace") if p.exists() else ""
-
-    def start(self, *ids: int) -> None:
-        for i in ids or self.ids:
-            if self.kind == "java":
-                self.procs[i] = self.java[i].start(wait=False).proc
-                continue
-            d = self.root / f"s{i}"
-            env = {k: v for k, v in os.environ.items() if k not in ("JVMFLAGS", "SERVER_JVMFLAGS")}
-            env["SERVER_JVMFLAGS"] = f"-Xmx256m {READ_ONLY_FLAG}"
-            with open(d / "out.log", "ab") as log:
-                self.procs[i] = subprocess.Popen([sys.executable, "-m", "zkref", str(d / "zoo.cfg")], env=env,
-                                                 stdout=log, stderr=subprocess.STDOUT, cwd=d)
-
-    def mode(self, i: int) -> str | None:
-        m = re.search(r"^Mode: (\S+)", four_letter_word(self.client(i), "srvr"), re.M)
-        return m.group(1) if m else None
-
-    def wait_formed(self, ids=None, timeout: float = 90) -> int:
-        "Wait for one leader and the rest following among `ids` (default: the running servers); the leader."
-        ids = list(ids or self.procs)
-        want = sorted(["leader"] + ["follower"] * (len(ids) - 1))
-        wait_for(lambda: sorted(str(self.mode(i)) for i in ids) == want, timeout, 0.2,
-                 what=f"one leader among {ids}")
-        return next(i for i in ids if self.mode(i) == "leader")
-
-    def stop(self, i: int) -> None:
-        p = self.procs.pop(i)
-        if self.kind == "java":
-            self.java[i].stop()
-            return
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-
-    def stop_all(self) -> None:
-        for i in list(self.procs):
-            self.stop(i)
 
     def lose_quorum(self) -> int:
         "Form, then stop the leader and one follower; the survivor, once it says `ro` to isro."
