@@ -1,10 +1,10 @@
 """Zab under failure: a leader killed under a write load, quorum loss, bad input on the quorum port.
 
-Each server is a real process: zkref through the same short launcher as `test_zab_processes.py` (`zkref.main`
-with the Zab trace recorded), or the real Java 3.8 server (Debian package) where a test compares zkref with what
-Java does. zkref processes record their Zab packets to a JSON-lines file, so a test can check the merged trace
-with `zkref.quorum.zab.trace_violations` (Zab.tla's invariants). `Ensemble(trace=False)` runs
-`python -m zkref zoo.cfg` instead, as a user would (bench/zab_bench.py measures that).
+Each server is a real process (conftest's `Ensemble`): zkref through a short launcher (`zkref.main` with the Zab
+trace recorded), or the real Java 3.8 server (Debian package) where a test compares zkref with what Java does.
+zkref processes record their Zab packets to a JSON-lines file, so a test can check the merged trace with
+`zkref.quorum.zab.trace_violations` (Zab.tla's invariants). `Ensemble(trace=False)` runs `python -m zkref zoo.cfg`
+instead, as a user would (bench/zab_bench.py measures that).
 """
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ import json
 import signal
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,7 +21,8 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
-from conftest import JavaZooKeeper, four_letter_word, free_port, java_available, wait_for
+import conftest
+from conftest import four_letter_word, java_available, wait_for
 from zkref.quorum.zab import (ACKEPOCH, DIFF, FOLLOWERINFO, LEADERINFO, LEARNER_PROTOCOL_VERSION, SNAP, TRUNC,
                               ZabEvent, epoch_of, make_zxid, packet, packet_bytes, trace_violations)
 
@@ -47,94 +46,26 @@ _init = P.QuorumPeer.__init__
 def init(self, *a, **k):
     _init(self, *a, **k)
     self.role_factories = zab_roles()
-    self.zab_trace = TraceFile(sys.argv[2])
+    self.zab_trace = TraceFile(sys.argv[1])
 P.QuorumPeer.__init__ = init
 from zkref.main import main
-sys.exit(main(sys.argv[1:2]))
+sys.exit(main(sys.argv[2:]))
 """
 
 
-class Ensemble:
-    "Three servers on 127.0.0.1 and free ports; each `zkref` (a launcher process) or `java` (QuorumPeerMain)."
+class Ensemble(conftest.Ensemble):
+    """conftest's three servers, each `zkref` or `java`; a zkref server runs through LAUNCHER, recording its Zab
+    trace to s<i>/trace.jsonl (or, with `trace=False`, as `python -m zkref zoo.cfg`)."""
 
     def __init__(self, root: Path, kinds=("zkref", "zkref", "zkref"), trace: bool = True, **extra):
-        self.root = root
-        self.traced = trace             # False: zkref runs as `python -m zkref zoo.cfg`, no Zab trace file
-        self.kinds = {i + 1: k for i, k in enumerate(kinds)}
-        self.ports = {i: (free_port(), free_port(), free_port()) for i in self.kinds}
-        self.procs: dict[int, object] = {}
-        self.java: dict[int, JavaZooKeeper] = {}
+        self.traced = trace
         (root / "launch.py").write_text(LAUNCHER)
-        servers = {f"server.{j}": f"127.0.0.1:{q}:{e}" for j, (q, e, _) in self.ports.items()}
-        for i, kind in self.kinds.items():
-            d = root / f"s{i}"
-            cfg = dict(tickTime=TICK_MS, initLimit=10, syncLimit=5, dataDir=d / "data", clientPort=self.client(i),
-                       clientPortAddress="127.0.0.1", **{"4lw.commands.whitelist": "*", "admin.enableServer": "false"},
-                       **extra, **servers)
-            if kind == "java":
-                self.java[i] = JavaZooKeeper(d, {k: str(v) for k, v in cfg.items()}, myid=i)
-            else:
-                (d / "data").mkdir(parents=True)
-                (d / "data" / "myid").write_text(f"{i}\n")
-                (d / "zoo.cfg").write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
+        super().__init__(root, kinds, tick_ms=TICK_MS, **extra)
 
-    def client(self, i: int) -> int:
-        return self.ports[i][2]
-
-    def quorum(self, i: int) -> int:
-        return self.ports[i][0]
-
-    def hosts(self, ids=None) -> str:
-        return ",".join(f"127.0.0.1:{self.client(i)}" for i in (ids or self.kinds))
-
-    def log(self, i: int) -> str:
-        if self.kinds[i] == "java":
-            return self.java[i].logs()
-        p = self.root / f"s{i}" / "out.log"
-        return p.read_text(errors="replace") if p.exists() else ""
-
-    def start(self, *ids: int) -> None:
-        for i in ids or self.kinds:
-            if self.kinds[i] == "java":
-                self.procs[i] = self.java[i].start(wait=False).proc
-                continue
-            d = self.root / f"s{i}"
-            argv = ([str(self.root / "launch.py"), str(d / "zoo.cfg"), str(d / "trace.jsonl")] if self.traced
-                    else ["-m", "zkref", str(d / "zoo.cfg")])
-            with open(d / "out.log", "ab") as log:
-                self.procs[i] = subprocess.Popen([sys.executable, *argv],
-                                                 stdout=log, stderr=subprocess.STDOUT, cwd=self.root)
-
-    def mode(self, i: int) -> str | None:
-        out = four_letter_word(self.client(i), "srvr")
-        return out.split("Mode: ")[1].split()[0] if "Mode: " in out else None
-
-    def modes(self, ids=None) -> list[str]:
-        return sorted(str(self.mode(i)) for i in (ids or self.procs))
-
-    def wait_formed(self, ids=None, timeout: float = 90) -> int:
-        "Wait for one leader and the rest following among `ids` (default: the running servers); the leader's id."
-        ids = list(ids or self.procs)
-        want = sorted(["leader"] + ["follower"] * (len(ids) - 1))
-        wait_for(lambda: self.modes(ids) == want, timeout, 0.2,
-                 what=f"one leader among {ids} (modes now {dict((i, self.mode(i)) for i in ids)})")
-        return next(i for i in ids if self.mode(i) == "leader")
-
-    def stop(self, i: int, sig=signal.SIGTERM) -> None:
-        p = self.procs.pop(i)
-        if self.kinds[i] == "java":
-            self.java[i].stop(sig)
-            return
-        p.send_signal(sig)
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-
-    def stop_all(self) -> None:
-        for i in list(self.procs):
-            self.stop(i)
+    def zkref_args(self, i: int) -> list[str]:
+        if not self.traced:
+            return super().zkref_args(i)
+        return [str(self.root / "launch.py"), str(self.root / f"s{i}" / "trace.jsonl")]
 
     def trace(self) -> list[ZabEvent]:
         "Every zkref server's recorded Zab events, merged in time order (one machine: one monotonic clock)."
