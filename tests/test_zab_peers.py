@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_ports
+from conftest import free_ports, until
 from zkref.config import QuorumMaj
 from zkref.jute import CreateTxn
 from zkref.persistence import FileTxnSnapLog
@@ -25,15 +25,6 @@ from zkref.quorum.zab import epoch_of, trace_violations
 from zkref.zkdatabase import ZKDatabase
 
 pytestmark = pytest.mark.timeout(120)
-
-
-async def until(cond, timeout_s=30.0, what="condition"):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout_s
-    while not cond():
-        if loop.time() > end:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 TRACE: list = []          # every role of every peer in a test records here (reset per test)
@@ -98,9 +89,9 @@ def test_three_zkref_peers_elect_sync_and_replicate(tmp_path):
         try:
             for p in peers:
                 await p.start()
-            await until(lambda: serving(peers), what="a leader and two synced followers")
+            await until(lambda: serving(peers), 30, what="a leader and two synced followers")
             zxids = [await write(peers, f"/n{i}") for i in range(10)]
-            await until(lambda: all(p.zk_db.get_node("/n9") is not None for p in peers), what="replication")
+            await until(lambda: all(p.zk_db.get_node("/n9") is not None for p in peers), 30, what="replication")
             epochs = {p.myid: (p.accepted_epoch, p.current_epoch) for p in peers}
             # LOOKING servers are answered with the new epoch (Java: QuorumPeer.updateElectionVote)
             assert all(p.current_vote.peer_epoch == p.current_epoch for p in peers)
@@ -130,12 +121,12 @@ def test_leader_failure_keeps_committed_txns(tmp_path):
         try:
             for p in peers.values():
                 await p.start()
-            await until(lambda: serving(list(peers.values())), what="first leader")
+            await until(lambda: serving(list(peers.values())), 30, what="first leader")
             first = [await write(list(peers.values()), f"/old{i}") for i in range(5)]
             old = leader_of(list(peers.values()))
             await old.shutdown()
             rest = [p for p in peers.values() if p is not old]
-            await until(lambda: serving(rest), what="a new leader among the two others")
+            await until(lambda: serving(rest), 30, what="a new leader among the two others")
             new_leader = leader_of(rest)
             assert new_leader.myid != old.myid
             second = [await write(rest, f"/new{i}") for i in range(5)]
@@ -144,9 +135,9 @@ def test_leader_failure_keeps_committed_txns(tmp_path):
             peers[old.myid] = back
             await back.start()
             everyone = list(peers.values())
-            await until(lambda: serving(everyone), what="the old leader to follow")
+            await until(lambda: serving(everyone), 30, what="the old leader to follow")
             third = await write(everyone, "/after-rejoin")
-            await until(lambda: all(p.zk_db.get_node("/after-rejoin") is not None for p in everyone))
+            await until(lambda: all(p.zk_db.get_node("/after-rejoin") is not None for p in everyone), 30)
             nodes = {p.myid: sorted(c for c in p.zk_db.data_tree.get_node("").get_children()) for p in everyone}
             return first, second, third, nodes, everyone
         finally:
@@ -191,7 +182,7 @@ def test_clients_of_an_all_zkref_ensemble_and_a_session_moving_between_servers(t
             p.cnxn_factory = f
             peers[sid] = p
             await p.start()
-        await until(lambda: serving(list(peers.values())), what="serving")
+        await until(lambda: serving(list(peers.values())), 30, what="serving")
         return leader_of(list(peers.values())).myid
 
     async def _v(f):
