@@ -1,0 +1,58 @@
+"""The line a rejected write logs names the request as Java's `Request.toString` prints it.
+
+Java's PrepRequestProcessor logs "Got user-level KeeperException when processing <request> Error Path:…
+Error:…" at INFO for the system-level codes above APIERROR (e.g. BADARGUMENTS for an invalid path; the
+user-level ones such as NODEEXISTS are not logged). Operators grep these lines, so zkref must print the same
+text as Java 3.8 for the same client sequence, once the session id (random per server) is masked.
+"""
+import re
+import socket
+
+from conftest import wait_for
+from zkref.jute import ConnectRequest, CreateRequest, DeleteRequest, ReplyHeader, SetDataRequest
+from zkref.proto import OPEN_ACL_UNSAFE, Code, OpCode, encode_request, frame
+
+LINE = re.compile(r"Got user-level KeeperException when processing (.*)")
+
+
+def _read_frame(sock: socket.socket) -> bytes:
+    def exactly(n: int) -> bytes:
+        b = b""
+        while len(b) < n:
+            chunk = sock.recv(n - len(b))
+            assert chunk, "server closed the connection"
+            b += chunk
+        return b
+    return exactly(int.from_bytes(exactly(4), "big"))
+
+
+def _rejected_writes(server) -> tuple[list[int], list[str]]:
+    "Send writes with invalid paths, as a raw client (kazoo would refuse or normalise them): (error codes, lines)."
+    with socket.create_connection(("127.0.0.1", server.client_port), timeout=10) as s:
+        s.sendall(frame(ConnectRequest(time_out=30000, passwd=bytes(16)).to_bytes() + b"\0"))
+        _read_frame(s)
+        writes = [(OpCode.create, CreateRequest(path="/a", data=b"x", acl=OPEN_ACL_UNSAFE, flags=0)),
+                  (OpCode.create, CreateRequest(path="/a//b", data=b"x", acl=OPEN_ACL_UNSAFE, flags=0)),  # NONODE
+                  (OpCode.setData, SetDataRequest(path="/a/", data=b"y", version=-1)),
+                  (OpCode.create, CreateRequest(path="b", data=b"x", acl=OPEN_ACL_UNSAFE, flags=0)),
+                  (OpCode.delete, DeleteRequest(path="/a/.", version=-1)),                                # NONODE
+                  (OpCode.setData, SetDataRequest(path="/a/./b", data=b"y", version=-1))]
+        errs = []
+        for xid, (op, record) in enumerate(writes, start=1):
+            s.sendall(encode_request(xid, op, record))
+            errs.append(ReplyHeader.from_bytes(_read_frame(s)).err)
+    assert errs.count(Code.BADARGUMENTS) == 3, errs
+    wait_for(lambda: len(LINE.findall(server.logs())) >= 3, 10)
+    return errs, [re.sub(r"sessionid:0x[0-9a-f]+", "sessionid:0x…", m.strip()) for m in LINE.findall(server.logs())]
+
+
+def test_rejected_write_lines_match_java(zkref_zk, java_zk):
+    """The same writes get the same error codes, and the three BADARGUMENTS ones each log Java's INFO line with the request as `Request.toString` prints
+    it: `sessionid:0x… type:setData cxid:0x3 zxid:0x4 txntype:-1 reqpath:n/a Error Path:/a/ Error:…` (cxid
+    sign-extended to a long, the txn's zxid — a rejected write still takes one — and txntype -1 for its error
+    txn). Reference: PrepRequestProcessor.pRequest (the INFO line), Request.toString."""
+    java_errs, javas = _rejected_writes(java_zk())
+    errs, ours = _rejected_writes(zkref_zk())
+    assert errs == java_errs
+    assert len(javas) == 3, javas
+    assert ours == javas
