@@ -46,7 +46,7 @@ class SimpleCounterSet:
         for c in list(self._counters.values()): out.update(c.values())
         return out
 
-# %% ../nbs/05b_metric_counters.ipynb #3c70a83c
+# %% ../nbs/05b_metric_counters.ipynb #9db6d75a
 def _avg4(total: int, count: int) -> float:
     "total/count rounded half-up to 4 decimals, as Java's AvgMinMaxCounter.getAvg (0 when empty)."
     if count <= 0:
@@ -62,10 +62,14 @@ class AvgMinMaxCounter:
     def add(self, value: int) -> None:
         value = int(value)
         with self._lock:
-            self._total += value; self._count += 1
-            self._min = value if self._min is None else min(self._min, value)
-            self._max = value if self._max is None else max(self._max, value)
+            self._add_locked(value)
     add_data_point = add
+    def _add_locked(self, value: int) -> None:   # every request adds two or three values: kept lean
+        self._total += value; self._count += 1
+        if self._min is None or value < self._min:
+            self._min = value
+        if self._max is None or value > self._max:
+            self._max = value
     def reset(self) -> None:
         with self._lock:
             self._total, self._count, self._min, self._max = 0, 0, None, None
@@ -87,7 +91,7 @@ class AvgMinMaxCounter:
         return {f"avg_{n}": self.avg, f"min_{n}": self.min, f"max_{n}": self.max,
                 f"cnt_{n}": self.count, f"sum_{n}": self.total}
 
-# %% ../nbs/05b_metric_counters.ipynb #c10efd3e
+# %% ../nbs/05b_metric_counters.ipynb #cfac9512
 RESERVOIR_SIZE = 4096  # Java: AvgMinMaxPercentileCounter.ResettableUniformReservoir.DEFAULT_SIZE
 
 def _uniform_snapshot_value(ordered: list[int], quantile: float) -> float:
@@ -115,15 +119,16 @@ class AvgMinMaxPercentileCounter(AvgMinMaxCounter):
         self._rng = rng or random.Random()
         super().__init__(name)
     def add(self, value: int) -> None:
-        super().add(value)
+        value = int(value)
         with self._lock:
+            self._add_locked(value)
             self._seen += 1
             if self._seen <= RESERVOIR_SIZE:
-                self._reservoir.append(int(value))
-            else:
-                slot = self._rng.randrange(self._seen)
+                self._reservoir.append(value)
+            else:   # Java: ThreadLocalRandom.nextLong(count), uniform over the values seen
+                slot = int(self._rng.random() * self._seen)
                 if slot < RESERVOIR_SIZE:
-                    self._reservoir[slot] = int(value)
+                    self._reservoir[slot] = value
     add_data_point = add
     def reset(self) -> None:
         super().reset()
