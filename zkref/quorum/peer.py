@@ -151,7 +151,7 @@ class QuorumPeer:
         if self.zk_db is not None:
             self.zk_db.init_config_in_zk_database(self.quorum_verifier)
 
-# %% ../../nbs/07_peer.ipynb #1cf4e151
+# %% ../../nbs/07_peer.ipynb #2b65d034
 def _detailed_peer_state(self: QuorumPeer) -> str:
     "`following`, `leading - broadcast`, `following - synchronization - diff`… Java: getDetailedPeerState"
     s = self._state.name.lower()
@@ -180,6 +180,14 @@ def _set_zab_state(self: QuorumPeer, zab_state: ZabState) -> None:
         # Java's Leader.lead / Follower.followLeader / Observer.observeLeader name the leader just before this step
         leader = self.quorum_verifier.all_members.get(self.current_vote.id)
         self.set_leader_address_and_id(leader.addr if leader is not None else None, self.current_vote.id)
+    if zab_state == ZabState.BROADCAST and self.unavailable_start_time != 0:
+        # Java: unavailable_time / leader_unavailable_time, ms from the main loop's turn to serving again
+        unavailable_ms = int((time.monotonic() - self.unavailable_start_time) * 1000)
+        if self.metrics is not None:
+            self.metrics.unavailable_time.add(unavailable_ms)
+            if self._state == ServerState.LEADING:
+                self.metrics.leader_unavailable_time.add(unavailable_ms)
+        self.unavailable_start_time = 0.0
     self.zab_state = zab_state
     LOG.info("Peer state changed: %s", self.detailed_peer_state())
 

@@ -29,7 +29,8 @@ __all__ = ['REQUEST', 'PROPOSAL', 'ACK', 'COMMIT', 'PING', 'REVALIDATE', 'SYNC',
            'packet_bytes', 'ReadDeadline', 'read_packet_within', 'packets_bytes', 'packet_to_string',
            'packet_record_string', 'describe', 'read_snapshot_body', 'snapshot_body', 'ZabEvent', 'record',
            'zab_diagram', 'trace_violations', 'maybe_snapshot', 'group_commit', 'ZabPeer', 'update_election_vote',
-           'close_all_connections', 'set_zab_state', 'set_sync_mode', 'QuorumZooKeeperServer']
+           'close_all_connections', 'set_zab_state', 'set_sync_mode', 'peer_metrics', 'log_latency',
+           'QuorumZooKeeperServer']
 
 # %% ../../nbs/10c_zab_packets.ipynb #5bd00637
 REQUEST = 1            # learner → leader: a client write to propose (sessionId, cxid, type, request body)
@@ -504,7 +505,7 @@ async def group_commit(role,                                  # a Leader or Lear
         after_fsync(batch)
         maybe_snapshot(role)
 
-# %% ../../nbs/10c_zab_packets.ipynb #8ba40815
+# %% ../../nbs/10c_zab_packets.ipynb #842b8795
 @dataclasses.dataclass
 class ZabPeer:
     "The parts of a QuorumPeer that Leader, Follower and Observer use."
@@ -523,6 +524,7 @@ class ZabPeer:
     zab_state: str = "ELECTION"
     sync_mode: str = "NONE"
     cnxn_factory: object = None                # a started ServerCnxnFactory, if this server has a client port
+    metrics: object = None                     # ServerMetrics (made by `peer_metrics` when a test leaves it out)
 
     def set_zookeeper_server(self, zks) -> None:
         "Hand the client port a server (None: stop serving). Java: QuorumPeer.setZooKeeperServer"
@@ -576,6 +578,23 @@ def set_sync_mode(peer, name: str) -> None:
     "peer.set_sync_mode with the peer's own enum member called `name`."
     current = peer.sync_mode
     peer.set_sync_mode(type(current)[name] if isinstance(current, enum.Enum) else name)
+
+def peer_metrics(peer):
+    "The peer's ServerMetrics, which its roles and its ZooKeeperServer share; a fresh default one if it has none."
+    # Java: ServerMetrics.getMetrics(), set up by QuorumPeerMain from metricsProvider.className
+    m = getattr(peer, "metrics", None)
+    if m is None:
+        from zkref.metrics import ServerMetrics
+        from zkref.metrics_provider import DefaultMetricsProvider
+        m = peer.metrics = ServerMetrics(DefaultMetricsProvider())
+    return m
+
+def log_latency(summary, hdr_time: int, now_ms: int) -> None:
+    """Add `now_ms - hdr_time` to `summary` unless negative: the leader's clock made the txn header's time, so
+    across servers a clock drift can make it so. Java: Request.logLatency"""
+    latency = now_ms - hdr_time
+    if latency >= 0:
+        summary.add(latency)
 
 # %% ../../nbs/10c_zab_packets.ipynb #32dcbdab
 class QuorumZooKeeperServer(ZooKeeperServer):

@@ -1,0 +1,157 @@
+"""The Zab roles move ServerMetrics' quorum counters and summaries where Java 3.8 moves them, so `mntr` on a
+zkref ensemble shows the numbers a Java ensemble shows: the same writes through a follower, on a three-server
+zkref ensemble (AdminServer off) and on a Java 3.8 ensemble of the same shape, give the same deterministic
+counts on the same roles, and the timing summaries are non-zero where Java's are.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+
+import pytest
+from kazoo.client import KazooClient
+
+from conftest import Ensemble, four_letter_word, java_available, wait_for
+
+pytestmark = pytest.mark.timeout(400)
+
+N = 10                     # writes through a follower
+TXNS = N + 2               # plus the session's createSession and closeSession
+ACK_EVERY = 2              # -Dzookeeper.leader.ackLoggingFrequency: ack_latency samples zxids divisible by it
+
+
+def rows(port: int) -> dict[str, str]:
+    "`mntr` as {key: value}, without the zk_ prefix."
+    out = four_letter_word(port, "mntr")
+    return {k[3:]: v for k, v in (line.split("\t", 1) for line in out.splitlines() if "\t" in line)}
+
+
+def n(r: dict[str, str], key: str) -> int:
+    "A counter, or a summary's `cnt_`/`sum_` value, as an int (0 when mntr leaves it out)."
+    return int(float(r.get(key, "0")))
+
+
+def revalidate(port: int, session_id: int, passwd: bytes) -> None:
+    """Reopen a session on another server with a bare ConnectRequest, read the answer, drop the socket (the
+    session lives on): a learner must ask the leader with REVALIDATE. Java: Learner.validateSession"""
+    body = struct.pack(">iqiqi", 0, 0, 30000, session_id, len(passwd)) + passwd + b"\x00"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(struct.pack(">i", len(body)) + body)
+        (length,) = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))
+        answer = s.recv(length, socket.MSG_WAITALL)
+    (_, _, sid) = struct.unpack_from(">iiq", answer)
+    assert sid == session_id, f"the session was not reopened: {answer!r}"
+
+
+def run(kind: str, root) -> dict[str, dict[str, str]]:
+    """Form a `kind` ensemble, write N znodes through a follower, reopen the session once on the other follower,
+    close it; `mntr` of the leader, the client's follower and the other follower once all committed."""
+    e = Ensemble(root, (kind,) * 3, jvm_flags=[f"-Dzookeeper.leader.ackLoggingFrequency={ACK_EVERY}"])
+    e.start()
+    try:
+        leader = e.wait_formed()
+        f1, f2 = (i for i in e.ids if i != leader)
+        zk = KazooClient(hosts=f"127.0.0.1:{e.client(f1)}", timeout=30)
+        zk.start(30)
+        try:
+            for i in range(N):
+                zk.create(f"/m{i}", b"x")
+            session_id, passwd = zk.client_id
+            revalidate(e.client(f2), session_id, passwd)
+        finally:
+            zk.stop()
+            zk.close()
+        wait_for(lambda: n(rows(e.client(leader)), "commit_count") >= TXNS, 30, what="the leader's commits")
+        for f in (f1, f2):
+            wait_for(lambda: n(rows(e.client(f)), "learner_commit_received_count") >= TXNS, 30,
+                     what=f"server {f}'s commits")
+        assert e.modes() == ["follower", "follower", "leader"], "the ensemble changed roles during the test"
+        return {"leader": dict(rows(e.client(leader)), sid=str(leader)),
+                "client_follower": rows(e.client(f1)), "other_follower": rows(e.client(f2))}
+    finally:
+        e.stop_all()
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    "(java, zkref): the same run on a Java 3.8 ensemble and on a zkref one."
+    if not java_available():
+        pytest.skip("Java ZooKeeper (Debian package zookeeper) is not installed")
+    java = run("java", tmp_path_factory.mktemp("java"))
+    zkref = run("zkref", tmp_path_factory.mktemp("zkref"))
+    return java, zkref
+
+
+LEADER_EQUAL = ["proposal_count", "commit_count", "revalidate_count", "looking_count", "cnt_quorum_ack_latency",
+                "cnt_proposal_ack_creation_latency", "cnt_propagation_latency", "cnt_election_time",
+                "cnt_unavailable_time", "cnt_leader_unavailable_time", "learner_proposal_received_count",
+                "learner_commit_received_count"]
+FOLLOWER_EQUAL = ["learner_proposal_received_count", "learner_commit_received_count", "cnt_proposal_latency",
+                  "cnt_commit_propagation_latency", "cnt_proposal_ack_creation_latency", "cnt_propagation_latency",
+                  "cnt_follower_sync_time", "cnt_observer_sync_time", "cnt_election_time", "cnt_unavailable_time",
+                  "cnt_leader_unavailable_time", "looking_count", "proposal_count", "commit_count",
+                  "diff_count", "snap_count", "revalidate_count"]
+
+
+def test_leader_counts_equal_javas(both):
+    """On the leader, the counts that follow from the workload equal Java's: one proposal and one commit per
+    txn (N creates, createSession, closeSession), one quorum-ack, own-ack-creation and propagation latency
+    sample per txn, one REVALIDATE, one election and one unavailable window (a leader's, too).
+    Reference: Leader.propose, Leader.commit, Leader.tryToCommit, AckRequestProcessor.processRequest,
+    FinalRequestProcessor.processRequest, LearnerHandler.run (REVALIDATE), QuorumPeer.setZabState"""
+    java, zkref = both
+    want = {k: n(java["leader"], k) for k in LEADER_EQUAL}
+    assert want["proposal_count"] == TXNS and want["revalidate_count"] == 1, want   # what Java printed
+    assert {k: n(zkref["leader"], k) for k in LEADER_EQUAL} == want
+
+
+@pytest.mark.parametrize("role", ["client_follower", "other_follower"])
+def test_follower_counts_equal_javas(both, role):
+    """On each follower, the counts equal Java's: every PROPOSAL and COMMIT received is counted, with one
+    proposal-latency, commit-propagation, ack-creation and propagation sample per txn, one follower sync, one
+    election and one unavailable window; the leader-only counters stay 0.
+    Reference: Follower.processPacket, FollowerZooKeeperServer.commit, SendAckRequestProcessor.processRequest,
+    Follower.followLeader (FOLLOWER_SYNC_TIME), QuorumPeer.setZabState"""
+    java, zkref = both
+    want = {k: n(java[role], k) for k in FOLLOWER_EQUAL}
+    assert want["learner_proposal_received_count"] == TXNS and want["cnt_follower_sync_time"] == 1, want
+    assert {k: n(zkref[role], k) for k in FOLLOWER_EQUAL} == want
+
+
+def test_learner_syncs_counted_as_java(both):
+    """The leader counts one sync per follower — DIFF, or SNAP when a follower connects after the leader's
+    first snapshot moved its zxid to the new epoch (a race Java has too) — and samples the syncs in flight as
+    each begins and as it ends at the NEWLEADER ACK.
+    Reference: LearnerHandler.run (DIFF_COUNT, SNAP_COUNT, INFLIGHT_DIFF_COUNT, INFLIGHT_SNAP_COUNT)"""
+    for r in both:
+        leader = r["leader"]
+        assert n(leader, "diff_count") + n(leader, "snap_count") == 2
+        assert n(leader, "cnt_inflight_diff_count") == 2 * n(leader, "diff_count")
+        assert n(leader, "cnt_inflight_snap_count") == 2 * n(leader, "snap_count")
+
+
+def test_per_learner_summaries_as_java(both):
+    """Per-learner summary sets are keyed by sid as Java's: `ack_latency` samples the ACKs of every
+    ackLoggingFrequency-th zxid until it commits (at least the two that formed each quorum), the leader's
+    queue length is sampled per packet sent to each learner, and the first queued packet's marker times the
+    queue once per learner (fewer than 1000 packets).
+    Reference: Leader.processAck (ACK_LATENCY), LearnerHandler.sendPackets (LEARNER_HANDLER_QP_SIZE/QP_TIME)"""
+    sampled = sum(1 for c in range(1, TXNS + 1) if ((1 << 32) + c) % ACK_EVERY == 0)
+    for r in both:
+        leader = r["leader"]
+        sids = {1, 2, 3} - {int(leader["sid"])}
+        assert sum(n(leader, f"cnt_{s}_ack_latency") for s in (1, 2, 3)) >= 2 * sampled
+        for s in sids:
+            assert n(leader, f"cnt_{s}_learner_handler_qp_size") > 0
+            assert n(leader, f"cnt_{s}_learner_handler_qp_time_ms") == 1
+
+
+@pytest.mark.parametrize("role,keys", [
+    ("leader", ["sum_election_time", "sum_unavailable_time", "sum_leader_unavailable_time"]),
+    ("client_follower", ["sum_election_time", "sum_unavailable_time"]),
+])
+def test_times_non_zero(both, role, keys):
+    """The times of a real election and of the unavailable window are milliseconds, non-zero on both.
+    Reference: Leader.lead / Follower.followLeader (ELECTION_TIME), QuorumPeer.setZabState (UNAVAILABLE_TIME)"""
+    for r in both:
+        assert all(n(r[role], k) > 0 for k in keys), {k: r[role].get(k) for k in keys}
