@@ -17,9 +17,9 @@ from .cnxn import ZK_NOT_SERVING, ServerCnxn, ServerCnxnFactory, _full_version, 
 
 # %% auto #0
 __all__ = ['CLOG', 'COMMANDS', 'ZKREF_COMMANDS', 'DEFAULT_TRACE_MASK', 'jackson_dumps', 'CommandResponse', 'Command',
-           'primary_names', 'run_command', 'connection_info', 'quorum_peer', 'is_leader', 'proposal_stats_map',
-           'dump_monitor_values', 'monitor_values', 'dir_sizes', 'server_stats_map', 'environment_entries',
-           'multiple_addresses_map', 'learner_handler_info', 'quorum_conf']
+           'admin_command', 'primary_names', 'run_command', 'connection_info', 'quorum_peer', 'is_leader',
+           'proposal_stats_map', 'dump_monitor_values', 'monitor_values', 'dir_sizes', 'server_stats_map',
+           'environment_entries']
 
 # %% ../../nbs/09a1_admin_commands.ipynb #80a6cf97
 def _jackson_str(s: str) -> str:
@@ -79,7 +79,7 @@ class CommandResponse:
         m.update(self.data)
         return m
 
-# %% ../../nbs/09a1_admin_commands.ipynb #9defb36e
+# %% ../../nbs/09a1_admin_commands.ipynb #e050c161
 CLOG = get_logger("Commands")
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class Command:
 COMMANDS: dict[str, Command] = {}                       # every name and alias -> its command
 ZKREF_COMMANDS: dict[str, Command] = {}                 # zkref additions (not Java's; not on the list page)
 
-def _command(*names: str, server_required: bool = True):
+def admin_command(*names: str, server_required: bool = True):
     "Register the decorated function as the command `names[0]` with aliases `names[1:]`."
     def register(fn):
         cmd = Command(tuple(names), fn, server_required, fn.__doc__)
@@ -222,8 +222,8 @@ def environment_entries() -> list[tuple[str, str]]:
     lines = cmd_envi(None).splitlines()[1:]            # after "Environment:"
     return [tuple(line.split("=", 1)) for line in lines if "=" in line]
 
-# %% ../../nbs/09a1_admin_commands.ipynb #d5a7fc56
-@_command("server_stats", "srvr")
+# %% ../../nbs/09a1_admin_commands.ipynb #1ede014a
+@admin_command("server_stats", "srvr")
 def _srvr(zks, kwargs, r: CommandResponse) -> None:
     "Version, read-only flag, ServerStats, response sizes, node count. Java: Commands.SrvrCommand"
     CLOG.info("running stat")
@@ -234,14 +234,14 @@ def _srvr(zks, kwargs, r: CommandResponse) -> None:
         r.put("proposal_stats", proposal_stats_map(zks.leader))
     r.put("node_count", zks.dt.node_count())
 
-@_command("stats", "stat")
+@admin_command("stats", "stat")
 def _stat(zks, kwargs, r: CommandResponse) -> None:
     "`server_stats` plus each connection's brief info. Java: Commands.StatCommand"
     _srvr(zks, kwargs, r)
     r.put("connections", _all_connection_info(zks.server_cnxn_factory, brief=True))
     r.put("secure_connections", _all_connection_info(zks.secure_server_cnxn_factory, brief=True))
 
-@_command("monitor", "mntr", server_required=False)
+@admin_command("monitor", "mntr", server_required=False)
 def _monitor(zks, kwargs, r: CommandResponse) -> None:
     "Every metric, with the values' own types. Java: Commands.MonitorCommand"
     if zks is None:
@@ -250,22 +250,22 @@ def _monitor(zks, kwargs, r: CommandResponse) -> None:
     for k, v in monitor_values(zks).items():
         r.put(k, v)
 
-@_command("ruok")
+@admin_command("ruok")
 def _ruok(zks, kwargs, r: CommandResponse) -> None:
     "Nothing but `command` and `error: null`. Java: Commands.RuokCommand"
 
-@_command("is_read_only", "isro")
+@admin_command("is_read_only", "isro")
 def _isro(zks, kwargs, r: CommandResponse) -> None:
     "True only on chapter 10e's ReadOnlyZooKeeperServer. Java: Commands.IsroCommand (instanceof ReadOnlyZooKeeperServer)"
     r.put("read_only", getattr(zks, "read_only", False))
 
-@_command("dirs")
+@admin_command("dirs")
 def _dirs(zks, kwargs, r: CommandResponse) -> None:
     "Bytes in the snapshot and log directories. Java: Commands.DirsCommand"
     data_size, log_size = dir_sizes(zks)
     r.put("datadir_size", data_size); r.put("logdir_size", log_size)
 
-@_command("stat_reset", "srst")
+@admin_command("stat_reset", "srst")
 def _srst(zks, kwargs, r: CommandResponse) -> None:
     "Reset the server's latency and packet counters. Java: Commands.StatResetCommand"
     zks.reset_stats()
@@ -273,7 +273,7 @@ def _srst(zks, kwargs, r: CommandResponse) -> None:
         if f is not None:
             f.packets_received = f.packets_sent = 0
 
-@_command("connection_stat_reset", "crst")
+@admin_command("connection_stat_reset", "crst")
 def _crst(zks, kwargs, r: CommandResponse) -> None:
     "Reset every connection's counters. Java: Commands.CnxnStatResetCommand"
     f = zks.server_cnxn_factory
@@ -281,8 +281,8 @@ def _crst(zks, kwargs, r: CommandResponse) -> None:
         c.packets_received = c.packets_sent = c.count = c.total_latency = c.max_latency = 0
         c.min_latency = sys.maxsize
 
-# %% ../../nbs/09a1_admin_commands.ipynb #dbcef4e8
-@_command("configuration", "conf", "config")
+# %% ../../nbs/09a1_admin_commands.ipynb #6e9b7d91
+@admin_command("configuration", "conf", "config")
 def _conf(zks, kwargs, r: CommandResponse) -> None:
     "The server's effective settings. Java: Commands.ConfCommand, ZooKeeperServerConf.toMap"
     f, tsl = zks.server_cnxn_factory, zks.txn_log_factory
@@ -293,13 +293,13 @@ def _conf(zks, kwargs, r: CommandResponse) -> None:
                  ("server_id", getattr(quorum_peer(zks), "myid", 0)), ("client_port_listen_backlog", zks.listen_backlog)):
         r.put(k, v)
 
-@_command("environment", "env", "envi", server_required=False)
+@admin_command("environment", "env", "envi", server_required=False)
 def _env(zks, kwargs, r: CommandResponse) -> None:
     "The process's environment. Java: Commands.EnvCommand"
     for k, v in environment_entries():
         r.put(k, v)
 
-@_command("system_properties", "sysp", server_required=False)
+@admin_command("system_properties", "sysp", server_required=False)
 def _sysp(zks, kwargs, r: CommandResponse) -> None:
     "zkref's system properties (the `-D`s and zoo.cfg's unknown keys) and the environment rows, sorted."
     # Java: Commands.SystemPropertiesCommand (System.getProperties, sorted)
@@ -310,63 +310,63 @@ def _sysp(zks, kwargs, r: CommandResponse) -> None:
     for k in sorted(props):
         r.put(k, str(props[k]))
 
-@_command("initial_configuration", "icfg")
+@admin_command("initial_configuration", "icfg")
 def _icfg(zks, kwargs, r: CommandResponse) -> None:
     "The config file's text as it was read at startup. Java: Commands.InitialConfigurationCommand"
     r.put("initial_configuration", getattr(zks.config, "initial_config", None))
 
-@_command("last_snapshot", "lsnp")
+@admin_command("last_snapshot", "lsnp")
 def _lsnp(zks, kwargs, r: CommandResponse) -> None:
     "The zxid (hex, no 0x) and time (seconds) of the last snapshot. Java: Commands.LastSnapshotCommand"
     info = zks.txn_log_factory.get_last_snapshot_info()
     r.put("zxid", format(info.zxid if info else -1 & (2**64 - 1), "x"))
     r.put("timestamp", info.timestamp if info else -1)
 
-@_command("hash")
+@admin_command("hash")
 def _hash(zks, kwargs, r: CommandResponse) -> None:
     "The tree digests logged so far. Java: Commands.DigestCommand (DataTree.getDigestLog)"
     # Jackson orders ZxidDigest's properties as its fields are declared: zxid, digest, digestVersion
     r.put("digests", [{"zxid": d.zxid, "digest": d.digest, "digest_version": d.digest_version}
                       for d in zks.dt.get_digest_log()])
 
-# %% ../../nbs/09a1_admin_commands.ipynb #c7d95616
-@_command("connections", "cons")
+# %% ../../nbs/09a1_admin_commands.ipynb #ffacaa0e
+@admin_command("connections", "cons")
 def _cons(zks, kwargs, r: CommandResponse) -> None:
     "Every connection, in full. Java: Commands.ConsCommand"
     r.put("connections", _all_connection_info(zks.server_cnxn_factory, brief=False))
     r.put("secure_connections", _all_connection_info(zks.secure_server_cnxn_factory, brief=False))
 
-@_command("dump")
+@admin_command("dump")
 def _dump(zks, kwargs, r: CommandResponse) -> None:
     "Session expiry buckets and ephemeral paths. Java: Commands.DumpCommand"
     q = zks.session_tracker.queue
     r.put("expiry_time_to_session_ids", {str(t): [s.session_id for s in q.buckets[t]] for t in sorted(q.buckets)})
     r.put("session_id_to_ephemeral_paths", {str(sid): sorted(paths) for sid, paths in zks.dt.ephemerals.items()})
 
-@_command("watches", "wchc")
+@admin_command("watches", "wchc")
 def _wchc(zks, kwargs, r: CommandResponse) -> None:
     "Session id → the paths it watches (data watches). Java: Commands.WatchCommand"
     r.put("session_id_to_watched_paths",
           {str(sid): sorted(p) for sid, p in zks.dt.data_watches.get_watches().items()})
 
-@_command("watches_by_path", "wchp")
+@admin_command("watches_by_path", "wchp")
 def _wchp(zks, kwargs, r: CommandResponse) -> None:
     "Path → the sessions watching it. Java: Commands.WatchesByPathCommand"
     r.put("path_to_session_ids", {p: sorted(s) for p, s in zks.dt.data_watches.get_watches_by_path().items()})
 
-@_command("watch_summary", "wchs")
+@admin_command("watch_summary", "wchs")
 def _wchs(zks, kwargs, r: CommandResponse) -> None:
     "Connections, paths and watches, counted. Java: Commands.WatchSummaryCommand"
     for k, v in zks.dt.data_watches.get_watches_summary().items():
         r.put(k, v)
 
-# %% ../../nbs/09a1_admin_commands.ipynb #88244edc
-@_command("get_trace_mask", "gtmk", server_required=False)
+# %% ../../nbs/09a1_admin_commands.ipynb #c8f41fd9
+@admin_command("get_trace_mask", "gtmk", server_required=False)
 def _gtmk(zks, kwargs, r: CommandResponse) -> None:
     "The trace mask. Java: Commands.GetTraceMaskCommand (ZooTrace.getTextTraceLevel)"
     r.put("tracemask", _trace_mask_holder(zks).trace_mask)
 
-@_command("set_trace_mask", "stmk", server_required=False)
+@admin_command("set_trace_mask", "stmk", server_required=False)
 def _stmk(zks, kwargs, r: CommandResponse) -> None:
     "Set the trace mask from `?traceMask=<long>`. Java: Commands.SetTraceMaskCommand"
     if "traceMask" not in kwargs:
@@ -399,118 +399,3 @@ def _parse_java_long(s: str) -> int:
     if not -2**63 <= v < 2**63:
         raise ValueError(s)
     return v
-
-# %% ../../nbs/09a1_admin_commands.ipynb #b27479ae
-def _socket_address(addr: tuple[str, int] | None) -> str:
-    "An InetSocketAddress as Jackson writes it (and `QuorumServer.delimitedHostString` + port)."
-    if addr is None:
-        return ""
-    host, port = addr
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-def multiple_addresses_map(addrs: list[tuple[str, int]]) -> dict[str, Any]:
-    "A `MultipleAddresses` as Jackson serializes it (its getters). Java: MultipleAddresses"
-    # zkref does not probe reachability: every address counts as reachable, the first is `one`
-    all_ = [_socket_address(a) for a in addrs]
-    first = all_[0] if all_ else ""
-    return {"empty": not addrs, "all_addresses": all_, "all_reachable_addresses": all_, "one": first,
-            "reachable_address": first, "wildcard_addresses": [f"0.0.0.0:{p}" for _, p in addrs],
-            "all_ports": [p for _, p in addrs], "all_host_strings": [h for h, _ in addrs],
-            "all_reachable_addresses_or_all": all_, "reachable_or_one": first}
-
-def _my_server(peer):
-    "This peer's `server.N` entry. Java: QuorumPeer.getQuorumAddress / getElectionAddress come from it"
-    return peer.quorum_verifier.all_members.get(peer.myid)
-
-def _client_address(peer, qs) -> str:
-    "Java: QuorumServer.clientAddr (a static clientPort fills it for this server only)"
-    if qs is not None and qs.client_addr is not None and (qs.id == peer.myid or not qs.is_client_addr_from_static):
-        return _socket_address(qs.client_addr)
-    f = getattr(peer, "cnxn_factory", None)
-    if qs is not None and qs.id == peer.myid and f is not None and getattr(f, "local_address", None):
-        return _socket_address(tuple(f.local_address[:2]))
-    return ""
-
-def learner_handler_info(h) -> dict[str, Any]:
-    "One learner connection as `observers` lists it. Java: LearnerHandler.getLearnerHandlerInfo"
-    return {"remote_socket_address": h.remote, "sid": h.sid,
-            "established": int(getattr(h, "established_ms", 0)),
-            "queued_packets": h.queue.qsize() if getattr(h, "queue", None) is not None else 0,
-            "queued_packets_size": int(getattr(h, "queued_packets_size", 0)),
-            "packets_received": int(getattr(h, "packets_received", 0)),
-            "packets_sent": int(getattr(h, "packets_sent", 0)), "requests": int(getattr(h, "requests", 0)),
-            "last_zxid": int(getattr(h, "last_zxid", -1))}
-
-@_command("leader", "lead")
-def _lead(zks, kwargs, r: CommandResponse) -> None:
-    "Am I the leader, and who is. Java: Commands.LeaderCommand"
-    peer = quorum_peer(zks)
-    if peer is None:
-        r.put("error", "server is not initialized")
-        return
-    r.put("is_leader", is_leader(zks)); r.put("leader_id", peer.leader_id)
-    r.put("leader_ip", peer.leader_address if peer.leader_address is not None else "")
-
-@_command("observer_connection_stat_reset", "orst")
-def _orst(zks, kwargs, r: CommandResponse) -> None:
-    "Reset the leader's observer connections' counters. Java: Commands.ObserverCnxnStatResetCommand"
-    # Java: Leader.resetObserverConnectionStats → LearnerHandler.resetObserverConnectionStats
-    # (a follower resets its observer master's, which zkref does not run: nothing to reset there)
-    for h in list(getattr(getattr(zks, "leader", None), "observing_learners", ())):
-        h.packets_received = h.packets_sent = h.requests = 0
-        h.last_zxid = -1
-
-@_command("observers", "obsr")
-def _obsr(zks, kwargs, r: CommandResponse) -> None:
-    "The observers synced with this leader. Java: Commands.SyncedObserverConsCommand"
-    leader = getattr(zks, "leader", None)
-    observing = sorted(leader.observing_learners, key=lambda h: h.sid) if leader is not None else []
-    r.put("synced_observers", len(observing)); r.put("observers", [learner_handler_info(h) for h in observing])
-
-@_command("voting_view")
-def _voting_view(zks, kwargs, r: CommandResponse) -> None:
-    "The voting members: addresses and type. Java: Commands.VotingViewCommand (QuorumServerView)"
-    peer = quorum_peer(zks)
-    if peer is None:
-        r.put("current_config", {})
-        return
-    r.put("current_config", {str(sid): {
-        "server_addresses": [_socket_address(a) for a in qs.addr],
-        "election_addresses": [_socket_address(a) for a in qs.election_addr],
-        "client_address": _client_address(peer, qs),
-        "learner_type": "participant" if qs.type.name == "PARTICIPANT" else "observer"}
-        for sid, qs in sorted(peer.quorum_verifier.voting_members.items())})
-
-@_command("zabstate", server_required=False)
-def _zabstate(zks, kwargs, r: CommandResponse) -> None:
-    "The peer's Zab phase, whether it votes, its last zxid. Java: Commands.ZabStateCommand"
-    peer = quorum_peer(zks)
-    if peer is None:
-        r.put("voting", False); r.put("zabstate", "")
-        return
-    me = _my_server(peer)
-    voter = peer.quorum_verifier.voting_members.get(peer.myid)
-    last = zks.zk_db.get_data_tree_last_processed_zxid()
-    r.put("myid", peer.myid); r.put("is_leader", is_leader(zks))
-    r.put("quorum_address", multiple_addresses_map(me.addr if me else []))
-    r.put("election_address", multiple_addresses_map(me.election_addr if me else []))
-    r.put("client_address", _client_address(peer, me))
-    r.put("voting", voter is not None and me is not None and voter.addr == me.addr
-          and voter.election_addr == me.election_addr)
-    r.put("last_zxid", f"0x{last & (2**64 - 1):x}")
-    r.put("zab_epoch", last >> 32); r.put("zab_counter", last & 0xFFFFFFFF)
-    state = peer.zab_state
-    r.put("zabstate", getattr(state, "name", str(state)).lower())
-
-def quorum_conf(zks) -> str:
-    "`conf`: the server's settings, then a quorum server's peer settings and membership. Java: QuorumZooKeeperServer.dumpConf"
-    peer = quorum_peer(zks)
-    text = zks.dump_conf()
-    if peer is None:
-        return text
-    me = _my_server(peer)
-    ports = lambda addrs: "|".join(str(p) for _, p in addrs)
-    text = text.replace("serverId=0\n", f"serverId={peer.myid}\n")
-    return (text + f"initLimit={peer.init_limit}\nsyncLimit={peer.sync_limit}\nelectionAlg={peer.election_type}\n"
-            f"electionPort={ports(me.election_addr if me else [])}\nquorumPort={ports(me.addr if me else [])}\n"
-            f"peerType={0 if peer.learner_type.name == 'PARTICIPANT' else 1}\nmembership: \n{peer.quorum_verifier}")
