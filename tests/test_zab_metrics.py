@@ -146,6 +146,51 @@ def test_per_learner_summaries_as_java(both):
             assert n(leader, f"cnt_{s}_learner_handler_qp_time_ms") == 1
 
 
+def run_with_observer(kind: str, root) -> dict[str, str]:
+    """Two voters and an observer (server 3, `peerType=observer`): N writes through a voter, then the observer's
+    `mntr` once it has every commit."""
+    e = Ensemble(root, (kind,) * 3)
+    for i, server in e.servers.items():       # server.3 is an observer in every zoo.cfg; server 3 knows it is one
+        server.config["server.3"] = f"{server.config['server.3']}:observer"
+        if i == 3:
+            server.config["peerType"] = "observer"
+        server.cfg_path.write_text("".join(f"{k}={v}\n" for k, v in server.config.items()))
+    e.start()
+    try:
+        wait_for(lambda: e.modes() == ["follower", "leader", "observer"], 90, 0.2, "a leader, a follower, an observer")
+        voter = next(i for i in (1, 2) if e.mode(i) == "follower")
+        zk = KazooClient(hosts=f"127.0.0.1:{e.client(voter)}", timeout=30)
+        zk.start(30)
+        try:
+            for i in range(N):
+                zk.create(f"/o{i}", b"x")
+        finally:
+            zk.stop()
+            zk.close()
+        wait_for(lambda: n(rows(e.client(3)), "learner_commit_received_count") >= TXNS, 30, what="the observer's INFORMs")
+        return rows(e.client(3))
+    finally:
+        e.stop_all()
+
+
+OBSERVER_EQUAL = ["learner_commit_received_count", "learner_proposal_received_count", "cnt_commit_propagation_latency",
+                  "cnt_propagation_latency", "cnt_proposal_latency", "cnt_proposal_ack_creation_latency",
+                  "cnt_observer_sync_time", "cnt_follower_sync_time", "cnt_election_time", "cnt_unavailable_time"]
+
+
+def test_observer_counts_equal_javas(tmp_path):
+    """An observer counts each INFORM as a commit received, with one commit-propagation and one propagation
+    sample per txn, and its sync as `observer_sync_time`; it gets no PROPOSALs and sends no ACKs.
+    Reference: Observer.processPacket (INFORM), Observer.observeLeader (OBSERVER_SYNC_TIME)"""
+    if not java_available():
+        pytest.skip("Java ZooKeeper (Debian package zookeeper) is not installed")
+    java = run_with_observer("java", tmp_path / "java")
+    want = {k: n(java, k) for k in OBSERVER_EQUAL}
+    assert want["learner_commit_received_count"] == TXNS and want["cnt_observer_sync_time"] == 1, want
+    zkref = run_with_observer("zkref", tmp_path / "zkref")
+    assert {k: n(zkref, k) for k in OBSERVER_EQUAL} == want
+
+
 @pytest.mark.parametrize("role,keys", [
     ("leader", ["sum_election_time", "sum_unavailable_time", "sum_leader_unavailable_time"]),
     ("client_follower", ["sum_election_time", "sum_unavailable_time"]),

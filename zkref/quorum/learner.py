@@ -415,7 +415,7 @@ def _follower_process_packet(self: Learner, qp: QuorumPacket) -> None:
 
 Learner.ping, Learner.process_packet = _ping, _follower_process_packet
 
-# %% ../../nbs/10b_learner.ipynb #f00eaa5c
+# %% ../../nbs/10b_learner.ipynb #92d13192
 async def _run(self: Learner) -> None:
     "Follow (or observe) the elected leader until the connection ends. Java: Follower.followLeader"
     p = self.peer
@@ -424,8 +424,9 @@ async def _run(self: Learner) -> None:
     took = int((time.monotonic() - start_fle) * 1000) if start_fle else 0
     if hasattr(p, "start_fle"):
         p.election_time_taken_ms, p.start_fle, p.end_fle = took, 0.0, 0.0
-    self.metrics.election_time.add(took)                       # Java: Follower.followLeader / Observer.observeLeader
-    self.log.info("%s - LEADER ELECTION TOOK - %d %s", state, took, "MS")
+    if self.info_type != OBSERVERINFO:            # Java: Follower.followLeader; Observer.observeLeader does neither
+        self.metrics.election_time.add(took)
+        self.log.info("%s - LEADER ELECTION TOOK - %d %s", state, took, "MS")
     connection_time = 0.0
     try:
         set_zab_state(p, "DISCOVERY")
