@@ -5,6 +5,7 @@ counts on the same roles, and the timing summaries are non-zero where Java's are
 """
 from __future__ import annotations
 
+import re
 import socket
 import struct
 
@@ -66,7 +67,9 @@ def run(kind: str, root) -> dict[str, dict[str, str]]:
             wait_for(lambda: n(rows(e.client(f)), "learner_commit_received_count") >= TXNS, 30,
                      what=f"server {f}'s commits")
         assert e.modes() == ["follower", "follower", "leader"], "the ensemble changed roles during the test"
-        return {"leader": dict(rows(e.client(leader)), sid=str(leader)),
+        statics = re.findall(r"\[myid:\d+\] - INFO  \[.*?:Leader@\d+\] - (TCP NoDelay.*|zookeeper\.leader\..*)",
+                             e.log(leader))
+        return {"leader": dict(rows(e.client(leader)), sid=str(leader)), "leader_statics": statics,
                 "client_follower": rows(e.client(f1)), "other_follower": rows(e.client(f2))}
     finally:
         e.stop_all()
@@ -116,6 +119,17 @@ def test_follower_counts_equal_javas(both, role):
     want = {k: n(java[role], k) for k in FOLLOWER_EQUAL}
     assert want["learner_proposal_received_count"] == TXNS and want["cnt_follower_sync_time"] == 1, want
     assert {k: n(zkref[role], k) for k in FOLLOWER_EQUAL} == want
+
+
+def test_leader_logs_its_static_settings_as_java(both):
+    """The first leader of a process logs Leader's static settings as Java logs them when the class loads:
+    TCP NoDelay, ackLoggingFrequency (as set with -D), maxTimeToWaitForEpoch.
+    Reference: Leader's static initializers (leader.nodelay, zookeeper.leader.ackLoggingFrequency,
+    zookeeper.leader.maxTimeToWaitForEpoch)"""
+    java, zkref = both
+    assert java["leader_statics"] == ["TCP NoDelay set to: true", f"zookeeper.leader.ackLoggingFrequency = {ACK_EVERY}",
+                                      "zookeeper.leader.maxTimeToWaitForEpoch = -1ms"]
+    assert zkref["leader_statics"] == java["leader_statics"]
 
 
 def test_learner_syncs_counted_as_java(both):

@@ -215,7 +215,7 @@ async def sync_follower_async(peer_last_zxid: int,  # the learner's last logged 
         txn_log = await asyncio.get_running_loop().run_in_executor(None, ctx.run, _read_txn_log, db, peer_last_zxid)
     return sync_follower(peer_last_zxid, db, sid, txn_log=txn_log)
 
-# %% ../../nbs/10a_leader.ipynb #0e13de7b
+# %% ../../nbs/10a_leader.ipynb #97cfb3f3
 LLOG = get_logger("Leader")
 
 @dataclasses.dataclass
@@ -232,15 +232,33 @@ class Proposal:
 class _Stop(Exception):
     "The leader is shutting down."
 
+def _int_property(peer, name: str, default: int) -> int:
+    "A system property as Java's Integer.getInteger reads it: the default when unset or not a number."
+    prop = getattr(peer, "prop", None)
+    value = prop(name) if callable(prop) else None
+    try:
+        return int(value, 0) if value is not None else default
+    except ValueError:
+        return default
+
+_statics_logged = False
+
 def ack_logging_frequency(peer) -> int:
     """`ack_latency` samples the ACKs of every this-many-th zxid (<= 0: none); 1000 unless the system property
-    says otherwise. Java: Leader's static `zookeeper.leader.ackLoggingFrequency` (Integer.getInteger)"""
-    prop = getattr(peer, "prop", None)
-    value = prop("zookeeper.leader.ackLoggingFrequency") if callable(prop) else None
-    try:
-        return int(value) if value is not None else 1000
-    except ValueError:
-        return 1000
+    says otherwise. The first leader of a process logs Leader's static settings, as Java does when the class
+    loads. Java: Leader's static blocks (`leader.nodelay`, `zookeeper.leader.ackLoggingFrequency`,
+    `zookeeper.leader.maxTimeToWaitForEpoch`)"""
+    global _statics_logged
+    freq = _int_property(peer, "zookeeper.leader.ackLoggingFrequency", 1000)
+    if not _statics_logged:
+        _statics_logged = True
+        prop = getattr(peer, "prop", None)
+        nodelay = (prop("leader.nodelay", "true") if callable(prop) else "true") == "true"
+        LLOG.info("TCP NoDelay set to: %s", str(nodelay).lower())
+        LLOG.info("zookeeper.leader.ackLoggingFrequency = %d", freq)
+        LLOG.info("zookeeper.leader.maxTimeToWaitForEpoch = %dms",
+                  _int_property(peer, "zookeeper.leader.maxTimeToWaitForEpoch", -1))
+    return freq
 
 # %% ../../nbs/10a_leader.ipynb #e52436ff
 def ack_sets_to_string(sids) -> str:
