@@ -7,7 +7,7 @@ For each server (started fresh, forceSync=yes, on 127.0.0.1 and a free port) it 
 (process start to `srvr` answering; the median of --starts fresh starts), the resident set size after the run, and for each operation
 (create, getData, setData, exists, getChildren, delete) and each number of concurrent sessions the
 throughput (ops/s), the p50/p99 latency of request/reply round trips (synchronous, or pipelined with --depth) and
-the server's CPU time per operation (user + system, all threads, from /proc: less noisy than ops/s). With both servers it
+the server's CPU time per operation (user + system, all threads, from /proc: what each operation costs the server). With both servers it
 ends with the issue's targets (reads >= 1.0x Java's ops/s, writes >= 0.8x, p50 at 1 session <= Java's,
 startup and memory <= 0.5x), each marked met or NOT met for this run.
 
