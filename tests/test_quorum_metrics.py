@@ -107,30 +107,27 @@ async def read_ensemble(c: MiniCluster, prometheus: bool) -> dict:
     return snap
 
 
-@pytest.fixture(scope="module")
-def zkref_ensemble(tmp_path_factory):
-    "zkref, default metrics provider (mntr prints integers and leaves null gauges out, as Java's)."
+def run_zkref_ensemble(cluster_class, root, prometheus: bool) -> dict:
+    "Start 3 participants + 1 observer of `cluster_class` as processes, read them (read_ensemble), stop them."
     async def main():
-        c = MiniCluster(n=3, observers=1, mode="process", proxies=False, tick_time_ms=500,
-                        root=tmp_path_factory.mktemp("zkref"))
+        c = cluster_class(n=3, observers=1, mode="process", proxies=False, tick_time_ms=500, root=root)
         try:
-            return await read_ensemble(c, prometheus=False)
+            return await read_ensemble(c, prometheus=prometheus)
         finally:
             await c.close()
     return asyncio.run(main())
+
+
+@pytest.fixture(scope="module")
+def zkref_ensemble(tmp_path_factory):
+    "zkref, default metrics provider (mntr prints integers and leaves null gauges out, as Java's)."
+    return run_zkref_ensemble(MiniCluster, tmp_path_factory.mktemp("zkref"), prometheus=False)
 
 
 @pytest.fixture(scope="module")
 def prometheus_ensemble(tmp_path_factory):
     "zkref with the Prometheus provider on every server."
-    async def main():
-        c = PrometheusCluster(n=3, observers=1, mode="process", proxies=False, tick_time_ms=500,
-                              root=tmp_path_factory.mktemp("prometheus"))
-        try:
-            return await read_ensemble(c, prometheus=True)
-        finally:
-            await c.close()
-    return asyncio.run(main())
+    return run_zkref_ensemble(PrometheusCluster, tmp_path_factory.mktemp("prometheus"), prometheus=True)
 
 
 @pytest.fixture(scope="module")

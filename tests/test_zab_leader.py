@@ -51,6 +51,17 @@ def info(sid, version=0x10000):
     return LearnerInfo(serverid=sid, protocol_version=version, config_version=0).to_bytes()
 
 
+async def sync_to_newleader(r, w) -> list:
+    "A learner's side of the sync, as sid 2: FOLLOWERINFO, ACKEPOCH, then every packet up to NEWLEADER (returned)."
+    w.write(packet_bytes(packet(FOLLOWERINFO, z(0, 0), info(2))))
+    await read_packet(r)
+    w.write(packet_bytes(packet(ACKEPOCH, 0, struct.pack(">i", 0))))
+    got = [await read_packet(r)]
+    while got[-1].type != NEWLEADER:
+        got.append(await read_packet(r))
+    return got
+
+
 async def with_leader(tmp, qv, script, accepted=0, current=0, init_limit=10):
     lp = zab_peer(tmp, 1, qv, accepted, current, init_limit)
     leader = Leader(lp)
@@ -125,11 +136,7 @@ def test_newleader_must_be_acked(tmp_path, caplog):
     packetToString(qp)), LearnerHandler.packetToString"""
     async def script(leader, lp):
         r, w = await connect(lp)
-        w.write(packet_bytes(packet(FOLLOWERINFO, z(0, 0), info(2))))
-        await read_packet(r)
-        w.write(packet_bytes(packet(ACKEPOCH, 0, struct.pack(">i", 0))))
-        while (await read_packet(r)).type != NEWLEADER:
-            pass
+        await sync_to_newleader(r, w)
         w.write(packet_bytes(packet(6, -1, struct.pack(">qi", 0x1000005, 30000))))    # REVALIDATE
         await r.read()                                     # returns at EOF: the leader dropped the learner
     with caplog.at_level(logging.INFO):
@@ -170,12 +177,7 @@ def test_unknown_packet_in_broadcast_is_logged_and_ignored(tmp_path, caplog):
     packetToString(qp)), LearnerHandler.packetToString"""
     async def script(leader, lp):
         r, w = await connect(lp)
-        w.write(packet_bytes(packet(FOLLOWERINFO, z(0, 0), info(2))))
-        await read_packet(r)
-        w.write(packet_bytes(packet(ACKEPOCH, 0, struct.pack(">i", 0))))
-        got = [await read_packet(r)]
-        while got[-1].type != NEWLEADER:
-            got.append(await read_packet(r))
+        got = await sync_to_newleader(r, w)
         w.write(packet_bytes(packet(ACK, got[-1].zxid)))
         while (await read_packet(r)).type != UPTODATE:
             pass
