@@ -589,7 +589,7 @@ def _set_txn_digest(self: ZooKeeperServer, request: Request, digest: tuple[int, 
 ZooKeeperServer.current_tree_digest, ZooKeeperServer.precalculate_digest = _current_tree_digest, _precalculate_digest
 ZooKeeperServer.set_txn_digest = _set_txn_digest
 
-# %% ../../nbs/11_requests.ipynb #55757194
+# %% ../../nbs/11_requests.ipynb #2f60afbf
 _MOVED = {"prep_request_processor": ("PrepRequestProcessor", "PLOG"),
           "sync_request_processor": ("SyncRequestProcessor", "SLOG"),
           "final_request_processor": ("FinalRequestProcessor", "FLOG", "STAT_OVERHEAD_BYTES", "top_namespace",
@@ -606,8 +606,10 @@ def __getattr__(name: str):
 # ## Statistics, `conf`, shutdown
 #
 # `server_stats` feeds `srvr`/`stat` (chapter 06); `dump_conf` is `conf` (Java: `ZooKeeperServer.dumpConf`).
-# `shutdown` stops the session tracker and the pipeline after flushing (and fsyncing) what was already
-# queued. Like Java's `shutdown(fullyShutDown)` it takes no snapshot: the next start replays the log.
+# `shutdown` first unregisters the gauges `startup` registered (Java: `unregisterMetrics`, so a registry shared
+# with the next server holds no stale ones), then stops the session tracker and the pipeline after flushing (and
+# fsyncing) what was already queued. Like Java's `shutdown(fullyShutDown)` it takes no snapshot: the next start
+# replays the log.
 
 # %% ../../nbs/11_requests.ipynb #85dd75b1
 def _server_stats(self: ZooKeeperServer) -> dict:
