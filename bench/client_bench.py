@@ -13,6 +13,8 @@ startup and memory <= 0.5x), each marked met or NOT met for this run.
 
 zkref runs as `python -m zkref` does: on uvloop when it is installed (`ZKREF_EVENT_LOOP=asyncio` in the
 environment measures the standard loop), with its bytecode compiled first as an installed package has it.
+`--warmup N` first runs every op at every level N times unmeasured (default 1), so both servers are measured
+warm: Java's JIT compiles its hot paths over the first thousands of requests, and a cold JVM flatters zkref.
 `--repeat N` measures each op N times and shows the median run (this VM is noisy). `--depth N` pipelines:
 each session keeps N requests outstanding (the latency is then from sending a request to its reply).
 
@@ -215,6 +217,8 @@ def main(argv=None) -> int:
     ap.add_argument("--starts", type=int, default=5, help="fresh starts per server; the median startup is shown")
     ap.add_argument("--repeat", type=int, default=1,
                     help="measure every op and level this many times; the median ops/s (and its latencies) is shown")
+    ap.add_argument("--warmup", type=int, default=1,
+                    help="unmeasured rounds of every op at every level before measuring (warms Java's JIT)")
     ap.add_argument("--depth", type=int, default=1,
                     help="requests each session keeps outstanding (pipelining); 1 = synchronous round trips")
     args = ap.parse_args(argv)
@@ -232,6 +236,9 @@ def main(argv=None) -> int:
                 try:
                     startups.append(srv.start())
                     if i == max(1, args.starts) - 1:          # the last server is the one measured
+                        for _ in range(args.warmup):
+                            for lv in levels:
+                                asyncio.run(run_level(srv.port, srv.proc.pid, lv, args.ops, args.depth))
                         res = {lv: median_run(srv.port, srv.proc.pid, lv, args.ops, args.repeat, args.depth) for lv in levels}
                         results[kind] = (sorted(startups)[len(startups) // 2], srv.rss_mb(), res)
                 finally:
