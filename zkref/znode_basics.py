@@ -133,9 +133,9 @@ RESERVED_BITS_MASK = 0x00FFFF0000000000
 RESERVED_BITS_SHIFT = 40
 EXTENDED_FEATURE_VALUE_MASK = ~(0xFF00000000000000 | RESERVED_BITS_MASK) & 0xFFFFFFFFFFFFFFFF
 
-# %% ../nbs/07a1_znode_basics.ipynb #e1590be5
+# %% ../nbs/07a1_znode_basics.ipynb #b167ee3d
 def java_string_hash(s: str) -> int:
-    "Java's `String.hashCode()`: 31-polynomial over UTF-16 code units, as a signed 32-bit int."
+    "Java's `String.hashCode()`: 31-polynomial over UTF-16 code units, signed 32-bit as Java returns it (`& 0xFFFFFFFF` for the bits)."
     h = 0
     for c in _utf16_units(s) if not s.isascii() else map(ord, s):
         h = (31 * h + c) & 0xFFFFFFFF
