@@ -207,10 +207,10 @@ def packet_to_string(qp: QuorumPacket) -> str:
         mess = f" sessionid = {struct.unpack_from('>q', qp.data)[0]}"
     return f"{name} {zxid_to_string(qp.zxid)} {'null' if mess is None else mess}"
 
-# %% ../../nbs/10c_zab_packets.ipynb #f39532cd
+# %% ../../nbs/10c_zab_packets.ipynb #ae9151c4
 def packet_record_string(qp: QuorumPacket) -> str:
     "`5,5,,v{}\\n`: the packet as Java's jute `QuorumPacket.toString()` prints it. Java: ToStringOutputArchive"
-    return jute_to_string(dataclasses.replace(qp, authinfo=qp.authinfo or []))
+    return jute_to_string(qp)
 
 # %% ../../nbs/10c_zab_packets.ipynb #74a33194
 def _describe_data(qp: QuorumPacket) -> str:
