@@ -3,10 +3,10 @@ server writes for the same client operations."""
 from __future__ import annotations
 
 import logging
-import re
 
 import pytest
 
+from audit_helpers import audit_lines
 from zkref.audit import (AUDIT_LOGGER_NAME, AuditEvent, AuditLogger, FieldName, Result, ZKAuditProvider,
                          acl_to_string, create_mode_for_audit, get_zk_user, java_auth_info_order,
                          session_id_hex, users_for_audit)
@@ -133,16 +133,6 @@ def test_write_helper_follows_audit_helper():
         ("INFO", pre + "operation=reconfig\tznode=/zookeeper/config\tresult=success")]
 
 
-def _audit_messages(log_text: str) -> list[tuple[str, str]]:
-    "(level, message) of every Slf4jAuditLogger line in a ZooKeeper log."
-    out = []
-    for line in log_text.splitlines():
-        m = re.match(r".* - (\w+)\s*\[[^\]]*:Slf4jAuditLogger@\d+\] - (.*)$", line)
-        if m:
-            out.append((m.group(1), m.group(2)))
-    return out
-
-
 @pytest.mark.java
 def test_lines_match_the_java_server(java_zk):
     """For the same client operations (digest-authenticated create, ephemeral sequential create, setACL,
@@ -171,7 +161,7 @@ def test_lines_match_the_java_server(java_zk):
         zk.stop()
         zk.close()
     server.stop()
-    java = _audit_messages(server.logs())
+    java = audit_lines(server.logs())
 
     ours = Collect()
     audit = ZKAuditProvider(True, ours, user=get_zk_user())

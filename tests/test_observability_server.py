@@ -5,7 +5,6 @@ against a real `python -m zkref` process, and against the real Java 3.8 server w
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 from kazoo.security import make_acl
 
+from audit_helpers import audit_lines
 from conftest import ZkrefServer, four_letter_word, free_port, wait_for
 from test_admin_http import JAVA_COMMANDS
 
@@ -40,16 +40,6 @@ def http_get(port: int, path: str) -> tuple[int, str]:
 def mntr(port: int) -> dict[str, str]:
     "The mntr four-letter word as a dict (values as printed)."
     return dict(line.split("\t", 1) for line in four_letter_word(port, "mntr").splitlines() if "\t" in line)
-
-
-def audit_lines(log_text: str) -> list[tuple[str, str]]:
-    "(level, message) of every Slf4jAuditLogger line in a ZooKeeper log (Java's or zkref's layout)."
-    out = []
-    for line in log_text.splitlines():
-        m = re.match(r".* - (\w+)\s*\[[^\]]*:Slf4jAuditLogger@\d+\] - (.*)$", line)
-        if m:
-            out.append((m.group(1), m.group(2)))
-    return out
 
 
 # ------------------------------------------------------------------------------------------ pause monitor
