@@ -7,7 +7,6 @@ SNAP / DIFF / TRUNC, and broadcast. Writes go through kazoo to the Java servers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import threading
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 from kazoo.client import KazooClient
 
 from conftest import four_letter_word, free_port, wait_for
+from zab_helpers import LoopThreadNode, const as _const, kazoo
 from zkref.config import QuorumMaj
 from zkref.jute import CreateTxn, TxnHeader
 from zkref.log import MYID
@@ -28,17 +28,11 @@ pytestmark = pytest.mark.timeout(240)
 TICK_MS = 1000
 
 
-class ZkrefFollower:
+class ZkrefFollower(LoopThreadNode):
     """A zkref Follower (server `myid`) on its own event loop thread, restartable from its data dir."""
     def __init__(self, data_dir: Path, qv, myid: int = 3):
-        self.data_dir, self.qv, self.myid = data_dir, qv, myid
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
+        super().__init__(data_dir, qv, myid)
         self.peer = self.follower = self.task = None
-
-    def call(self, coro, timeout=60):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def start(self, leader_id: int, role=Follower):
         async def go():
@@ -68,8 +62,7 @@ class ZkrefFollower:
 
     def close(self):
         self.stop()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+        self.stop_loop()
 
     # what the tests look at, read on the follower's loop
     def node(self, path):
@@ -85,10 +78,6 @@ class ZkrefFollower:
 
     def broadcasting(self):
         return self.call(_const(self.peer.zab_state == "BROADCAST"))
-
-
-async def _const(v):
-    return v
 
 
 @pytest.fixture
@@ -117,17 +106,6 @@ def zkref_follower(tmp_path):
     yield make
     for f in made:
         f.close()
-
-
-@contextlib.contextmanager
-def kazoo(java):
-    zk = KazooClient(hosts=f"127.0.0.1:{java.client_port}", timeout=10)
-    zk.start(timeout=30)
-    try:
-        yield zk
-    finally:
-        zk.stop()
-        zk.close()
 
 
 def kinds(trace, *types):

@@ -9,15 +9,14 @@ createSession → PROPOSAL → COMMIT).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import threading
 from pathlib import Path
 
 import pytest
-from kazoo.client import KazooClient
 
 from conftest import four_letter_word, free_port, wait_for
+from zab_helpers import LoopThreadNode, kazoo
 from zkref.config import QuorumMaj
 from zkref.jute import CreateTxn, TxnHeader
 from zkref.log import MYID
@@ -45,17 +44,13 @@ def seed(data_dir: Path) -> None:
         write_long_to_file(files.snap_dir / name, 1)
 
 
-class ZkrefLeaderNode:
+class ZkrefLeaderNode(LoopThreadNode):
     """zkref server `myid`: election (QuorumCnxManager + FastLeaderElection) then Leader, on its own loop thread."""
-    def __init__(self, data_dir: Path, qv, myid: int = 3):
-        self.data_dir, self.qv, self.myid = data_dir, qv, myid
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.leader = self.fle = self.task = self.peer = None
+    call_timeout = 90
 
-    def call(self, coro, timeout=90):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+    def __init__(self, data_dir: Path, qv, myid: int = 3):
+        super().__init__(data_dir, qv, myid)
+        self.leader = self.fle = self.task = self.peer = None
 
     def elect(self):
         async def go():
@@ -111,8 +106,7 @@ class ZkrefLeaderNode:
         try:
             self.call(go())
         finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
+            self.stop_loop()
 
 
 async def _v(f):
@@ -143,17 +137,6 @@ def zkref_leads(java_zk, tmp_path):
         yield node, javas
     finally:
         node.stop()
-
-
-@contextlib.contextmanager
-def kazoo(java, timeout_s: float = 10):
-    zk = KazooClient(hosts=f"127.0.0.1:{java.client_port}", timeout=timeout_s)
-    zk.start(timeout=30)
-    try:
-        yield zk
-    finally:
-        zk.stop()
-        zk.close()
 
 
 def test_java_followers_sync_from_zkref_leader_and_apply_its_proposals(zkref_leads, tmp_path):
