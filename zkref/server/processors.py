@@ -336,203 +336,8 @@ def _close_session(self: ZooKeeperServer, session_id: int) -> None:
 
 ZooKeeperServer.startup, ZooKeeperServer.expire, ZooKeeperServer.close_session = _startup, _expire, _close_session
 
-# %% ../../nbs/11_requests.ipynb #c25631cf
-def _process_connect_request(self: ZooKeeperServer, cnxn: ServerCnxn, body: bytes) -> None:
-    "Handle the first frame of a connection. Java: ZooKeeperServer.processConnectRequest"
-    ia = InputArchive(body)
-    req = ConnectRequest.deserialize(ia)
-    LOG.debug("Session establishment request from client %s client's lastZxid is 0x%x",
-              cnxn.remote_str, req.last_zxid_seen)
-    try:
-        ia.read_bool()
-        cnxn.is_old_client = False
-    except JuteError:
-        LOG.warning("Connection request from old client %s; will be dropped if server is in r-o mode", cnxn.remote_str)
-    if req.last_zxid_seen > self.dt.last_processed_zxid:
-        msg = (f"Refusing session request for client {cnxn.remote_str} as it has seen zxid 0x{req.last_zxid_seen:x} "
-               f"our last zxid is 0x{self.dt.last_processed_zxid:x} client must try another server")
-        LOG.info(msg)
-        raise CloseRequestException(msg)   # Java: DisconnectReason.CLIENT_ZXID_AHEAD; logged once, here
-    timeout = min(max(req.time_out, self.min_session_timeout), self.max_session_timeout)
-    cnxn.session_timeout = timeout
-    cnxn.disable_recv()
-    if req.session_id == 0:
-        self.create_session(cnxn, timeout)
-    else:
-        sid = req.session_id
-        for f in (self.server_cnxn_factory, self.secure_server_cnxn_factory):
-            if f is not None:
-                f.close_session(sid, "client_reconnect")
-        cnxn.session_id = sid
-        self.reopen_session(cnxn, sid, req.passwd, timeout)
-
-def _create_session(self: ZooKeeperServer, cnxn: ServerCnxn, timeout: int) -> int:
-    "A new session, created through the pipeline. Java: ZooKeeperServer.createSession"
-    sid = self.session_tracker.create_session(timeout)
-    cnxn.session_id = sid
-    self.submit_request(Request(cnxn, sid, 0, OpCode.createSession, timeout.to_bytes(4, "big", signed=True), []))
-    return sid
-
-def _reopen_session(self: ZooKeeperServer, cnxn: ServerCnxn, sid: int, passwd: bytes | None, timeout: int) -> None:
-    "Java: ZooKeeperServer.reopenSession + revalidateSession"
-    if check_passwd(sid, passwd):
-        self.finish_session_init(cnxn, self.session_tracker.touch_session(sid, timeout))
-    else:
-        LOG.warning("Incorrect password from %s for session 0x%x", cnxn.remote_str, sid & (2**64 - 1))
-        self.finish_session_init(cnxn, False)
-
-def _finish_session_init(self: ZooKeeperServer, cnxn: ServerCnxn, valid: bool) -> None:
-    "Send the ConnectResponse. Java: ZooKeeperServer.finishSessionInit"
-    if valid and not cnxn.closed:
-        cnxn.factory.register_connection(cnxn)
-    sid = cnxn.session_id
-    rsp = ConnectResponse(protocol_version=0, time_out=cnxn.session_timeout if valid else 0,
-                          session_id=sid if valid else 0, passwd=generate_passwd(sid) if valid else bytes(16))
-    oa = OutputArchive()
-    rsp.serialize(oa)
-    if not cnxn.is_old_client:
-        oa.write_bool(self.read_only)   # Java: this instanceof ReadOnlyZooKeeperServer
-    cnxn.send_buffer(frame(oa.getvalue()))
-    if valid:
-        LOG.debug("Established session 0x%x with negotiated timeout %d for client %s",
-                  sid & (2**64 - 1), cnxn.session_timeout, cnxn.remote_str)
-        cnxn.enable_recv()
-    else:
-        LOG.info("Invalid session 0x%x for client %s, probably expired", sid & (2**64 - 1), cnxn.remote_str)
-        cnxn.send_close_session()
-
-ZooKeeperServer.process_connect_request, ZooKeeperServer.create_session = _process_connect_request, _create_session
-ZooKeeperServer.reopen_session, ZooKeeperServer.finish_session_init = _reopen_session, _finish_session_init
-
-# %% ../../nbs/11_requests.ipynb #3b3db3c8
-def _init_enforce_auth(self: ZooKeeperServer) -> None:
-    "zookeeper.enforce.auth.enabled / .schemes. Java: AuthenticationHelper.initConfigurations"
-    alog = get_logger("AuthenticationHelper")
-    if self.prop("zookeeper.sessionRequireClientSASLAuth", "false").lower() == "true":
-        self.enforce_auth, self.enforce_auth_schemes = True, ["sasl"]
-    else:
-        self.enforce_auth = self.prop("zookeeper.enforce.auth.enabled", "false").lower() == "true"
-        raw = self.prop("zookeeper.enforce.auth.schemes", None)
-        self.enforce_auth_schemes = [x.strip() for x in raw.split(",")] if raw is not None else []
-    alog.info("zookeeper.enforce.auth.enabled = %s", str(self.enforce_auth).lower())
-    alog.info("zookeeper.enforce.auth.schemes = [%s]", ", ".join(self.enforce_auth_schemes))
-    if self.enforce_auth:
-        if not self.enforce_auth_schemes:
-            msg = "zookeeper.enforce.auth.enabled is true zookeeper.enforce.auth.schemes must be  configured."
-            alog.error(msg)
-            raise ValueError(msg)
-        for scheme in self.enforce_auth_schemes:
-            if scheme not in self.providers:
-                alog.error("Authentication scheme %s is not available.", scheme)
-                raise ValueError(f"Authentication scheme {scheme} is not available.")
-
-def _enforce_authentication(self: ZooKeeperServer, cnxn: ServerCnxn, xid: int) -> bool:
-    "False (and the connection answered and closed) if auth is enforced and missing. Java: AuthenticationHelper"
-    if not self.enforce_auth or any(i.scheme in self.enforce_auth_schemes for i in cnxn.auth_info):
-        return True
-    get_logger("AuthenticationHelper").error(
-        "Client authentication scheme(s) [%s] does not match with any of the expected authentication scheme "
-        "[%s], closing session.", ", ".join(i.scheme for i in cnxn.auth_info), ", ".join(self.enforce_auth_schemes))
-    self.send_response(cnxn, ReplyHeader(xid=xid, zxid=0, err=Code.SESSIONCLOSEDREQUIRESASLAUTH))
-    cnxn.send_close_session()
-    return False
-
-ZooKeeperServer.init_enforce_auth, ZooKeeperServer.enforce_authentication = _init_enforce_auth, _enforce_authentication
-
-def _process_packet(self: ZooKeeperServer, cnxn: ServerCnxn, body: bytes) -> None:
-    "One request frame. Java: ZooKeeperServer.processPacket"
-    ia = InputArchive(body)
-    h = RequestHeader.deserialize(ia)
-    rest = body[ia.offset:]
-    cnxn.outstanding += 1
-    if h.type == OpCode.auth:
-        LOG.info("got auth packet %s", cnxn.remote_str)
-        ap = AuthPacket.from_bytes(rest)
-        provider = self.providers.get(ap.scheme)
-        code = Code.AUTHFAILED
-        if provider is not None:
-            try:
-                code = provider.handle_authentication(cnxn, ap.auth or b"")
-            except Exception:
-                LOG.warning("Caught runtime exception from AuthenticationProvider: %s", ap.scheme, exc_info=True)
-        cnxn.outstanding -= 1
-        if code == Code.OK:
-            LOG.info("Session 0x%x: auth success for scheme %s and address %s",
-                     cnxn.session_id & (2**64 - 1), ap.scheme, cnxn.remote_str)
-            self.send_response(cnxn, ReplyHeader(xid=h.xid, zxid=0, err=0))
-        else:
-            if provider is None:
-                LOG.warning("No authentication provider for scheme: %s has %s", ap.scheme, sorted(self.providers))
-            else:
-                LOG.warning("Authentication failed for scheme: %s", ap.scheme)
-            self.send_response(cnxn, ReplyHeader(xid=h.xid, zxid=0, err=Code.AUTHFAILED))
-            cnxn.send_close_session()
-        return
-    if h.type == OpCode.sasl:
-        # Java: processSasl with no SASL server configured hits its NullPointerException branch and answers OK
-        GetSASLRequest.from_bytes(rest)
-        LOG.error("cnxn.saslServer is null: cnxn object did not initialize its saslServer properly.")
-        cnxn.outstanding -= 1
-        self.send_response(cnxn, ReplyHeader(xid=h.xid, zxid=0, err=0), SetSASLResponse(token=None))
-        return
-    if not self.enforce_authentication(cnxn, h.xid):
-        cnxn.outstanding -= 1
-        return
-    self.submit_request(Request(cnxn, cnxn.session_id, h.xid, h.type, rest, list(cnxn.auth_info)))
-    if self.in_process >= self.global_outstanding_limit:
-        cnxn.disable_recv()
-        self.throttled.add(cnxn)
-
-_VALID_OPS = frozenset(OpCode) - {OpCode.notification, OpCode.check, OpCode.auth, OpCode.sasl, OpCode.error}
-
-def _submit_request(self: ZooKeeperServer, si: Request) -> None:
-    "Java: ZooKeeperServer.submitRequestNow"
-    if self.first_processor is None or self.state != State.RUNNING:
-        if si.cnxn is not None:
-            si.cnxn.close("server_not_running")
-        return
-    if si.cnxn is not None and not self.session_tracker.touch_session(si.session_id, si.cnxn.session_timeout):
-        LOG.debug("Dropping request. No session with sessionid 0x%x exists, probably expired and removed",
-                  si.session_id & (2**64 - 1))
-        si.cnxn.outstanding -= 1
-        return
-    if si.type not in _VALID_OPS:
-        LOG.warning("Received packet at server of unknown type %d", si.type)
-        if si.cnxn is not None:
-            si.cnxn.outstanding -= 1
-            self.send_response(si.cnxn, ReplyHeader(xid=si.cxid, zxid=si.zxid, err=Code.UNIMPLEMENTED))
-            si.cnxn.send_close_session()
-        return
-    if si.cnxn is not None:
-        self.in_process += 1
-    self.first_processor.process_request(si)
-
-def _request_finished(self: ZooKeeperServer, request: Request) -> None:
-    "A reply went out: count it down and let throttled connections read again."
-    if request.cnxn is None:
-        return
-    self.in_process -= 1
-    if request.type != OpCode.createSession:     # the handshake is not an outstanding request
-        request.cnxn.outstanding -= 1
-    if self.throttled and self.in_process < self.global_outstanding_limit:
-        for c in self.throttled:
-            c.enable_recv()
-        self.throttled.clear()
-
-def _remove_cnxn(self: ZooKeeperServer, cnxn: ServerCnxn) -> None:
-    "A connection closed: forget its watches. Java: ZKDatabase.removeCnxn"
-    self.dt.remove_cnxn(cnxn)
-    self.throttled.discard(cnxn)
-
-def _zks_send_response(self: ZooKeeperServer, cnxn: ServerCnxn, hdr: ReplyHeader, record=None) -> int:
-    "Send a reply and record its size (header + record, without the length prefix). Java: ServerCnxn.sendResponse"
-    size = cnxn.send_response(hdr, record) - 4
-    self.client_response_stats.set_last_buffer_size(size)   # Java: ServerStats.updateClientResponseSize
-    return size
-
-ZooKeeperServer.process_packet, ZooKeeperServer.submit_request = _process_packet, _submit_request
-ZooKeeperServer.send_response = _zks_send_response
-ZooKeeperServer.request_finished, ZooKeeperServer.remove_cnxn = _request_finished, _remove_cnxn
+# %% ../../nbs/11_requests.ipynb #2e4cc837
+from . import client_packets as _client_packets  # noqa: F401  adds process_connect_request, process_packet, ...
 
 # %% ../../nbs/11_requests.ipynb #20e7da0e
 def _check_acl(self: ZooKeeperServer, acl, perm: int, ids: list[Id]) -> None:
@@ -589,7 +394,7 @@ def _set_txn_digest(self: ZooKeeperServer, request: Request, digest: tuple[int, 
 ZooKeeperServer.current_tree_digest, ZooKeeperServer.precalculate_digest = _current_tree_digest, _precalculate_digest
 ZooKeeperServer.set_txn_digest = _set_txn_digest
 
-# %% ../../nbs/11_requests.ipynb #2f60afbf
+# %% ../../nbs/11_requests.ipynb #c4ce67cf
 _MOVED = {"prep_request_processor": ("PrepRequestProcessor", "PLOG"),
           "sync_request_processor": ("SyncRequestProcessor", "SLOG"),
           "final_request_processor": ("FinalRequestProcessor", "FLOG", "STAT_OVERHEAD_BYTES", "top_namespace",
@@ -602,14 +407,6 @@ def __getattr__(name: str):
         if name in names:
             return getattr(importlib.import_module(f"zkref.server.{module}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-# ## Statistics, `conf`, shutdown
-#
-# `server_stats` feeds `srvr`/`stat` (chapter 06); `dump_conf` is `conf` (Java: `ZooKeeperServer.dumpConf`).
-# `shutdown` first unregisters the gauges `startup` registered (Java: `unregisterMetrics`, so a registry shared
-# with the next server holds no stale ones), then stops the session tracker and the pipeline after flushing (and
-# fsyncing) what was already queued. Like Java's `shutdown(fullyShutDown)` it takes no snapshot: the next start
-# replays the log.
 
 # %% ../../nbs/11_requests.ipynb #85dd75b1
 def _server_stats(self: ZooKeeperServer) -> dict:
