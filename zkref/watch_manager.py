@@ -74,10 +74,11 @@ def _path_parents(path: str, all_levels: bool) -> Iterator[tuple[str, bool]]:
         else:
             path = path[:path.rfind("/")] or "/"
 
-# %% ../nbs/07a2_watch_manager.ipynb #b6567c66
+# %% ../nbs/07a2_watch_manager.ipynb #99258d15
 class WatchManager:
     "Watches of one kind (data or child): registration, triggering, removal and reports."
     # Java: org.apache.zookeeper.server.watch.WatchManager (+ WatcherModeManager)
+    metrics = None   # the server's ServerMetrics (set by its ZKDatabase); None: nothing is counted
     def __init__(self):
         self.watch_table: dict[str, dict[Hashable, None]] = {}   # path → watchers (an ordered set)
         self.watch2paths: dict[Hashable, set[str]] = {}          # watcher → paths
@@ -125,7 +126,7 @@ class WatchManager:
 
 LOG_WATCH = get_logger("WatchManager")
 
-# %% ../nbs/07a2_watch_manager.ipynb #48778109
+# %% ../nbs/07a2_watch_manager.ipynb #b3edaf48
 def _wm_trigger_watch(self: WatchManager, path: str, event_type: EventType,
                       zxid: int = -1,                      # the txn that caused the event (3.8 does not send it)
                       acl: list[ACL] | None = None,        # the node's ACL, passed to ServerWatchers
@@ -163,7 +164,16 @@ def _wm_trigger_watch(self: WatchManager, path: str, event_type: EventType,
             w.process(event, acl)
         else:
             w.process(event)
+    m = self.metrics
+    if m is not None:                    # Java: one node_*_watch_count sample per event, of all it selected
+        name = _WATCH_COUNT_SUMMARY.get(event_type)
+        if name is not None:
+            getattr(m, name).add(len(fired))
     return set(fired)
+
+_WATCH_COUNT_SUMMARY = {EventType.NodeCreated: "node_created_watcher", EventType.NodeDeleted: "node_deleted_watcher",
+                        EventType.NodeDataChanged: "node_changed_watcher",
+                        EventType.NodeChildrenChanged: "node_children_watcher"}
 
 WatchManager.trigger_watch = _wm_trigger_watch
 

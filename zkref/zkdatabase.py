@@ -76,9 +76,10 @@ def _commit_log_count(props: Mapping[str, str]) -> int:
     LOG.info("%s=%s", "zookeeper.commitLogCount", count)
     return count
 
-# %% ../nbs/07c_zkdatabase.ipynb #1b4033b1
+# %% ../nbs/07c_zkdatabase.ipynb #c32c079a
 class ZKDatabase:
     "The tree, the sessions and the committed log, persisted through a FileTxnSnapLog. Java: ZKDatabase"
+    metrics = None   # the server's ServerMetrics (`set_metrics`); None: dbinittime, snapshottime, watch counts unrecorded
     def __init__(self, snap_log: FileTxnSnapLog | None,     # the files; None for a tree that is never persisted
                  props: Mapping[str, str] | None = None):   # Java system properties (zookeeper.commitLogCount, …)
         self.props = dict(props or {})
@@ -97,7 +98,15 @@ class ZKDatabase:
         "An empty tree with this server's digest and TTL settings. Java: ZKDatabase.createDataTree"
         digest = self.snap_log.options.digest_enabled if self.snap_log else True
         extended = str(self.props.get("zookeeper.extendedTypesEnabled", "false")).strip().lower() == "true"
-        return DataTree(digest_enabled=digest, extended_types_enabled=extended)
+        tree = DataTree(digest_enabled=digest, extended_types_enabled=extended)
+        if self.metrics is not None:
+            tree.data_watches.metrics = tree.child_watches.metrics = self.metrics
+        return tree
+
+    def set_metrics(self, metrics) -> None:
+        "Record into `metrics` (a ServerMetrics) from now on, the current tree's watch managers included."
+        # Java: every class reads the static ServerMetrics.getMetrics(); zkref has one instance per server
+        self.metrics = self.data_tree.data_watches.metrics = self.data_tree.child_watches.metrics = metrics
 
 # %% ../nbs/07c_zkdatabase.ipynb #57aceb6d
 def _clear(self) -> None:
@@ -141,13 +150,16 @@ def _add_committed_proposal(self, header: TxnHeader,            # the committed 
 
 ZKDatabase.add_committed_proposal = _add_committed_proposal
 
-# %% ../nbs/07c_zkdatabase.ipynb #ce7c33b4
+# %% ../nbs/07c_zkdatabase.ipynb #eac92226
 def _load_data_base(self) -> int:
     "Restore the newest valid snapshot and replay the logs; the highest zxid. Blocking. Java: ZKDatabase.loadDataBase"
     start = time.monotonic()
     zxid = self.snap_log.restore(self.data_tree, self.sessions_with_timeouts, self.add_committed_proposal)
     self.initialized = True
-    LOG.info("Snapshot loaded in %d ms, highest zxid is 0x%s, digest is %d", int((time.monotonic() - start) * 1000),
+    load_ms = int((time.monotonic() - start) * 1000)
+    if self.metrics is not None:
+        self.metrics.db_init_time.add(load_ms)                   # Java: loadDataBase, DB_INIT_TIME
+    LOG.info("Snapshot loaded in %d ms, highest zxid is 0x%s, digest is %d", load_ms,
              hex_zxid(zxid), self.data_tree.get_tree_digest())
     return zxid
 
@@ -288,7 +300,7 @@ async def encode_snapshot_async(dt: DataTree, sessions: Mapping[int, int], chunk
     "`encode_snapshot_chunks`, joined."
     return b"".join(await encode_snapshot_chunks(dt, sessions, chunk_nodes))
 
-# %% ../nbs/07c_zkdatabase.ipynb #240963e8
+# %% ../nbs/07c_zkdatabase.ipynb #d2f488c3
 def _snapshot_path(self) -> Path:
     ext = {"gz": ".gz", "snappy": ".snappy"}.get(self.snap_log.options.snapshot_compression, "")
     return self.snap_log.snap_dir / make_snapshot_name(self.data_tree.last_processed_zxid, ext)
@@ -296,7 +308,11 @@ def _snapshot_path(self) -> Path:
 def _take_snapshot(self, sync_snap: bool = False # fsync and rename into place (Java's syncSnap)
                   ) -> Path:
     "Write a snapshot now; blocking (the loop stalls). Java: ZooKeeperServer.takeSnapshot"
-    return self.snap_log.save(self.data_tree, self.sessions_with_timeouts, sync_snap)
+    start = time.monotonic()
+    path = self.snap_log.save(self.data_tree, self.sessions_with_timeouts, sync_snap)
+    if self.metrics is not None:
+        self.metrics.snapshot_time.add(int((time.monotonic() - start) * 1000))   # Java: takeSnapshot, SNAPSHOT_TIME
+    return path
 
 async def _take_snapshot_async(self, sync_snap: bool = False, # fsync and rename into place (Java's syncSnap)
                                chunk_nodes: int = 2000         # znodes per slice between yields to the loop
@@ -304,6 +320,7 @@ async def _take_snapshot_async(self, sync_snap: bool = False, # fsync and rename
     "A fuzzy snapshot named after the current zxid: encoded on the loop in slices, written in a worker thread."
     path = _snapshot_path(self)
     LOG.info("Snapshotting: 0x%s to %s", hex_zxid(self.data_tree.last_processed_zxid), path)
+    start = time.monotonic()
     pieces = await encode_snapshot_chunks(self.data_tree, self.sessions_with_timeouts, chunk_nodes)
     try:
         await asyncio.to_thread(write_snapshot_file, path, pieces, sync_snap)
@@ -311,6 +328,8 @@ async def _take_snapshot_async(self, sync_snap: bool = False, # fsync and rename
         from zkref.persistence import _drop_empty_snapshot
         _drop_empty_snapshot(path)
         raise
+    if self.metrics is not None:
+        self.metrics.snapshot_time.add(int((time.monotonic() - start) * 1000))   # Java: takeSnapshot, SNAPSHOT_TIME
     return path
 
 ZKDatabase.take_snapshot, ZKDatabase.take_snapshot_async = _take_snapshot, _take_snapshot_async

@@ -142,7 +142,7 @@ def _send_close_session(self: ServerCnxn) -> None:
 ServerCnxn.send_buffer, ServerCnxn.send_response = _send_buffer, _send_response
 ServerCnxn.process, ServerCnxn.send_close_session = _process, _send_close_session
 
-# %% ../../nbs/06_connections.ipynb #d7703775
+# %% ../../nbs/06_connections.ipynb #fbb3b3fe
 async def _read_exactly(self: ServerCnxn, n: int, deadline: float | None) -> bytes:
     try:
         if deadline is None:
@@ -169,6 +169,7 @@ async def _read_frame(self: ServerCnxn) -> bytes | None:
     if self.zks is None or not self.zks.is_running():
         raise CnxnIOError("ZooKeeperServer not running")
     body = await self.read_exactly(n, deadline)
+    self.zks.server_metrics.bytes_received_count.add(4 + n)   # Java: ServerCnxn.packetReceived(4 + length)
     self.last_touch_ms = time.monotonic_ns() // 1_000_000
     self.packets_received += 1
     self.factory.packets_received += 1
@@ -186,6 +187,7 @@ async def _run(self: ServerCnxn) -> None:
                 break
             if not self.initialized:
                 self.initialized = True
+                self.zks.server_metrics.connection_request_count.add(1)   # Java: processConnectRequest's first line
                 self.zks.process_connect_request(self, body)
             else:
                 self.zks.process_packet(self, body)
@@ -379,7 +381,7 @@ def _remove_cnxn(self: ServerCnxnFactory, cnxn: ServerCnxn) -> None:
 
 ServerCnxnFactory.configure, ServerCnxnFactory.accept, ServerCnxnFactory.remove_cnxn = _configure, _accept, _remove_cnxn
 
-# %% ../../nbs/06_connections.ipynb #d287f98a
+# %% ../../nbs/06_connections.ipynb #71c65151
 def _register_connection(self: ServerCnxnFactory, cnxn: ServerCnxn) -> None:
     "Remember which connection serves cnxn.session_id."
     self.session_map[cnxn.session_id] = cnxn
@@ -406,6 +408,9 @@ async def _startup(self: ServerCnxnFactory, zks, start_server: bool = True) -> N
 def _set_zookeeper_server(self: ServerCnxnFactory, zks) -> None:
     self.zks = zks
     if zks is not None:
+        db = getattr(zks, "zk_db", None)
+        if db is not None and getattr(zks, "server_metrics", None) is not None:
+            db.set_metrics(zks.server_metrics)   # before startdata: dbinittime, snapshottime, the watch counts
         if self.secure:
             zks.secure_server_cnxn_factory = self
         else:
