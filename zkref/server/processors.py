@@ -262,51 +262,7 @@ async def _startdata(self: ZooKeeperServer) -> None:
 
 ZooKeeperServer.take_snapshot_now, ZooKeeperServer.load_data, ZooKeeperServer.startdata = _take_snapshot_now, _load_data, _startdata
 
-# %% ../../nbs/11_requests.ipynb #962a6648
-def _register_metrics(self: ZooKeeperServer) -> None:
-    "The gauges `mntr` and Prometheus show. Java: ZooKeeperServer.registerMetrics"
-    f = lambda: self.server_cnxn_factory
-    stats = self.server_stats
-    self.server_metrics.register_gauges({
-        "avg_latency": lambda: stats()["avg_latency"], "max_latency": lambda: self.max_latency,
-        "min_latency": lambda: self.min_latency,
-        "packets_received": lambda: f().packets_received if f() else 0,
-        "packets_sent": lambda: f().packets_sent if f() else 0,
-        "num_alive_connections": lambda: len(f().cnxns) if f() else 0,
-        "outstanding_requests": lambda: self.in_process,
-        "uptime": lambda: int((time.monotonic() - self.start_time) * 1000),
-        "znode_count": lambda: self.dt.node_count(), "watch_count": lambda: self.dt.watch_count(),
-        "ephemerals_count": lambda: self.dt.get_ephemerals_count(),
-        "approximate_data_size": lambda: self.dt.cached_approximate_data_size(),
-        "global_sessions": lambda: self.zk_db.get_session_count(),   # Java: zkDb::getSessionCount
-        "local_sessions": lambda: 0,
-        **ServerMetrics.os_gauges(),
-        # ServerStats' gauges. Java's default (NIO) factory keeps the connection-kind and TLS counts at zero:
-        # only the Netty factory moves them (and x509 failures there are the only auth_failed_count), and the
-        # drop probability is the connection throttle's, 0.0 unless zookeeper.connection_throttle_* is set.
-        "connection_drop_probability": lambda: 0.0,
-        "last_client_response_size": lambda: self.client_response_stats.last,
-        "max_client_response_size": lambda: self.client_response_stats.max,
-        "min_client_response_size": lambda: self.client_response_stats.min,
-        "outstanding_tls_handshake": lambda: 0,
-        "auth_failed_count": lambda: self.auth_failed_count,
-        "non_mtls_remote_conn_count": lambda: 0, "non_mtls_local_conn_count": lambda: 0})
-
-def _unregister_metrics(self: ZooKeeperServer) -> None:
-    "Remove what `register_metrics` added, when the server shuts down. Java: ZooKeeperServer.unregisterMetrics"
-    # Java's list leaves out outstanding_tls_handshake, which therefore outlives the server
-    self.server_metrics.unregister_gauges([g for g in ZOOKEEPER_SERVER_GAUGES if g != "outstanding_tls_handshake"]
-                                          + list(ZOOKEEPER_SERVER_GAUGE_SETS))
-
-def _dump_monitor_values(self: ZooKeeperServer, sink) -> None:
-    "The first two `mntr` lines. Java: ZooKeeperServer.dumpMonitorValues"
-    from zkref.server.cnxn import _full_version
-    sink("version", _full_version())
-    sink("server_state", "standalone")
-
-ZooKeeperServer.register_metrics, ZooKeeperServer.dump_monitor_values = _register_metrics, _dump_monitor_values
-ZooKeeperServer.unregister_metrics = _unregister_metrics
-
+# %% ../../nbs/11_requests.ipynb #5a39d5b0
 def _startup(self: ZooKeeperServer) -> None:
     "Create the session tracker and the processors; serve. Java: ZooKeeperServer.startup"
     self.register_metrics()
@@ -408,35 +364,10 @@ def __getattr__(name: str):
             return getattr(importlib.import_module(f"zkref.server.{module}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-# %% ../../nbs/11_requests.ipynb #85dd75b1
-def _server_stats(self: ZooKeeperServer) -> dict:
-    f = self.server_cnxn_factory
-    cnt = self.latency_count
-    return dict(min_latency=self.min_latency, max_latency=self.max_latency,
-                avg_latency=round(self.total_latency / cnt, 4) if cnt else 0.0,
-                packets_received=f.packets_received if f else 0, packets_sent=f.packets_sent if f else 0,
-                num_alive_connections=len(f.cnxns) if f else 0, outstanding_requests=self.in_process,
-                last_processed_zxid=self.dt.last_processed_zxid, server_state="standalone",
-                znode_count=self.dt.node_count())
+# %% ../../nbs/11_requests.ipynb #7596eab6
+from . import server_stats as _server_stats_methods  # noqa: F401  adds register_metrics, server_stats, dump_conf, ...
 
-def _dir_size(d) -> int:
-    try:
-        return sum(p.stat().st_size for p in d.iterdir() if p.is_file())
-    except OSError:
-        return 0
-
-def _dump_conf(self: ZooKeeperServer) -> str:
-    "The `conf` output. Java: ZooKeeperServer.dumpConf"
-    f, sf = self.server_cnxn_factory, self.secure_server_cnxn_factory
-    tsl = self.txn_log_factory
-    rows = [("clientPort", f.local_port if f else -1), ("secureClientPort", sf.local_port if sf else -1),
-            ("dataDir", tsl.snap_dir), ("dataDirSize", _dir_size(tsl.snap_dir)), ("dataLogDir", tsl.data_dir),
-            ("dataLogSize", _dir_size(tsl.data_dir)), ("tickTime", self.tick_time),
-            ("maxClientCnxns", f.max_client_cnxns if f else 0), ("minSessionTimeout", self.min_session_timeout),
-            ("maxSessionTimeout", self.max_session_timeout), ("clientPortListenBacklog", self.listen_backlog),
-            ("serverId", 0)]
-    return "".join(f"{k}={v}\n" for k, v in rows)
-
+# %% ../../nbs/11_requests.ipynb #6c0e4c5f
 def _set_state(self: ZooKeeperServer, state: State) -> None:
     "Java: ZooKeeperServer.setState; ERROR and SHUTDOWN release whoever waits for the shutdown."
     self.state = state
@@ -478,16 +409,4 @@ async def _shutdown(self: ZooKeeperServer, full: bool = True) -> None:
             pass
     self.shutdown_event.set()
 
-def _dump_dirs(self: ZooKeeperServer) -> str:
-    "The `dirs` output. Java: DirsCommand"
-    tsl = self.txn_log_factory
-    return f"datadir_size: {_dir_size(tsl.snap_dir)}\nlogdir_size: {_dir_size(tsl.data_dir)}\n"
-
-def _reset_stats(self: ZooKeeperServer) -> None:
-    "`srst`. Java: ServerStats.reset"
-    self.min_latency = self.max_latency = self.total_latency = self.latency_count = 0
-    self.client_response_stats.reset()
-
-ZooKeeperServer.server_stats, ZooKeeperServer.dump_conf = _server_stats, _dump_conf
-ZooKeeperServer.dump_dirs, ZooKeeperServer.reset_stats = _dump_dirs, _reset_stats
 ZooKeeperServer.set_state, ZooKeeperServer.shutdown = _set_state, _shutdown
