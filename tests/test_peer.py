@@ -311,7 +311,7 @@ def test_client_port_before_and_after_the_election():
 
 @pytest.mark.parametrize("runtime", [
     "zkref",          # Zab's roles (the default)
-    "holding",        # the election-only roles of chapter 07 (role_factories=HOLDING_ROLES)
+    "holding",        # the election-only roles of chapter 07_peer1 (role_factories=HOLDING_ROLES)
     pytest.param("java", marks=[needs_java, pytest.mark.java, pytest.mark.slow]),
 ])
 def test_leader_without_followers_steps_down(runtime):
