@@ -1,5 +1,7 @@
 """The ServerMetrics a standalone server moves outside the quorum code: the same kazoo workload on zkref and on
 Java 3.8, then `mntr` from both."""
+import socket
+import struct
 import threading
 
 from kazoo.client import KazooClient
@@ -87,6 +89,16 @@ def test_standalone_metrics_move_as_in_java(zkref_zk, java_zk):
     assert number(java, "bytes_received_count") > 0 and number(ours, "bytes_received_count") > 0
     for name in ("dbinittime", "snapshottime"):
         assert number(ours, f"cnt_{name}") == number(java, f"cnt_{name}") == 1, name
+    # five notifications of the same events: the same bytes
+    assert number(ours, "watch_bytes") == number(java, "watch_bytes") > 0
+    # every txn's propagation_latency: 3 sessions opened and closed, 3 creates, a setData, 3 deletes
+    assert number(ours, "cnt_propagation_latency") == number(java, "cnt_propagation_latency") == 13
+    # these depend on pings and batching: both servers move them
+    for key in ("response_bytes", "prep_processor_request_queued", "cnt_prep_process_time",
+                "sync_processor_request_queued", "cnt_sync_processor_batch_size", "cnt_sync_processor_queue_size",
+                "cnt_sync_processor_queue_time_ms", "cnt_sync_processor_queue_flush_time_ms",
+                "cnt_sync_processor_queue_and_flush_time_ms"):
+        assert number(java, key) > 0 and number(ours, key) > 0, (key, java.get(key), ours.get(key))
 
 
 def test_restart_records_load_and_snapshot(zkref_zk, java_zk):
@@ -107,4 +119,36 @@ def test_restart_records_load_and_snapshot(zkref_zk, java_zk):
         server.start()
         m = mntr(server.client_port)
         counts[server.kind] = (number(m, "cnt_dbinittime"), number(m, "cnt_snapshottime"))
+    assert counts["zkref"] == counts["java"] == (1, 1), counts
+
+
+def open_session_and_drop(port: int, timeout_ms: int) -> None:
+    "A raw ConnectRequest for a `timeout_ms` session, read the answer, then drop the socket without closeSession."
+    body = struct.pack(">iqiqi16s?", 0, 0, timeout_ms, 0, 16, b"\0" * 16, False)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(struct.pack(">i", len(body)) + body)
+        n = struct.unpack(">i", s.recv(4))[0]
+        assert n > 0
+
+
+def test_expiries_count_as_in_java(zkref_zk, java_zk):
+    """A session whose client vanished expires in the session tracker (stale_sessions_expired +1, Java:
+    SessionTrackerImpl.run), and a connection that never sends its ConnectRequest is closed by the connection
+    expirer after zookeeper.nio.sessionlessCnxnTimeout (sessionless_connections_expired +1, Java:
+    NIOServerCnxnFactory.ConnectionExpirerThread). Reference: ServerMetrics STALE_SESSIONS_EXPIRED,
+    SESSIONLESS_CONNECTIONS_EXPIRED (3.8)."""
+    flags = ["-Dzookeeper.nio.sessionlessCnxnTimeout=1000"]
+    counts = {}
+    for start in (zkref_zk, java_zk):
+        server = start(dict(CFG, tickTime=200), jvm_flags=flags)
+        open_session_and_drop(server.client_port, 400)
+        silent = socket.create_connection(("127.0.0.1", server.client_port), timeout=5)
+        try:
+            wait_for(lambda: number(mntr(server.client_port), "stale_sessions_expired") >= 1
+                     and number(mntr(server.client_port), "sessionless_connections_expired") >= 1, 20,
+                     what=f"{server.kind}: the session and the silent connection to expire")
+        finally:
+            silent.close()
+        m = mntr(server.client_port)
+        counts[server.kind] = (number(m, "stale_sessions_expired"), number(m, "sessionless_connections_expired"))
     assert counts["zkref"] == counts["java"] == (1, 1), counts

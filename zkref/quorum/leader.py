@@ -396,7 +396,7 @@ async def _wait_for_new_leader_ack(self: Leader, sid: int, zxid: int) -> None:
 Leader.get_epoch_to_propose, Leader.wait_for_epoch_ack = _get_epoch_to_propose, _wait_for_epoch_ack
 Leader.wait_for_new_leader_ack = _wait_for_new_leader_ack
 
-# %% ../../nbs/10a_leader.ipynb #d788f13a
+# %% ../../nbs/10a_leader.ipynb #c72238b4
 def _propose(self: Leader, hdr: TxnHeader, txn, digest=None) -> Proposal:
     "Log and send a PROPOSAL for the txn; its `done` future resolves at commit. Java: Leader.propose"
     # Spec: Zab.tla LeaderProcessRequest, LeaderBroadcastPROPOSE
@@ -487,10 +487,10 @@ def _try_to_commit(self: Leader, p: Proposal, zxid: int) -> bool:
 def _leader_apply(self: Leader, p: Proposal) -> None:
     "Apply a committed txn here. Java: CommitProcessor → ToBeAppliedRequestProcessor → FinalRequestProcessor"
     db = self.zk_db
-    log_latency(self.metrics.propagation_latency, p.hdr.time, int(time.time() * 1000))   # Java: FinalRequestProcessor
     if p.request is not None:
         self.zks.proposer.committed(p.request)            # applies (sessions too) and answers its client
-    else:
+    else:   # a learner's client's txn: Java's Final still applies it and records its propagation_latency
+        log_latency(self.metrics.propagation_latency, p.hdr.time, int(time.time() * 1000))
         db.snap_log.process_transaction(p.hdr, db.data_tree, db.sessions_with_timeouts, p.txn)
     db.add_committed_proposal(p.hdr, p.txn, p.digest)
     record(self.trace, "step", self.peer.myid, None, step="apply", zxid=p.hdr.zxid)

@@ -588,7 +588,7 @@ class LearnerSessionTracker:
     def start(self) -> None: pass
     def shutdown(self) -> None: pass
 
-# %% ../../nbs/10b_learner.ipynb #db22ab9c
+# %% ../../nbs/10b_learner.ipynb #98b989a1
 class LearnerCommitProcessor:
     "Hold each session's requests until its writes commit; answer in order. Java: CommitProcessor (on a learner)"
     def __init__(self, zks: "FollowerZooKeeperServer"):
@@ -618,7 +618,6 @@ class LearnerCommitProcessor:
         else:
             q.popleft()
         request.hdr, request.txn, request.txn_digest, request.zxid = hdr, txn, digest, hdr.zxid
-        log_latency(self.zks.server_metrics.propagation_latency, hdr.time, int(time.time() * 1000))  # Java: FinalRequestProcessor
         self.zks.final.process_request(request)
         self._drain(hdr.client_id)
 

@@ -109,7 +109,7 @@ class ServerCnxn:
         if id_ not in self.auth_info:
             self.auth_info.append(id_)
 
-# %% ../../nbs/06_connections.ipynb #afae98a7
+# %% ../../nbs/06_connections.ipynb #bb1839a4
 def _send_buffer(self: ServerCnxn, data: bytes) -> None:
     "Queue bytes for the client (dropped once the connection is closed)."
     if self.closed or self.writer.is_closing():
@@ -133,7 +133,10 @@ def _process(self: ServerCnxn, event) -> None:
     # Java: NIOServerCnxn.process(WatchedEvent)
     ev = WatcherEvent(type=int(event.type), state=int(getattr(event, "state", KeeperState.SyncConnected)),
                       path=event.path)
-    self.send_response(ReplyHeader(xid=NOTIFICATION_XID, zxid=-1, err=0), ev)
+    size = self.send_response(ReplyHeader(xid=NOTIFICATION_XID, zxid=-1, err=0), ev) - 4
+    zks = self.zks
+    if zks is not None:
+        zks.server_metrics.watch_bytes.add(size)      # Java: WATCH_BYTES, without the length prefix
 
 def _send_close_session(self: ServerCnxn) -> None:
     "Flush what is queued, then close (Java: sendBuffer(ServerCnxnFactory.closeConn))."
@@ -142,7 +145,7 @@ def _send_close_session(self: ServerCnxn) -> None:
 ServerCnxn.send_buffer, ServerCnxn.send_response = _send_buffer, _send_response
 ServerCnxn.process, ServerCnxn.send_close_session = _process, _send_close_session
 
-# %% ../../nbs/06_connections.ipynb #fbb3b3fe
+# %% ../../nbs/06_connections.ipynb #d432112e
 async def _read_exactly(self: ServerCnxn, n: int, deadline: float | None) -> bytes:
     try:
         if deadline is None:
@@ -193,6 +196,8 @@ async def _run(self: ServerCnxn) -> None:
                 self.zks.process_packet(self, body)
     except asyncio.TimeoutError:
         LOG.debug("Closing session-less connection from %s", self.remote_str)
+        if self.zks is not None:
+            self.zks.server_metrics.sessionless_connections_expired.add(1)   # Java: the connection expirer
     except EndOfStream as e:
         if not self.closed:                  # the server closing the socket itself is not news (Java: no line)
             LOG.info("%s", e)

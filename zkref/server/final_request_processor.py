@@ -18,7 +18,7 @@ from .processors import Request, ZooKeeperServer
 # %% auto #0
 __all__ = ['FLOG', 'STAT_OVERHEAD_BYTES', 'FinalRequestProcessor', 'top_namespace', 'count_read', 'count_write', 'audit_request']
 
-# %% ../../nbs/11f_final_request_processor.ipynb #c604a357
+# %% ../../nbs/11f_final_request_processor.ipynb #e8cc2cde
 FLOG = get_logger("FinalRequestProcessor")
 
 _LAST_OP = {OpCode.ping: "PING", OpCode.createSession: "SESS", OpCode.multi: "MULT", OpCode.multiRead: "MLTR",
@@ -54,6 +54,10 @@ class FinalRequestProcessor:
         rc = zks.zk_db.process_txn(hdr, request.txn, request.txn_digest) if hdr is not None else None
         if rc is not None:
             _count_writes(zks, hdr, request.txn, rc)
+        if hdr is not None:   # Java: the header's wall-clock time, from the leader (or standalone Prep)
+            latency = int(time.time() * 1000) - hdr.time
+            if latency >= 0:                                  # another server's clock may be ahead
+                zks.server_metrics.propagation_latency.add(latency)
         if doomed:
             _after_ephemerals_deleted(zks, request.session_id, doomed)
         if request.type == OpCode.closeSession and request.cnxn is None:
@@ -310,7 +314,7 @@ def _respond(self: FinalRequestProcessor, request: Request, rc):
 
 FinalRequestProcessor.respond = _respond
 
-# %% ../../nbs/11f_final_request_processor.ipynb #20a5c6ec
+# %% ../../nbs/11f_final_request_processor.ipynb #67db14d1
 def _final_process_request(self: FinalRequestProcessor, request: Request) -> None:
     "Apply, answer, count. Java: FinalRequestProcessor.processRequest"
     zks = self.zks
@@ -322,7 +326,7 @@ def _final_process_request(self: FinalRequestProcessor, request: Request) -> Non
     zks.request_finished(request)
     if request.type == OpCode.ping:
         self.update_stats(request, last_zxid)
-        zks.send_response(cnxn, ReplyHeader(xid=PING_XID, zxid=last_zxid, err=0))
+        zks.server_metrics.response_bytes.add(zks.send_response(cnxn, ReplyHeader(xid=PING_XID, zxid=last_zxid, err=0)))
         return
     if request.type == OpCode.createSession:
         self.update_stats(request, last_zxid)
@@ -339,7 +343,8 @@ def _final_process_request(self: FinalRequestProcessor, request: Request) -> Non
         FLOG.error("Dumping request buffer for request type %s: 0x%s", op_name(request.type), request.body.hex())
         err, rsp = Code.MARSHALLINGERROR, None
     self.update_stats(request, last_zxid)
-    zks.send_response(cnxn, ReplyHeader(xid=request.cxid, zxid=last_zxid, err=int(err)), rsp)
+    size = zks.send_response(cnxn, ReplyHeader(xid=request.cxid, zxid=last_zxid, err=int(err)), rsp)
+    zks.server_metrics.response_bytes.add(size)   # Java: RESPONSE_BYTES, header + record without the length
     if request.type == OpCode.closeSession:
         cnxn.send_close_session()
 

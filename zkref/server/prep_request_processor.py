@@ -17,7 +17,7 @@ from .processors import ChangeRecord, Request, ZooKeeperServer
 # %% auto #0
 __all__ = ['PLOG', 'PrepRequestProcessor']
 
-# %% ../../nbs/11d_prep_request_processor.ipynb #b4fa8ca6
+# %% ../../nbs/11d_prep_request_processor.ipynb #b4765e3d
 def _parent_and_validate(zks: ZooKeeperServer, path: str) -> str:
     "Java: PrepRequestProcessor.getParentPathAndValidate"
     i = path.rfind("/")
@@ -49,13 +49,18 @@ class PrepRequestProcessor:
     "Validates requests and turns writes into transactions. Java: PrepRequestProcessor"
     def __init__(self, zks: ZooKeeperServer, next_processor):
         self.zks, self.next = zks, next_processor
+        m = zks.server_metrics
+        self.queued_count, self.process_time = m.prep_processor_queued, m.prep_process_time
         PLOG.info("PrepRequestProcessor (sid:0) started, reconfigEnabled=%s", str(zks.reconfig_enabled).lower())
 
     def process_request(self, request: Request) -> None:
-        "Prepare one request and pass it on. Java: PrepRequestProcessor.pRequest"
+        "Prepare one request and pass it on. Java: PrepRequestProcessor.processRequest + pRequest"
+        self.queued_count.add(1)                                  # Java: PREP_PROCESSOR_QUEUED
         request.hdr, request.txn, request.txn_digest = None, None, None
         self.p_request_helper(request)
         request.zxid = self.zks.get_zxid()
+        # Java: PREP_PROCESS_TIME; zkref prepares a request as soon as it is read, so from its creation
+        self.process_time.add(int((time.monotonic() - request.create_time) * 1000))
         self.next.process_request(request)
 
 # %% ../../nbs/11d_prep_request_processor.ipynb #f1f1cb9a

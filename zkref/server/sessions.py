@@ -186,10 +186,16 @@ class SessionTracker:
                 raise KeeperException(Code.SESSIONEXPIRED) from None
             raise
 
-# %% ../../nbs/11a_sessions.ipynb #59950f66
+# %% ../../nbs/11a_sessions.ipynb #5a25d315
 def _expire_due(self: SessionTracker) -> int:
     "Expire the sessions of the bucket due now; how many."
     expired = self.queue.poll()
+    if expired:
+        # Java: STALE_SESSIONS_EXPIRED, one per session. The expirer is the server's bound `expire`, whose
+        # server has the metrics (a tracker made with a plain function has none, and counts nothing).
+        metrics = getattr(getattr(self.expirer, "__self__", None), "server_metrics", None)
+        if metrics is not None:
+            metrics.stale_sessions_expired.add(len(expired))
     for s in expired:
         self.set_session_closing(s.session_id)
         self.expirer(s)

@@ -14,7 +14,7 @@ from .processors import Request, State, ZooKeeperServer
 # %% auto #0
 __all__ = ['SLOG', 'SyncRequestProcessor']
 
-# %% ../../nbs/11e_sync_request_processor.ipynb #c72179a9
+# %% ../../nbs/11e_sync_request_processor.ipynb #8ac69ac6
 SLOG = get_logger("SyncRequestProcessor")
 
 class SyncRequestProcessor:
@@ -29,8 +29,10 @@ class SyncRequestProcessor:
         self.task: asyncio.Task | None = None
         self.snapshot_task: asyncio.Task | None = None
         self.busy = False                 # a batch is being logged or handed on
+        self.metrics = zks.server_metrics
 
     def process_request(self, request: Request) -> None:
+        self.metrics.sync_processor_queued.add(1)          # Java: SYNC_PROCESSOR_QUEUED, every request
         if request.hdr is None and not self.queue and not self.busy:   # a read with nothing ahead of it
             self.next.process_request(request)
             return
@@ -47,6 +49,7 @@ class SyncRequestProcessor:
                 if not self.queue:
                     self.wakeup.clear()
                     await self.wakeup.wait()
+                self.metrics.sync_processor_queue_size.add(len(self.queue))   # Java: SYNC_PROCESSOR_QUEUE_SIZE
                 batch = [self.queue.popleft() for _ in range(min(len(self.queue), self.max_batch_size))]
                 self.busy = True
                 try:
@@ -61,15 +64,27 @@ class SyncRequestProcessor:
 
     async def _log_and_hand_on(self, db, batch: list[Request]) -> None:
         "Append the batch's txns, commit them (one fsync), then pass every request on, in order."
-        logged = 0
-        for r in batch:
+        m = self.metrics
+        start = time.monotonic()
+        queue_time = m.sync_processor_queue_time
+        logged, first = 0, len(batch)
+        for i, r in enumerate(batch):
+            queue_time.add(int((start - r.create_time) * 1000))
             if r.hdr is not None and db.append(r.hdr, r.txn, r.txn_digest):
+                if not logged:
+                    first = i
                 logged += 1
                 self.maybe_snapshot()
         if logged:
-            start = time.monotonic()
+            m.batch_size.add(len(batch) - first)       # Java's toFlush: the first logged write and all after it
+            flush_start = time.monotonic()
             await db.commit_async()
-            self.zks.server_metrics.fsync_time.add(int((time.monotonic() - start) * 1000))
+            done = time.monotonic()
+            m.fsync_time.add(int((done - flush_start) * 1000))
+            m.sync_processor_flush_time.add(int((done - flush_start) * 1000))
+            queue_and_flush = m.sync_processor_queue_and_flush_time
+            for r in batch[first:]:
+                queue_and_flush.add(int((done - r.create_time) * 1000))
         for r in batch:
             try:
                 self.next.process_request(r)
