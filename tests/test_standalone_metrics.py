@@ -103,8 +103,10 @@ def test_standalone_metrics_move_as_in_java(zkref_zk, java_zk):
 
 def test_restart_records_load_and_snapshot(zkref_zk, java_zk):
     """A restarted standalone server loads its snapshot and txn log (dbinittime, one sample) and writes the
-    startup snapshot (snapshottime, one sample), as Java does. Reference: ZKDatabase.loadDataBase (DB_INIT_TIME),
-    ZooKeeperServer.loadData → takeSnapshot (SNAPSHOT_TIME)."""
+    startup snapshot (snapshottime, one sample), as Java does; the snapshot's load time and the replayed txns
+    (their number and time) are one sample each of the startup_* summaries. Reference: ZKDatabase.loadDataBase
+    (DB_INIT_TIME), ZooKeeperServer.loadData → takeSnapshot (SNAPSHOT_TIME), FileTxnSnapLog.restore
+    (STARTUP_SNAP_LOAD_TIME) and fastForwardFromEdits (STARTUP_TXNS_LOADED, STARTUP_TXNS_LOAD_TIME)."""
     counts = {}
     for start in (zkref_zk, java_zk):
         server = start(CFG)
@@ -118,8 +120,11 @@ def test_restart_records_load_and_snapshot(zkref_zk, java_zk):
         server.stop()
         server.start()
         m = mntr(server.client_port)
-        counts[server.kind] = (number(m, "cnt_dbinittime"), number(m, "cnt_snapshottime"))
-    assert counts["zkref"] == counts["java"] == (1, 1), counts
+        counts[server.kind] = tuple(number(m, k) for k in (
+            "cnt_dbinittime", "cnt_snapshottime", "cnt_startup_snap_load_time", "cnt_startup_txns_loaded",
+            "sum_startup_txns_loaded", "cnt_startup_txns_load_time"))
+    # one load, one snapshot; the replay: a session opened, 5 creates, the session closed
+    assert counts["zkref"] == counts["java"] == (1, 1, 1, 1, 7, 1), counts
 
 
 def open_session_and_drop(port: int, timeout_ms: int) -> None:

@@ -37,7 +37,7 @@ from .storage_toolkits import (SNAPSHOT_USAGE, TXNLOG_USAGE, chop_log, format_sn
                                     java_short_long_datetime, jute_to_string, snapshot_main, txn_to_json,
                                     txnlog_main)
 
-# %% ../nbs/07b_persistence.ipynb #50b065fb
+# %% ../nbs/07b_persistence.ipynb #3b41dd3d
 TSL_LOG = get_logger("FileTxnSnapLog")
 
 class LogDirContentCheckException(DatadirException):
@@ -48,6 +48,7 @@ class SnapDirContentCheckException(DatadirException):
 
 class FileTxnSnapLog:
     "The txn log and the snapshots of one server, under `version-2`. Java: FileTxnSnapLog"
+    metrics = None   # the server's ServerMetrics (its ZKDatabase's `set_metrics`): the startup_* summaries
     def __init__(self, data_log_dir: str | os.PathLike,   # dataLogDir (txn logs); version-2 is appended
                  snap_dir: str | os.PathLike,             # dataDir (snapshots, epochs); version-2 is appended
                  options: StorageOptions | None = None):
@@ -84,13 +85,16 @@ class FileTxnSnapLog:
         "Java: FileTxnSnapLog.shouldForceWriteInitialSnapshotAfterLeaderElection"
         return self.options.snapshot_trust_empty and self.get_last_snapshot_info() is None
 
-# %% ../nbs/07b_persistence.ipynb #3823d763
+# %% ../nbs/07b_persistence.ipynb #91cb13f4
 def _restore(self, dt,                                   # an empty DataTree
              sessions: dict[int, int],                   # filled: session id -> timeout
              listener: Callable | None = None            # called as listener(header, txn, digest) per replayed txn
             ) -> int:
     "Load the snapshot and replay the logs; the highest zxid. Blocking. Java: FileTxnSnapLog.restore"
+    snap_start = time.monotonic()
     result = self.snap_log.deserialize(dt, sessions)
+    if self.metrics is not None:                    # Java: STARTUP_SNAP_LOAD_TIME
+        self.metrics.startup_snap_load_time.add(int((time.monotonic() - snap_start) * 1000))
     init_file = self.data_dir.parent / "initialize"
     if init_file.exists():
         init_file.unlink()
@@ -123,7 +127,7 @@ def _restore(self, dt,                                   # an empty DataTree
 
 FileTxnSnapLog.restore = _restore
 
-# %% ../nbs/07b_persistence.ipynb #049842f6
+# %% ../nbs/07b_persistence.ipynb #69bc9730
 def _process_transaction(self, header: TxnHeader, dt, sessions: dict[int, int], txn) -> object:
     "Apply one replayed txn to the sessions and the tree. Java: FileTxnSnapLog.processTransaction"
     if header.type == -10:    # createSession
@@ -160,7 +164,11 @@ def _fast_forward_from_edits(self, dt, sessions: dict[int, int], listener: Calla
                 break
     finally:
         itr.close()
-    TSL_LOG.info("%d txns loaded in %d ms", loaded, int((time.monotonic() - start) * 1000))
+    load_ms = int((time.monotonic() - start) * 1000)
+    TSL_LOG.info("%d txns loaded in %d ms", loaded, load_ms)
+    if self.metrics is not None:                    # Java: STARTUP_TXNS_LOADED, STARTUP_TXNS_LOAD_TIME
+        self.metrics.startup_txns_loaded.add(loaded)
+        self.metrics.startup_txns_load_time.add(load_ms)
     return highest
 
 FileTxnSnapLog.process_transaction, FileTxnSnapLog.fast_forward_from_edits = _process_transaction, _fast_forward_from_edits

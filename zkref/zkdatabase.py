@@ -76,7 +76,7 @@ def _commit_log_count(props: Mapping[str, str]) -> int:
     LOG.info("%s=%s", "zookeeper.commitLogCount", count)
     return count
 
-# %% ../nbs/07c_zkdatabase.ipynb #c32c079a
+# %% ../nbs/07c_zkdatabase.ipynb #96ddde3d
 class ZKDatabase:
     "The tree, the sessions and the committed log, persisted through a FileTxnSnapLog. Java: ZKDatabase"
     metrics = None   # the server's ServerMetrics (`set_metrics`); None: dbinittime, snapshottime, watch counts unrecorded
@@ -107,6 +107,8 @@ class ZKDatabase:
         "Record into `metrics` (a ServerMetrics) from now on, the current tree's watch managers included."
         # Java: every class reads the static ServerMetrics.getMetrics(); zkref has one instance per server
         self.metrics = self.data_tree.data_watches.metrics = self.data_tree.child_watches.metrics = metrics
+        if self.snap_log is not None:
+            self.snap_log.metrics = metrics
 
 # %% ../nbs/07c_zkdatabase.ipynb #57aceb6d
 def _clear(self) -> None:
