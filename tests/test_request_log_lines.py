@@ -56,3 +56,28 @@ def test_rejected_write_lines_match_java(zkref_zk, java_zk):
     assert errs == java_errs
     assert len(javas) == 3, javas
     assert ours == javas
+
+
+NO_PROVIDER = re.compile(r"No authentication provider for scheme: (.*)")
+
+
+def _unknown_scheme_line(server) -> str:
+    "Authenticate with a scheme no server has, as a raw client: the server's warning, from its log."
+    from zkref.jute import AuthPacket
+    with socket.create_connection(("127.0.0.1", server.client_port), timeout=10) as s:
+        s.sendall(frame(ConnectRequest(time_out=30000, passwd=bytes(16)).to_bytes() + b"\0"))
+        _read_frame(s)
+        s.sendall(encode_request(-4, OpCode.auth, AuthPacket(type=0, scheme="nosuch", auth=b"x")))
+        assert ReplyHeader.from_bytes(_read_frame(s)).err == Code.AUTHFAILED
+    wait_for(lambda: NO_PROVIDER.search(server.logs()), 10)
+    return NO_PROVIDER.search(server.logs()).group(1)
+
+
+def test_unknown_auth_scheme_line_matches_java(zkref_zk, java_zk):
+    """An `auth` packet for a scheme without a provider is answered AUTHFAILED, and the server warns with the
+    providers it has, as `ProviderRegistry.listProviders` prints them: the HashMap's order, each scheme followed
+    by a space (`nosuch has ip digest `). Reference: ZooKeeperServer.processPacket (auth branch),
+    ProviderRegistry.listProviders."""
+    ours, javas = _unknown_scheme_line(zkref_zk()), _unknown_scheme_line(java_zk())
+    assert javas == "nosuch has ip digest "
+    assert ours == javas
