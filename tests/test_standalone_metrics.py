@@ -157,3 +157,27 @@ def test_expiries_count_as_in_java(zkref_zk, java_zk):
         m = mntr(server.client_port)
         counts[server.kind] = (number(m, "stale_sessions_expired"), number(m, "sessionless_connections_expired"))
     assert counts["zkref"] == counts["java"] == (1, 1), counts
+
+
+def test_digest_mismatch_counts_in_server_metrics():
+    """A txn whose logged digest differs from the tree's after applying it is counted in
+    digest_mismatches_count (and stays non-fatal); the tree a ZKDatabase makes after clear() counts into the
+    same metrics. Reference: DataTree.compareDigest → reportDigestMismatch (ServerMetrics
+    DIGEST_MISMATCHES_COUNT, 3.8)."""
+    from zkref.jute import TxnDigest, TxnHeader
+    from zkref.metrics import ServerMetrics
+    from zkref.metrics_provider import DefaultMetricsProvider
+    from zkref.zkdatabase import ZKDatabase
+
+    metrics = ServerMetrics(DefaultMetricsProvider())
+    db = ZKDatabase(None)
+    db.set_metrics(metrics)
+    for zxid in (1, 2):
+        tree = db.data_tree
+        wrong = TxnDigest(version=tree.digest_calculator.digest_version(), tree_digest=tree.get_tree_digest() + 1)
+        assert tree.compare_digest(TxnHeader(client_id=1, cxid=1, zxid=zxid, time=0, type=1), None, wrong) is False
+        assert metrics.digest_mismatches_count.get() == zxid
+        db.clear()
+    right = TxnDigest(version=db.data_tree.digest_calculator.digest_version(), tree_digest=db.data_tree.get_tree_digest())
+    assert db.data_tree.compare_digest(TxnHeader(client_id=1, cxid=1, zxid=3, time=0, type=1), None, right) is True
+    assert metrics.digest_mismatches_count.get() == 2

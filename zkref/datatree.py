@@ -187,10 +187,11 @@ class RateLogger:
             self.msg, self.value, self.timestamp = msg, value, now
             self.log.warning("Message:%s Value:%s", msg, "null" if value is None else value)
 
-# %% ../nbs/07a_datatree.ipynb #caba78d3
+# %% ../nbs/07a_datatree.ipynb #644fadf0
 class DataTree:
     "ZooKeeper's in-memory database: znodes, ephemerals, ACLs, watches, quotas and the digest."
     # Java: org.apache.zookeeper.server.DataTree
+    metrics = None   # the server's ServerMetrics (set by its ZKDatabase): digest_mismatches_count
     def __init__(self, digest_enabled: bool = True,           # zookeeper.digest.enabled
                  extended_types_enabled: bool = False,        # zookeeper.extendedTypesEnabled (TTL nodes)
                  enforce_quota: bool = False,                 # zookeeper.enforceQuota
@@ -750,7 +751,7 @@ def _delete_nodes(self: DataTree, session: int, zxid: int, paths: Iterable[str])
 DataTree.process_txn, DataTree.set_cversion_pzxid = _process_txn, _set_cversion_pzxid
 DataTree.kill_session, DataTree._delete_nodes = _kill_session, _delete_nodes
 
-# %% ../nbs/07a_datatree.ipynb #eeb9d63e
+# %% ../nbs/07a_datatree.ipynb #64d43a72
 def _log_zxid_digest(self: DataTree, zxid: int, digest: int) -> None:
     zd = ZxidDigest(zxid, self.digest_calculator.digest_version(), digest)
     self.last_processed_zxid_digest = zd
@@ -802,6 +803,8 @@ def _compare_snapshot_digests(self: DataTree, zxid: int) -> None:
 def _report_digest_mismatch(self: DataTree, zxid: int) -> None:
     "Count a mismatch (`digest_mismatches_count`), log it, tell the digest watchers."
     self.digest_mismatches_count += 1
+    if self.metrics is not None:
+        self.metrics.digest_mismatches_count.add(1)   # Java: ServerMetrics DIGEST_MISMATCHES_COUNT
     self._rate_logger.rate_limit_log("Digests are not matching. Value is Zxid.", str(zxid))
     for watcher in self.digest_watchers:
         watcher(zxid)

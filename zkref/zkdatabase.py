@@ -76,7 +76,7 @@ def _commit_log_count(props: Mapping[str, str]) -> int:
     LOG.info("%s=%s", "zookeeper.commitLogCount", count)
     return count
 
-# %% ../nbs/07c_zkdatabase.ipynb #96ddde3d
+# %% ../nbs/07c_zkdatabase.ipynb #132cae9e
 class ZKDatabase:
     "The tree, the sessions and the committed log, persisted through a FileTxnSnapLog. Java: ZKDatabase"
     metrics = None   # the server's ServerMetrics (`set_metrics`); None: dbinittime, snapshottime, watch counts unrecorded
@@ -100,13 +100,14 @@ class ZKDatabase:
         extended = str(self.props.get("zookeeper.extendedTypesEnabled", "false")).strip().lower() == "true"
         tree = DataTree(digest_enabled=digest, extended_types_enabled=extended)
         if self.metrics is not None:
-            tree.data_watches.metrics = tree.child_watches.metrics = self.metrics
+            tree.metrics = tree.data_watches.metrics = tree.child_watches.metrics = self.metrics
         return tree
 
     def set_metrics(self, metrics) -> None:
         "Record into `metrics` (a ServerMetrics) from now on, the current tree's watch managers included."
         # Java: every class reads the static ServerMetrics.getMetrics(); zkref has one instance per server
-        self.metrics = self.data_tree.data_watches.metrics = self.data_tree.child_watches.metrics = metrics
+        tree = self.data_tree
+        self.metrics = tree.metrics = tree.data_watches.metrics = tree.child_watches.metrics = metrics
         if self.snap_log is not None:
             self.snap_log.metrics = metrics
 
