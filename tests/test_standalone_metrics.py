@@ -93,11 +93,15 @@ def test_standalone_metrics_move_as_in_java(zkref_zk, java_zk):
     assert number(ours, "watch_bytes") == number(java, "watch_bytes") > 0
     # every txn's propagation_latency: 3 sessions opened and closed, 3 creates, a setData, 3 deletes
     assert number(ours, "cnt_propagation_latency") == number(java, "cnt_propagation_latency") == 13
+    # the change records the writes queued (the same ones, in Prep) and their txns retired
+    assert number(ours, "outstanding_changes_removed") == number(java, "outstanding_changes_removed")
+    # each of the three sessions closed once (none had ephemerals)
+    assert number(ours, "cnt_close_session_prep_time") == number(java, "cnt_close_session_prep_time") == 3
     # these depend on pings and batching: both servers move them
     for key in ("response_bytes", "prep_processor_request_queued", "cnt_prep_process_time",
                 "sync_processor_request_queued", "cnt_sync_processor_batch_size", "cnt_sync_processor_queue_size",
                 "cnt_sync_processor_queue_time_ms", "cnt_sync_processor_queue_flush_time_ms",
-                "cnt_sync_processor_queue_and_flush_time_ms"):
+                "cnt_sync_processor_queue_and_flush_time_ms", "outstanding_changes_removed"):
         assert number(java, key) > 0 and number(ours, key) > 0, (key, java.get(key), ours.get(key))
 
 

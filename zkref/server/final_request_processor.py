@@ -18,7 +18,7 @@ from .processors import Request, ZooKeeperServer
 # %% auto #0
 __all__ = ['FLOG', 'STAT_OVERHEAD_BYTES', 'FinalRequestProcessor', 'top_namespace', 'count_read', 'count_write', 'audit_request']
 
-# %% ../../nbs/11f_final_request_processor.ipynb #e8cc2cde
+# %% ../../nbs/11f_final_request_processor.ipynb #7420018a
 FLOG = get_logger("FinalRequestProcessor")
 
 _LAST_OP = {OpCode.ping: "PING", OpCode.createSession: "SESS", OpCode.multi: "MULT", OpCode.multiRead: "MLTR",
@@ -42,6 +42,7 @@ class FinalRequestProcessor:
         if hdr is not None:
             while zks.outstanding_changes and zks.outstanding_changes[0].zxid <= hdr.zxid:
                 cr = zks.outstanding_changes.popleft()
+                zks.server_metrics.outstanding_changes_removed.add(1)   # Java: ZooKeeperServer.processTxn
                 if cr.zxid < hdr.zxid:
                     FLOG.warning("Zxid outstanding 0x%x is less than current 0x%x", cr.zxid, hdr.zxid)
                 if zks.outstanding_changes_for_path.get(cr.path) is cr:

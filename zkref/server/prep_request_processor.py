@@ -135,7 +135,7 @@ def _p_create(self: PrepRequestProcessor, type_: int, request: Request, record) 
 
 PrepRequestProcessor.p_create = _p_create
 
-# %% ../../nbs/11d_prep_request_processor.ipynb #9c036bb0
+# %% ../../nbs/11d_prep_request_processor.ipynb #7d637c94
 def _p_request2txn(self: PrepRequestProcessor, type_: int, zxid: int, request: Request, record) -> None:
     "Build the txn of one write (or raise KeeperException). Java: PrepRequestProcessor.pRequest2Txn"
     zks, st = self.zks, self.zks.session_tracker
@@ -213,6 +213,7 @@ def _p_request2txn(self: PrepRequestProcessor, type_: int, zxid: int, request: R
         request.txn = CreateSessionTxn(time_out=to)
         st.track_session(request.session_id, to)
     elif type_ == OpCode.closeSession:
+        start = time.monotonic()
         es = zks.dt.get_ephemerals(request.session_id)
         for c in zks.outstanding_changes:
             if c.stat is None:
@@ -231,6 +232,7 @@ def _p_request2txn(self: PrepRequestProcessor, type_: int, zxid: int, request: R
             zks.add_change_record(gone)
         request.txn = CloseSessionTxn(paths2_delete=list(es)) if zks.close_session_txn_enabled else None
         st.set_session_closing(request.session_id)
+        zks.server_metrics.close_session_prep_time.add(int((time.monotonic() - start) * 1000))   # Java: CLOSE_SESSION_PREP_TIME
     elif type_ == OpCode.reconfig:
         if not zks.reconfig_enabled:
             PLOG.error("Reconfig operation requested but reconfig feature is disabled.")
