@@ -132,20 +132,25 @@ def test_restart_records_load_and_snapshot(zkref_zk, java_zk):
 
 
 def open_session_and_drop(port: int, timeout_ms: int) -> None:
-    "A raw ConnectRequest for a `timeout_ms` session, read the answer, then drop the socket without closeSession."
+    "A raw ConnectRequest for a `timeout_ms` session, read the answer, then close the socket without closeSession."
     body = struct.pack(">iqiqi16s?", 0, 0, timeout_ms, 0, 16, b"\0" * 16, False)
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(struct.pack(">i", len(body)) + body)
-        n = struct.unpack(">i", s.recv(4))[0]
-        assert n > 0
+        s.settimeout(5)
+        reply = b""
+        while len(reply) < 4 or len(reply) < 4 + struct.unpack(">i", reply[:4])[0]:   # all of it: a clean close
+            chunk = s.recv(4096)
+            assert chunk, "the server closed before its ConnectResponse"
+            reply += chunk
 
 
 def test_expiries_count_as_in_java(zkref_zk, java_zk):
     """A session whose client vanished expires in the session tracker (stale_sessions_expired +1, Java:
     SessionTrackerImpl.run), and a connection that never sends its ConnectRequest is closed by the connection
     expirer after zookeeper.nio.sessionlessCnxnTimeout (sessionless_connections_expired +1, Java:
-    NIOServerCnxnFactory.ConnectionExpirerThread). Reference: ServerMetrics STALE_SESSIONS_EXPIRED,
-    SESSIONLESS_CONNECTIONS_EXPIRED (3.8)."""
+    NIOServerCnxnFactory.ConnectionExpirerThread); the client's vanished socket is a failed read
+    (connection_drop_count +1, NIOServerCnxn.handleFailedRead). Reference: ServerMetrics STALE_SESSIONS_EXPIRED,
+    SESSIONLESS_CONNECTIONS_EXPIRED, CONNECTION_DROP_COUNT (3.8)."""
     flags = ["-Dzookeeper.nio.sessionlessCnxnTimeout=1000"]
     counts = {}
     for start in (zkref_zk, java_zk):
@@ -159,8 +164,11 @@ def test_expiries_count_as_in_java(zkref_zk, java_zk):
         finally:
             silent.close()
         m = mntr(server.client_port)
-        counts[server.kind] = (number(m, "stale_sessions_expired"), number(m, "sessionless_connections_expired"))
-    assert counts["zkref"] == counts["java"] == (1, 1), counts
+        counts[server.kind] = (number(m, "stale_sessions_expired"), number(m, "sessionless_connections_expired"),
+                               number(m, "connection_drop_count"), number(m, "connection_request_count"),
+                               number(m, "cnt_connection_token_deficit"))
+    # the dropped socket also counts in connection_drop_count; one handshake, one (zero) token deficit sample
+    assert counts["zkref"] == counts["java"] == (1, 1, 1, 1, 1), counts
 
 
 def test_digest_mismatch_counts_in_server_metrics():
@@ -185,3 +193,40 @@ def test_digest_mismatch_counts_in_server_metrics():
     right = TxnDigest(version=db.data_tree.digest_calculator.digest_version(), tree_digest=db.data_tree.get_tree_digest())
     assert db.data_tree.compare_digest(TxnHeader(client_id=1, cxid=1, zxid=3, time=0, type=1), None, right) is True
     assert metrics.digest_mismatches_count.get() == 2
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def mntr_from_other_address(port: int) -> dict[str, str]:
+    with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.2", 0)) as s:
+        s.sendall(b"mntr")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return {k.removeprefix("zk_"): v.strip() for k, _, v in
+            (line.partition("\t") for line in data.decode().splitlines())}
+
+
+def test_rejected_connections_count_as_in_java(zkref_zk, java_zk):
+    """A socket over maxClientCnxns from one address is closed at accept and counts in connection_rejected.
+    Reference: NIOServerCnxnFactory.AcceptThread.doAccept (ServerMetrics CONNECTION_REJECTED, 3.8)."""
+    counts = {}
+    for start in (zkref_zk, java_zk):
+        server = start(dict(CFG, maxClientCnxns=1))
+        first = kazoo(server.hosts)          # a session: certainly registered before the second socket comes
+        try:
+            second = socket.create_connection(("127.0.0.1", server.client_port), timeout=5)
+            second.settimeout(5)
+            wait_for(lambda: closed_by_server(second), 10, what="the server to close the second socket")
+            second.close()
+            # the limit is per address: mntr comes from another loopback address (to 127.0.0.1 still)
+            counts[server.kind] = number(mntr_from_other_address(server.client_port), "connection_rejected")
+        finally:
+            first.stop()
+            first.close()
+    assert counts["zkref"] == counts["java"] == 1, counts

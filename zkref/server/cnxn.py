@@ -145,13 +145,15 @@ def _send_close_session(self: ServerCnxn) -> None:
 ServerCnxn.send_buffer, ServerCnxn.send_response = _send_buffer, _send_response
 ServerCnxn.process, ServerCnxn.send_close_session = _process, _send_close_session
 
-# %% ../../nbs/06_connections.ipynb #d432112e
+# %% ../../nbs/06_connections.ipynb #f817a756
 async def _read_exactly(self: ServerCnxn, n: int, deadline: float | None) -> bytes:
     try:
         if deadline is None:
             return await self.reader.readexactly(n)
         return await asyncio.wait_for(self.reader.readexactly(n), max(0.0, deadline - time.monotonic()))
     except asyncio.IncompleteReadError:
+        if not self.closed and self.zks is not None:   # EOF, not a reset: Java's handleFailedRead
+            self.zks.server_metrics.connection_drop_count.add(1)
         raise EndOfStream(f"Unable to read additional data from client, it probably closed the socket: "
                           f"address = {self.remote_str}, session = 0x{self.session_id & (2**64 - 1):x}") from None
     except (ConnectionError, ssl.SSLError) as e:
@@ -190,7 +192,9 @@ async def _run(self: ServerCnxn) -> None:
                 break
             if not self.initialized:
                 self.initialized = True
-                self.zks.server_metrics.connection_request_count.add(1)   # Java: processConnectRequest's first line
+                m = self.zks.server_metrics          # Java: processConnectRequest, after its throttle check
+                m.connection_token_deficit.add(0)    # zkref has no connection throttle (Java's is off by default)
+                m.connection_request_count.add(1)
                 self.zks.process_connect_request(self, body)
             else:
                 self.zks.process_packet(self, body)
@@ -302,7 +306,7 @@ class ServerCnxnFactory:
     def local_port(self) -> int:
         return self.local_address[1] if self.local_address else -1
 
-# %% ../../nbs/06_connections.ipynb #a59986da
+# %% ../../nbs/06_connections.ipynb #7317dd5b
 def _props(config) -> Callable[[str, str | None], str | None]:
     getter = getattr(config, "get_system_property", None)
     return getter if getter is not None else (lambda k, d=None: d)
@@ -354,17 +358,22 @@ def fast_close(writer: asyncio.StreamWriter) -> None:
         pass
     writer.close()
 
+def _reject(self: ServerCnxnFactory, writer: asyncio.StreamWriter) -> None:
+    if self.zks is not None:
+        self.zks.server_metrics.connection_rejected.add(1)   # Java: doAccept's IOException branch
+    fast_close(writer)
+
 def _accept(self: ServerCnxnFactory, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     "A new socket: check the per-IP limit, then start its connection task. Java: AcceptThread.doAccept"
     ip = (writer.get_extra_info("peername") or ("?",))[0]
     if self.max_cnxns > 0 and len(self.cnxns) >= self.max_cnxns:
         FLOG.warning("Error accepting new connection: Too many connections max allowed is %d", self.max_cnxns)
-        fast_close(writer)
+        _reject(self, writer)
         return
     if self.max_client_cnxns > 0 and self.ip_map[ip] >= self.max_client_cnxns:
         FLOG.warning("Error accepting new connection: Too many connections from /%s - max is %d",
                      ip, self.max_client_cnxns)
-        fast_close(writer)
+        _reject(self, writer)
         return
     cnxn = ServerCnxn(self, reader, writer)
     cnxn.established_monotonic = time.monotonic()
