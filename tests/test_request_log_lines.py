@@ -81,3 +81,49 @@ def test_unknown_auth_scheme_line_matches_java(zkref_zk, java_zk):
     ours, javas = _unknown_scheme_line(zkref_zk()), _unknown_scheme_line(java_zk())
     assert javas == "nosuch has ip digest "
     assert ours == javas
+
+
+JAVA_DEBUG_FINAL = """log4j.rootLogger=INFO, CONSOLE
+log4j.logger.org.apache.zookeeper.server.FinalRequestProcessor=DEBUG
+log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender
+log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout
+log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} [myid:%X{myid}] - %-5p [%t:%C{1}@%L] - %m%n
+"""
+FINAL_DEBUG = re.compile(r"DEBUG \[[^\]]*FinalRequestProcessor@\d+\] - (.*)")
+
+
+def _final_debug_lines(server, n_expected: int) -> list[str]:
+    "A raw client's session of reads, writes and a ping: the Final processor's DEBUG lines, session ids masked."
+    from zkref.proto import PING_XID, ExistsRequest, GetChildrenRequest, GetDataRequest
+    with socket.create_connection(("127.0.0.1", server.client_port), timeout=10) as s:
+        s.sendall(frame(ConnectRequest(time_out=30000, passwd=bytes(16)).to_bytes() + b"\0"))
+        _read_frame(s)
+        steps = [(1, OpCode.create, CreateRequest(path="/r", data=b"x", acl=OPEN_ACL_UNSAFE, flags=0)),
+                 (2, OpCode.getData, GetDataRequest(path="/r", watch=False)),
+                 (3, OpCode.exists, ExistsRequest(path="/missing", watch=False)),
+                 (4, OpCode.getChildren, GetChildrenRequest(path="/", watch=False)),
+                 (5, OpCode.setData, SetDataRequest(path="/r", data=b"y", version=-1)),
+                 (PING_XID, OpCode.ping, None),
+                 (6, OpCode.setData, SetDataRequest(path="/r", data=b"z", version=7)),      # BADVERSION
+                 (7, OpCode.delete, DeleteRequest(path="/r", version=-1))]
+        for xid, op, record in steps:
+            s.sendall(encode_request(xid, op, record))
+            _read_frame(s)
+        s.sendall(encode_request(8, OpCode.closeSession))
+        _read_frame(s)
+    wait_for(lambda: len(FINAL_DEBUG.findall(server.logs())) >= n_expected, 10)
+    return [re.sub(r"sessionid:0x[0-9a-f]+", "sessionid:0x…", m.strip()) for m in FINAL_DEBUG.findall(server.logs())]
+
+
+def test_final_debug_lines_match_java(zkref_zk, java_zk, tmp_path):
+    """At DEBUG, FinalRequestProcessor logs "Processing request:: <request>" for every request, then the request
+    again once it passed the error checks; `Request.toString` prints the path (`reqpath:/r`) while the record is
+    still unread — reads, whose body Final decodes after logging — and `n/a` for writes, which Prep decoded, and
+    for session requests. zkref prints the same lines as Java 3.8 for the same raw client session.
+    Reference: FinalRequestProcessor.processRequest (the two LOG.debug calls), Request.toString."""
+    log4j = tmp_path / "log4j-final-debug.properties"
+    log4j.write_text(JAVA_DEBUG_FINAL)
+    javas = _final_debug_lines(java_zk(jvm_flags=[f"-Dlog4j.configuration=file:{log4j}"]), 19)
+    ours = _final_debug_lines(zkref_zk(env={"ZOO_LOG_LEVEL": "DEBUG"}), 19)
+    assert any("type:getData" in line and "reqpath:/r" in line for line in javas), javas
+    assert ours == javas

@@ -95,6 +95,7 @@ def test_standalone_metrics_move_as_in_java(zkref_zk, java_zk):
     assert number(ours, "cnt_propagation_latency") == number(java, "cnt_propagation_latency") == 13
     # the change records the writes queued (the same ones, in Prep) and their txns retired
     assert number(ours, "outstanding_changes_removed") == number(java, "outstanding_changes_removed")
+    assert number(ours, "outstanding_changes_queued") == number(java, "outstanding_changes_queued") > 0
     # each of the three sessions closed once (none had ephemerals)
     assert number(ours, "cnt_close_session_prep_time") == number(java, "cnt_close_session_prep_time") == 3
     # these depend on pings and batching: both servers move them

@@ -228,7 +228,7 @@ def _who_am_i(zks: ZooKeeperServer, request: Request) -> WhoAmIResponse:
         infos.append(ClientInfo(auth_scheme=i.scheme, user=ap.user_name(i.id) if ap else None))
     return WhoAmIResponse(client_info=infos)
 
-# %% ../../nbs/11f_final_request_processor.ipynb #b9cbaed7
+# %% ../../nbs/11f_final_request_processor.ipynb #aadfa8ba
 def _respond(self: FinalRequestProcessor, request: Request, rc):
     "The (err, response record) of one request. Java: the switch in FinalRequestProcessor.processRequest"
     zks, cnxn, t = self.zks, request.cnxn, request.type
@@ -238,6 +238,7 @@ def _respond(self: FinalRequestProcessor, request: Request, rc):
         raise KeeperException(request.txn.err)
     if request.exception is not None and t != OpCode.multi:
         raise request.exception
+    FLOG.debug("%s", request)
     rcerr = Code(rc.err) if rc is not None and rc.err else Code.OK
     if t == OpCode.multi:
         return Code.OK, _multi_results(rc)
@@ -315,16 +316,19 @@ def _respond(self: FinalRequestProcessor, request: Request, rc):
 
 FinalRequestProcessor.respond = _respond
 
-# %% ../../nbs/11f_final_request_processor.ipynb #67db14d1
+# %% ../../nbs/11f_final_request_processor.ipynb #b61ee74c
 def _final_process_request(self: FinalRequestProcessor, request: Request) -> None:
     "Apply, answer, count. Java: FinalRequestProcessor.processRequest"
     zks = self.zks
+    FLOG.debug("Processing request:: %s", request)
     rc = self.apply_request(request)
     cnxn = request.cnxn
     if cnxn is None:
         return
     last_zxid = zks.dt.last_processed_zxid
     zks.request_finished(request)
+    if request.type in (OpCode.ping, OpCode.createSession):
+        FLOG.debug("%s", request)          # Java logs every request that passed the error checks, before its case
     if request.type == OpCode.ping:
         self.update_stats(request, last_zxid)
         zks.server_metrics.response_bytes.add(zks.send_response(cnxn, ReplyHeader(xid=PING_XID, zxid=last_zxid, err=0)))

@@ -246,10 +246,11 @@ def _p_request2txn(self: PrepRequestProcessor, type_: int, zxid: int, request: R
 
 PrepRequestProcessor.p_request2txn = _p_request2txn
 
-# %% ../../nbs/11d_prep_request_processor.ipynb #c6d6857e
+# %% ../../nbs/11d_prep_request_processor.ipynb #a4092cb7
 def _multi(self: PrepRequestProcessor, request: Request) -> None:
     zks = self.zks
     try:
+        request.body_read = True       # Java: byteBuffer2Record consumes the request buffer
         multi = MultiOperationRecord.from_bytes(request.body)
     except Exception:
         request.hdr = TxnHeader(client_id=request.session_id, cxid=request.cxid, zxid=zks.get_next_zxid(),

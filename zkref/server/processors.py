@@ -42,7 +42,7 @@ from .container_manager import ContainerManager
 # %% auto #0
 __all__ = ['LOG', 'Request', 'ChangeRecord', 'log_env', 'State', 'BufferStats', 'ZooKeeperServer']
 
-# %% ../../nbs/11_requests.ipynb #da1693c3
+# %% ../../nbs/11_requests.ipynb #3622e69f
 @dataclass(eq=False)
 class Request:
     "One request in the pipeline."
@@ -59,17 +59,30 @@ class Request:
     zxid: int = -1
     txn_digest: TxnDigest | None = None   # the tree digest after this txn, logged with it (Prep computes it)
     create_time: float = field(default_factory=time.monotonic)
+    body_read: bool = False               # the record was decoded (Java: the request buffer's position moved)
 
     def __str__(self) -> str:
-        # Java: Request.toString. Its cxid is sign-extended to a long, its zxid is the txn's (-2 without one), and
-        # reqpath is n/a once the body has been read (Prep and Final read it before they log a request).
+        # Java: Request.toString. Its cxid is sign-extended to a long, its zxid is the txn's (-2 without one).
         zxid, txntype = (self.hdr.zxid, int(self.hdr.type)) if self.hdr else (-2, "unknown")
         return (f"sessionid:0x{self.session_id & (2**64 - 1):x} type:{op_name(self.type)} cxid:0x{self.cxid & (2**64 - 1):x} "
-                f"zxid:0x{zxid & (2**64 - 1):x} txntype:{txntype} reqpath:n/a")
+                f"zxid:0x{zxid & (2**64 - 1):x} txntype:{txntype} reqpath:{self.request_path()}")
+
+    def request_path(self) -> str:
+        "Java's best-effort `reqpath`: the body's leading string while the record is unread, else `n/a`."
+        # Java: Request.toString reads a length-prefixed string from the buffer's start, but only while
+        # remaining() >= 4, i.e. before Prep (writes) or Final (reads) decoded the record.
+        body = self.body
+        if self.body_read or self.type in _NO_REQPATH or body is None or len(body) < 4:
+            return "n/a"
+        n = int.from_bytes(body[:4], "big", signed=True)
+        return body[4:4 + n].decode("utf-8", "replace") if 0 <= n < 4096 and len(body) - 4 >= n else "n/a"
 
     def record(self):
         "The decoded request record (JuteError if the body is malformed)."
+        self.body_read = True
         return REQUEST_RECORDS[self.type].from_bytes(self.body)
+
+_NO_REQPATH = frozenset({OpCode.createSession, OpCode.setWatches, OpCode.setWatches2, OpCode.closeSession})
 
 # %% ../../nbs/11_requests.ipynb #6284e31b
 @dataclass
@@ -295,7 +308,7 @@ ZooKeeperServer.startup, ZooKeeperServer.expire, ZooKeeperServer.close_session =
 # %% ../../nbs/11_requests.ipynb #2e4cc837
 from . import client_packets as _client_packets  # noqa: F401  adds process_connect_request, process_packet, ...
 
-# %% ../../nbs/11_requests.ipynb #20e7da0e
+# %% ../../nbs/11_requests.ipynb #341a5dda
 def _check_acl(self: ZooKeeperServer, acl, perm: int, ids: list[Id]) -> None:
     check_acl(acl, perm, ids, self.providers, self.skip_acl)
 
@@ -316,8 +329,10 @@ def _get_record_for_path(self: ZooKeeperServer, path: str) -> ChangeRecord:
     return rec
 
 def _add_change_record(self: ZooKeeperServer, c: ChangeRecord) -> None:
+    "Java: PrepRequestProcessor.addChangeRecord"
     self.outstanding_changes.append(c)
     self.outstanding_changes_for_path[c.path] = c
+    self.server_metrics.outstanding_changes_queued.add(1)
 
 ZooKeeperServer.check_acl, ZooKeeperServer.acl_for_node = _check_acl, _acl_for_node
 ZooKeeperServer.get_record_for_path, ZooKeeperServer.add_change_record = _get_record_for_path, _add_change_record
