@@ -21,10 +21,12 @@ from hypothesis import strategies as st
 from conftest import JavaZooKeeper, four_letter_word, free_port, java_available
 from zkref.datatree import (CONFIG_NODE, CONTAINER_EPHEMERAL_OWNER, Code, DataNode, DataTree, DigestCalculator,
                             EphemeralType, EventType, IllegalArgumentError, JavaHashSet, KeeperState, NoNodeError,
-                            NodeExistsError, OpCode, PathTrie, Perms, ProcessTxnResult, QuotaExceededError, Quotas,
+                            NodeExistsError, OpCode, PathTrie, Perms, QuotaExceededError, Quotas,
                             ReferenceCountedACLCache, ServerWatcher, StatsTrack, WatchedEvent, WatcherMode,
-                            WatcherType, WatchManager, ZxidDigest, create_stat, open_acl_unsafe, read_acl_unsafe,
-                            java_string_hash, sequential_suffix, validate_path)
+                            WatcherType, WatchManager, create_stat, open_acl_unsafe, read_acl_unsafe,
+                            java_string_hash, validate_path)
+from zkref.datatree_snapshots import ZxidDigest
+from zkref.datatree_txns import ProcessTxnResult, sequential_suffix
 from zkref.jute import (ACL, CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateSessionTxn, CreateTTLTxn,
                         CreateTxn, DeleteTxn, ErrorTxn, FileHeader, Id, InputArchive, MultiTxn, OutputArchive,
                         SetACLTxn, SetDataTxn, Stat, StatPersisted, Txn, TxnDigest, TxnHeader)
