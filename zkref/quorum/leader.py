@@ -35,7 +35,7 @@ from .leader_zk_server import LeaderZooKeeperServer, ProposalRequestProcessor
 _all_ = ["LOG", "MARKER_PACKET_INTERVAL", "SyncPlan", "sync_follower", "sync_follower_async",
          "ProposalRequestProcessor", "LeaderZooKeeperServer", "packet_size", "LearnerHandler"]
 
-# %% ../../nbs/10a_leader.ipynb #97cfb3f3
+# %% ../../nbs/10a_leader.ipynb #fe1a2a95
 LLOG = get_logger("Leader")
 
 @dataclasses.dataclass
@@ -48,9 +48,6 @@ class Proposal:
     done: asyncio.Future | None = None           # resolved with the zxid when committed
     digest: object = None                        # the TxnDigest sent with it, if any
     request: object = None                       # the client Request it came from, if any
-
-class _Stop(Exception):
-    "The leader is shutting down."
 
 def _int_property(peer, name: str, default: int) -> int:
     "A system property as Java's Integer.getInteger reads it: the default when unset or not a number."
