@@ -100,7 +100,7 @@ class ChangeRecord:
         stat = StatPersisted(**{n: getattr(self.stat, n) for n, _ in StatPersisted._jute_fields}) if self.stat else None
         return ChangeRecord(zxid, self.path, stat, self.child_count, list(self.acl or []), self.data)
 
-# %% ../../nbs/11_requests.ipynb #e0c3cdbf
+# %% ../../nbs/11_requests.ipynb #eb06d516
 LOG = get_logger("ZooKeeperServer")
 
 def log_env(log) -> None:
@@ -180,6 +180,7 @@ class ZooKeeperServer:
         get_logger("DigestAuthenticationProvider").info("ACL digest algorithm is: %s", alg)
         self.init_enforce_auth()
         self.zk_db = zk_db if zk_db is not None else ZKDatabase(txn_log_factory, self.system_properties())
+        self.zk_db.set_metrics(self.server_metrics)   # Java's code reads the one static ServerMetrics; here, this server's
         self.hzxid = 0
         self.outstanding_changes: deque[ChangeRecord] = deque()
         self.outstanding_changes_for_path: dict[str, ChangeRecord] = {}
