@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['ProposalRequestProcessor', 'LeaderZooKeeperServer']
 
-# %% ../../nbs/10a_leader3_zk_server.ipynb #4ad5beff
+# %% ../../nbs/10a_leader3_zk_server.ipynb #67a7c5eb
 class ProposalRequestProcessor:
     "Propose txns; answer each session's requests in order once committed. Java: ProposalRequestProcessor + CommitProcessor"
     def __init__(self, zks: "LeaderZooKeeperServer"):
@@ -85,7 +85,7 @@ class LeaderZooKeeperServer(QuorumZooKeeperServer):
     def startup(self) -> None:
         "Sessions and processors, then RUNNING. Java: LeaderZooKeeperServer.setupRequestProcessors / startup"
         self.session_tracker = SessionTracker(self.expire, self.tick_time, self.create_session_tracker_server_id,
-                                              self.sessions_with_timeouts)
+                                              self.sessions_with_timeouts, metrics=self.server_metrics)
         self.session_tracker.start()
         self.final = FinalRequestProcessor(self)
         self.proposer = ProposalRequestProcessor(self)

@@ -60,7 +60,7 @@ class ReadOnlyRequestProcessor:
     def shutdown(self) -> None:
         RLOG.info("ReadOnlyRequestProcessor exited loop!")
 
-# %% ../../nbs/10e_readonly.ipynb #331e88d4
+# %% ../../nbs/10e_readonly.ipynb #5bd7f5d2
 class ReadOnlySessionTracker(SessionTracker):
     "Local sessions (tracked and expired here) beside the database's global ones. Java: LearnerSessionTracker"
     def __init__(self, expirer,                       # ZooKeeperServer.expire, for local sessions
@@ -68,8 +68,9 @@ class ReadOnlySessionTracker(SessionTracker):
                  server_id: int,                      # myid: the top byte of every session id
                  local_sessions_enabled: bool,        # localSessionsEnabled
                  global_sessions: dict[int, int],     # the database's sessions (id -> timeout)
+                 metrics=None,                        # the server's ServerMetrics
                 ):
-        super().__init__(expirer, tick_time_ms, server_id)
+        super().__init__(expirer, tick_time_ms, server_id, metrics=metrics)
         self.local_sessions_enabled = local_sessions_enabled
         self.global_sessions = global_sessions
         self.next_global_id = initialize_next_session_id(server_id)
@@ -134,7 +135,7 @@ class ReadOnlyZooKeeperServer(ZooKeeperServer):
         sink("version", _full_version())
         sink("server_state", "read-only")
 
-# %% ../../nbs/10e_readonly.ipynb #3531e971
+# %% ../../nbs/10e_readonly.ipynb #e0a9fcc3
 def _startup(self: ReadOnlyZooKeeperServer) -> None:
     "Java: ReadOnlyZooKeeperServer.startup + setupRequestProcessors + createSessionTracker"
     if self.shut_down:
@@ -142,7 +143,7 @@ def _startup(self: ReadOnlyZooKeeperServer) -> None:
         return
     p = self.peer
     self.session_tracker = ReadOnlySessionTracker(self.expire, self.tick_time, p.myid, p.local_sessions_enabled,
-                                                  self.sessions_with_timeouts)
+                                                  self.sessions_with_timeouts, metrics=self.server_metrics)
     self.session_tracker.start()
     self.final = FinalRequestProcessor(self)
     self.first_processor = ReadOnlyRequestProcessor(self, PrepRequestProcessor(self, self.final))

@@ -276,13 +276,13 @@ async def _startdata(self: ZooKeeperServer) -> None:
 
 ZooKeeperServer.take_snapshot_now, ZooKeeperServer.load_data, ZooKeeperServer.startdata = _take_snapshot_now, _load_data, _startdata
 
-# %% ../../nbs/11_requests.ipynb #5a39d5b0
+# %% ../../nbs/11_requests.ipynb #da4a6efb
 def _startup(self: ZooKeeperServer) -> None:
     "Create the session tracker and the processors; serve. Java: ZooKeeperServer.startup"
     self.register_metrics()
     # Java: createSessionTracker uses createSessionTrackerServerId, 1 unless set: standalone ids start 0x01…
     self.session_tracker = SessionTracker(self.expire, self.tick_time, self.create_session_tracker_server_id,
-                                          self.sessions_with_timeouts)
+                                          self.sessions_with_timeouts, metrics=self.server_metrics)
     self.session_tracker.start()
     from zkref.server.final_request_processor import FinalRequestProcessor   # chapters 11d-11f import this module
     from zkref.server.prep_request_processor import PrepRequestProcessor

@@ -92,7 +92,7 @@ class ExpiryQueue:
             self.elem_map.pop(e, None)
         return expired
 
-# %% ../../nbs/11a_sessions.ipynb #4665caff
+# %% ../../nbs/11a_sessions.ipynb #36352429
 LOG = get_logger("SessionTrackerImpl")
 
 @dataclass(eq=False)
@@ -110,8 +110,10 @@ class SessionTracker:
                  tick_time_ms: int,                         # bucket width
                  server_id: int = 0,                        # top byte of every session id
                  sessions_with_timeouts: dict[int, int] | None = None,  # restored sessions: id -> timeout
-                 clock: Callable[[], int] = current_elapsed_time):
+                 clock: Callable[[], int] = current_elapsed_time,
+                 metrics=None):                             # the server's ServerMetrics (stale_sessions_expired)
         self.expirer = expirer
+        self.metrics = metrics
         self.sessions_by_id: dict[int, Session] = {}
         self.sessions_with_timeout = sessions_with_timeouts if sessions_with_timeouts is not None else {}
         self.queue = ExpiryQueue(tick_time_ms, clock)
@@ -186,16 +188,13 @@ class SessionTracker:
                 raise KeeperException(Code.SESSIONEXPIRED) from None
             raise
 
-# %% ../../nbs/11a_sessions.ipynb #5a25d315
+# %% ../../nbs/11a_sessions.ipynb #9cc07dd8
 def _expire_due(self: SessionTracker) -> int:
     "Expire the sessions of the bucket due now; how many."
     expired = self.queue.poll()
     if expired:
-        # Java: STALE_SESSIONS_EXPIRED, one per session. The expirer is the server's bound `expire`, whose
-        # server has the metrics (a tracker made with a plain function has none, and counts nothing).
-        metrics = getattr(getattr(self.expirer, "__self__", None), "server_metrics", None)
-        if metrics is not None:
-            metrics.stale_sessions_expired.add(len(expired))
+        if self.metrics is not None:                 # Java: STALE_SESSIONS_EXPIRED, one per session
+            self.metrics.stale_sessions_expired.add(len(expired))
     for s in expired:
         self.set_session_closing(s.session_id)
         self.expirer(s)
