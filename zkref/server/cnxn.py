@@ -395,7 +395,7 @@ def _remove_cnxn(self: ServerCnxnFactory, cnxn: ServerCnxn) -> None:
 
 ServerCnxnFactory.configure, ServerCnxnFactory.accept, ServerCnxnFactory.remove_cnxn = _configure, _accept, _remove_cnxn
 
-# %% ../../nbs/06_connections.ipynb #71c65151
+# %% ../../nbs/06_connections.ipynb #e19c9679
 def _register_connection(self: ServerCnxnFactory, cnxn: ServerCnxn) -> None:
     "Remember which connection serves cnxn.session_id."
     self.session_map[cnxn.session_id] = cnxn
@@ -422,9 +422,6 @@ async def _startup(self: ServerCnxnFactory, zks, start_server: bool = True) -> N
 def _set_zookeeper_server(self: ServerCnxnFactory, zks) -> None:
     self.zks = zks
     if zks is not None:
-        db = getattr(zks, "zk_db", None)
-        if db is not None and getattr(zks, "server_metrics", None) is not None:
-            db.set_metrics(zks.server_metrics)   # before startdata: dbinittime, snapshottime, the watch counts
         if self.secure:
             zks.secure_server_cnxn_factory = self
         else:
