@@ -1,16 +1,18 @@
-"""The line a rejected write logs names the request as Java's `Request.toString` prints it.
+"""Log lines that name a request (or the auth providers) print it as Java 3.8 does.
 
 Java's PrepRequestProcessor logs "Got user-level KeeperException when processing <request> Error Path:…
 Error:…" at INFO for the system-level codes above APIERROR (e.g. BADARGUMENTS for an invalid path; the
 user-level ones such as NODEEXISTS are not logged). Operators grep these lines, so zkref must print the same
-text as Java 3.8 for the same client sequence, once the session id (random per server) is masked.
+text as Java 3.8 for the same client sequence, once the session id (random per server) is masked. The same
+holds for FinalRequestProcessor's DEBUG lines and for the warning about an auth scheme without a provider.
 """
 import re
 import socket
 
 from conftest import wait_for
-from zkref.jute import ConnectRequest, CreateRequest, DeleteRequest, ReplyHeader, SetDataRequest
-from zkref.proto import OPEN_ACL_UNSAFE, Code, OpCode, encode_request, frame
+from zkref.jute import (AuthPacket, ConnectRequest, CreateRequest, DeleteRequest, ExistsRequest, GetChildrenRequest,
+                        GetDataRequest, ReplyHeader, SetDataRequest)
+from zkref.proto import OPEN_ACL_UNSAFE, PING_XID, Code, OpCode, encode_request, frame
 
 LINE = re.compile(r"Got user-level KeeperException when processing (.*)")
 
@@ -63,7 +65,6 @@ NO_PROVIDER = re.compile(r"No authentication provider for scheme: (.*)")
 
 def _unknown_scheme_line(server) -> str:
     "Authenticate with a scheme no server has, as a raw client: the server's warning, from its log."
-    from zkref.jute import AuthPacket
     with socket.create_connection(("127.0.0.1", server.client_port), timeout=10) as s:
         s.sendall(frame(ConnectRequest(time_out=30000, passwd=bytes(16)).to_bytes() + b"\0"))
         _read_frame(s)
@@ -94,7 +95,6 @@ FINAL_DEBUG = re.compile(r"DEBUG \[[^\]]*FinalRequestProcessor@\d+\] - (.*)")
 
 def _final_debug_lines(server, n_expected: int) -> list[str]:
     "A raw client's session of reads, writes and a ping: the Final processor's DEBUG lines, session ids masked."
-    from zkref.proto import PING_XID, ExistsRequest, GetChildrenRequest, GetDataRequest
     with socket.create_connection(("127.0.0.1", server.client_port), timeout=10) as s:
         s.sendall(frame(ConnectRequest(time_out=30000, passwd=bytes(16)).to_bytes() + b"\0"))
         _read_frame(s)
