@@ -31,11 +31,16 @@ log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} [myid:%X{myid}] - %-
 """
 
 
+_TAKEN_PORTS: set[int] = set()   # every port handed out in this test session, never handed out again
+
+
 def free_port() -> int:
-    "A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it)."
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago and that this session has not handed out before.
+
+    It comes from `zkref.testing.free_port`: below the kernel's ephemeral range, so no outgoing connection can take
+    it before the server binds it, and never the same port twice (the kernel's `bind(0)` can repeat itself)."""
+    from zkref.testing import free_port as _free_port
+    return _free_port(_TAKEN_PORTS)
 
 
 def wait_for(condition, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
@@ -63,15 +68,8 @@ async def until(condition, timeout: float = 10.0, what: str = "condition"):
 
 
 def free_ports(n: int) -> list[int]:
-    "`n` different free ports (`free_port` may hand out the same port twice in a row)."
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    "`n` different free ports (see `free_port`)."
+    return [free_port() for _ in range(n)]
 
 
 def run_on_cluster(scenario, *args, **kwargs):
