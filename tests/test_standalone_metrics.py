@@ -106,6 +106,45 @@ def test_standalone_metrics_move_as_in_java(zkref_zk, java_zk):
         assert number(java, key) > 0 and number(ours, key) > 0, (key, java.get(key), ours.get(key))
 
 
+
+def processor_samples(m: dict[str, str]) -> tuple:
+    "How each processor's per-request metrics relate to its queued count, as (name, value) pairs to compare."
+    prep, sync = number(m, "prep_processor_request_queued"), number(m, "sync_processor_request_queued")
+    return (("prep queue_size - queued", number(m, "cnt_prep_processor_queue_size") - prep),
+            ("prep queue_time - queued", number(m, "cnt_prep_processor_queue_time_ms") - prep),
+            ("prep process_time - queued", number(m, "cnt_prep_process_time") - prep),
+            ("proposal_process_time - queued", number(m, "cnt_proposal_process_time") - prep),
+            ("sync queue_size - queued", number(m, "cnt_sync_processor_queue_size") - sync),
+            ("sync queue_time - queued", number(m, "cnt_sync_processor_queue_time_ms") - sync),
+            ("sync handed every request on", sync == prep))
+
+
+def test_processor_metrics_sample_once_per_request_as_in_java(zkref_zk, java_zk):
+    """Java's PrepRequestProcessor and SyncRequestProcessor are threads that take one request at a time: each
+    samples its queue's size before every take/poll (so once per request, plus once before the first) and
+    records, per request, the time it waited in the queue; Prep also records pRequest's time and the hand-off
+    to Sync (proposal_process_time). Sync records sync_process_time for each request of its toFlush list —
+    at least every logged txn. zkref prepares at once and syncs in batches, yet its counts relate to the
+    requests as Java's do. Reference: PrepRequestProcessor.run/pRequest, SyncRequestProcessor.run
+    (PREP_PROCESSOR_QUEUE_SIZE/_TIME, PREP_PROCESS_TIME, PROPOSAL_PROCESS_TIME, SYNC_PROCESSOR_QUEUE_SIZE/_TIME,
+    SYNC_PROCESS_TIME), 3.8."""
+    seen = {}
+    for start in (java_zk, zkref_zk):
+        server = start(CFG)
+        workload(server.hosts)
+        # the thread samples its empty queue just after handing the last request on: wait for that sample
+        expected = (("prep queue_size - queued", 1), ("prep queue_time - queued", 0), ("prep process_time - queued", 0),
+                    ("proposal_process_time - queued", 0), ("sync queue_size - queued", 1),
+                    ("sync queue_time - queued", 0), ("sync handed every request on", True))
+        wait_for(lambda: processor_samples(mntr(server.client_port)) == expected, 10,
+                 what=f"{server.kind}'s processor samples")
+        m = mntr(server.client_port)
+        # the txns: 3 sessions opened and closed, 3 creates, a setData, 3 deletes (see propagation_latency)
+        assert number(m, "cnt_sync_process_time") >= 13, (server.kind, m.get("cnt_sync_process_time"))
+        assert number(m, "cnt_sync_process_time") <= number(m, "sync_processor_request_queued")
+        seen[server.kind] = processor_samples(m)
+    assert seen["zkref"] == seen["java"], seen
+
 def test_restart_records_load_and_snapshot(zkref_zk, java_zk):
     """A restarted standalone server loads its snapshot and txn log (dbinittime, one sample) and writes the
     startup snapshot (snapshottime, one sample), as Java does; the snapshot's load time and the replayed txns

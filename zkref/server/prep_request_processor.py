@@ -17,7 +17,7 @@ from .processors import ChangeRecord, Request, ZooKeeperServer
 # %% auto #0
 __all__ = ['PLOG', 'PrepRequestProcessor']
 
-# %% ../../nbs/11d_prep_request_processor.ipynb #b4765e3d
+# %% ../../nbs/11d_prep_request_processor.ipynb #6929d8fb
 def _parent_and_validate(zks: ZooKeeperServer, path: str) -> str:
     "Java: PrepRequestProcessor.getParentPathAndValidate"
     i = path.rfind("/")
@@ -51,17 +51,24 @@ class PrepRequestProcessor:
         self.zks, self.next = zks, next_processor
         m = zks.server_metrics
         self.queued_count, self.process_time = m.prep_processor_queued, m.prep_process_time
+        self.queue_size, self.queue_time = m.prep_processor_queue_size, m.prep_processor_queue_time
+        self.proposal_time = m.proposal_process_time
         PLOG.info("PrepRequestProcessor (sid:0) started, reconfigEnabled=%s", str(zks.reconfig_enabled).lower())
+        self.queue_size.add(0)          # Java: the thread's first PREP_PROCESSOR_QUEUE_SIZE, before its first take
 
     def process_request(self, request: Request) -> None:
-        "Prepare one request and pass it on. Java: PrepRequestProcessor.processRequest + pRequest"
+        "Prepare one request and pass it on. Java: PrepRequestProcessor.processRequest + run + pRequest"
         self.queued_count.add(1)                                  # Java: PREP_PROCESSOR_QUEUED
+        start = time.monotonic()
+        self.queue_time.add(int((start - request.create_time) * 1000))   # Java: PREP_PROCESSOR_QUEUE_TIME
         request.hdr, request.txn, request.txn_digest = None, None, None
         self.p_request_helper(request)
         request.zxid = self.zks.get_zxid()
-        # Java: PREP_PROCESS_TIME; zkref prepares a request as soon as it is read, so from its creation
-        self.process_time.add(int((time.monotonic() - request.create_time) * 1000))
+        prepared = time.monotonic()
+        self.process_time.add(int((prepared - start) * 1000))            # Java: PREP_PROCESS_TIME
         self.next.process_request(request)
+        self.proposal_time.add(int((time.monotonic() - prepared) * 1000))  # Java: PROPOSAL_PROCESS_TIME
+        self.queue_size.add(0)          # Java: PREP_PROCESSOR_QUEUE_SIZE before the next take; nothing waits here
 
 # %% ../../nbs/11d_prep_request_processor.ipynb #f1f1cb9a
 def _p_create(self: PrepRequestProcessor, type_: int, request: Request, record) -> None:

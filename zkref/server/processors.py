@@ -42,7 +42,7 @@ from .container_manager import ContainerManager
 # %% auto #0
 __all__ = ['LOG', 'Request', 'ChangeRecord', 'log_env', 'State', 'BufferStats', 'ZooKeeperServer']
 
-# %% ../../nbs/11_requests.ipynb #3622e69f
+# %% ../../nbs/11_requests.ipynb #61aeffbc
 @dataclass(eq=False)
 class Request:
     "One request in the pipeline."
@@ -59,6 +59,7 @@ class Request:
     zxid: int = -1
     txn_digest: TxnDigest | None = None   # the tree digest after this txn, logged with it (Prep computes it)
     create_time: float = field(default_factory=time.monotonic)
+    sync_queue_start_time: float = 0.0    # when Sync queued it (Java: Request.syncQueueStartTime)
     body_read: bool = False               # the record was decoded (Java: the request buffer's position moved)
 
     def __str__(self) -> str:

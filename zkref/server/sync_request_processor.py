@@ -14,7 +14,7 @@ from .processors import Request, State, ZooKeeperServer
 # %% auto #0
 __all__ = ['SLOG', 'SyncRequestProcessor']
 
-# %% ../../nbs/11e_sync_request_processor.ipynb #8ac69ac6
+# %% ../../nbs/11e_sync_request_processor.ipynb #9075ba1d
 SLOG = get_logger("SyncRequestProcessor")
 
 class SyncRequestProcessor:
@@ -32,10 +32,14 @@ class SyncRequestProcessor:
         self.metrics = zks.server_metrics
 
     def process_request(self, request: Request) -> None:
-        self.metrics.sync_processor_queued.add(1)          # Java: SYNC_PROCESSOR_QUEUED, every request
+        m = self.metrics
+        m.sync_processor_queued.add(1)          # Java: SYNC_PROCESSOR_QUEUED, every request
         if request.hdr is None and not self.queue and not self.busy:   # a read with nothing ahead of it
+            m.sync_processor_queue_time.add(0)  # Java takes it at once: queued and taken in the same ms
+            m.sync_processor_queue_size.add(0)  # ... and samples the empty queue before its next poll
             self.next.process_request(request)
             return
+        request.sync_queue_start_time = time.monotonic()   # Java: Request.syncQueueStartTime
         self.queue.append(request)
         self.wakeup.set()
 
@@ -44,13 +48,17 @@ class SyncRequestProcessor:
 
     async def run(self) -> None:
         db = self.zks.zk_db
+        queue_size = self.metrics.sync_processor_queue_size
+        queue_size.add(len(self.queue))         # Java: the loop's first SYNC_PROCESSOR_QUEUE_SIZE, before its first poll
         try:
             while True:
                 if not self.queue:
                     self.wakeup.clear()
                     await self.wakeup.wait()
-                self.metrics.sync_processor_queue_size.add(len(self.queue))   # Java: SYNC_PROCESSOR_QUEUE_SIZE
                 batch = [self.queue.popleft() for _ in range(min(len(self.queue), self.max_batch_size))]
+                waiting = len(self.queue)
+                for left in range(len(batch) - 1, -1, -1):   # Java samples before each poll: what waits then
+                    queue_size.add(waiting + left)
                 self.busy = True
                 try:
                     await self._log_and_hand_on(db, batch)
@@ -66,15 +74,18 @@ class SyncRequestProcessor:
         "Append the batch's txns, commit them (one fsync), then pass every request on, in order."
         m = self.metrics
         start = time.monotonic()
-        queue_time = m.sync_processor_queue_time
+        queue_time, process_time = m.sync_processor_queue_time, m.sync_process_time
         logged, first = 0, len(batch)
         for i, r in enumerate(batch):
-            queue_time.add(int((start - r.create_time) * 1000))
+            queue_time.add(int((start - r.sync_queue_start_time) * 1000))
+            append_start = time.monotonic()
             if r.hdr is not None and db.append(r.hdr, r.txn, r.txn_digest):
                 if not logged:
                     first = i
                 logged += 1
                 self.maybe_snapshot()
+            if logged:                          # Java: SYNC_PROCESS_TIME for each request put in toFlush
+                process_time.add(int((time.monotonic() - append_start) * 1000))
         if logged:
             m.batch_size.add(len(batch) - first)       # Java's toFlush: the first logged write and all after it
             flush_start = time.monotonic()
@@ -84,7 +95,7 @@ class SyncRequestProcessor:
             m.sync_processor_flush_time.add(int((done - flush_start) * 1000))
             queue_and_flush = m.sync_processor_queue_and_flush_time
             for r in batch[first:]:
-                queue_and_flush.add(int((done - r.create_time) * 1000))
+                queue_and_flush.add(int((done - r.sync_queue_start_time) * 1000))
         for r in batch:
             try:
                 self.next.process_request(r)
