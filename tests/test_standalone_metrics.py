@@ -127,7 +127,7 @@ def test_processor_metrics_sample_once_per_request_as_in_java(zkref_zk, java_zk)
     at least every logged txn. zkref prepares at once and syncs in batches, yet its counts relate to the
     requests as Java's do. Reference: PrepRequestProcessor.run/pRequest, SyncRequestProcessor.run
     (PREP_PROCESSOR_QUEUE_SIZE/_TIME, PREP_PROCESS_TIME, PROPOSAL_PROCESS_TIME, SYNC_PROCESSOR_QUEUE_SIZE/_TIME,
-    SYNC_PROCESS_TIME), 3.8."""
+    SYNC_PROCESS_TIME), FileTxnLog.commit (FSYNC_TIME), 3.8."""
     seen = {}
     for start in (java_zk, zkref_zk):
         server = start(CFG)
@@ -142,6 +142,8 @@ def test_processor_metrics_sample_once_per_request_as_in_java(zkref_zk, java_zk)
         # the txns: 3 sessions opened and closed, 3 creates, a setData, 3 deletes (see propagation_latency)
         assert number(m, "cnt_sync_process_time") >= 13, (server.kind, m.get("cnt_sync_process_time"))
         assert number(m, "cnt_sync_process_time") <= number(m, "sync_processor_request_queued")
+        # FileTxnLog.commit records one fsynctime per fsync, one fsync per flushed batch (one log file here)
+        assert number(m, "cnt_fsynctime") == number(m, "cnt_sync_processor_batch_size") > 0, server.kind
         seen[server.kind] = processor_samples(m)
     assert seen["zkref"] == seen["java"], seen
 

@@ -173,7 +173,7 @@ def _fast_forward_from_edits(self, dt, sessions: dict[int, int], listener: Calla
 
 FileTxnSnapLog.process_transaction, FileTxnSnapLog.fast_forward_from_edits = _process_transaction, _fast_forward_from_edits
 
-# %% ../nbs/07b_persistence.ipynb #736acc1c
+# %% ../nbs/07b_persistence.ipynb #8245bd3e
 def _save(self, dt, sessions: Mapping[int, int], sync_snap: bool = False) -> Path:
     "Write a snapshot of the tree now; blocking. Java: FileTxnSnapLog.save"
     last_zxid = dt.last_processed_zxid
@@ -202,6 +202,7 @@ def _truncate_log(self, zxid: int) -> bool:
         self.close()
         truncated = FileTxnLog(self.data_dir, self.options).truncate(zxid)
         self.txn_log = FileTxnLog(self.data_dir, self.options)
+        self.txn_log.metrics = self.metrics     # its fsyncs still count in fsynctime
         self.snap_log = FileSnap(self.snap_dir, self.options)
         return truncated
     except (OSError, EOFError, JuteError) as e:

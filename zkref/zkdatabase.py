@@ -76,7 +76,7 @@ def _commit_log_count(props: Mapping[str, str]) -> int:
     LOG.info("%s=%s", "zookeeper.commitLogCount", count)
     return count
 
-# %% ../nbs/07c_zkdatabase.ipynb #132cae9e
+# %% ../nbs/07c_zkdatabase.ipynb #eab38a1f
 class ZKDatabase:
     "The tree, the sessions and the committed log, persisted through a FileTxnSnapLog. Java: ZKDatabase"
     metrics = None   # the server's ServerMetrics (`set_metrics`); None: dbinittime, snapshottime, watch counts unrecorded
@@ -109,7 +109,9 @@ class ZKDatabase:
         tree = self.data_tree
         self.metrics = tree.metrics = tree.data_watches.metrics = tree.child_watches.metrics = metrics
         if self.snap_log is not None:
-            self.snap_log.metrics = metrics
+            self.snap_log.metrics = metrics                  # the startup_* summaries
+            if self.snap_log.txn_log is not None:
+                self.snap_log.txn_log.metrics = metrics      # fsynctime
 
 # %% ../nbs/07c_zkdatabase.ipynb #57aceb6d
 def _clear(self) -> None:

@@ -55,7 +55,7 @@ def check_supported(config: QuorumPeerConfig # a parsed, distributed config
                 f"{setting} is not supported by zkref: it does not implement {what}. Remove the setting, "
                 "or run this server with Java ZooKeeper.")
 
-# %% ../../nbs/05_run_from_config.ipynb #25f02d9b
+# %% ../../nbs/05_run_from_config.ipynb #0976fa33
 def create_quorum_peer(config: QuorumPeerConfig,                 # the parsed zoo.cfg
                        metrics: ServerMetrics | None = None,     # this server's metrics
                        cnxn_factory: ServerCnxnFactory | None = None,        # the bound client port
@@ -86,6 +86,8 @@ def create_quorum_peer(config: QuorumPeerConfig,                 # the parsed zo
     qp.config_file_name = config.config_file
     qp.client_port_listen_backlog = config.client_port_listen_backlog
     qp.zk_db = ZKDatabase(qp.txn_factory, config.system_properties)
+    if metrics is not None:       # Java's loadDataBase, snapshots and fsyncs record into the static ServerMetrics
+        qp.zk_db.set_metrics(metrics)
     qp.quorum_verifier = config.quorum_verifier
     qp.last_seen_quorum_verifier = config.last_seen_quorum_verifier
     qp.init_config_in_zk_database()

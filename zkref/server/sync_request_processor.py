@@ -14,7 +14,7 @@ from .processors import Request, State, ZooKeeperServer
 # %% auto #0
 __all__ = ['SLOG', 'SyncRequestProcessor']
 
-# %% ../../nbs/11e_sync_request_processor.ipynb #9075ba1d
+# %% ../../nbs/11e_sync_request_processor.ipynb #56b349f5
 SLOG = get_logger("SyncRequestProcessor")
 
 class SyncRequestProcessor:
@@ -91,7 +91,6 @@ class SyncRequestProcessor:
             flush_start = time.monotonic()
             await db.commit_async()
             done = time.monotonic()
-            m.fsync_time.add(int((done - flush_start) * 1000))
             m.sync_processor_flush_time.add(int((done - flush_start) * 1000))
             queue_and_flush = m.sync_processor_queue_and_flush_time
             for r in batch[first:]:
