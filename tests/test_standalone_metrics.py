@@ -147,6 +147,46 @@ def test_processor_metrics_sample_once_per_request_as_in_java(zkref_zk, java_zk)
         seen[server.kind] = processor_samples(m)
     assert seen["zkref"] == seen["java"], seen
 
+
+NAMESPACE_KEYS = tuple(f"{stat}_{ns}_{rw}_per_namespace" for stat in ("cnt", "sum") for ns in ("app", "other")
+                       for rw in ("write", "read"))
+
+
+def test_per_namespace_bytes_as_in_java_and_after_replay(zkref_zk, java_zk):
+    """DataTree counts each top-level namespace's bytes: write_per_namespace gets path length + data length per
+    create, setData and delete (the nodes a multi or a closing session removes included), read_per_namespace
+    path length + data (or children names) + 68 stat bytes per getData, exists and getChildren. The tree counts,
+    so the txns replayed from the log at start-up count again, and a restarted server shows the replay's writes.
+    Reference: DataTree.updateWriteStat/updateReadStat (createNode, deleteNode, setData, getData, statNode,
+    getChildren), ServerMetrics WRITE_PER_NAMESPACE/READ_PER_NAMESPACE, 3.8."""
+    seen = {}
+    for start in (java_zk, zkref_zk):
+        server = start(CFG)
+        k = kazoo(server.hosts)
+        try:
+            k.create("/app", b"12345")
+            k.create("/app/a/b", b"xy", makepath=True)
+            k.set("/app/a", b"abc")
+            k.get("/app/a")
+            k.exists("/app/a/b")
+            k.get_children("/app")
+            k.create("/other", b"", ephemeral=True)
+            t = k.transaction()
+            t.create("/app/m", b"m")
+            t.delete("/app/a/b")
+            t.commit()
+        finally:
+            k.stop()                                       # the session's ephemeral /other goes with it
+            k.close()
+        before = mntr(server.client_port)
+        server.stop()
+        server.start()
+        after = mntr(server.client_port)
+        seen[server.kind] = ({key: number(before, key) for key in NAMESPACE_KEYS},
+                             {key: number(after, key) for key in NAMESPACE_KEYS if "write" in key})
+    assert seen["java"][0]["cnt_app_write_per_namespace"] == 6, seen["java"]    # what Java printed
+    assert seen["zkref"] == seen["java"], seen
+
 def test_restart_records_load_and_snapshot(zkref_zk, java_zk):
     """A restarted standalone server loads its snapshot and txn log (dbinittime, one sample) and writes the
     startup snapshot (snapshottime, one sample), as Java does; the snapshot's load time and the replayed txns

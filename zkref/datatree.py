@@ -68,11 +68,11 @@ class RateLogger:
             self.msg, self.value, self.timestamp = msg, value, now
             self.log.warning("Message:%s Value:%s", msg, "null" if value is None else value)
 
-# %% ../nbs/07a_datatree.ipynb #e0e72285
+# %% ../nbs/07a_datatree.ipynb #26dbf43d
 class DataTree:
     "ZooKeeper's in-memory database: znodes, ephemerals, ACLs, watches, quotas and the digest."
     # Java: org.apache.zookeeper.server.DataTree
-    metrics = None   # the server's ServerMetrics (set by its ZKDatabase): digest_mismatches_count
+    metrics = None   # the server's ServerMetrics (set by its ZKDatabase): per-namespace bytes, digest mismatches
     def __init__(self, digest_enabled: bool = True,           # zookeeper.digest.enabled
                  extended_types_enabled: bool = False,        # zookeeper.extendedTypesEnabled (TTL nodes)
                  enforce_quota: bool = False,                 # zookeeper.enforceQuota
@@ -145,7 +145,22 @@ def _node_size(path: str | None, data: bytes | None) -> int:
 
 
 
-# %% ../nbs/07a_datatree.ipynb #e484d298
+# %% ../nbs/07a_datatree.ipynb #bab1ab03
+def _update_write_stat(self: DataTree, path: str, nbytes: int) -> None:
+    "Java: DataTree.updateWriteStat"
+    ns = get_top_namespace(path)
+    if ns is not None and self.metrics is not None:
+        self.metrics.write_per_namespace.add(ns, len(path) + nbytes)
+
+def _update_read_stat(self: DataTree, path: str, nbytes: int) -> None:
+    "Java: DataTree.updateReadStat"
+    ns = get_top_namespace(path)
+    if ns is not None and self.metrics is not None:
+        self.metrics.read_per_namespace.add(ns, len(path) + nbytes + STAT_OVERHEAD_BYTES)
+
+DataTree.update_write_stat, DataTree.update_read_stat = _update_write_stat, _update_read_stat
+
+# %% ../nbs/07a_datatree.ipynb #0e85e035
 def _split_path(path: str) -> tuple[str, str]:
     "(parent, child name) of a path; the root's children have parent `\"\"`."
     i = path.rfind("/")
@@ -192,6 +207,7 @@ def _create_node(self: DataTree, path: str, data: bytes | None, acl: list[ACL] |
     last_prefix = self.get_max_prefix_with_quota(path)
     if last_prefix is not None:
         self.update_quota_stat(last_prefix, len(data) if data is not None else 0, 1)
+    self.update_write_stat(path, len(data) if data is not None else 0)
     self.data_watches.trigger_watch(path, EventType.NodeCreated, zxid, acl)
     self.child_watches.trigger_watch(_watch_path(parent_name), EventType.NodeChildrenChanged, zxid, parent_acl)
     return out
@@ -209,7 +225,7 @@ def _register_owner(self: DataTree, path: str, owner: int) -> None:
 DataTree.create_node = _create_node
 DataTree._register_owner = _register_owner
 
-# %% ../nbs/07a_datatree.ipynb #4b010106
+# %% ../nbs/07a_datatree.ipynb #795b7fd3
 def _delete_node(self: DataTree, path: str, zxid: int) -> None:
     "Remove a node (a delete txn). Raises NoNodeError."
     # Java: DataTree.deleteNode
@@ -245,13 +261,14 @@ def _delete_node(self: DataTree, path: str, zxid: int) -> None:
     last_prefix = self.get_max_prefix_with_quota(path)
     if last_prefix is not None:
         self.update_quota_stat(last_prefix, -(len(node.data)) if node.data is not None else 0, -1)
+    self.update_write_stat(path, 0)
     processed = self.data_watches.trigger_watch(path, EventType.NodeDeleted, zxid, acl)
     self.child_watches.trigger_watch(path, EventType.NodeDeleted, zxid, acl, suppress=processed)
     self.child_watches.trigger_watch(_watch_path(parent_name), EventType.NodeChildrenChanged, zxid, parent_acl)
 
 DataTree.delete_node = _delete_node
 
-# %% ../nbs/07a_datatree.ipynb #62645ac2
+# %% ../nbs/07a_datatree.ipynb #fe1a73dc
 def _set_data(self: DataTree, path: str, data: bytes | None, version: int, zxid: int, time_ms: int) -> Stat:
     "Replace a node's data (a setData txn) with the txn's version; returns the new Stat."
     # Java: DataTree.setData
@@ -269,6 +286,7 @@ def _set_data(self: DataTree, path: str, data: bytes | None, version: int, zxid:
     if last_prefix is not None:
         self.update_quota_stat(last_prefix, (len(data) if data is not None else 0) - (len(last) if last is not None else 0), 0)
     self.node_data_size += _node_size(path, data) - _node_size(path, last)
+    self.update_write_stat(path, len(data) if data is not None else 0)
     self.data_watches.trigger_watch(path, EventType.NodeDataChanged, zxid, acl)
     return stat
 

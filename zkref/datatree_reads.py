@@ -16,7 +16,7 @@ from .znode_basics import JavaHashSet, NoNodeError, _hex
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/07a_datatree2_reads.ipynb #25278015
+# %% ../nbs/07a_datatree2_reads.ipynb #0736bb6d
 def _get_data(self: DataTree, path: str, watcher: Hashable | None = None) -> tuple[bytes | None, Stat]:
     "(data, stat) of a node, watching its data if `watcher` is given. Raises NoNodeError."
     # Java: DataTree.getData
@@ -26,6 +26,7 @@ def _get_data(self: DataTree, path: str, watcher: Hashable | None = None) -> tup
     stat = self._copy_stat(n)
     if watcher is not None:
         self.data_watches.add_watch(path, watcher)
+    self.update_read_stat(path, len(n.data) if n.data is not None else 0)
     return n.data, stat
 
 def _stat_node(self: DataTree, path: str, watcher: Hashable | None = None) -> Stat:
@@ -36,6 +37,7 @@ def _stat_node(self: DataTree, path: str, watcher: Hashable | None = None) -> St
         self.data_watches.add_watch(path, watcher)
     if n is None:
         raise NoNodeError()
+    self.update_read_stat(path, 0)
     return self._copy_stat(n)
 
 def _get_children(self: DataTree, path: str, watcher: Hashable | None = None) -> tuple[list[str], Stat]:
@@ -48,6 +50,7 @@ def _get_children(self: DataTree, path: str, watcher: Hashable | None = None) ->
     children = n.get_children()
     if watcher is not None:
         self.child_watches.add_watch(path, watcher)
+    self.update_read_stat(path, sum(len(c) for c in children))
     return children, stat
 
 def _get_all_children_number(self: DataTree, path: str) -> int:

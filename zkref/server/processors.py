@@ -367,11 +367,10 @@ def _set_txn_digest(self: ZooKeeperServer, request: Request, digest: tuple[int, 
 ZooKeeperServer.current_tree_digest, ZooKeeperServer.precalculate_digest = _current_tree_digest, _precalculate_digest
 ZooKeeperServer.set_txn_digest = _set_txn_digest
 
-# %% ../../nbs/11_requests.ipynb #c4ce67cf
+# %% ../../nbs/11_requests.ipynb #64fb4a2d
 _MOVED = {"prep_request_processor": ("PrepRequestProcessor", "PLOG"),
           "sync_request_processor": ("SyncRequestProcessor", "SLOG"),
-          "final_request_processor": ("FinalRequestProcessor", "FLOG", "STAT_OVERHEAD_BYTES", "top_namespace",
-                                      "count_read", "count_write", "audit_request")}
+          "final_request_processor": ("FinalRequestProcessor", "FLOG", "audit_request")}
 
 def __getattr__(name: str):
     "Names that moved to chapters 11d-11f, still importable from zkref.server.processors (PEP 562)."
