@@ -187,6 +187,39 @@ def test_per_namespace_bytes_as_in_java_and_after_replay(zkref_zk, java_zk):
     assert seen["java"][0]["cnt_app_write_per_namespace"] == 6, seen["java"]    # what Java printed
     assert seen["zkref"] == seen["java"], seen
 
+
+def test_four_letter_words_count_as_packets_and_reconnects_as_revalidations(zkref_zk, java_zk):
+    """A four-letter word is a packet received of 4 bytes (packets_received, bytes_received_count, and the
+    `Received:` line of srvr, which counts its own word); a client reconnecting with its session id counts
+    in connection_revalidate_count. Reference: NIOServerCnxn.checkFourLetterWord → ServerCnxn.packetReceived(4),
+    ZooKeeperServer.processConnectRequest (CONNECTION_REVALIDATE_COUNT), 3.8."""
+    seen = {}
+    for start in (java_zk, zkref_zk):
+        server = start(CFG)
+        first = mntr(server.client_port)
+        for word in ("ruok", "isro", "conf"):
+            four_letter_word(server.client_port, word)
+        received = next(line for line in four_letter_word(server.client_port, "srvr").splitlines()
+                        if line.startswith("Received:"))
+        second = mntr(server.client_port)
+        k = kazoo(server.hosts)
+        try:
+            session_id, passwd = k.client_id
+            k2 = KazooClient(hosts=server.hosts, timeout=10, client_id=(session_id, passwd))
+            k2.start(timeout=15)                         # the same session, reopened on a second connection
+            k2.stop()
+            k2.close()
+        finally:
+            k.stop()
+            k.close()
+        third = mntr(server.client_port)
+        seen[server.kind] = (number(second, "packets_received") - number(first, "packets_received"),
+                             number(second, "bytes_received_count") - number(first, "bytes_received_count"),
+                             int(received.split()[1]) - number(first, "packets_received"),
+                             number(third, "connection_revalidate_count"))
+    assert seen["java"] == (5, 20, 4, 1), seen["java"]     # what Java printed
+    assert seen["zkref"] == seen["java"], seen
+
 def test_restart_records_load_and_snapshot(zkref_zk, java_zk):
     """A restarted standalone server loads its snapshot and txn log (dbinittime, one sample) and writes the
     startup snapshot (snapshottime, one sample), as Java does; the snapshot's load time and the replayed txns

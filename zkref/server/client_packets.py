@@ -16,7 +16,7 @@ from ..znode_basics import JavaHashSet
 # %% auto #0
 __all__ = ['list_providers']
 
-# %% ../../nbs/11_requests1_client_packets.ipynb #e9c63c52
+# %% ../../nbs/11_requests1_client_packets.ipynb #5aba5a3c
 def _process_connect_request(self: ZooKeeperServer, cnxn: ServerCnxn, body: bytes) -> None:
     "Handle the first frame of a connection. Java: ZooKeeperServer.processConnectRequest"
     ia = InputArchive(body)
@@ -45,6 +45,7 @@ def _process_connect_request(self: ZooKeeperServer, cnxn: ServerCnxn, body: byte
                 f.close_session(sid, "client_reconnect")
         cnxn.session_id = sid
         self.reopen_session(cnxn, sid, req.passwd, timeout)
+        self.server_metrics.connection_revalidate_count.add(1)   # Java: CONNECTION_REVALIDATE_COUNT
 
 def _create_session(self: ZooKeeperServer, cnxn: ServerCnxn, timeout: int) -> int:
     "A new session, created through the pipeline. Java: ZooKeeperServer.createSession"

@@ -115,7 +115,7 @@ def _send_close_session(self: ServerCnxn) -> None:
 ServerCnxn.send_buffer, ServerCnxn.send_response = _send_buffer, _send_response
 ServerCnxn.process, ServerCnxn.send_close_session = _process, _send_close_session
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #d2ea9777
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #13ccbb3a
 async def _read_exactly(self: ServerCnxn, n: int, deadline: float | None) -> bytes:
     try:
         if deadline is None:
@@ -130,11 +130,19 @@ async def _read_exactly(self: ServerCnxn, n: int, deadline: float | None) -> byt
         raise EndOfStream(f"Unable to read additional data from client, it probably closed the socket: "
                           f"address = {self.remote_str}, session = 0x{self.session_id & (2**64 - 1):x}") from e
 
+def _packet_received(self: ServerCnxn, nbytes: int) -> None:
+    "Count a packet of `nbytes` (length prefix included) on the connection and the server. Java: ServerCnxn.packetReceived"
+    self.packets_received += 1
+    self.factory.packets_received += 1
+    if self.zks is not None:
+        self.zks.server_metrics.bytes_received_count.add(nbytes)
+
 async def _read_frame(self: ServerCnxn) -> bytes | None:
     "The next frame's body; None after a four-letter word was answered."
     deadline = None if self.initialized else self.factory.sessionless_deadline(self)
     n = int.from_bytes(await self.read_exactly(4, deadline), "big", signed=True)
     if not self.initialized and n in CMD_BY_INT:
+        self.packet_received(4)                      # Java: NIOServerCnxn.checkFourLetterWord
         await self.factory.run_four_letter_word(self, CMD_BY_INT[n])
         return None
     if n < 0 or n > self.factory.max_buffer:
@@ -144,10 +152,8 @@ async def _read_frame(self: ServerCnxn) -> bytes | None:
     if self.zks is None or not self.zks.is_running():
         raise CnxnIOError("ZooKeeperServer not running")
     body = await self.read_exactly(n, deadline)
-    self.zks.server_metrics.bytes_received_count.add(4 + n)   # Java: ServerCnxn.packetReceived(4 + length)
+    self.packet_received(4 + n)
     self.last_touch_ms = time.monotonic_ns() // 1_000_000
-    self.packets_received += 1
-    self.factory.packets_received += 1
     return body
 
 async def _run(self: ServerCnxn) -> None:
@@ -188,6 +194,7 @@ async def _run(self: ServerCnxn) -> None:
         self.close("io_exception")
 
 ServerCnxn.read_exactly, ServerCnxn.read_frame, ServerCnxn.run = _read_exactly, _read_frame, _run
+ServerCnxn.packet_received = _packet_received
 
 # %% ../../nbs/06_connections1_server_cnxn.ipynb #83d95067
 def _close(self: ServerCnxn, reason: str = "") -> None:
