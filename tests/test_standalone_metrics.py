@@ -286,6 +286,23 @@ def test_expiries_count_as_in_java(zkref_zk, java_zk):
     assert counts["zkref"] == counts["java"] == (1, 1, 1, 1, 1), counts
 
 
+
+def test_unreadable_connect_request_is_not_counted(zkref_zk, java_zk):
+    """processConnectRequest counts a handshake in connection_request_count only once its ConnectRequest was
+    read: a first frame too short to hold one closes the connection and counts nothing (but its bytes).
+    Reference: ZooKeeperServer.processConnectRequest (ConnectRequest.deserialize before CONNECTION_REQUEST_COUNT),
+    3.8."""
+    counts = {}
+    for start in (zkref_zk, java_zk):
+        server = start(CFG)
+        with socket.create_connection(("127.0.0.1", server.client_port), timeout=5) as s:
+            s.sendall(struct.pack(">i", 5) + b"\0\0\0\0\0")      # 5 bytes: not even the protocol version + zxid
+            s.settimeout(5)
+            assert s.recv(4096) == b"", f"{server.kind} answered a truncated ConnectRequest"
+        m = mntr(server.client_port)
+        counts[server.kind] = (number(m, "connection_request_count"), number(m, "cnt_connection_token_deficit"))
+    assert counts["zkref"] == counts["java"] == (0, 0), counts
+
 def test_digest_mismatch_counts_in_server_metrics():
     """A txn whose logged digest differs from the tree's after applying it is counted in
     digest_mismatches_count (and stays non-fatal); the tree a ZKDatabase makes after clear() counts into the

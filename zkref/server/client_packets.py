@@ -16,13 +16,16 @@ from ..znode_basics import JavaHashSet
 # %% auto #0
 __all__ = ['list_providers']
 
-# %% ../../nbs/11_requests1_client_packets.ipynb #5aba5a3c
+# %% ../../nbs/11_requests1_client_packets.ipynb #d15cea0d
 def _process_connect_request(self: ZooKeeperServer, cnxn: ServerCnxn, body: bytes) -> None:
     "Handle the first frame of a connection. Java: ZooKeeperServer.processConnectRequest"
     ia = InputArchive(body)
     req = ConnectRequest.deserialize(ia)
     LOG.debug("Session establishment request from client %s client's lastZxid is 0x%x",
               cnxn.remote_str, req.last_zxid_seen)
+    m = self.server_metrics                  # Java: after the connection throttle's check, once the request was read
+    m.connection_token_deficit.add(0)        # zkref has no connection throttle (Java's is off by default)
+    m.connection_request_count.add(1)
     try:
         ia.read_bool()
         cnxn.is_old_client = False

@@ -115,7 +115,7 @@ def _send_close_session(self: ServerCnxn) -> None:
 ServerCnxn.send_buffer, ServerCnxn.send_response = _send_buffer, _send_response
 ServerCnxn.process, ServerCnxn.send_close_session = _process, _send_close_session
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #13ccbb3a
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #4335920f
 async def _read_exactly(self: ServerCnxn, n: int, deadline: float | None) -> bytes:
     try:
         if deadline is None:
@@ -168,9 +168,6 @@ async def _run(self: ServerCnxn) -> None:
                 break
             if not self.initialized:
                 self.initialized = True
-                m = self.zks.server_metrics          # Java: processConnectRequest, after its throttle check
-                m.connection_token_deficit.add(0)    # zkref has no connection throttle (Java's is off by default)
-                m.connection_request_count.add(1)
                 self.zks.process_connect_request(self, body)
             else:
                 self.zks.process_packet(self, body)
