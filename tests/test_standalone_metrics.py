@@ -116,7 +116,8 @@ def processor_samples(m: dict[str, str]) -> tuple:
             ("proposal_process_time - queued", number(m, "cnt_proposal_process_time") - prep),
             ("sync queue_size - queued", number(m, "cnt_sync_processor_queue_size") - sync),
             ("sync queue_time - queued", number(m, "cnt_sync_processor_queue_time_ms") - sync),
-            ("sync handed every request on", sync == prep))
+            ("sync handed every request on", sync == prep),
+            ("throttler samples - prep queued", number(m, "cnt_request_throttle_queue_time_ms") - prep))
 
 
 def test_processor_metrics_sample_once_per_request_as_in_java(zkref_zk, java_zk):
@@ -124,10 +125,11 @@ def test_processor_metrics_sample_once_per_request_as_in_java(zkref_zk, java_zk)
     samples its queue's size before every take/poll (so once per request, plus once before the first) and
     records, per request, the time it waited in the queue; Prep also records pRequest's time and the hand-off
     to Sync (proposal_process_time). Sync records sync_process_time for each request of its toFlush list —
-    at least every logged txn. zkref prepares at once and syncs in batches, yet its counts relate to the
-    requests as Java's do. Reference: PrepRequestProcessor.run/pRequest, SyncRequestProcessor.run
+    at least every logged txn. Every request reaches Prep through the RequestThrottler, which samples its wait
+    (request_throttle_queue_time_ms). zkref prepares at once and syncs in batches, yet its counts relate to
+    the requests as Java's do. Reference: PrepRequestProcessor.run/pRequest, SyncRequestProcessor.run
     (PREP_PROCESSOR_QUEUE_SIZE/_TIME, PREP_PROCESS_TIME, PROPOSAL_PROCESS_TIME, SYNC_PROCESSOR_QUEUE_SIZE/_TIME,
-    SYNC_PROCESS_TIME), FileTxnLog.commit (FSYNC_TIME), 3.8."""
+    SYNC_PROCESS_TIME), FileTxnLog.commit (FSYNC_TIME), RequestThrottler.run (REQUEST_THROTTLE_QUEUE_TIME), 3.8."""
     seen = {}
     for start in (java_zk, zkref_zk):
         server = start(CFG)
@@ -135,7 +137,8 @@ def test_processor_metrics_sample_once_per_request_as_in_java(zkref_zk, java_zk)
         # the thread samples its empty queue just after handing the last request on: wait for that sample
         expected = (("prep queue_size - queued", 1), ("prep queue_time - queued", 0), ("prep process_time - queued", 0),
                     ("proposal_process_time - queued", 0), ("sync queue_size - queued", 1),
-                    ("sync queue_time - queued", 0), ("sync handed every request on", True))
+                    ("sync queue_time - queued", 0), ("sync handed every request on", True),
+                    ("throttler samples - prep queued", 0))
         wait_for(lambda: processor_samples(mntr(server.client_port)) == expected, 10,
                  what=f"{server.kind}'s processor samples")
         m = mntr(server.client_port)

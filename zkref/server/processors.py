@@ -277,7 +277,7 @@ async def _startdata(self: ZooKeeperServer) -> None:
 
 ZooKeeperServer.take_snapshot_now, ZooKeeperServer.load_data, ZooKeeperServer.startdata = _take_snapshot_now, _load_data, _startdata
 
-# %% ../../nbs/11_requests.ipynb #da4a6efb
+# %% ../../nbs/11_requests.ipynb #8b5d8ee1
 def _startup(self: ZooKeeperServer) -> None:
     "Create the session tracker and the processors; serve. Java: ZooKeeperServer.startup"
     self.register_metrics()
@@ -303,7 +303,7 @@ def _expire(self: ZooKeeperServer, session: Session) -> None:
 
 def _close_session(self: ZooKeeperServer, session_id: int) -> None:
     "Submit a closeSession made by the server. Java: ZooKeeperServer.close(long)"
-    self.submit_request(Request(None, session_id, 0, OpCode.closeSession, b"", []))
+    self.enqueue_request(Request(None, session_id, 0, OpCode.closeSession, b"", []))   # chapter 11_requests1
 
 ZooKeeperServer.startup, ZooKeeperServer.expire, ZooKeeperServer.close_session = _startup, _expire, _close_session
 
