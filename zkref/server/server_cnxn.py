@@ -115,7 +115,7 @@ def _send_close_session(self: ServerCnxn) -> None:
 ServerCnxn.send_buffer, ServerCnxn.send_response = _send_buffer, _send_response
 ServerCnxn.process, ServerCnxn.send_close_session = _process, _send_close_session
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #4335920f
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #8afcd404
 async def _read_exactly(self: ServerCnxn, n: int, deadline: float | None) -> bytes:
     try:
         if deadline is None:
@@ -134,8 +134,9 @@ def _packet_received(self: ServerCnxn, nbytes: int) -> None:
     "Count a packet of `nbytes` (length prefix included) on the connection and the server. Java: ServerCnxn.packetReceived"
     self.packets_received += 1
     self.factory.packets_received += 1
-    if self.zks is not None:
-        self.zks.server_metrics.bytes_received_count.add(nbytes)
+    metrics = getattr(self.zks, "server_metrics", None)   # none while a quorum role holds (PendingZabServer)
+    if metrics is not None:
+        metrics.bytes_received_count.add(nbytes)
 
 async def _read_frame(self: ServerCnxn) -> bytes | None:
     "The next frame's body; None after a four-letter word was answered."
