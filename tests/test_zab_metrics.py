@@ -85,23 +85,39 @@ def both(tmp_path_factory):
     return java, zkref
 
 
+# Every server: its database's load, its tree's per-namespace writes of each create and, per logged txn, the
+# SyncRequestProcessor's samples. (A learner's snapshots and config writes depend on whether it synced before
+# or after the leader started serving — DIFF or SNAP, in Java too — so only the leader's are compared.)
+STORAGE_EQUAL = ["cnt_dbinittime", "cnt_startup_snap_load_time", "sync_processor_request_queued",
+                 "cnt_sync_processor_queue_size", "cnt_sync_processor_queue_time_ms", "cnt_sync_process_time",
+                 "sum_sync_processor_batch_size", "cnt_sync_processor_queue_and_flush_time_ms",
+                 "cnt_m0_write_per_namespace"]
+LEADER_STORAGE_EQUAL = ["cnt_snapshottime", "cnt_zookeeper_write_per_namespace", "sum_zookeeper_write_per_namespace"]
 LEADER_EQUAL = ["proposal_count", "commit_count", "revalidate_count", "looking_count", "cnt_quorum_ack_latency",
                 "cnt_proposal_ack_creation_latency", "cnt_propagation_latency", "cnt_election_time",
                 "cnt_unavailable_time", "cnt_leader_unavailable_time", "learner_proposal_received_count",
-                "learner_commit_received_count"]
+                "learner_commit_received_count", "prep_processor_request_queued", "cnt_prep_processor_queue_size",
+                "cnt_prep_processor_queue_time_ms", "cnt_prep_process_time", "cnt_proposal_process_time",
+                "connection_revalidate_count", "cnt_request_throttle_queue_time_ms"] + STORAGE_EQUAL + LEADER_STORAGE_EQUAL
 FOLLOWER_EQUAL = ["learner_proposal_received_count", "learner_commit_received_count", "cnt_proposal_latency",
                   "cnt_commit_propagation_latency", "cnt_proposal_ack_creation_latency", "cnt_propagation_latency",
                   "cnt_follower_sync_time", "cnt_observer_sync_time", "cnt_election_time", "cnt_unavailable_time",
                   "cnt_leader_unavailable_time", "looking_count", "proposal_count", "commit_count",
-                  "diff_count", "snap_count", "revalidate_count"]
+                  "diff_count", "snap_count", "revalidate_count", "prep_processor_request_queued",
+                  "connection_revalidate_count"] + STORAGE_EQUAL
 
 
 def test_leader_counts_equal_javas(both):
     """On the leader, the counts that follow from the workload equal Java's: one proposal and one commit per
     txn (N creates, createSession, closeSession), one quorum-ack, own-ack-creation and propagation latency
-    sample per txn, one REVALIDATE, one election and one unavailable window (a leader's, too).
+    sample per txn, one REVALIDATE, one election and one unavailable window (a leader's, too); Prep's samples
+    per request (and one more before its first take); one database load and the snapshot of the new epoch;
+    the tree's per-namespace writes (the quorum config written into /zookeeper/config, each create); the SyncRequestProcessor's samples per logged txn (and one more
+    queue-size sample before its first poll).
     Reference: Leader.propose, Leader.commit, Leader.tryToCommit, AckRequestProcessor.processRequest,
-    FinalRequestProcessor.processRequest, LearnerHandler.run (REVALIDATE), QuorumPeer.setZabState"""
+    FinalRequestProcessor.processRequest, LearnerHandler.run (REVALIDATE), QuorumPeer.setZabState,
+    PrepRequestProcessor.run/pRequest, SyncRequestProcessor.run/flush, ZKDatabase.loadDataBase,
+    ZooKeeperServer.takeSnapshot, DataTree.updateWriteStat"""
     java, zkref = both
     want = {k: n(java["leader"], k) for k in LEADER_EQUAL}
     assert want["proposal_count"] == TXNS and want["revalidate_count"] == 1, want   # what Java printed
@@ -112,14 +128,30 @@ def test_leader_counts_equal_javas(both):
 def test_follower_counts_equal_javas(both, role):
     """On each follower, the counts equal Java's: every PROPOSAL and COMMIT received is counted, with one
     proposal-latency, commit-propagation, ack-creation and propagation sample per txn, one follower sync, one
-    election and one unavailable window; the leader-only counters stay 0.
-    Reference: Follower.processPacket, FollowerZooKeeperServer.commit, SendAckRequestProcessor.processRequest,
-    Follower.followLeader (FOLLOWER_SYNC_TIME), QuorumPeer.setZabState"""
+    election and one unavailable window; one database load (and a snapshot only after a SNAP sync); the
+    SyncRequestProcessor's samples per logged txn; the leader-only counters, Prep's included, stay 0.
+    Reference: Follower.processPacket, FollowerZooKeeperServer.commit/logRequest, SendAckRequestProcessor,
+    Follower.followLeader (FOLLOWER_SYNC_TIME), QuorumPeer.setZabState, SyncRequestProcessor.run/flush,
+    ZKDatabase.loadDataBase, DataTree.updateWriteStat"""
     java, zkref = both
     want = {k: n(java[role], k) for k in FOLLOWER_EQUAL}
     assert want["learner_proposal_received_count"] == TXNS and want["cnt_follower_sync_time"] == 1, want
     assert {k: n(zkref[role], k) for k in FOLLOWER_EQUAL} == want
+    for r in both:                                   # a snapshot for a SNAP sync, none for a DIFF
+        assert n(r[role], "cnt_snapshottime") == n(r[role], "snap_count"), r[role].get("cnt_snapshottime")
 
+
+
+@pytest.mark.parametrize("role", ["leader", "client_follower", "other_follower"])
+def test_one_fsync_per_flushed_batch(both, role):
+    """Every server's SyncRequestProcessor flushes its batches with FileTxnLog.commit, which fsyncs the one log
+    file once per flush: fsynctime, sync_processor_batch_size and sync_processor_queue_flush_time_ms have one
+    sample per flush, on Java and on zkref (how the txns fall into batches depends on timing).
+    Reference: SyncRequestProcessor.flush (BATCH_SIZE, SYNC_PROCESSOR_FLUSH_TIME), FileTxnLog.commit (FSYNC_TIME)"""
+    for r in both:
+        flushes = n(r[role], "cnt_sync_processor_batch_size")
+        assert n(r[role], "cnt_fsynctime") == n(r[role], "cnt_sync_processor_queue_flush_time_ms") == flushes
+        assert 1 <= flushes <= TXNS
 
 def test_leader_logs_its_static_settings_as_java(both):
     """The first leader of a process logs Leader's static settings as Java logs them when the class loads:
@@ -189,13 +221,17 @@ def run_with_observer(kind: str, root) -> dict[str, str]:
 
 OBSERVER_EQUAL = ["learner_commit_received_count", "learner_proposal_received_count", "cnt_commit_propagation_latency",
                   "cnt_propagation_latency", "cnt_proposal_latency", "cnt_proposal_ack_creation_latency",
-                  "cnt_observer_sync_time", "cnt_follower_sync_time", "cnt_election_time", "cnt_unavailable_time"]
+                  "cnt_observer_sync_time", "cnt_follower_sync_time", "cnt_election_time", "cnt_unavailable_time"
+                  ] + STORAGE_EQUAL
 
 
 def test_observer_counts_equal_javas(tmp_path):
     """An observer counts each INFORM as a commit received, with one commit-propagation and one propagation
-    sample per txn, and its sync as `observer_sync_time`; it gets no PROPOSALs and sends no ACKs.
-    Reference: Observer.processPacket (INFORM), Observer.observeLeader (OBSERVER_SYNC_TIME)"""
+    sample per txn, and its sync as `observer_sync_time`; it gets no PROPOSALs and sends no ACKs. It logs each
+    INFORMed txn through a SyncRequestProcessor with no next processor (syncEnabled, the default), so the
+    per-txn Sync samples move but for the queue-and-flush time, which only a next processor's hand-off records.
+    Reference: Observer.processPacket (INFORM), Observer.observeLeader (OBSERVER_SYNC_TIME),
+    ObserverZooKeeperServer.commitRequest, SyncRequestProcessor.flush"""
     if not java_available():
         pytest.skip("Java ZooKeeper (Debian package zookeeper) is not installed")
     java = run_with_observer("java", tmp_path / "java")

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ['LOG', 'QUORUM_PACKET_ERROR', 'UNMATCHED_TXN_COMMIT', 'UNEXPECTED_ERROR', 'LearnerExit', 'PacketInFlight',
            'LearnerSync']
 
-# %% ../../nbs/10b_learner1_sync.ipynb #d5445296
+# %% ../../nbs/10b_learner1_sync.ipynb #b24509ec
 LOG = get_logger("Learner")
 
 class LearnerExit(Exception):
@@ -45,6 +45,7 @@ class PacketInFlight:
     hdr: TxnHeader
     rec: object
     digest: TxnDigest | None
+    sync_queue_start_time: float = 0.0   # when it was handed to Sync (Java: Request.syncQueueStartTime)
 
 # %% ../../nbs/10b_learner1_sync.ipynb #9497213e
 class LearnerSync:
