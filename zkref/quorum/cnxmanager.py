@@ -41,7 +41,7 @@ _all_ = ["LOG_SEND", "LOG_RECV", "LOG_LISTENER", "LOG_HANDLER", "RECV_CAPACITY",
 # %% ../../nbs/09b_cnxmanager.ipynb #051fe744
 LOG = get_logger("QuorumCnxManager")
 
-# %% ../../nbs/09b_cnxmanager.ipynb #10c26190
+# %% ../../nbs/09b_cnxmanager.ipynb #143dfbb4
 class QuorumCnxManager:
     "The connections between peers on the election port (one per pair), with Java's handshake and framing."
     # Java: QuorumCnxManager
@@ -93,8 +93,11 @@ class QuorumCnxManager:
     def _task_done(self, task: asyncio.Task) -> None:
         "Forget a finished task; an exception nobody expected is logged (one line), never left unretrieved."
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            LOG.error("Unexpected exception in %s: %s", task.get_name(), _java_exc(task.exception()))
+        if task.cancelled() or task.exception() is None:
+            return
+        if getattr(task.exception(), "exit_code", None) is not None:
+            return       # expected (UnableToBindQuorumPort): logged where it happened; the caller exits with its code
+        LOG.error("Unexpected exception in %s: %s", task.get_name(), _java_exc(task.exception()))
 
     async def start(self) -> None:
         "Start the listener and wait until every election address is bound (or raise UnableToBindQuorumPort)."
