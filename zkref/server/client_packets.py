@@ -132,7 +132,7 @@ def list_providers(providers: dict # scheme -> provider, as ZooKeeperServer.prov
     # Java: ProviderRegistry.listProviders (ip is registered first, then digest, then authProvider.* classes)
     return "".join(f"{scheme} " for scheme in JavaHashSet(providers, capacity=16))
 
-# %% ../../nbs/11_requests1_client_packets.ipynb #3e6f01f3
+# %% ../../nbs/11_requests1_client_packets.ipynb #197e86b1
 def _process_packet(self: ZooKeeperServer, cnxn: ServerCnxn, body: bytes) -> None:
     "One request frame. Java: ZooKeeperServer.processPacket"
     ia = InputArchive(body)
@@ -225,9 +225,10 @@ def _remove_cnxn(self: ZooKeeperServer, cnxn: ServerCnxn) -> None:
     self.dt.remove_cnxn(cnxn)
     self.throttled.discard(cnxn)
 
-def _zks_send_response(self: ZooKeeperServer, cnxn: ServerCnxn, hdr: ReplyHeader, record=None) -> int:
+def _zks_send_response(self: ZooKeeperServer, cnxn: ServerCnxn, hdr: ReplyHeader, record=None,
+                       op: int | None = None, cache_key: str | None = None, stat=None) -> int:
     "Send a reply and record its size (header + record, without the length prefix). Java: ServerCnxn.sendResponse"
-    size = cnxn.send_response(hdr, record) - 4
+    size = cnxn.send_response(hdr, record, op, cache_key, stat) - 4
     self.client_response_stats.set_last_buffer_size(size)   # Java: ServerStats.updateClientResponseSize
     return size
 

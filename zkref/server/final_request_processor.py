@@ -180,7 +180,7 @@ def _who_am_i(zks: ZooKeeperServer, request: Request) -> WhoAmIResponse:
         infos.append(ClientInfo(auth_scheme=i.scheme, user=ap.user_name(i.id) if ap else None))
     return WhoAmIResponse(client_info=infos)
 
-# %% ../../nbs/11f_final_request_processor.ipynb #ef72f8b8
+# %% ../../nbs/11f_final_request_processor.ipynb #5bd4cd6d
 def _respond(self: FinalRequestProcessor, request: Request, rc):
     "The (err, response record) of one request. Java: the switch in FinalRequestProcessor.processRequest"
     zks, cnxn, t = self.zks, request.cnxn, request.type
@@ -219,6 +219,7 @@ def _respond(self: FinalRequestProcessor, request: Request, rc):
         return Code.OK, ExistsResponse(stat=stat)
     if t == OpCode.getData:
         rec = request.record()
+        self.path = rec.path                              # Java: the `path` its response is cached under
         return Code.OK, _get_data(zks, rec.path, cnxn if rec.watch else None, request.auth_info)
     if t in (OpCode.setWatches, OpCode.setWatches2):
         rec = request.record()
@@ -237,6 +238,7 @@ def _respond(self: FinalRequestProcessor, request: Request, rc):
         return Code.OK, _get_children(zks, rec.path, cnxn if rec.watch else None, request.auth_info)
     if t == OpCode.getChildren2:
         rec = request.record()
+        self.path = rec.path
         n = _stat_of(zks, rec.path)
         zks.check_acl(zks.acl_for_node(n), Perms.READ, request.auth_info)
         children, stat = zks.dt.get_children(rec.path, cnxn if rec.watch else None)
@@ -265,7 +267,7 @@ def _respond(self: FinalRequestProcessor, request: Request, rc):
 
 FinalRequestProcessor.respond = _respond
 
-# %% ../../nbs/11f_final_request_processor.ipynb #b61ee74c
+# %% ../../nbs/11f_final_request_processor.ipynb #3fd7d283
 def _final_process_request(self: FinalRequestProcessor, request: Request) -> None:
     "Apply, answer, count. Java: FinalRequestProcessor.processRequest"
     zks = self.zks
@@ -288,6 +290,7 @@ def _final_process_request(self: FinalRequestProcessor, request: Request) -> Non
         return
     err, rsp = Code.OK, None
     audit_request(zks, request, rc)
+    self.path = None
     try:
         err, rsp = self.respond(request, rc)
     except KeeperException as e:          # the tree's KeeperError too
@@ -297,7 +300,11 @@ def _final_process_request(self: FinalRequestProcessor, request: Request) -> Non
         FLOG.error("Dumping request buffer for request type %s: 0x%s", op_name(request.type), request.body.hex())
         err, rsp = Code.MARSHALLINGERROR, None
     self.update_stats(request, last_zxid)
-    size = zks.send_response(cnxn, ReplyHeader(xid=request.cxid, zxid=last_zxid, err=int(err)), rsp)
+    hdr = ReplyHeader(xid=request.cxid, zxid=last_zxid, err=int(err))
+    if self.path is not None and rsp is not None:   # getData / getChildren2: through the response cache (11g)
+        size = zks.send_response(cnxn, hdr, rsp, request.type, self.path, rsp.stat)
+    else:
+        size = zks.send_response(cnxn, hdr, rsp)
     zks.server_metrics.response_bytes.add(size)   # Java: RESPONSE_BYTES, header + record without the length
     if request.type == OpCode.closeSession:
         cnxn.send_close_session()
