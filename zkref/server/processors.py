@@ -198,57 +198,8 @@ class ZooKeeperServer:
         self.hzxid += 1
         return self.hzxid
 
-# %% ../../nbs/11_requests.ipynb #511457ec
-def _take_snapshot_now(self: ZooKeeperServer, sync_snap: bool = False) -> None:
-    start = time.monotonic()
-    self.zk_db.take_snapshot(sync_snap)
-    LOG.info("Snapshot taken in %d ms", int((time.monotonic() - start) * 1000))
-
-def _load_data(self: ZooKeeperServer) -> None:
-    "Restore, clean up dead sessions, snapshot. Blocking. Java: ZooKeeperServer.loadData"
-    if not self.zk_db.is_initialized():
-        zxid = self.zk_db.load_data_base()
-        self.hzxid = max(zxid, self.dt.last_processed_zxid, 0)
-        self.data_loaded = True
-    for sid in [s for s in self.zk_db.get_sessions() if s not in self.sessions_with_timeouts]:
-        self.zk_db.kill_session(sid, self.dt.last_processed_zxid)
-    self.take_snapshot_now()
-
-async def _startdata(self: ZooKeeperServer) -> None:
-    "Load the database off the event loop. Java: ZooKeeperServer.startdata"
-    await asyncio.get_running_loop().run_in_executor(None, self.load_data)
-
-ZooKeeperServer.take_snapshot_now, ZooKeeperServer.load_data, ZooKeeperServer.startdata = _take_snapshot_now, _load_data, _startdata
-
-# %% ../../nbs/11_requests.ipynb #8b5d8ee1
-def _startup(self: ZooKeeperServer) -> None:
-    "Create the session tracker and the processors; serve. Java: ZooKeeperServer.startup"
-    self.register_metrics()
-    # Java: createSessionTracker uses createSessionTrackerServerId, 1 unless set: standalone ids start 0x01…
-    self.session_tracker = SessionTracker(self.expire, self.tick_time, self.create_session_tracker_server_id,
-                                          self.sessions_with_timeouts, metrics=self.server_metrics)
-    self.session_tracker.start()
-    from zkref.server.final_request_processor import FinalRequestProcessor   # chapters 11d-11f import this module
-    from zkref.server.prep_request_processor import PrepRequestProcessor
-    from zkref.server.sync_request_processor import SyncRequestProcessor
-    final = FinalRequestProcessor(self)
-    self.sync_processor = SyncRequestProcessor(self, final)
-    self.first_processor = PrepRequestProcessor(self, self.sync_processor)
-    self.sync_processor.start()
-    if self.jvm_pause_monitor is not None:          # Java: startupWithServerState → startJvmPauseMonitor
-        self.jvm_pause_monitor.service_start()
-    self.state = State.RUNNING
-
-def _expire(self: ZooKeeperServer, session: Session) -> None:
-    "A session timed out: close it like its client would. Java: ZooKeeperServer.expire"
-    LOG.info("Expiring session 0x%x, timeout of %dms exceeded", session.session_id & (2**64 - 1), session.timeout_ms)
-    self.close_session(session.session_id)
-
-def _close_session(self: ZooKeeperServer, session_id: int) -> None:
-    "Submit a closeSession made by the server. Java: ZooKeeperServer.close(long)"
-    self.enqueue_request(Request(None, session_id, 0, OpCode.closeSession, b"", []))   # chapter 11_requests1
-
-ZooKeeperServer.startup, ZooKeeperServer.expire, ZooKeeperServer.close_session = _startup, _expire, _close_session
+# %% ../../nbs/11_requests.ipynb #ea4329ba
+from . import server_lifecycle as _server_lifecycle  # noqa: F401  adds startdata, startup, shutdown, ...
 
 # %% ../../nbs/11_requests.ipynb #2e4cc837
 from . import client_packets as _client_packets  # noqa: F401  adds process_connect_request, process_packet, ...
@@ -325,47 +276,3 @@ def __getattr__(name: str):
 
 # %% ../../nbs/11_requests.ipynb #7596eab6
 from . import server_stats as _server_stats_methods  # noqa: F401  adds register_metrics, server_stats, dump_conf, ...
-
-# %% ../../nbs/11_requests.ipynb #6c0e4c5f
-def _set_state(self: ZooKeeperServer, state: State) -> None:
-    "Java: ZooKeeperServer.setState; ERROR and SHUTDOWN release whoever waits for the shutdown."
-    self.state = state
-    if state in (State.ERROR, State.SHUTDOWN):
-        self.shutdown_event.set()
-
-async def _shutdown(self: ZooKeeperServer, full: bool = True) -> None:
-    "Stop sessions and processors; flush the log; snapshot if `full`. Java: ZooKeeperServer.shutdown"
-    if self.state == State.SHUTDOWN:
-        return
-    LOG.info("shutting down")
-    running = self.state == State.RUNNING
-    self.state = State.SHUTDOWN
-    self.unregister_metrics()          # Java: the gauges hold the server; subclasses remove their own too
-    if self.session_tracker is not None:
-        self.session_tracker.shutdown()
-    if self.jvm_pause_monitor is not None:
-        self.jvm_pause_monitor.service_stop()
-    sp = self.sync_processor
-    if sp is not None and sp.task is not None:
-        if running:
-            try:
-                await asyncio.wait_for(sp.flush(), 10)
-            except asyncio.TimeoutError:
-                pass
-        sp.task.cancel()
-        await asyncio.gather(sp.task, return_exceptions=True)
-        if sp.snapshot_task is not None:
-            await asyncio.gather(sp.snapshot_task, return_exceptions=True)
-    loop = asyncio.get_running_loop()
-    try:
-        await self.zk_db.commit_async()
-    except Exception as e:
-        LOG.error("Error while shutting down the database: %s", e)
-    finally:
-        try:
-            self.txn_log_factory.close()
-        except Exception:
-            pass
-    self.shutdown_event.set()
-
-ZooKeeperServer.set_state, ZooKeeperServer.shutdown = _set_state, _shutdown
