@@ -204,62 +204,8 @@ from . import server_lifecycle as _server_lifecycle  # noqa: F401  adds startdat
 # %% ../../nbs/11_requests.ipynb #2e4cc837
 from . import client_packets as _client_packets  # noqa: F401  adds process_connect_request, process_packet, ...
 
-# %% ../../nbs/11_requests.ipynb #341a5dda
-def _check_acl(self: ZooKeeperServer, acl, perm: int, ids: list[Id]) -> None:
-    check_acl(acl, perm, ids, self.providers, self.skip_acl)
-
-def _acl_for_node(self: ZooKeeperServer, node) -> list[ACL]:
-    return self.dt.acl_cache.convert_long(node.acl) or []
-
-def _get_record_for_path(self: ZooKeeperServer, path: str) -> ChangeRecord:
-    "The node as it will be after the outstanding changes, or NONODE. Java: PrepRequestProcessor.getRecordForPath"
-    rec = self.outstanding_changes_for_path.get(path)
-    if rec is None:
-        n = self.dt.get_node(path)
-        if n is not None:
-            rec = ChangeRecord(-1, path, n.stat, n.num_children(), self.acl_for_node(n), n.data)
-            if self.options.digest_enabled:
-                rec.digest = (self.dt.digest_calculator.calculate_node_digest(path, n), 0)   # cached in the node
-    if rec is None or rec.stat is None:
-        raise KeeperException(Code.NONODE, path)
-    return rec
-
-def _add_change_record(self: ZooKeeperServer, c: ChangeRecord) -> None:
-    "Java: PrepRequestProcessor.addChangeRecord"
-    self.outstanding_changes.append(c)
-    self.outstanding_changes_for_path[c.path] = c
-    self.server_metrics.outstanding_changes_queued.add(1)
-
-ZooKeeperServer.check_acl, ZooKeeperServer.acl_for_node = _check_acl, _acl_for_node
-ZooKeeperServer.get_record_for_path, ZooKeeperServer.add_change_record = _get_record_for_path, _add_change_record
-
-# %% ../../nbs/11_requests.ipynb #b668b88d
-def _wrap64(v: int) -> int:
-    v &= (1 << 64) - 1
-    return v - (1 << 64) if v >> 63 else v
-
-def _current_tree_digest(self: ZooKeeperServer) -> int:
-    "Java: PrepRequestProcessor.getCurrentTreeDigest"
-    if self.outstanding_changes and self.outstanding_changes[-1].digest is not None:
-        return self.outstanding_changes[-1].digest[1]
-    return self.dt.get_tree_digest()
-
-def _precalculate_digest(self: ZooKeeperServer, kind: str, path: str, data=None, stat=None) -> tuple[int, int] | None:
-    "(node digest, tree digest) after an 'add', 'remove' or 'update' of `path`. Java: precalculateDigest"
-    if not self.options.digest_enabled:
-        return None
-    prev = 0 if kind == "add" else (self.get_record_for_path(path).digest or (0, 0))[0]
-    new = 0 if kind == "remove" else self.dt.digest_calculator.calculate_digest(path, data, stat)
-    return new, _wrap64(self.current_tree_digest() - prev + new)
-
-def _set_txn_digest(self: ZooKeeperServer, request: Request, digest: tuple[int, int] | None = None) -> None:
-    "Java: PrepRequestProcessor.setTxnDigest (both overloads)"
-    if self.options.digest_enabled:
-        tree = digest[1] if digest is not None else self.current_tree_digest()
-        request.txn_digest = TxnDigest(version=self.dt.digest_calculator.digest_version(), tree_digest=tree)
-
-ZooKeeperServer.current_tree_digest, ZooKeeperServer.precalculate_digest = _current_tree_digest, _precalculate_digest
-ZooKeeperServer.set_txn_digest = _set_txn_digest
+# %% ../../nbs/11_requests.ipynb #fef4021f
+from . import outstanding_changes as _outstanding_changes  # noqa: F401  adds check_acl, get_record_for_path, ...
 
 # %% ../../nbs/11_requests.ipynb #64fb4a2d
 _MOVED = {"prep_request_processor": ("PrepRequestProcessor", "PLOG"),
