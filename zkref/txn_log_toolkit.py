@@ -75,7 +75,7 @@ def txn_to_json(entry: TxnLogEntry) -> dict:
         d["ops"] = subs
     return d
 
-# %% ../nbs/07b32_txn_log_toolkit.ipynb #1f2672dd
+# %% ../nbs/07b32_txn_log_toolkit.ipynb #56feec58
 TXNLOG_USAGE = "usage: TxnLogToolkit [-dhrvc] <txn_log_file_name> (-z <zxid>) [--json]"  # Java prints commons-cli help
 
 def _closed_pipe_safe(main):
@@ -138,7 +138,7 @@ def txnlog_main(argv: list[str],   # command-line arguments after the program na
     if header.magic != TXNLOG_MAGIC:
         print(f"Invalid magic number for {path.name}", file=err)
         return 2
-    txns, lines, pos, count, fixed = [], [], 16, 0, 0
+    txns, pos, count, fixed = [], 16, 0, 0
     recovered = bytearray(data[:16]) if recover else None
     emit = (lambda text: None) if as_json else out.write
     emit(f"ZooKeeper Transactional Log File with dbid {header.dbid} txnlog format version {header.version}\n")
