@@ -223,6 +223,39 @@ def test_four_letter_words_count_as_packets_and_reconnects_as_revalidations(zkre
     assert seen["java"] == (5, 20, 4, 1), seen["java"]     # what Java printed
     assert seen["zkref"] == seen["java"], seen
 
+
+def test_response_cache_hits_as_in_java(zkref_zk, java_zk):
+    """Each server caches the serialized getData and getChildren2 responses of a path while the node's Stat is
+    unchanged: the first read is a miss, the next ones hits, a read after a change a miss again; plain
+    getChildren and exists are not cached. The two caches (400 entries each) are logged when the server is
+    made. Reference: ResponseCache, ServerCnxn.serialize (RESPONSE_PACKET_CACHE_HITS/MISSING,
+    RESPONSE_PACKET_GET_CHILDREN_CACHE_HITS/MISSING), ZooKeeperServer's constructor, 3.8."""
+    keys = ("response_packet_cache_hits", "response_packet_cache_misses",
+            "response_packet_get_children_cache_hits", "response_packet_get_children_cache_misses")
+    seen = {}
+    for start in (java_zk, zkref_zk):
+        server = start(CFG)
+        k = kazoo(server.hosts)
+        try:
+            k.create("/r/c", b"data", makepath=True)
+            for _ in range(3):
+                assert k.get("/r/c")[0] == b"data"               # getData: a miss, then two hits
+            k.set("/r/c", b"new")
+            assert k.get("/r/c")[0] == b"new"                    # changed: a miss
+            for _ in range(2):
+                k.get_children("/r", include_data=True)          # getChildren2: a miss, then a hit
+            k.get_children("/r")                                 # getChildren: not cached
+            k.exists("/r/c")                                     # exists: not cached
+        finally:
+            k.stop()
+            k.close()
+        m = mntr(server.client_port)
+        seen[server.kind] = tuple(number(m, key) for key in keys)
+        for kind in ("getData", "getChildren"):
+            assert f"{kind} response cache size is initialized with value 400." in server.logs(), (server.kind, kind)
+    assert seen["java"] == (2, 2, 1, 1), seen["java"]        # what Java printed
+    assert seen["zkref"] == seen["java"], seen
+
 def test_restart_records_load_and_snapshot(zkref_zk, java_zk):
     """A restarted standalone server loads its snapshot and txn log (dbinittime, one sample) and writes the
     startup snapshot (snapshottime, one sample), as Java does; the snapshot's load time and the replayed txns
