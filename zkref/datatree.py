@@ -145,17 +145,21 @@ def _node_size(path: str | None, data: bytes | None) -> int:
 
 
 
-# %% ../nbs/07a_datatree.ipynb #bab1ab03
+# %% ../nbs/07a_datatree.ipynb #d4d00449
 def _update_write_stat(self: DataTree, path: str, nbytes: int) -> None:
     "Java: DataTree.updateWriteStat"
+    if self.metrics is None:            # a tree without a server: nothing to count into (checked first: per txn)
+        return
     ns = get_top_namespace(path)
-    if ns is not None and self.metrics is not None:
+    if ns is not None:
         self.metrics.write_per_namespace.add(ns, len(path) + nbytes)
 
 def _update_read_stat(self: DataTree, path: str, nbytes: int) -> None:
     "Java: DataTree.updateReadStat"
+    if self.metrics is None:
+        return
     ns = get_top_namespace(path)
-    if ns is not None and self.metrics is not None:
+    if ns is not None:
         self.metrics.read_per_namespace.add(ns, len(path) + nbytes + STAT_OVERHEAD_BYTES)
 
 DataTree.update_write_stat, DataTree.update_read_stat = _update_write_stat, _update_read_stat
