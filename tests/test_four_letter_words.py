@@ -53,8 +53,8 @@ def line_shape(line: str) -> str:
 
 def drop_empty_session_buckets(head: str) -> str:
     """`dump`'s session part without expiry buckets that list no session, and with the bucket count to match.
-    Java's ExpiryQueue keeps a bucket a session was just moved out of until that bucket's time passes, so
-    whether Java lists such a "0 expire at …:" line depends on timing (zkref drops the bucket at once)."""
+    ExpiryQueue keeps a bucket a session was just moved out of until that bucket's time passes, so whether a
+    server lists such a "0 expire at …:" line depends on when its tick falls (see the test below)."""
     lines = head.split("\n")
     kept = [line for i, line in enumerate(lines)
             if not (re.fullmatch(r"\d+ expire at .+:", line)
@@ -150,6 +150,23 @@ def test_every_word_has_javas_lines(both):
 
 
 @pytest.mark.java
+def test_dump_keeps_an_emptied_session_bucket_until_its_time(both):
+    """A request moves its session to a later expiry bucket; the bucket it left stays, empty, until its time,
+    so `dump` lists "0 expire at …:". Java and zkref both show it.
+    Reference: ExpiryQueue.remove/update ("they'll eventually be removed when they expire"), ExpiryQueue.dump"""
+    from kazoo.client import KazooClient
+    for server in both:
+        zk = KazooClient(f"127.0.0.1:{server.client_port}", timeout=4)   # a 4 s session: 2 ticks of 2 s
+        zk.start()
+        try:
+            def emptied_bucket_listed():
+                zk.exists("/")                       # touches the session: into the bucket of now + 4 s
+                return re.search(r"^0 expire at ", four_letter_word(server.client_port, "dump"), re.M)
+            wait_for(emptied_bucket_listed, 15, 0.1, what=f"an emptied expiry bucket in dump on port {server.client_port}")
+        finally:
+            zk.stop(); zk.close()
+
+
 def test_stat_marks_the_asking_connection(both):
     """`stat` and `cons` list the connection that asks with interest ops `[0]` and idle clients with `[1]`,
     one client per line and one empty line after the list.

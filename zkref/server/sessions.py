@@ -36,7 +36,7 @@ def initialize_next_session_id(server_id: int,          # myid; 0 for a standalo
         sid += 1                                      # never look like a container's owner
     return sid
 
-# %% ../../nbs/11a_sessions.ipynb #3e636a9d
+# %% ../../nbs/11a_sessions.ipynb #7ef3ef73
 class ExpiryQueue:
     "Elements bucketed by expiry time rounded up to `interval_ms`, as Java's `ExpiryQueue`."
     # Java: org.apache.zookeeper.server.ExpiryQueue
@@ -66,9 +66,7 @@ class ExpiryQueue:
     def _discard(self, t: int, elem) -> None:
         bucket = self.buckets.get(t)
         if bucket is not None:
-            bucket.discard(elem)
-            if not bucket:
-                del self.buckets[t]
+            bucket.discard(elem)       # an emptied bucket stays until `poll` reaches its time, as in Java
 
     def remove(self, elem) -> int | None:
         t = self.elem_map.pop(elem, None)
