@@ -398,3 +398,44 @@ def test_rejected_connections_count_as_in_java(zkref_zk, java_zk):
             first.stop()
             first.close()
     assert counts["zkref"] == counts["java"] == 1, counts
+
+
+def pipeline_writes_and_hang_up(port: int, path: str, n: int) -> socket.socket:
+    """Open a raw session, send `n` setData requests for `path` without reading a reply, then half-close the socket
+    (a FIN after the requests: the server reads them all, then end of stream). The caller closes the socket."""
+    body = struct.pack(">iqiqi16s?", 0, 0, 30000, 0, 16, b"\0" * 16, False)
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(struct.pack(">i", len(body)) + body)
+    reply = b""
+    while len(reply) < 4 or len(reply) < 4 + struct.unpack(">i", reply[:4])[0]:
+        chunk = s.recv(4096)
+        assert chunk, "the server closed before its ConnectResponse"
+        reply += chunk
+    p = path.encode()
+    frames = b""
+    for xid in range(1, n + 1):                     # RequestHeader{xid, setData=5}, SetDataRequest{path, data, -1}
+        req = struct.pack(">ii", xid, 5) + struct.pack(">i", len(p)) + p + struct.pack(">i", 1) + b"x" + struct.pack(">i", -1)
+        frames += struct.pack(">i", len(req)) + req
+    s.sendall(frames)
+    s.shutdown(socket.SHUT_WR)
+    return s
+
+
+def test_replies_to_a_closed_connection_count_as_stale(zkref_zk, java_zk):
+    """A client that hangs up while its writes are still in the pipeline: the server reads them all, then the end
+    of the stream, and closes the connection; the writes are applied all the same, and each reply that finds the
+    connection closed counts in stale_replies. Java and zkref both count some; a live connection's reply counts
+    none. Reference: FinalRequestProcessor.processRequest (request.isStale() → STALE_REPLIES), NIOServerCnxn.close"""
+    n = 300
+    for server in (java_zk(CFG), zkref_zk(CFG)):
+        k = kazoo(server.hosts)
+        try:
+            k.create("/stale", b"")
+            with pipeline_writes_and_hang_up(server.client_port, "/stale", n):
+                wait_for(lambda: k.exists("/stale").version == n, 20, what=f"{n} setData applied on {server}")
+            stale = number(mntr(server.client_port), "stale_replies")
+            assert 0 < stale <= n, (server, stale)
+            k.set("/stale", b"y")                         # a live connection's reply is not stale
+            assert number(mntr(server.client_port), "stale_replies") == stale
+        finally:
+            k.stop(); k.close()

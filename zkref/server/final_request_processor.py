@@ -15,7 +15,7 @@ from ..proto import (Code, CreateMode, KeeperException, MultiOperationRecord, Mu
 from .processors import Request, ZooKeeperServer
 
 # %% auto #0
-__all__ = ['FLOG', 'FinalRequestProcessor', 'audit_request']
+__all__ = ['FLOG', 'FinalRequestProcessor', 'audit_request', 'count_stale_reply']
 
 # %% ../../nbs/11f_final_request_processor.ipynb #d5391bea
 FLOG = get_logger("FinalRequestProcessor")
@@ -180,7 +180,13 @@ def _who_am_i(zks: ZooKeeperServer, request: Request) -> WhoAmIResponse:
         infos.append(ClientInfo(auth_scheme=i.scheme, user=ap.user_name(i.id) if ap else None))
     return WhoAmIResponse(client_info=infos)
 
-# %% ../../nbs/11f_final_request_processor.ipynb #5bd4cd6d
+# %% ../../nbs/11f_final_request_processor.ipynb #1441b463
+def count_stale_reply(zks, cnxn) -> None:
+    "Count a reply to a connection that has closed. Java: `if (request.isStale()) STALE_REPLIES.add(1)`"
+    if getattr(cnxn, "closed", False):     # Java: Request.isStale → ServerCnxn.isStale, set by close()
+        zks.server_metrics.stale_replies.add(1)
+
+# %% ../../nbs/11f_final_request_processor.ipynb #067dd86a
 def _respond(self: FinalRequestProcessor, request: Request, rc):
     "The (err, response record) of one request. Java: the switch in FinalRequestProcessor.processRequest"
     zks, cnxn, t = self.zks, request.cnxn, request.type
@@ -191,6 +197,7 @@ def _respond(self: FinalRequestProcessor, request: Request, rc):
     if request.exception is not None and t != OpCode.multi:
         raise request.exception
     FLOG.debug("%s", request)
+    count_stale_reply(zks, cnxn)
     rcerr = Code(rc.err) if rc is not None and rc.err else Code.OK
     if t == OpCode.multi:
         return Code.OK, _multi_results(rc)
@@ -267,7 +274,7 @@ def _respond(self: FinalRequestProcessor, request: Request, rc):
 
 FinalRequestProcessor.respond = _respond
 
-# %% ../../nbs/11f_final_request_processor.ipynb #3fd7d283
+# %% ../../nbs/11f_final_request_processor.ipynb #2e243db5
 def _final_process_request(self: FinalRequestProcessor, request: Request) -> None:
     "Apply, answer, count. Java: FinalRequestProcessor.processRequest"
     zks = self.zks
@@ -280,6 +287,7 @@ def _final_process_request(self: FinalRequestProcessor, request: Request) -> Non
     zks.request_finished(request)
     if request.type in (OpCode.ping, OpCode.createSession):
         FLOG.debug("%s", request)          # Java logs every request that passed the error checks, before its case
+        count_stale_reply(zks, cnxn)
     if request.type == OpCode.ping:
         self.update_stats(request, last_zxid)
         zks.server_metrics.response_bytes.add(zks.send_response(cnxn, ReplyHeader(xid=PING_XID, zxid=last_zxid, err=0)))
