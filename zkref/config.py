@@ -278,14 +278,9 @@ def _parse_properties(self: QuorumPeerConfig,
 
 QuorumPeerConfig.parse_properties = _parse_properties
 
-# %% ../nbs/02_config.ipynb #0ccb9603
-_MOVED = {"server_config": ("ServerConfig", "config_lines")}
-_all_ = ["UNSET_SERVERID", "ServerConfig", "config_lines"]   # `import *` as before the split
+# %% ../nbs/02_config.ipynb #047dd627
+from .reexports import lazy_reexports
 
-def __getattr__(name: str):
-    "Names that moved to chapter 02_config2, still importable from zkref.config (PEP 562)."
-    import importlib
-    for module, names in _MOVED.items():
-        if name in names:
-            return getattr(importlib.import_module(f"zkref.{module}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# names that moved to chapter 02_config2, still importable from here (chapter 01c)
+__getattr__ = lazy_reexports(__name__, {"zkref.server_config": ("ServerConfig", "config_lines")})
+_all_ = ["UNSET_SERVERID", "ServerConfig", "config_lines"]   # `import *` as before the split

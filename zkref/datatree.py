@@ -310,19 +310,15 @@ def _set_acl(self: DataTree, path: str, acl: list[ACL] | None, version: int) -> 
 
 DataTree.set_data, DataTree.set_acl = _set_data, _set_acl
 
-# %% ../nbs/07a_datatree.ipynb #28d99374
+# %% ../nbs/07a_datatree.ipynb #639cefea
 from . import datatree_quotas as _quotas, datatree_reads as _reads  # noqa: F401  add quota, read, watch methods
 from . import datatree_txns as _txns, datatree_snapshots as _snapshots  # noqa: F401  add process_txn, serialize, ...
 
-_MOVED = {"datatree_txns": ("ProcessTxnResult", "sequential_suffix", "to_graphviz"),
-          "datatree_snapshots": ("ZxidDigest", "DIGEST_LOG_LIMIT", "DIGEST_LOG_INTERVAL")}
+from .reexports import lazy_reexports
+
+# names that moved to chapters 07a_datatree3 and 07a_datatree4, still importable from here (chapter 01c)
+__getattr__ = lazy_reexports(__name__, {
+    "zkref.datatree_txns": ("ProcessTxnResult", "sequential_suffix", "to_graphviz"),
+    "zkref.datatree_snapshots": ("ZxidDigest", "DIGEST_LOG_LIMIT", "DIGEST_LOG_INTERVAL")})
 _all_ = ["DataNode", "create_stat", "ProcessTxnResult", "sequential_suffix", "to_graphviz", "ZxidDigest",
          "DIGEST_LOG_LIMIT", "DIGEST_LOG_INTERVAL"]   # `import *` as before the split
-
-def __getattr__(name: str):
-    "Names that moved to chapters 07a_datatree3 and 07a_datatree4, still importable from zkref.datatree (PEP 562)."
-    import importlib
-    for module, names in _MOVED.items():
-        if name in names:
-            return getattr(importlib.import_module(f"zkref.{module}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,24 +23,18 @@ __all__ = ['WRITE_OPS', 'REQUEST_RECORDS', 'NOTIFICATION_XID', 'PING_XID', 'AUTH
            'ephemeral_kind', 'ttl_of', 'ANYONE_ID_UNSAFE', 'AUTH_IDS', 'OPEN_ACL_UNSAFE', 'CREATOR_ALL_ACL',
            'READ_ACL_UNSAFE', 'generate_digest', 'MultiError', 'MultiOperationRecord', 'OpResult', 'MultiResponse']
 
-# %% ../nbs/06b_protocol.ipynb #20b721a2
-_MOVED = {"proto_znodes": ("validate_path", "CreateMode", "CONTAINER_EPHEMERAL_OWNER", "TTL_MAX", "ttl_ephemeral_owner",
+# %% ../nbs/06b_protocol.ipynb #ce0a5e9d
+from .reexports import lazy_reexports
+
+# names that moved to chapters 06b_protocol1 and 06b_protocol2, still importable from here (chapter 01c)
+__getattr__ = lazy_reexports(__name__, {
+    "zkref.proto_znodes": ("validate_path", "CreateMode", "CONTAINER_EPHEMERAL_OWNER", "TTL_MAX", "ttl_ephemeral_owner",
                            "ephemeral_kind", "ttl_of", "ANYONE_ID_UNSAFE", "AUTH_IDS", "OPEN_ACL_UNSAFE",
                            "CREATOR_ALL_ACL", "READ_ACL_UNSAFE", "generate_digest"),
-          "proto_multi": ("MultiError", "MultiOperationRecord", "OpResult", "MultiResponse")}
+    "zkref.proto_multi": ("MultiError", "MultiOperationRecord", "OpResult", "MultiResponse")})
 _all_ = ["validate_path", "CreateMode", "CONTAINER_EPHEMERAL_OWNER", "TTL_MAX", "ttl_ephemeral_owner", "ephemeral_kind",
          "ttl_of", "ANYONE_ID_UNSAFE", "AUTH_IDS", "OPEN_ACL_UNSAFE", "CREATOR_ALL_ACL", "READ_ACL_UNSAFE",
          "generate_digest", "MultiError", "MultiOperationRecord", "OpResult", "MultiResponse"]  # `import *` as before
-
-def __getattr__(name: str):
-    "Names that moved to chapters 06b_protocol1 and 06b_protocol2, still importable from zkref.proto (PEP 562)."
-    import importlib
-    for module, names in _MOVED.items():
-        if name in names:
-            value = getattr(importlib.import_module(f"zkref.{module}"), name)
-            globals()[name] = value          # found once; later lookups are plain attribute reads
-            return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # %% ../nbs/06b_protocol.ipynb #35d4aab3
 class OpCode(enum.IntEnum):

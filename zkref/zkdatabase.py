@@ -172,19 +172,14 @@ def _init_config_in_zk_database(self, qv) -> None:
 
 ZKDatabase.truncate_log, ZKDatabase.init_config_in_zk_database = _truncate_log, _init_config_in_zk_database
 
-# %% ../nbs/07c_zkdatabase.ipynb #6b808e21
+# %% ../nbs/07c_zkdatabase.ipynb #b1f8d773
 from . import zkdatabase_commit as _commit  # noqa: E402,F401  append, commit, commit_async, roll_log, close
 from . import zkdatabase_snapshots as _snapshots  # noqa: E402,F401  take_snapshot(_async), (de)serialize_snapshot
 from . import zkdatabase_committed_log as _committed_log  # noqa: E402,F401  add_committed_proposal, DIFF from the logs
 
-_MOVED = {"zkdatabase_commit": ("SyncThread",),
-          "zkdatabase_snapshots": ("encode_snapshot_chunks", "encode_snapshot_async")}
-_all_ = ["SyncThread", "encode_snapshot_chunks", "encode_snapshot_async"]   # `import *` as before the split
+from .reexports import lazy_reexports
 
-def __getattr__(name: str):
-    "Names that moved to the chapters after this one, still importable from zkref.zkdatabase (PEP 562)."
-    import importlib
-    for module, names in _MOVED.items():
-        if name in names:
-            return getattr(importlib.import_module(f"zkref.{module}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# names that moved to the chapters after this one, still importable from here (chapter 01c)
+__getattr__ = lazy_reexports(__name__, {"zkref.zkdatabase_commit": ("SyncThread",),
+                                        "zkref.zkdatabase_snapshots": ("encode_snapshot_chunks", "encode_snapshot_async")})
+_all_ = ["SyncThread", "encode_snapshot_chunks", "encode_snapshot_async"]   # `import *` as before the split

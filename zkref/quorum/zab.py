@@ -29,20 +29,14 @@ _all_ = ["ZabPeer", "update_election_vote", "close_all_connections", "set_zab_st
          "log_latency", "QuorumZooKeeperServer", "ZabEvent", "record", "zab_diagram", "trace_violations",
          "maybe_snapshot", "group_commit", "STAT_PERSISTED_SIZE", "read_snapshot_body", "snapshot_body"]  # import *
 
-# %% ../../nbs/10c_zab_packets.ipynb #c978d3ea
-_MOVED = {"zab_trace": ("ZabEvent", "record", "zab_diagram", "trace_violations", "_check_leader_event"),
-          "zab_group_commit": ("maybe_snapshot", "group_commit"),
-          "zab_snap": ("STAT_PERSISTED_SIZE", "read_snapshot_body", "snapshot_body")}
+# %% ../../nbs/10c_zab_packets.ipynb #0317b041
+from ..reexports import lazy_reexports
 
-def __getattr__(name: str):
-    "Names that moved to later 10c chapters, still importable from zkref.quorum.zab (PEP 562)."
-    import importlib
-    for module, names in _MOVED.items():
-        if name in names:
-            value = getattr(importlib.import_module(f"zkref.quorum.{module}"), name)
-            globals()[name] = value          # found once; later lookups are plain attribute reads
-            return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# names that moved to later 10c chapters, still importable from here (chapter 01c)
+__getattr__ = lazy_reexports(__name__, {
+    "zkref.quorum.zab_trace": ("ZabEvent", "record", "zab_diagram", "trace_violations", "_check_leader_event"),
+    "zkref.quorum.zab_group_commit": ("maybe_snapshot", "group_commit"),
+    "zkref.quorum.zab_snap": ("STAT_PERSISTED_SIZE", "read_snapshot_body", "snapshot_body")})
 
 # %% ../../nbs/10c_zab_packets.ipynb #5bd00637
 REQUEST = 1            # learner → leader: a client write to propose (sessionId, cxid, type, request body)

@@ -194,18 +194,14 @@ from . import client_packets as _client_packets  # noqa: F401  adds process_conn
 # %% ../../nbs/11_requests.ipynb #fef4021f
 from . import outstanding_changes as _outstanding_changes  # noqa: F401  adds check_acl, get_record_for_path, ...
 
-# %% ../../nbs/11_requests.ipynb #64fb4a2d
-_MOVED = {"prep_request_processor": ("PrepRequestProcessor", "PLOG"),
-          "sync_request_processor": ("SyncRequestProcessor", "SLOG"),
-          "final_request_processor": ("FinalRequestProcessor", "FLOG", "audit_request")}
+# %% ../../nbs/11_requests.ipynb #b07033ba
+from ..reexports import lazy_reexports
 
-def __getattr__(name: str):
-    "Names that moved to chapters 11d-11f, still importable from zkref.server.processors (PEP 562)."
-    import importlib
-    for module, names in _MOVED.items():
-        if name in names:
-            return getattr(importlib.import_module(f"zkref.server.{module}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# names that moved to chapters 11d-11f, still importable from here (chapter 01c)
+__getattr__ = lazy_reexports(__name__, {
+    "zkref.server.prep_request_processor": ("PrepRequestProcessor", "PLOG"),
+    "zkref.server.sync_request_processor": ("SyncRequestProcessor", "SLOG"),
+    "zkref.server.final_request_processor": ("FinalRequestProcessor", "FLOG", "audit_request")})
 
 # %% ../../nbs/11_requests.ipynb #7596eab6
 from . import server_stats as _server_stats_methods  # noqa: F401  adds register_metrics, server_stats, dump_conf, ...
