@@ -46,12 +46,14 @@ class SimpleCounterSet:
         for c in list(self._counters.values()): out.update(c.values())
         return out
 
-# %% ../nbs/05b_metric_counters.ipynb #9db6d75a
+# %% ../nbs/05b_metric_counters.ipynb #e5dcfd69
 def _avg4(total: int, count: int) -> float:
     "total/count rounded half-up to 4 decimals, as Java's AvgMinMaxCounter.getAvg (0 when empty)."
     if count <= 0:
         return 0.0
     return float(Decimal(total / count).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
+
+_LONG_MAX, _LONG_MIN = 2**63 - 1, -2**63   # Java's AtomicLong start values for min and max: "no data yet"
 
 class AvgMinMaxCounter:
     "A BASIC summary: avg, min, max, count and sum of the values added."
@@ -59,29 +61,27 @@ class AvgMinMaxCounter:
     def __init__(self, name: str):
         self.name, self._lock = name, threading.Lock()
         self.reset()
-    def add(self, value: int) -> None:
+    def add(self, value: int) -> None:   # every request adds a few values: kept to one lock and no calls
         value = int(value)
         with self._lock:
-            self._add_locked(value)
+            self._total += value; self._count += 1
+            if value < self._min:
+                self._min = value
+            if value > self._max:
+                self._max = value
     add_data_point = add
-    def _add_locked(self, value: int) -> None:   # every request adds two or three values: kept lean
-        self._total += value; self._count += 1
-        if self._min is None or value < self._min:
-            self._min = value
-        if self._max is None or value > self._max:
-            self._max = value
     def reset(self) -> None:
         with self._lock:
-            self._total, self._count, self._min, self._max = 0, 0, None, None
+            self._total, self._count, self._min, self._max = 0, 0, _LONG_MAX, _LONG_MIN
     def reset_max(self) -> None:
         with self._lock:
-            self._max = self._min
+            self._max = self.min             # Java: max.set(getMin()), so 0 when there is no data
     @property
     def avg(self) -> float: return _avg4(self._total, self._count)
     @property
-    def min(self) -> int: return 0 if self._min is None else self._min
+    def min(self) -> int: return 0 if self._min == _LONG_MAX else self._min
     @property
-    def max(self) -> int: return 0 if self._max is None else self._max
+    def max(self) -> int: return 0 if self._max == _LONG_MIN else self._max
     @property
     def count(self) -> int: return self._count
     @property
@@ -91,7 +91,7 @@ class AvgMinMaxCounter:
         return {f"avg_{n}": self.avg, f"min_{n}": self.min, f"max_{n}": self.max,
                 f"cnt_{n}": self.count, f"sum_{n}": self.total}
 
-# %% ../nbs/05b_metric_counters.ipynb #cfac9512
+# %% ../nbs/05b_metric_counters.ipynb #080395e2
 RESERVOIR_SIZE = 4096  # Java: AvgMinMaxPercentileCounter.ResettableUniformReservoir.DEFAULT_SIZE
 
 def _uniform_snapshot_value(ordered: list[int], quantile: float) -> float:
@@ -121,7 +121,11 @@ class AvgMinMaxPercentileCounter(AvgMinMaxCounter):
     def add(self, value: int) -> None:
         value = int(value)
         with self._lock:
-            self._add_locked(value)
+            self._total += value; self._count += 1
+            if value < self._min:
+                self._min = value
+            if value > self._max:
+                self._max = value
             self._seen += 1
             if self._seen <= RESERVOIR_SIZE:
                 self._reservoir.append(value)
