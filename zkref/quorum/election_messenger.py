@@ -71,7 +71,7 @@ class ElectionEvent:
     election_epoch: int | None = None
     peer_epoch: int | None = None
 
-# %% ../../nbs/09c2_election_messenger.ipynb #b1756b9d
+# %% ../../nbs/09c2_election_messenger.ipynb #f3e18c86
 @dataclass
 class ToSend:
     "A notification waiting to be sent to server `sid`."
@@ -120,72 +120,77 @@ class _Messaging:
         self._workers = [self.manager.spawn(self._worker_sender(), f"WorkerSender[myid={myid}]"),
                          self.manager.spawn(self._worker_receiver(), f"WorkerReceiver[myid={myid}]")]
 
-    async def _worker_sender(self) -> None:
-        # Java: Messenger.WorkerSender.run / process
-        while not self.stop:
-            m = await self.sendqueue.get()
-            self._record("send", m.sid, m.state, m.leader, m.zxid, m.election_epoch, m.peer_epoch)
-            self.manager.to_send(m.sid, build_msg(m.state, m.leader, m.zxid, m.election_epoch, m.peer_epoch,
-                                                  m.config_data))
+# %% ../../nbs/09c2_election_messenger.ipynb #83d3d976
+async def _worker_sender(self: _Messaging) -> None:
+    # Java: Messenger.WorkerSender.run / process
+    while not self.stop:
+        m = await self.sendqueue.get()
+        self._record("send", m.sid, m.state, m.leader, m.zxid, m.election_epoch, m.peer_epoch)
+        self.manager.to_send(m.sid, build_msg(m.state, m.leader, m.zxid, m.election_epoch, m.peer_epoch,
+                                              m.config_data))
 
-    def _config_bytes(self) -> bytes:
-        return str(self.peer.quorum_verifier).encode()
+def _config_bytes(self: _Messaging) -> bytes:
+    return str(self.peer.quorum_verifier).encode()
 
-    def _valid_voter(self, sid: int) -> bool:
-        # Java: FastLeaderElection.validVoter
-        return sid in self.peer.current_and_next_config_voters()
+def _valid_voter(self: _Messaging, sid: int) -> bool:
+    # Java: FastLeaderElection.validVoter
+    return sid in self.peer.current_and_next_config_voters()
 
-    async def _worker_receiver(self) -> None:
-        # Java: Messenger.WorkerReceiver.run
-        while not self.stop:
-            response = await self.manager.poll_recv_queue(3.0)
-            if response is None:
-                continue
-            try:
-                self._receive(response.buffer, response.sid)
-            except Exception as e:   # one bad message must not end the receiver (Java's thread would die)
-                LOG_RECEIVER.error("Unexpected exception processing a message from sid %s: %r", response.sid, e)
-        LOG_RECEIVER.info("WorkerReceiver is down")
+_Messaging._worker_sender, _Messaging._config_bytes = _worker_sender, _config_bytes
+_Messaging._valid_voter = _valid_voter
 
-    def _receive(self, buffer: bytes, sid: int) -> None:
-        "Decode one message and route it: queue it, answer it, or both."
+# %% ../../nbs/09c2_election_messenger.ipynb #b779e218
+async def _worker_receiver(self: _Messaging) -> None:
+    # Java: Messenger.WorkerReceiver.run
+    while not self.stop:
+        response = await self.manager.poll_recv_queue(3.0)
+        if response is None:
+            continue
         try:
-            n = parse_notification(buffer, sid)
-        except MalformedNotification as e:
-            (LOG_RECEIVER.error if len(buffer) < 28 else LOG_RECEIVER.warning)("%s", e)
-            return
-        if n is None:
-            return
-        self._record("recv", sid, n.state, n.leader, n.zxid, n.election_epoch, n.peer_epoch)
-        self._check_config_version(n)
-        peer = self.peer
-        if not self._valid_voter(sid):
-            current = peer.current_vote
-            self.sendqueue.put_nowait(ToSend(current.id, current.zxid, self.logicalclock, peer.peer_state, sid,
-                                             current.peer_epoch, self._config_bytes()))
-            return
-        LOG_RECEIVER.info("Notification: my state:%s; n.sid:%s, n.state:%s, n.leader:%s, n.round:0x%s, n.peerEpoch:0x%s, "
-                 "n.zxid:0x%s, message format version:0x%s, n.config version:0x%s",
-                 peer.peer_state.name, n.sid, n.state.name, n.leader, _hex(n.election_epoch), _hex(n.peer_epoch),
-                 _hex(n.zxid), _hex(n.version), _config_version_hex(n.config))
-        if peer.peer_state == ServerState.LOOKING:
-            self.recvqueue.offer(n)
-            if n.state == ServerState.LOOKING and n.election_epoch < self.logicalclock:
-                v = self.get_vote()
-                self.sendqueue.put_nowait(ToSend(v.id, v.zxid, self.logicalclock, peer.peer_state, sid,
-                                                 v.peer_epoch, self._config_bytes()))
-        elif n.state == ServerState.LOOKING:
-            current = peer.current_vote
-            self.sendqueue.put_nowait(ToSend(current.id, current.zxid, current.election_epoch, peer.peer_state,
-                                             sid, current.peer_epoch, self._config_bytes()))
+            self._receive(response.buffer, response.sid)
+        except Exception as e:   # one bad message must not end the receiver (Java's thread would die)
+            LOG_RECEIVER.error("Unexpected exception processing a message from sid %s: %r", response.sid, e)
+    LOG_RECEIVER.info("WorkerReceiver is down")
 
-    def _check_config_version(self, n: Notification) -> None:
-        # Java: WorkerReceiver.run, the processReconfig branch. zkref has no dynamic reconfiguration yet:
-        # a newer config is logged and otherwise ignored, as Java does with reconfigEnabled=false.
-        theirs = _config_version(n.config)
-        mine = getattr(self.peer.quorum_verifier, "version", 0)
-        if theirs is not None and theirs > mine:
-            LOG_RECEIVER.info("%s Received version: %s my version: %s", self.peer.myid, _hex(theirs), _hex(mine))
+def _receive(self: _Messaging, buffer: bytes, sid: int) -> None:
+    "Decode one message and route it: queue it, answer it, or both."
+    try:
+        n = parse_notification(buffer, sid)
+    except MalformedNotification as e:
+        (LOG_RECEIVER.error if len(buffer) < 28 else LOG_RECEIVER.warning)("%s", e)
+        return
+    if n is None:
+        return
+    self._record("recv", sid, n.state, n.leader, n.zxid, n.election_epoch, n.peer_epoch)
+    self._check_config_version(n)
+    peer = self.peer
+    if not self._valid_voter(sid):
+        current = peer.current_vote
+        self.sendqueue.put_nowait(ToSend(current.id, current.zxid, self.logicalclock, peer.peer_state, sid,
+                                         current.peer_epoch, self._config_bytes()))
+        return
+    LOG_RECEIVER.info("Notification: my state:%s; n.sid:%s, n.state:%s, n.leader:%s, n.round:0x%s, n.peerEpoch:0x%s, "
+             "n.zxid:0x%s, message format version:0x%s, n.config version:0x%s",
+             peer.peer_state.name, n.sid, n.state.name, n.leader, _hex(n.election_epoch), _hex(n.peer_epoch),
+             _hex(n.zxid), _hex(n.version), _config_version_hex(n.config))
+    if peer.peer_state == ServerState.LOOKING:
+        self.recvqueue.offer(n)
+        if n.state == ServerState.LOOKING and n.election_epoch < self.logicalclock:
+            v = self.get_vote()
+            self.sendqueue.put_nowait(ToSend(v.id, v.zxid, self.logicalclock, peer.peer_state, sid,
+                                             v.peer_epoch, self._config_bytes()))
+    elif n.state == ServerState.LOOKING:
+        current = peer.current_vote
+        self.sendqueue.put_nowait(ToSend(current.id, current.zxid, current.election_epoch, peer.peer_state,
+                                         sid, current.peer_epoch, self._config_bytes()))
+
+def _check_config_version(self: _Messaging, n: Notification) -> None:
+    # Java: WorkerReceiver.run, the processReconfig branch. zkref has no dynamic reconfiguration yet:
+    # a newer config is logged and otherwise ignored, as Java does with reconfigEnabled=false.
+    theirs = _config_version(n.config)
+    mine = getattr(self.peer.quorum_verifier, "version", 0)
+    if theirs is not None and theirs > mine:
+        LOG_RECEIVER.info("%s Received version: %s my version: %s", self.peer.myid, _hex(theirs), _hex(mine))
 
 def _config_version(config: str | None) -> int | None:
     "The `version=<hex>` of a QuorumVerifier's text, or None."
@@ -202,6 +207,9 @@ def _config_version(config: str | None) -> int | None:
 def _config_version_hex(config: str | None) -> str:
     v = _config_version(config)
     return "0" if v is None else _hex(v)
+
+_Messaging._worker_receiver, _Messaging._receive = _worker_receiver, _receive
+_Messaging._check_config_version = _check_config_version
 
 # %% ../../nbs/09c2_election_messenger.ipynb #4dfa1930
 def election_diagram(trace: list[ElectionEvent],     # events from one or more FastLeaderElections
