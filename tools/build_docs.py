@@ -80,6 +80,35 @@ def render_dot_files(folder: Path) -> None:
         subprocess.run(["dot", "-Tsvg", str(dot), "-o", str(dot.with_suffix(".svg"))], check=True)
 
 
+# The chapters follow QuorumPeerMain's start-up; the nav groups them by its steps (the chapter number's two digits).
+PARTS = {
+    "01": "initializeAndRun: the entry point",
+    "02": "Reading zoo.cfg",
+    "03": "Purging old files",
+    "04": "The standalone server",
+    "05": "runFromConfig and metrics",
+    "06": "Connections and the wire protocol",
+    "07": "QuorumPeer: the data tree and storage",
+    "08": "initialize()",
+    "09": "start(): admin server, election port, election",
+    "10": "join(): leading and following (Zab)",
+    "11": "Serving requests: sessions and the pipeline",
+    "12": "The mini cluster",
+}
+
+
+def chapter_parts(chapters: list[tuple[str, str, str]]) -> list[dict]:
+    "The nav's chapters, one section per start-up step, in reading order."
+    parts: dict[str, list] = {}
+    for stem, md, title in chapters:
+        if stem.startswith("00_"):
+            continue
+        number = stem.split("_")[0]
+        part = PARTS.get(number[:2], "More")
+        parts.setdefault(f"{number[:2]} · {part}" if part != "More" else part, []).append({f"{number} · {title}": md})
+    return [{name: entries} for name, entries in parts.items()]
+
+
 def main() -> int:
     shutil.rmtree(DOCS, ignore_errors=True)
     shutil.copytree(ROOT / "site", DOCS)
@@ -93,8 +122,7 @@ def main() -> int:
     nav = [{"Home": index[0]}] if index else []
     for entry in config.get("nav", []):
         if entry == "CHAPTERS":
-            nav.append({"Chapters": [{f"{stem.split('_')[0]} · {title}": md}
-                                     for stem, md, title in chapters if not stem.startswith("00_")]})
+            nav.append({"Chapters": chapter_parts(chapters)})
         else:
             nav.append(entry)
     config["nav"] = nav
