@@ -67,7 +67,7 @@ def _close_session(self: ZooKeeperServer, session_id: int) -> None:
 
 ZooKeeperServer.startup, ZooKeeperServer.expire, ZooKeeperServer.close_session = _startup, _expire, _close_session
 
-# %% ../../nbs/11_requests3_lifecycle.ipynb #2a383749
+# %% ../../nbs/11_requests3_lifecycle.ipynb #16e80029
 def _set_state(self: ZooKeeperServer, state: State) -> None:
     "Java: ZooKeeperServer.setState; ERROR and SHUTDOWN release whoever waits for the shutdown."
     self.state = state
@@ -75,7 +75,9 @@ def _set_state(self: ZooKeeperServer, state: State) -> None:
         self.shutdown_event.set()
 
 async def _shutdown(self: ZooKeeperServer, full: bool = True) -> None:
-    "Stop sessions and processors; flush the log; snapshot if `full`. Java: ZooKeeperServer.shutdown"
+    """Stop sessions and processors, flush what Sync holds, commit and close the log. Java: ZooKeeperServer.shutdown.
+    Java then clears the database (`fullyShutDown`) or fast-forwards it from the log; in zkref the caller does
+    that (a Leader or Learner fast-forwards when its role ends; the standalone server exits), so `full` is unused."""
     if self.state == State.SHUTDOWN:
         return
     LOG.info("shutting down")
