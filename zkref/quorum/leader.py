@@ -21,11 +21,12 @@ __all__ = ['LLOG', 'ack_logging_frequency', 'ack_sets_to_string', 'Leader', 'Pro
            'SyncPlan', 'sync_follower', 'sync_follower_async', 'ProposalRequestProcessor', 'LeaderZooKeeperServer',
            'packet_size', 'LearnerHandler']
 
-# %% ../../nbs/10a_leader.ipynb #8d0c3363
+# %% ../../nbs/10a_leader.ipynb #edc1efd7
 from .leader_sync import SyncPlan, sync_follower, sync_follower_async
 from .learner_handler import LOG, MARKER_PACKET_INTERVAL, LearnerHandler, _Stop, packet_size
 from .leader_zk_server import LeaderZooKeeperServer, ProposalRequestProcessor
 from .leader_broadcast import LeaderBroadcast, Proposal
+from .leader_epoch import LeaderEpoch
 
 # `from zkref.quorum.leader import *` gives the sync plan's, the handler's, the server's and Proposal too, as before
 # they had chapters
@@ -70,8 +71,8 @@ def ack_sets_to_string(sids) -> str:
     # Java: SyncedLearnerTracker.ackSetsToString (a HashSet<Long>: small ids print in ascending order)
     return "[" + ", ".join(str(s) for s in sorted(sids)) + "]"
 
-# %% ../../nbs/10a_leader.ipynb #6773acca
-class Leader(LeaderBroadcast):
+# %% ../../nbs/10a_leader.ipynb #55b4ee30
+class Leader(LeaderEpoch, LeaderBroadcast):
     "The elected leader: discovery, synchronization and broadcast. Java: Leader"
     def __init__(self, peer):                      # a QuorumPeer, or a ZabPeer (chapter 10c)
         self.peer = peer
@@ -127,88 +128,7 @@ class Leader(LeaderBroadcast):
         host, port = self.peer.quorum_verifier.all_members[self.peer.myid].addr[0]
         return ("0.0.0.0", port) if getattr(self.peer, "quorum_listen_on_all_ips", False) else (host, port)
 
-    def init_timeout_s(self) -> float:
-        return self.peer.init_limit * self.peer.tick_time / 1000
-
-    async def _wait(self, done, message: str) -> None:
-        "Wait up to initLimit ticks for `done()`; InterruptedError(message) otherwise."
-        try:
-            await asyncio.wait_for(self.cond.wait_for(lambda: done() or self.stopped.is_set()), self.init_timeout_s())
-        except asyncio.TimeoutError:
-            raise InterruptedError(message) from None
-        if self.stopped.is_set():
-            raise _Stop()
-
-# %% ../../nbs/10a_leader.ipynb #74dccdbf
-async def _get_epoch_to_propose(self: Leader, sid: int, last_accepted_epoch: int) -> int:
-    "One more than every accepted epoch of a quorum; acceptedEpoch is written. Java: Leader.getEpochToPropose"
-    # Spec: Zab.tla LeaderProcessCEPOCH
-    async with self.cond:
-        if not self.waiting_for_new_epoch:
-            return self.epoch
-        if last_accepted_epoch >= self.epoch:
-            self.epoch = last_accepted_epoch + 1
-        if self.is_participant(sid):
-            self.connecting_followers.add(sid)
-        qv = self.peer.quorum_verifier
-        if self.peer.myid in self.connecting_followers and qv.contains_quorum(self.connecting_followers):
-            self.waiting_for_new_epoch = False
-            self.peer.set_accepted_epoch(self.epoch)
-            record(self.trace, "step", self.peer.myid, None, step="acceptedEpoch", zxid=make_zxid(self.epoch, 0))
-            self.cond.notify_all()
-        else:
-            await self._wait(lambda: not self.waiting_for_new_epoch, "Timeout while waiting for epoch from quorum")
-        return self.epoch
-
-async def _wait_for_epoch_ack(self: Leader, sid: int, current_epoch: int, last_zxid: int) -> None:
-    "Refuse a learner ahead of us; wait for a quorum of ACKEPOCHs. Java: Leader.waitForEpochAck"
-    # Spec: Zab.tla LeaderProcessACKEPOCH
-    async with self.cond:
-        if self.election_finished:
-            return
-        if current_epoch != -1:
-            mine = self.leader_state_summary
-            if (current_epoch, last_zxid) > mine:              # Java: StateSummary.isMoreRecentThan
-                raise IOError(f"Follower is ahead of the leader, leader summary: {mine[0]} (current epoch), "
-                              f"{mine[1]} (last zxid)")
-            if last_zxid != -1 and self.is_participant(sid):
-                self.electing_followers.add(sid)
-        qv = self.peer.quorum_verifier
-        if self.peer.myid in self.electing_followers and qv.contains_quorum(self.electing_followers):
-            self.election_finished = True
-            self.cond.notify_all()
-        else:
-            await self._wait(lambda: self.election_finished, "Timeout while waiting for epoch to be acked by quorum")
-
-async def _wait_for_new_leader_ack(self: Leader, sid: int, zxid: int) -> None:
-    "Wait for a quorum of NEWLEADER ACKs. Java: Leader.waitForNewLeaderAck"
-    async with self.cond:
-        if self.quorum_formed:
-            return
-        if zxid != self.new_leader_zxid:
-            LLOG.error("NEWLEADER ACK from sid: %d is from a different epoch - current 0x%s received 0x%s", sid,
-                       zxid_to_string(self.new_leader_zxid), zxid_to_string(zxid))
-            return
-        if self.is_participant(sid):
-            self.new_leader_acks.add(sid)
-        if self.peer.quorum_verifier.contains_quorum(self.new_leader_acks):
-            self.quorum_formed = True
-            self.cond.notify_all()
-        else:
-            await self._wait(lambda: self.quorum_formed, "Timeout while waiting for NEWLEADER to be acked by quorum")
-
-Leader.get_epoch_to_propose, Leader.wait_for_epoch_ack = _get_epoch_to_propose, _wait_for_epoch_ack
-Leader.wait_for_new_leader_ack = _wait_for_new_leader_ack
-
-# %% ../../nbs/10a_leader.ipynb #4f4acd35
-def _quorum_verifier_bytes(self: Leader) -> bytes:
-    "The NEWLEADER payload: the config, its version set to the new leader zxid. Java: Leader.getQuorumVerifierBytes"
-    qv = self.peer.quorum_verifier
-    text = str(qv)
-    if getattr(qv, "version", 0) == 0:             # Java: lead() gives version 0 configs the NEWLEADER zxid
-        text = text.rsplit("version=", 1)[0] + f"version={zxid_to_string(self.new_leader_zxid)}"
-    return text.encode("utf-8")
-
+# %% ../../nbs/10a_leader.ipynb #fd9314fa
 async def _accept(self: Leader, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     "Java: LearnerCnxAcceptor → new LearnerHandler(...).start()"
     if self.stopped.is_set():
@@ -347,6 +267,6 @@ async def _shutdown(self: Leader, reason: str = "") -> None:
     async with self.cond:
         self.cond.notify_all()
 
-Leader.quorum_verifier_bytes, Leader.accept, Leader.lead, Leader.run = _quorum_verifier_bytes, _accept, _lead, _lead
+Leader.accept, Leader.lead, Leader.run = _accept, _lead, _lead
 Leader.start_zk_server, Leader.tick_loop = _start_zk_server, _tick_loop
 Leader.request_shutdown, Leader.shutdown = _request_shutdown, _shutdown
