@@ -119,7 +119,7 @@ class _HoldingRole:
         except asyncio.TimeoutError:
             return False
 
-# %% ../../nbs/07_peer1_holding_roles.ipynb #9a238593
+# %% ../../nbs/07_peer1_holding_roles.ipynb #79df3e79
 class HoldingLeader(_HoldingRole):
     "LEADING without Zab: bind the quorum port, keep track of live learners, step down without a quorum."
     java_class, mode = "Leader", "leader"
@@ -187,7 +187,7 @@ class HoldingLeader(_HoldingRole):
             while not self.stopped.is_set():
                 await read_quorum_packet(reader)
                 self.learners[sid] = time.monotonic()
-        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as e:
+        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError):
             if not self.stopped.is_set():
                 self.log.warning("******* GOODBYE %s ********", writer.get_extra_info("peername"))
         finally:

@@ -67,7 +67,7 @@ def _close_session(self: ZooKeeperServer, session_id: int) -> None:
 
 ZooKeeperServer.startup, ZooKeeperServer.expire, ZooKeeperServer.close_session = _startup, _expire, _close_session
 
-# %% ../../nbs/11_requests3_lifecycle.ipynb #16e80029
+# %% ../../nbs/11_requests3_lifecycle.ipynb #40774e8c
 def _set_state(self: ZooKeeperServer, state: State) -> None:
     "Java: ZooKeeperServer.setState; ERROR and SHUTDOWN release whoever waits for the shutdown."
     self.state = state
@@ -99,7 +99,6 @@ async def _shutdown(self: ZooKeeperServer, full: bool = True) -> None:
         await asyncio.gather(sp.task, return_exceptions=True)
         if sp.snapshot_task is not None:
             await asyncio.gather(sp.snapshot_task, return_exceptions=True)
-    loop = asyncio.get_running_loop()
     try:
         await self.zk_db.commit_async()
     except Exception as e:
