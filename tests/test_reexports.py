@@ -28,6 +28,9 @@ MOVED = {
         "zkref.server.prep_request_processor": ["PrepRequestProcessor", "PLOG"],
         "zkref.server.sync_request_processor": ["SyncRequestProcessor", "SLOG"],
         "zkref.server.final_request_processor": ["FinalRequestProcessor", "FLOG", "audit_request"]},
+    "zkref.audit": {"zkref.audit_helper": ["java_string_hash", "java_id_hash", "java_auth_info_order", "session_id_hex",
+                                           "perm_string", "acl_to_string", "AUDIT_USER_SCHEMES", "users_for_audit",
+                                           "create_mode_for_audit"]},
 }
 
 
