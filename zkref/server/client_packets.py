@@ -134,7 +134,7 @@ def list_providers(providers: dict # scheme -> provider, as ZooKeeperServer.prov
     # Java: ProviderRegistry.listProviders (ip is registered first, then digest, then authProvider.* classes)
     return "".join(f"{scheme} " for scheme in JavaHashSet(providers, capacity=16))
 
-# %% ../../nbs/11_requests1_client_packets.ipynb #6f146fc7
+# %% ../../nbs/11_requests1_client_packets.ipynb #59f48b2c
 def _process_packet(self: ZooKeeperServer, cnxn: ServerCnxn, body: bytes) -> None:
     "One request frame. Java: ZooKeeperServer.processPacket"
     ia = InputArchive(body)
@@ -176,7 +176,10 @@ def _process_packet(self: ZooKeeperServer, cnxn: ServerCnxn, body: bytes) -> Non
         return
     # Java: cnxn.getAuthInfo() copies the connection's ConcurrentHashMap-backed set, so whoAmI and an `auth` ACL
     # list the ids in that set's order, not in the order they were added
-    self.enqueue_request(Request(cnxn, cnxn.session_id, h.xid, h.type, rest, java_auth_info_order(cnxn.auth_info)))
+    ids = cnxn.auth_info_java_order
+    if ids is None:                      # ordered once per addauth, not once per request
+        ids = cnxn.auth_info_java_order = java_auth_info_order(cnxn.auth_info)
+    self.enqueue_request(Request(cnxn, cnxn.session_id, h.xid, h.type, rest, list(ids)))
     if self.in_process >= self.global_outstanding_limit:
         cnxn.disable_recv()
         self.throttled.add(cnxn)

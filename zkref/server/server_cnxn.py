@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['LOG', 'CnxnIOError', 'EndOfStream', 'CloseRequestException', 'ServerCnxn']
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #93d8e329
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #4ce14df1
 LOG = get_logger("NIOServerCnxn")
 
 class CnxnIOError(IOError):
@@ -49,6 +49,7 @@ class ServerCnxn:
         self.initialized = False                 # the ConnectRequest has been read
         self.is_old_client = True                # no readOnly byte seen (yet)
         self.auth_info: list[Id] = [Id(scheme="ip", id=peer[0])]
+        self.auth_info_java_order: list[Id] | None = None   # auth_info as Java's set iterates it (chapter 11_requests1)
         self.closed = False
         self.outstanding = 0
         self.packets_received = self.packets_sent = 0
@@ -79,6 +80,7 @@ class ServerCnxn:
     def add_auth_info(self, id_: Id) -> None:
         if id_ not in self.auth_info:
             self.auth_info.append(id_)
+            self.auth_info_java_order = None
 
 # %% ../../nbs/06_connections1_server_cnxn.ipynb #7a70e838
 def _send_buffer(self: ServerCnxn, data: bytes) -> None:
