@@ -18,7 +18,7 @@ from .znode_basics import IllegalArgumentError, _hex
 # %% auto #0
 __all__ = ['LOG_WATCH', 'EventType', 'WatcherMode', 'WatchedEvent', 'ServerWatcher', 'WatchManager']
 
-# %% ../nbs/07a2_watch_manager.ipynb #20bf2b83
+# %% ../nbs/07a2_watch_manager.ipynb #9f4527b1
 class EventType(enum.IntEnum):
     "Watch event types, as `Watcher.Event.EventType`."
     None_ = -1; NodeCreated = 1; NodeDeleted = 2; NodeDataChanged = 3; NodeChildrenChanged = 4
@@ -67,12 +67,14 @@ def _path_parents(path: str, all_levels: bool) -> Iterator[tuple[str, bool]]:
     # Java: PathParentIterator.forAll / forPathOnly
     level = 0
     while path and (all_levels or level == 0):
+        # Java's next() cuts the path before it returns it, so a path without "/" (only checkWatches reaches here
+        # with one: reads and writes refuse it first) fails on substring(0, -1): the client gets MarshallingError
+        cut = path.rfind("/") if path != "/" else 0
+        if cut < 0:
+            raise IndexError(f"begin 0, end -1, length {len(path)}")   # StringIndexOutOfBoundsException
         yield path, level > 0
         level += 1
-        if path == "/":
-            path = ""
-        else:
-            path = path[:path.rfind("/")] or "/"
+        path = "" if path == "/" else (path[:cut] or "/")
 
 # %% ../nbs/07a2_watch_manager.ipynb #99258d15
 class WatchManager:
