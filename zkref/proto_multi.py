@@ -18,7 +18,7 @@ from .proto import OpCode
 # %% auto #0
 __all__ = ['MultiError', 'MultiOperationRecord', 'OpResult', 'MultiResponse']
 
-# %% ../nbs/06b_protocol2_multi.ipynb #3c4a23d8
+# %% ../nbs/06b_protocol2_multi.ipynb #92c380af
 _MULTI_OP_RECORDS = {OpCode.create: CreateRequest, OpCode.create2: CreateRequest,
                      OpCode.createContainer: CreateRequest, OpCode.createTTL: CreateTTLRequest,
                      OpCode.delete: DeleteRequest, OpCode.setData: SetDataRequest,
@@ -28,6 +28,25 @@ _READ_OPS = {OpCode.getChildren, OpCode.getData}
 
 class MultiError(JuteError):
     "A malformed multi request (Java: IOException from MultiOperationRecord.deserialize)."
+
+_CREATE_OPS = {OpCode.create, OpCode.create2, OpCode.createContainer, OpCode.createTTL}
+
+def _create_op(header_type: int,  # the op type in the MultiHeader
+               rec) -> tuple:     # its CreateRequest or CreateTTLRequest
+    "The (opcode, record) Java's `Op.create` makes of a create in a multi: the mode, not the header, decides."
+    # Java: MultiOperationRecord.deserialize, Op.create, Op.Create.getOpcode, CreateOptions
+    ttl_mode, container = rec.flags in (5, 6), rec.flags == 4
+    if header_type == OpCode.createTTL:
+        if ttl_mode:
+            return header_type, rec
+        # a createTTL whose mode is not a TTL one is a plain Create (an unknown flag fails later, in prep)
+        return (OpCode.createContainer if container else OpCode.create,
+                CreateRequest(path=rec.path, data=rec.data, acl=rec.acl, flags=rec.flags))
+    if not 0 <= rec.flags <= 6:
+        raise MultiError(f"invalid flag {rec.flags} for create mode")
+    if ttl_mode:     # CreateOptions with no ttl (-1) fails validateTTL; deserialize reports that IllegalArgumentException so
+        raise MultiError("Mixing different kind of ops")
+    return (OpCode.createContainer if container else header_type), rec
 
 @dataclass
 class MultiOperationRecord(Record):     # Record: to_bytes / from_bytes around the serialize/deserialize below
@@ -50,16 +69,13 @@ class MultiOperationRecord(Record):     # Record: to_bytes / from_bytes around t
             if rec_cls is None:
                 raise MultiError("Invalid type of op")
             rec = rec_cls.deserialize(ia)
-            if h.type in (OpCode.create, OpCode.create2, OpCode.createContainer) and not 0 <= rec.flags <= 6:
-                raise MultiError(f"invalid flag {rec.flags} for create mode")
+            op = _create_op(h.type, rec) if h.type in _CREATE_OPS else (h.type, rec)
             kinds.add(h.type in _READ_OPS)
             if len(kinds) > 1:
                 raise MultiError("Mixing different kind of ops")
-            ops.append((h.type, rec))
+            ops.append(op)
             h = MultiHeader.deserialize(ia)
         return cls(ops)
-
-
 
 # %% ../nbs/06b_protocol2_multi.ipynb #1185d720
 @dataclass
