@@ -45,7 +45,7 @@ class PrepRequestProcessor:
 
 
 
-# %% ../../nbs/11d_prep_request_processor.ipynb #a4092cb7
+# %% ../../nbs/11d_prep_request_processor.ipynb #fff0e224
 def _multi(self: PrepRequestProcessor, request: Request) -> None:
     zks = self.zks
     try:
@@ -61,7 +61,7 @@ def _multi(self: PrepRequestProcessor, request: Request) -> None:
         paths.add(rec.path)
         if rec.path and "/" in rec.path:
             paths.add(rec.path[:rec.path.rfind("/")])
-    pending = {p: zks.outstanding_changes_for_path.get(p) for p in paths}
+    pending = [c for c in map(zks.outstanding_changes_for_path.get, paths) if c is not None]   # getPendingChanges
     request.hdr = TxnHeader(client_id=request.session_id, cxid=request.cxid, zxid=zxid,
                             time=int(time.time() * 1000), type=OpCode.multi)
     txns, failed = [], None
@@ -79,18 +79,25 @@ def _multi(self: PrepRequestProcessor, request: Request) -> None:
                     PLOG.info("Got user-level KeeperException when processing %s aborting remaining multi ops. "
                               "Error Path:%s Error:%s", request, e.path, e.message)
                 request.exception = e
-                while zks.outstanding_changes and zks.outstanding_changes[-1].zxid == zxid:
-                    zks.outstanding_changes.pop()
-                for p, c in pending.items():
-                    if c is None:
-                        zks.outstanding_changes_for_path.pop(p, None)
-                    else:
-                        zks.outstanding_changes_for_path[p] = c
+                self.rollback_pending_changes(zxid, pending)
         txns.append(Txn(type=t, data=txn.to_bytes()))
     request.txn = MultiTxn(txns=txns)
     zks.set_txn_digest(request)
 
-PrepRequestProcessor.multi = _multi
+def _rollback_pending_changes(self: PrepRequestProcessor, zxid: int, pending: list) -> None:
+    "Undo a failed multi's change records. Java: PrepRequestProcessor.rollbackPendingChanges"
+    zks = self.zks
+    while zks.outstanding_changes and zks.outstanding_changes[-1].zxid == zxid:
+        # every path the multi changed, a sequential node's full name included, loses its record
+        zks.outstanding_changes_for_path.pop(zks.outstanding_changes.pop().path, None)
+    if not zks.outstanding_changes:
+        return
+    first = zks.outstanding_changes[0].zxid
+    for c in pending:
+        if c.zxid >= first:          # still outstanding: put it back
+            zks.outstanding_changes_for_path[c.path] = c
+
+PrepRequestProcessor.multi, PrepRequestProcessor.rollback_pending_changes = _multi, _rollback_pending_changes
 
 # %% ../../nbs/11d_prep_request_processor.ipynb #0c2b046c
 _WRITE_TYPES = (OpCode.create, OpCode.create2, OpCode.createTTL, OpCode.createContainer, OpCode.delete,
