@@ -45,7 +45,7 @@ def _quota(zks: ZooKeeperServer, path: str, last, data, op: int) -> None:
     except KeeperError as e:
         raise KeeperException(int(e.code), path) from None
 
-# %% ../../nbs/11d_prep_request_processor1_txns.ipynb #b3927be4
+# %% ../../nbs/11d_prep_request_processor1_txns.ipynb #281e1627
 def _p_create(self: PrepRequestProcessor, type_: int, request: Request, record) -> None:
     zks, zxid = self.zks, request.hdr.zxid
     flags, path, acl, data = record.flags, record.path, record.acl, record.data
@@ -56,7 +56,10 @@ def _p_create(self: PrepRequestProcessor, type_: int, request: Request, record) 
     try:
         if mode.is_ttl:
             ttl_ephemeral_owner(ttl)
-        elif ttl >= 0:
+        elif ttl >= 0 or type_ == OpCode.createTTL:
+            # Java (3.8.0 to branch-3.8) lets a createTTL with a non-TTL mode and a negative ttl through here; its
+            # CreateTTLTxn then fails in DataTree.processTxn (TTL.toEphemeralOwner), which stops the server, and the
+            # logged txn stops it again at every start. zkref refuses it as Java refuses a ttl >= 0 (divergence)
             raise ValueError(f"ttl not valid for mode: {mode.name}")
     except ValueError:
         raise KeeperException(Code.BADARGUMENTS, path) from None
