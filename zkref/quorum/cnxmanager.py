@@ -20,13 +20,14 @@ __all__ = ['LOG', 'QuorumCnxManager', 'LOG_SEND', 'LOG_RECV', 'LOG_LISTENER', 'L
            'InitialMessageException', 'InitialMessage', 'build_initial_message', 'parse_initial_message',
            'CircularBlockingQueue', 'Message', 'SendWorker', 'RecvWorker', 'UnableToBindQuorumPort', 'Listener']
 
-# %% ../../nbs/09b_cnxmanager.ipynb #e9e32499
+# %% ../../nbs/09b_cnxmanager.ipynb #a5abd417
 from .cnx_initial_message import (MAX_BUFFER, OBSERVER_ID, PROTOCOL_VERSION_V1, PROTOCOL_VERSION_V2,
                                               Address, InitialMessage, InitialMessageException, _java_exc,
                                               build_initial_message, format_inet_addr, is_wildcard_address,
                                               parse_initial_message)
 from .cnx_workers import (LOG_RECV, LOG_SEND, PACKETMAXSIZE, RECV_CAPACITY, SEND_CAPACITY,
                                       CircularBlockingQueue, Message, RecvWorker, SendWorker)
+from .quorum_tls import QuorumX509Util, describe_tls, open_tls_connection
 from .cnx_listener import (LOG_HANDLER, LOG_LISTENER, UNABLE_TO_BIND_QUORUM_PORT, Listener,
                                        UnableToBindQuorumPort)
 
@@ -41,7 +42,7 @@ _all_ = ["LOG_SEND", "LOG_RECV", "LOG_LISTENER", "LOG_HANDLER", "RECV_CAPACITY",
 # %% ../../nbs/09b_cnxmanager.ipynb #051fe744
 LOG = get_logger("QuorumCnxManager")
 
-# %% ../../nbs/09b_cnxmanager.ipynb #143dfbb4
+# %% ../../nbs/09b_cnxmanager.ipynb #09dbfa82
 class QuorumCnxManager:
     "The connections between peers on the election port (one per pair), with Java's handshake and framing."
     # Java: QuorumCnxManager
@@ -55,6 +56,7 @@ class QuorumCnxManager:
                  port_bind_max_retry: int = 3,                  # zookeeper.electionPortBindRetry (0 = forever)
                  bind_retry_delay_ms: int = 1000,               # pause between bind attempts (Java: 1 s)
                  multi_address_enabled: bool = False,           # multiAddress.enabled: send protocol V2
+                 x509_util: QuorumX509Util | None = None,        # sslQuorum: TLS both ways (chapter 09b4)
                 ):
         self.my_sid = my_sid
         self.election_addrs = list(election_addrs)
@@ -63,6 +65,7 @@ class QuorumCnxManager:
         self.listen_on_all_ips = listen_on_all_ips
         self.cnx_timeout_ms = cnx_timeout_ms
         self.multi_address_enabled = multi_address_enabled
+        self.x509_util = x509_util
         self.recv_queue = CircularBlockingQueue(RECV_CAPACITY)
         self.queue_send_map: dict[int, CircularBlockingQueue] = {}
         self.sender_worker_map: dict[int, SendWorker] = {}
@@ -159,7 +162,11 @@ class QuorumCnxManager:
             LOG.debug("Opening channel to server %s", sid)
             try:
                 async with asyncio.timeout(self.cnx_timeout_ms / 1000):
-                    reader, writer = await asyncio.open_connection(*addrs[0])
+                    if self.x509_util is None:
+                        reader, writer = await asyncio.open_connection(*addrs[0])
+                    else:   # Java: x509Util.createSSLSocket(), connect, startHandshake()
+                        reader, writer = await open_tls_connection(self.x509_util, *addrs[0])
+                        LOG.info("SSL handshake complete with %s", describe_tls(writer))
             except (OSError, TimeoutError) as e:
                 LOG.warning("Cannot open channel to %s at election address %s\n%s", sid,
                             "|".join(f"/{format_inet_addr(a)}" for a in addrs), _java_exc(e))

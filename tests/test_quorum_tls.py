@@ -1,0 +1,192 @@
+"""sslQuorum=true: TLS on the election and quorum ports, with zkref and Java 3.8 servers in one ensemble."""
+from __future__ import annotations
+
+import shutil
+import socket
+import struct
+
+import pytest
+from kazoo.client import KazooClient
+
+from conftest import Ensemble, ServerProcess, free_port, java_available, wait_for
+from zkref.quorum.quorum_tls import make_test_pki
+
+
+# Java's UnifiedServerSocket tells TLS from plain text with Netty's SslHandler, which needs netty-codec; Debian's
+# zookeeper.jar manifest leaves it out, and without it Java's election listener thread dies silently (an Error
+# swallowed by its executor) at the first TLS connection it accepts.
+JAVA_TLS_CLASSPATH = ["/usr/share/java/netty-codec.jar"]
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    "A CA and one server certificate naming 127.0.0.1 and localhost (every server uses it), as PEM files."
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    d = make_test_pki(tmp_path_factory.mktemp("quorum-pki"), ("server",))
+    make_test_pki(d, ("stranger",), san="IP:10.9.9.9,DNS:zk9.example")
+    return d
+
+
+def tls_settings(pki, key: str = "server.pem") -> dict:
+    return {"sslQuorum": "true", "ssl.quorum.keyStore.location": pki / key,
+            "ssl.quorum.trustStore.location": pki / "ca.pem"}
+
+
+def kazoo(hosts: str) -> KazooClient:
+    zk = KazooClient(hosts=hosts, timeout=10)
+    zk.start(timeout=20)
+    return zk
+
+
+@pytest.fixture
+def ensembles(tmp_path):
+    "Factory for Ensembles on TLS; every server started is stopped after the test."
+    made = []
+
+    def make(kinds, pki, **extra):
+        e = Ensemble(tmp_path / f"e{len(made)}", kinds, classpath=JAVA_TLS_CLASSPATH, **tls_settings(pki), **extra)
+        made.append(e)
+        return e
+    yield make
+    for e in made:
+        e.stop_all()
+
+
+def replicates(e: Ensemble, writer: int, reader: int, path: str, data: bytes) -> None:
+    "Create `path` through server `writer`, then read it (after sync) through server `reader`."
+    a, b = kazoo(e.hosts([writer])), kazoo(e.hosts([reader]))
+    try:
+        a.create(path, data)
+        b.sync(path)
+        assert b.get(path)[0] == data
+    finally:
+        a.stop(), b.stop()
+
+
+def test_three_zkref_servers_form_a_tls_ensemble(ensembles, pki):
+    """With sslQuorum=true and PEM key and trust stores, three servers elect a leader over TLS election
+    connections, the followers sync over TLS quorum connections, and a write through one server is read through
+    another. Reference: ZooKeeper Administrator's Guide, "Quorum TLS" (sslQuorum, ssl.quorum.keyStore.location,
+    ssl.quorum.trustStore.location); Java QuorumCnxManager.initiateConnection, Learner.connectToLeader."""
+    e = ensembles(("zkref", "zkref", "zkref"), pki)
+    e.start()
+    leader = e.wait_formed(timeout=60)
+    follower = next(i for i in e.ids if i != leader)
+    replicates(e, follower, leader, "/tls", b"over tls")
+    logs = e.log(leader)
+    assert "Using TLS encrypted quorum communication" in logs
+    assert "Creating TLS-only quorum server socket" in logs
+    assert "Accepted TLS connection from /127.0.0.1:" in logs and "TLSv1.2 - TLS_ECDHE_RSA_WITH_" in logs
+    assert any("SSL handshake complete with /127.0.0.1:" in e.log(i) for i in e.ids)
+
+
+@pytest.mark.skipif(not java_available(), reason="Java ZooKeeper (Debian package zookeeper) is not installed")
+def test_mixed_tls_ensemble_two_java_one_zkref(ensembles, pki):
+    """A zkref server and two Java 3.8 servers, all with sslQuorum=true and the same PEM stores, form one
+    ensemble: election and quorum connections between zkref and Java complete their TLS handshakes (TLSv1.2,
+    mutual, hostname-verified both ways), and writes replicate from zkref to Java and from Java to zkref.
+    Reference: Java QuorumX509Util / X509Util.createSSLContextAndOptionsFromConfig, ZKTrustManager,
+    UnifiedServerSocket (TLS-only without portUnification)."""
+    e = ensembles(("java", "java", "zkref"), pki)
+    e.start()
+    e.wait_formed(timeout=60)
+    replicates(e, 3, 1, "/from-zkref", b"z")
+    replicates(e, 2, 3, "/from-java", b"j")
+    assert "SSL handshake complete with /127.0.0.1:" in e.log(3) + e.log(1) + e.log(2)
+
+
+@pytest.mark.skipif(not java_available(), reason="Java ZooKeeper (Debian package zookeeper) is not installed")
+def test_mixed_tls_ensemble_one_java_two_zkref(ensembles, pki):
+    """One Java 3.8 server and two zkref servers with sslQuorum=true elect a leader and replicate writes both
+    ways, whoever leads. Reference: ZooKeeper Administrator's Guide, "Quorum TLS"; Java Leader.LearnerCnxAcceptor,
+    Learner.connectToLeader."""
+    e = ensembles(("java", "zkref", "zkref"), pki)
+    e.start()
+    e.wait_formed(timeout=60)
+    replicates(e, 1, 2, "/a", b"1")
+    replicates(e, 3, 1, "/b", b"2")
+
+
+def test_plain_text_server_cannot_join_a_tls_ensemble(ensembles, pki, tmp_path):
+    """A server without sslQuorum that dials the election port of a TLS ensemble is refused before any message
+    is read (Java: UnifiedSocket.detectMode, "Blocked insecure connection attempt", logged by receiveConnection as
+    "Exception handling connection, addr: …, closing server connection"); it never joins, and the ensemble keeps
+    serving writes. Reference: Java QuorumCnxManager.receiveConnection, UnifiedServerSocket."""
+    e = ensembles(("zkref", "zkref", "zkref"), pki)
+    e.start(1, 2)
+    leader = e.wait_formed([1, 2], timeout=60)
+    plain = e.servers[3]
+    plain.config.pop("sslQuorum")
+    plain.cfg_path.write_text("".join(f"{k}={v}\n" for k, v in plain.config.items()))
+    e.procs[3] = plain.start(wait=False)
+    wait_for(lambda: "Exception handling connection, addr: /127.0.0.1:" in e.log(1) + e.log(2), 30,
+             what="a TLS server to refuse the plain-text peer")
+    assert "Using insecure (non-TLS) quorum communication" in e.log(3)
+    assert e.mode(3) in (None, "")            # still LOOKING: srvr answers "not currently serving"
+    replicates(e, 1, 2, "/still-serving", b"ok")
+    assert sorted(str(e.mode(i)) for i in (1, 2)) == ["follower", "leader"] and e.mode(leader) == "leader"
+
+
+def test_plain_text_learner_is_refused_on_the_quorum_port(ensembles, pki):
+    """A plain-text dialler on the leader's TLS quorum port is dropped as a failed LearnerHandler ("Unexpected
+    exception in LearnerHandler", "GOODBYE"), and the leader keeps its followers. Reference: Java
+    Leader.LearnerCnxAcceptor, LearnerHandler.run, UnifiedServerSocket."""
+    e = ensembles(("zkref", "zkref", "zkref"), pki)
+    e.start()
+    leader = e.wait_formed(timeout=60)
+    with socket.create_connection(("127.0.0.1", e.quorum(leader)), timeout=10) as s:
+        s.sendall(struct.pack(">iq", 11, 0))     # the start of a plain FOLLOWERINFO packet
+        s.settimeout(10)
+        assert s.recv(100) == b""
+    log = e.log(leader)
+    assert "Unexpected exception in LearnerHandler: " in log and "Blocked insecure connection attempt" in log
+    replicates(e, leader, next(i for i in e.ids if i != leader), "/after", b"x")
+
+
+def test_certificate_for_another_host_is_refused(ensembles, pki):
+    """Quorum TLS verifies the dialler's certificate too (QuorumX509Util.shouldVerifyClientHostname is true): a
+    server whose certificate names neither its address nor its reverse name is refused by its peers, which
+    log ZKTrustManager's "Failed to verify hostname" lines. Reference: Java ZKTrustManager.checkClientTrusted,
+    performHostVerification."""
+    e = ensembles(("zkref", "zkref", "zkref"), pki)
+    e.start(1, 2)
+    e.wait_formed([1, 2], timeout=60)
+    bad = e.servers[3]
+    bad.config["ssl.quorum.keyStore.location"] = pki / "stranger.pem"
+    bad.cfg_path.write_text("".join(f"{k}={v}\n" for k, v in bad.config.items()))
+    e.procs[3] = bad.start(wait=False)
+    wait_for(lambda: "Failed to verify hostname: localhost" in e.log(1) + e.log(2) + e.log(3), 30,
+             what="ZKTrustManager's refusal")
+    assert e.mode(3) in (None, "")
+    replicates(e, 1, 2, "/still", b"ok")
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"sslQuorum": "true"}, "zookeeper.ssl.quorum.keyStore.location (ssl.quorum.keyStore.location in zoo.cfg) is not set"),
+    ({"sslQuorum": "true", "ssl.quorum.keyStore.location": "/nonexistent/server.pem"},
+     "Failed to create KeyManager: /nonexistent/server.pem: No such file or directory"),
+    ({"sslQuorum": "true", "ssl.quorum.keyStore.location": "/etc/zk/server.jks"},
+     "zookeeper.ssl.quorum.keyStore.type (ssl.quorum.keyStore.type in zoo.cfg) is JKS; zkref reads PEM"),
+    ({"sslQuorum": "true", "ssl.quorum.keyStore.location": "{pki}/server.pem",
+      "ssl.quorum.trustStore.location": "{pki}/missing-ca.pem"}, "Failed to create TrustManager: "),
+    ({"sslQuorum": "true", "portUnification": "true"}, "portUnification=true is not supported by zkref"),
+])
+def test_bad_quorum_tls_settings_stop_the_server(tmp_path, pki, settings, message):
+    """A TLS setting zkref cannot use stops the server at start-up with exit code 2 ("Invalid config, exiting
+    abnormally") and a message naming the key: no key store, an unreadable PEM file, a store type other than PEM,
+    portUnification. (Java builds the context at the first connection and fails each dial instead.)
+    Reference: Java X509Util.createSSLContextAndOptionsFromConfig ("Failed to create KeyManager"),
+    KeyStoreFileType.fromPropertyValueOrFileName, QuorumPeerMain.main."""
+    ports = [free_port(), free_port(), free_port(), free_port()]
+    config = {k: str(v).format(pki=pki) for k, v in settings.items()}
+    config.update({"server.1": f"127.0.0.1:{ports[0]}:{ports[1]}", "server.2": f"127.0.0.1:{ports[2]}:{ports[3]}",
+                   "initLimit": 10, "syncLimit": 5})
+    server = ServerProcess(tmp_path / "bad", config, myid=1)
+    server.start(wait=False)
+    try:
+        assert server.proc.wait(30) == 2
+    finally:
+        server.stop()
+    assert "Invalid config, exiting abnormally" in server.logs()
+    assert message in server.logs()
