@@ -26,7 +26,7 @@ LOG_CNX = get_logger("QuorumCnxManager")
 
 UNABLE_TO_BIND_QUORUM_PORT = 14     # Java: ExitCode.UNABLE_TO_BIND_QUORUM_PORT
 
-# %% ../../nbs/09b3_cnx_listener.ipynb #aea665dd
+# %% ../../nbs/09b3_cnx_listener.ipynb #86d3f27c
 class UnableToBindQuorumPort(Exception):
     "The election port could not be bound; the server must exit with code 14."
     exit_code = UNABLE_TO_BIND_QUORUM_PORT
@@ -89,7 +89,8 @@ class Listener:
             return await asyncio.start_server(self._accepted(addr), addr[0], addr[1], reuse_address=True)
         LOG_HANDLER.info("Creating TLS-only quorum server socket")
         return await start_tls_only_server(self._accepted(addr), addr[0], addr[1], x509, self._refused,
-                                           self.qcm.socket_timeout_ms / 1000)
+                                           self.qcm.socket_timeout_ms / 1000,
+                                           task_name=lambda _: f"ListenerHandler-/{format_inet_addr(addr)}")
 
     def _refused(self, peer, error: BaseException) -> None:
         "A dialler that is not TLS, or fails the handshake. Java: receiveConnection's IOException"

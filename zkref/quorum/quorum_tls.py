@@ -150,7 +150,7 @@ def _exc(e: BaseException) -> str:
     return f"javax.net.ssl.SSLPeerUnverifiedException: {e}" if isinstance(e, SSLPeerUnverifiedException) else \
         f"{type(e).__name__}: {e}"
 
-# %% ../../nbs/09b4_quorum_tls.ipynb #8184c315
+# %% ../../nbs/09b4_quorum_tls.ipynb #2e7c6e17
 _STORE_EXTENSIONS = {".jks": "JKS", ".pem": "PEM", ".p12": "PKCS12", ".bcfks": "BCFKS"}   # Java: KeyStoreFileType
 _PROTOCOLS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1, "TLSv1.2": ssl.TLSVersion.TLSv1_2,
               "TLSv1.3": ssl.TLSVersion.TLSv1_3}
@@ -168,6 +168,11 @@ class QuorumX509Util:
         self.enabled_protocols = [p.strip() for p in (get("enabledProtocols") or self.protocol).split(",") if p.strip()]
         self.cipher_suites = [c.strip() for c in get("ciphersuites").split(",")] if get("ciphersuites") else list(DEFAULT_CIPHERS)
         self.handshake_detection_timeout_ms = self._detection_timeout(get("handshakeDetectionTimeoutMillis"))
+        for name, is_set in (("context.supplier.class", lambda v: bool(v)), ("crl", lambda v: v.lower() == "true"),
+                             ("ocsp", lambda v: v.lower() == "true")):
+            if is_set(get(name) or ""):   # never silently ignored: a revocation check asked for must happen
+                raise SSLContextException(f"{self.key(name)} is not supported by zkref (no SSLContext supplier "
+                                          "classes, no CRL or OCSP revocation checks)")
         self.zk_trust = False                # a trust store given: ZKTrustManager's hostname checks apply
         self.server_context = self._context(ssl.PROTOCOL_TLS_SERVER)
         self.client_context = self._context(ssl.PROTOCOL_TLS_CLIENT)
@@ -368,7 +373,7 @@ async def _peek(sock: socket.socket, n: int, timeout_s: float) -> bytes | None:
     except OSError:
         return b""
 
-# %% ../../nbs/09b4_quorum_tls.ipynb #bef3e15c
+# %% ../../nbs/09b4_quorum_tls.ipynb #c11bf123
 class TlsOnlyServer:
     "A listening socket that accepts TLS only; the part of asyncio.Server its callers use (sockets, close, wait_closed)."
     # Java: UnifiedServerSocket(x509Util, allowInsecureConnection=false)
@@ -376,10 +381,13 @@ class TlsOnlyServer:
                  client_connected_cb: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
                  on_refused: Callable[[tuple, BaseException], None],  # (peer address, why): log Java's line
                  handshake_timeout_s: float = 10.0,                    # for the whole TLS handshake
-                 limit: int = 2 ** 16):
+                 limit: int = 2 ** 16,
+                 task_name: Callable[[tuple], str] | None = None):     # the Java thread that meets a connection
+
         self.sockets = [sock]
         self.x509, self.cb, self.on_refused = x509, client_connected_cb, on_refused
         self.handshake_timeout_s, self.limit = handshake_timeout_s, limit
+        self.task_name = task_name or (lambda peer: f"LearnerHandler-/{peer[0]}:{peer[1]}")   # Java: the leader's
         self.pending: set[asyncio.Task] = set()       # connections still being detected or shaking hands
         self.accept_task: asyncio.Task | None = None
 
@@ -397,7 +405,7 @@ class TlsOnlyServer:
                     return
                 await asyncio.sleep(0.1)               # EMFILE and friends: Java's accept loop also retries
                 continue
-            task = loop.create_task(self._connection(conn, peer))
+            task = loop.create_task(self._connection(conn, peer), name=self.task_name(peer))
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
 
@@ -412,7 +420,7 @@ class TlsOnlyServer:
         tasks = [t for t in [self.accept_task, *self.pending] if t is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
 
-# %% ../../nbs/09b4_quorum_tls.ipynb #80f3cd0b
+# %% ../../nbs/09b4_quorum_tls.ipynb #523efe78
 async def _connection(self: TlsOnlyServer, conn: socket.socket, peer: tuple) -> None:
     # Java: UnifiedServerSocket.UnifiedSocket.detectMode, then the SSL socket's handshake and ZKTrustManager
     loop = asyncio.get_running_loop()
@@ -422,8 +430,8 @@ async def _connection(self: TlsOnlyServer, conn: socket.socket, peer: tuple) -> 
     if head is None:
         LOG_UNIFIED.warning("Socket mode detection timed out after %s ms, assuming PLAINTEXT", timeout_ms)
     if not head or not looks_like_tls(head):
-        conn.close()
         self.on_refused(peer, IOError("Blocked insecure connection attempt"))
+        conn.close()
         return
     reader = asyncio.StreamReader(limit=self.limit)
     protocol = asyncio.StreamReaderProtocol(reader)
@@ -431,15 +439,15 @@ async def _connection(self: TlsOnlyServer, conn: socket.socket, peer: tuple) -> 
         transport, _ = await loop.connect_accepted_socket(lambda: protocol, conn, ssl=self.x509.server_context,
                                                           ssl_handshake_timeout=self.handshake_timeout_s)
     except (OSError, TimeoutError, ssl.SSLError) as e:
-        conn.close()
         self.on_refused(peer, e)
+        conn.close()
         return
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     try:
         await self.x509.check_peer(writer)
     except ssl.CertificateError as e:
-        writer.close()
         self.on_refused(peer, e)
+        writer.close()
         return
     LOG_UNIFIED.info("Accepted TLS connection from %s", describe_tls(writer))
     self.pending.discard(asyncio.current_task())
@@ -453,12 +461,13 @@ async def start_tls_only_server(client_connected_cb, # async (reader, writer): a
                                 on_refused: Callable[[tuple, BaseException], None], # logs a refused connection
                                 handshake_timeout_s: float = 10.0,
                                 backlog: int = 100,
+                                task_name: Callable[[tuple], str] | None = None, # default: LearnerHandler-/host:port
                                ) -> TlsOnlyServer:
     "Bind (SO_REUSEADDR, as Java) and start accepting TLS only; OSError if the address cannot be bound."
     sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET,
                                 backlog=backlog)
     sock.setblocking(False)
-    server = TlsOnlyServer(sock, x509, client_connected_cb, on_refused, handshake_timeout_s)
+    server = TlsOnlyServer(sock, x509, client_connected_cb, on_refused, handshake_timeout_s, task_name=task_name)
     server.start_serving()
     return server
 
