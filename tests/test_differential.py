@@ -491,3 +491,91 @@ def test_random_workloads_same_as_java(java_zk, zkref_zk):
         print(f"\nsteps per operation kind over seeds {SEEDS}:")
         for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1]):
             print(f"  {kind:22} {n}")
+
+
+# ------------------------------------------------------------------------------------ the differences found so far
+def _c(path, flags=0, acl="open", op=OpCode.create):
+    return (op, CreateRequest(path=path, data=b"", acl=ACLS[acl], flags=flags))
+
+
+def _ttl(path, flags, ttl=0):
+    return (OpCode.createTTL, CreateTTLRequest(path=path, data=b"", acl=ACLS["open"], flags=flags, ttl=ttl))
+
+
+def _step(slot, op, record=None, xid=None):
+    return Step(slot, OpCode(op).name, op, record, xid)
+
+
+# Each script is the smallest form of a difference a seed found (the seed in its name), fixed in the chapter named.
+REGRESSIONS = {
+    # 11_requests1: a request carries the connection's auth ids in the order of Java's ConcurrentHashMap-backed set
+    "seed 2: auth ids in Java's order": [
+        _step(0, OpCode.auth, AuthPacket(type=0, scheme="digest", auth=b"u:pw"), xid=-4),
+        _step(0, OpCode.whoAmI),
+        _step(0, OpCode.auth, AuthPacket(type=0, scheme="digest", auth=b"v:pw"), xid=-4),
+        _step(0, OpCode.whoAmI),
+        _step(0, *_c("/r2/x", acl="auth")),
+        _step(0, OpCode.getACL, GetACLRequest(path="/r2/x"))],
+    # 07a2: Java's PathParentIterator fails on a path without "/" (MarshallingError)
+    "seed 3: checkWatches on a path without /": [
+        _step(0, OpCode.exists, ExistsRequest(path="d", watch=True)),
+        _step(0, OpCode.checkWatches, CheckWatchesRequest(path="d", type=3)),
+        _step(0, OpCode.addWatch, AddWatchRequest(path="/r3", mode=1)),
+        _step(0, OpCode.checkWatches, CheckWatchesRequest(path="d", type=1)),
+        _step(0, OpCode.checkWatches, CheckWatchesRequest(path="", type=2)),
+        _step(0, OpCode.removeWatches, RemoveWatchesRequest(path="d", type=2))],
+    # 06b_protocol2: the mode, not the MultiHeader, decides a create's opcode inside a multi (Op.create)
+    "seed 3: creates in a multi take Java's Op.create opcode": [
+        _step(0, OpCode.multi, MultiOperationRecord([_ttl("/r3m/missing/x", 1)])),
+        _step(0, OpCode.multi, MultiOperationRecord([_ttl("/r3m/c", 4), _c("/r3m/c/k")])),
+        _step(0, OpCode.multi, MultiOperationRecord([_c("/r3m/k", 4)])),
+        _step(0, OpCode.exists, ExistsRequest(path="/r3m/k", watch=False)),
+        _step(0, OpCode.multi, MultiOperationRecord([_ttl("/r3m/t", 5, 60000)]))],
+    # 11d: a failed multi forgets the change record of its sequential create's full name (rollbackPendingChanges)
+    "seed 5: a failed multi's sequential create is rolled back": [
+        _step(0, OpCode.multi, MultiOperationRecord([_c("/r5/s-", 2), (OpCode.setData, SetDataRequest(
+            path="/r5/missing", data=b"", version=-1))])),
+        _step(0, *_c("/r5/s-", 2)),
+        _step(0, OpCode.getChildren, GetChildrenRequest(path="/r5", watch=False))],
+}
+
+
+@pytest.mark.parametrize("name", list(REGRESSIONS))
+def test_differences_found_same_as_java(java_zk, zkref_zk, name):
+    """Each difference a seed of `test_random_workloads_same_as_java` found, as a short script: zkref now answers
+    as Java 3.8 does (auth ids in whoAmI and `auth` ACLs in Java's set order; checkWatches on a path without "/"
+    is MarshallingError; a create in a multi takes the opcode its mode gives; a failed multi rolls back its
+    sequential create). Reference: Java ServerCnxn.getAuthInfo, PathParentIterator.next, Op.create,
+    PrepRequestProcessor.rollbackPendingChanges."""
+    java_side = Side(java_zk(dict(CONFIG), jvm_flags=JVM_FLAGS).client_port)
+    our_side = Side(zkref_zk(dict(CONFIG), jvm_flags=JVM_FLAGS).client_port)
+    steps = [_step(0, *_c(top)) for top in ("/r2", "/r3", "/r3m", "/r5")] + REGRESSIONS[name]
+    try:
+        assert our_side.connect(0) == java_side.connect(0)
+        for i, step in enumerate(steps):
+            e, g = (java_side.run(step, False), java_side.flush()), (our_side.run(step, False), our_side.flush())
+            assert g == e, f"{name}, step {i} {step}:\n java: {e}\nzkref: {g}"
+    finally:
+        for side in (java_side, our_side):
+            for c in side.clients:
+                if c is not None:
+                    c.close()
+
+
+def test_create_ttl_without_ttl_mode_is_refused(zkref_zk):
+    """A createTTL whose mode is not a TTL one is BadArguments, whatever its ttl (Java refuses it for a ttl >= 0;
+    for a negative ttl Java 3.8 logs a CreateTTLTxn that DataTree.processTxn cannot apply, and the server exits —
+    zkref answers and goes on serving, also inside a multi, where Java makes it a plain create). Found by seed 12.
+    Reference: Java PrepRequestProcessor.validateCreateRequest, EphemeralType.validateTTL."""
+    side = Side(zkref_zk(dict(CONFIG), jvm_flags=JVM_FLAGS).client_port)
+    side.connect(0)
+    try:
+        for flags in (0, 1, 2, 3, 4):
+            for ttl in (-5, -1, 0, 60000):
+                entry = side.run(_step(0, *_ttl(f"/t{flags}", flags, ttl)), False)
+                assert entry[:1] + entry[3:] == ("reply", -8, None), (flags, ttl, entry)
+        entry = side.run(_step(0, OpCode.multi, MultiOperationRecord([_ttl("/t", 0, -5)])), False)
+        assert entry[3:] == (0, {"results": [{"type": OpCode.create, "path": "/t", "err": 0}]}), entry
+        assert side.run(_step(0, OpCode.exists, ExistsRequest(path="/t", watch=False)), False)[3] == 0
+    finally:
+        side.clients[0].close()
