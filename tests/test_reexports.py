@@ -10,7 +10,8 @@ from zkref.reexports import lazy_reexports
 
 #: old module -> {new home: the names that moved there}; every one must stay importable from the old module.
 MOVED = {
-    "zkref.config": {"zkref.server_config": ["ServerConfig", "config_lines"]},
+    "zkref.config": {"zkref.server_config": ["ServerConfig", "config_lines"],
+                     "zkref.config_keys": ["parse_boolean"]},
     "zkref.datatree": {"zkref.datatree_txns": ["ProcessTxnResult", "sequential_suffix", "to_graphviz"],
                        "zkref.datatree_snapshots": ["ZxidDigest", "DIGEST_LOG_LIMIT", "DIGEST_LOG_INTERVAL"]},
     "zkref.proto": {"zkref.proto_znodes": ["validate_path", "CreateMode", "CONTAINER_EPHEMERAL_OWNER", "TTL_MAX",
