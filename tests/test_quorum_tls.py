@@ -195,3 +195,26 @@ def test_bad_quorum_tls_settings_stop_the_server(tmp_path, pki, settings, messag
         server.stop()
     assert "Invalid config, exiting abnormally" in server.logs()
     assert message in server.logs()
+
+
+def test_tls_server_cannot_join_a_plain_text_ensemble(ensembles, pki):
+    """The other way round: a server with sslQuorum=true dialling the election port of a plain-text ensemble
+    sends a TLS ClientHello where the plain side expects an initial message; the plain side does what Java does
+    with such bytes (drops the connection), the TLS server's handshake fails ("Cannot open channel to …"), it
+    never joins, and the plain ensemble keeps serving. Reference: Java QuorumCnxManager.initiateConnection,
+    handleConnection."""
+    e = ensembles(("zkref", "zkref", "zkref"), pki)
+    for i in (1, 2):
+        plain = e.servers[i]
+        plain.config.pop("sslQuorum")
+        plain.cfg_path.write_text("".join(f"{k}={v}\n" for k, v in plain.config.items()))
+    e.start(1, 2)
+    e.wait_formed([1, 2], timeout=60)
+    e.start(3)
+    wait_for(lambda: "Cannot open channel to 1 at election address" in e.log(3)
+             and "Cannot open channel to 2 at election address" in e.log(3), 30,
+             what="the TLS server's failed handshakes")
+    assert "SSL handshake complete" not in e.log(3)
+    assert "java.io.IOException: Remote host terminated the handshake" in e.log(3)
+    assert e.mode(3) in (None, "")
+    replicates(e, 1, 2, "/plain", b"still")

@@ -19,22 +19,30 @@ _all_ = ["QuorumX509Util", "SSLContextException", "make_test_pki", "CertificateE
          "SSLPeerUnverifiedException", "describe_tls"]
 
 # %% auto #0
-__all__ = ['LOG_UNIFIED', 'LOG_PEER', 'LOG_LEARNER_HANDLER', 'open_tls_connection', 'looks_like_tls', 'TlsOnlyServer',
-           'start_tls_only_server', 'learner_refused', 'set_ssl_quorum', 'QuorumX509Util', 'SSLContextException',
-           'make_test_pki', 'CertificateException', 'SSLPeerUnverifiedException', 'describe_tls']
+__all__ = ['LOG_UNIFIED', 'LOG_PEER', 'LOG_LEARNER_HANDLER', 'SSLHandshakeException', 'open_tls_connection', 'looks_like_tls',
+           'TlsOnlyServer', 'start_tls_only_server', 'learner_refused', 'set_ssl_quorum', 'QuorumX509Util',
+           'SSLContextException', 'make_test_pki', 'CertificateException', 'SSLPeerUnverifiedException', 'describe_tls']
 
 # %% ../../nbs/09b4_quorum_tls.ipynb #90b4369c
 LOG_UNIFIED = get_logger("UnifiedServerSocket$UnifiedSocket")   # Java logs from the inner class
 LOG_PEER = get_logger("QuorumPeer")
 
-# %% ../../nbs/09b4_quorum_tls.ipynb #e121060e
+# %% ../../nbs/09b4_quorum_tls.ipynb #747e2edc
+class SSLHandshakeException(ssl.SSLError):
+    "Java's javax.net.ssl.SSLHandshakeException: the peer closed the connection during the handshake."
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
 async def open_tls_connection(x509: QuorumX509Util,   # this server's quorum TLS settings
                               host: str, port: int,   # where to dial
                               limit: int = 2 ** 16,   # the stream reader's buffer limit
                              ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     "A verified TLS connection to a peer, or ssl.SSLError / ssl.CertificateError / OSError."
-    reader, writer = await asyncio.open_connection(host, port, ssl=x509.client_context, server_hostname=host,
-                                                   limit=limit)
+    try:
+        reader, writer = await asyncio.open_connection(host, port, ssl=x509.client_context, server_hostname=host,
+                                                       limit=limit)
+    except (ConnectionResetError, ConnectionAbortedError, ssl.SSLEOFError) as e:
+        raise SSLHandshakeException("Remote host terminated the handshake") from e   # Java's words for it
     try:
         await x509.check_peer(writer, host)
     except BaseException:
