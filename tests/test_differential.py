@@ -26,11 +26,11 @@ import pytest
 from test_standalone_server import RawClient
 from test_standalone_parity import RESPONSES
 from zkref.jute import (ACL, Id, AddWatchRequest, AuthPacket, CheckVersionRequest, CheckWatchesRequest,
-                        ConnectResponse, CreateRequest, CreateTTLRequest, DeleteRequest, ExistsRequest,
+                        ConnectRequest, ConnectResponse, CreateRequest, CreateTTLRequest, DeleteRequest, ExistsRequest,
                         GetACLRequest, GetAllChildrenNumberRequest, GetChildren2Request, GetChildrenRequest,
                         GetDataRequest, GetEphemeralsRequest, ReconfigRequest, RemoveWatchesRequest, SetACLRequest, SetDataRequest,
                         SetWatches, SetWatches2, Stat, SyncRequest)
-from zkref.proto import MultiOperationRecord, OpCode, OpResult, generate_digest
+from zkref.proto import MultiOperationRecord, OpCode, OpResult, frame, generate_digest
 
 pytestmark = pytest.mark.java
 
@@ -63,6 +63,9 @@ LOCKING = {"u-only", "auth", "bad-perms"}
 
 
 # ----------------------------------------------------------------------------------------------- the generator
+def _create_op(path: str, flags: int):
+    return OpCode.create, CreateRequest(path=path, data=b"", acl=ACLS["open"], flags=flags)
+
 @dataclasses.dataclass
 class Step:
     "One drawn operation: which session slot sends it, a kind (for the coverage count) and what to send."
@@ -80,7 +83,7 @@ class Generator:
         self.rng = random.Random(seed)
         self.base = f"/s{seed}"
         b = self.base
-        self.fixed = [b + "/d", b + "/d/a", b + "/d/a/b", b + "/d/b", b + "/e", b + "/d/a/b/c", b]
+        self.fixed = [b + "/d", b + "/d/a", b + "/d/a/b", b + "/d/b", b + "/e", b + "/d/a/b/c", b, b + "/ü/日本"]
         self.prefixes = [b + "/d/s-", b + "/d/a/q-", b + "/e-", b + "/x/s-"]
         self.lock = [b + "/lock", b + "/lock/k", b + "/lock/k/m", b + "/lock/x/y"]
         self.lock_prefixes = [b + "/lock/k/q-", b + "/lock/s-"]
@@ -113,9 +116,11 @@ class Generator:
         return path.startswith(self.base + "/lock")      # also a sequential name made from /sN/lock
 
     def data(self, path: str = "") -> bytes:
-        if path.startswith("/zookeeper/quota") and self.rng.random() < 0.8:
+        if path.endswith(("/zookeeper_limits", "/zookeeper_stats")):
+            # only what StatsTrack parses: Java's DataTree.updateQuotaStat throws on anything else (a pair without
+            # "=", a value that is no long) and its SyncThread stops the server
             return self.rng.choice([b"count=2,bytes=-1", b"count=-1,bytes=40", b"count=3,bytes=100,countHardLimit=4",
-                                    b"count=1", b"bytes=x", b""])
+                                    b"count=1", b"", b"count=0;bytes=5"])
         return self.rng.choice([b"", b"", b"v", b"hello", bytes(range(256)) * 12])      # 0 bytes .. 3 KB
 
     def version(self, path: str, field: str = "version") -> int:
@@ -183,7 +188,8 @@ class Generator:
              "exists": 7, "getData": 8, "getChildren": 6, "getChildren2": 4, "getACL": 3, "setACL": 4,
              "addauth": 2, "multi": 8, "multiRead": 3, "sync": 2, "getAllChildrenNumber": 2, "getEphemerals": 2,
              "addWatch": 4, "checkWatches": 2, "removeWatches": 3, "reconnect": 2, "whoAmI": 1,
-             "closeSession": 1, "badAuth": 0.3, "reconfig": 0.3, "unknownOp": 0.3}
+             "closeSession": 1, "badAuth": 0.3, "reconfig": 0.3, "unknownOp": 0.3, "burst": 1.5, "huge": 0.1,
+             "strangeConnect": 0.5}
 
     def draw(self) -> Step:
         rng = self.rng
@@ -228,6 +234,18 @@ class Generator:
                                                                      cur_config_id=-1))
         if kind == "unknownOp":
             return Step(slot, kind, 99, GetDataRequest(path=p, watch=False))
+        if kind == "strangeConnect":   # a second connection for the slot's session: a wrong password, a future zxid
+            return Step(slot, kind, 0, rng.choice(["bad passwd", "future zxid", "no session, future zxid"]))
+        if kind == "burst":       # many children at once: Java's HashSet orders (children, ephemerals) at larger sizes
+            parent = rng.choice([self.base + "/d", self.base + "/e", self.base, self.base, self.base, self.base + "/d/a"])
+            flags = rng.choice([2, 3])
+            ops = [_create_op(parent + "/n-", flags) for _ in range(rng.randint(3, 16))]
+            if rng.random() < 0.15:
+                ops.append(self.sub_op(False))
+            return Step(slot, kind, OpCode.multi, MultiOperationRecord(ops))
+        if kind == "huge":        # around jute.maxbuffer (1 MB - 1): the largest data accepted, and a frame too long
+            n = rng.choice([1024 * 1024 - 200, 1024 * 1024 + 10])
+            return Step(slot, kind, OpCode.setData, SetDataRequest(path=p, data=bytes(n), version=-1))
         if kind == "multi":
             ops = [self.sub_op(False) for _ in range(rng.randint(1, 4))]
             if rng.random() < 0.05:
@@ -290,6 +308,20 @@ class Generator:
 
 
 # ------------------------------------------------------------------------------------------- one server's side
+class Client(RawClient):
+    "test_standalone_server's RawClient, with the last zxid seen sent in the ConnectRequest."
+
+    def __init__(self, port: int, timeout_ms: int = 30000, session_id: int = 0, passwd: bytes = bytes(16),
+                 last_zxid: int = 0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10.0)
+        self.events, self.xid = [], 0
+        self.sock.sendall(frame(ConnectRequest(protocol_version=0, last_zxid_seen=last_zxid, time_out=timeout_ms,
+                                               session_id=session_id, passwd=passwd).to_bytes() + b"\0"))
+        self.connect_bytes = self.read_frame()
+        self.connect = ConnectResponse.from_bytes(self.connect_bytes)
+        self.session_id, self.passwd = self.connect.session_id, self.connect.passwd
+
+
 class Side:
     "The sessions of one server, and how one step runs on them into a normalized transcript entry."
 
@@ -305,7 +337,7 @@ class Side:
         return self.names.setdefault(session_id, f"S{len(self.names) - 1}")
 
     def connect(self, slot: int, session_id: int = 0, passwd: bytes = bytes(16), last_zxid: int = 0) -> tuple:
-        c = RawClient(self.port, timeout_ms=30000, session_id=session_id, passwd=passwd)
+        c = Client(self.port, session_id=session_id, passwd=passwd, last_zxid=last_zxid)
         r = ConnectResponse.from_bytes(c.connect_bytes)
         out = ("connect", r.protocol_version, r.time_out, self.name(r.session_id) if r.session_id else 0,
                r.passwd != bytes(16), len(c.connect_bytes))
@@ -379,6 +411,30 @@ class Side:
             conn = self.connect(slot, old.session_id, old.passwd, self.last_zxid[slot])
             prefix = ("resumed",) + (conn if conn[3] else conn + self.connect(slot))
             return prefix + self.run(step, closed_before)
+        if closed_before:
+            # a request on the connection of a closed session, then an attempt to resume the session, then a new one
+            old = self.clients[slot]
+            probe = step if step.op else Step(slot, "exists", OpCode.exists, ExistsRequest(path="/", watch=False))
+            out = ("after close",) + self.call(slot, probe)
+            old.close()
+            out += self.connect(slot, old.session_id, old.passwd)
+            return out + self.connect(slot)
+        if step.kind == "strangeConnect":
+            c = self.clients[slot]
+            sid, passwd, last = c.session_id, c.passwd, self.last_zxid[slot]
+            if step.record == "bad passwd":
+                passwd = bytes(16)
+            elif step.record == "future zxid":
+                last += 1000
+            else:
+                sid, last = 0, last + 1000
+            try:
+                other = Client(self.port, session_id=sid, passwd=passwd, last_zxid=last)
+            except (OSError, EOFError):
+                return ("refused",)     # Java closes the connection without an answer
+            r = other.connect
+            other.close()
+            return ("connect", r.time_out, self.names.get(r.session_id, r.session_id), r.passwd != bytes(16))
         if step.kind in ("setWatches", "setWatches2"):
             old = self.clients[slot]
             old.close()
@@ -387,13 +443,6 @@ class Side:
                 return ("moved",) + conn
             rec = dataclasses.replace(step.record, relative_zxid=self.last_zxid[slot])
             return ("moved",) + conn + self.call(slot, dataclasses.replace(step, record=rec))
-        if closed_before:
-            # a request on the connection of a closed session, then an attempt to resume the session, then a new one
-            old = self.clients[slot]
-            out = ("after close",) + self.call(slot, step)
-            old.close()
-            out += self.connect(slot, old.session_id, old.passwd)
-            return out + self.connect(slot)
         entry = self.call(slot, step)
         if step.op == OpCode.closeSession and entry[0] == "reply" and entry[3] == 0:
             self.dead.add(slot)
