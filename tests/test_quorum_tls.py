@@ -175,12 +175,12 @@ def test_certificate_for_another_host_is_refused(ensembles, pki):
      "zookeeper.ssl.quorum.keyStore.type (ssl.quorum.keyStore.type in zoo.cfg) is JKS; zkref reads PEM"),
     ({"sslQuorum": "true", "ssl.quorum.keyStore.location": "{pki}/server.pem",
       "ssl.quorum.trustStore.location": "{pki}/missing-ca.pem"}, "Failed to create TrustManager: "),
-    ({"sslQuorum": "true", "portUnification": "true"}, "portUnification=true is not supported by zkref"),
+    ({"sslQuorum": "true", "sslQuorumReloadCertFiles": "true"}, "sslQuorumReloadCertFiles=true is not supported by zkref"),
 ])
 def test_bad_quorum_tls_settings_stop_the_server(tmp_path, pki, settings, message):
     """A TLS setting zkref cannot use stops the server at start-up with exit code 2 ("Invalid config, exiting
     abnormally") and a message naming the key: no key store, an unreadable PEM file, a store type other than PEM,
-    portUnification. (Java builds the context at the first connection and fails each dial instead.)
+    sslQuorumReloadCertFiles. (Java builds the context at the first connection and fails each dial instead.)
     Reference: Java X509Util.createSSLContextAndOptionsFromConfig ("Failed to create KeyManager"),
     KeyStoreFileType.fromPropertyValueOrFileName, QuorumPeerMain.main."""
     ports = [free_port(), free_port(), free_port(), free_port()]
@@ -218,3 +218,45 @@ def test_tls_server_cannot_join_a_plain_text_ensemble(ensembles, pki):
     assert "java.io.IOException: Remote host terminated the handshake" in e.log(3)
     assert e.mode(3) in (None, "")
     replicates(e, 1, 2, "/plain", b"still")
+
+
+def rolling_upgrade(e: Ensemble, plain: int) -> None:
+    "Every server with portUnification=true; server `plain` still dials without TLS."
+    for i in e.ids:
+        e.servers[i].config["portUnification"] = "true"
+    e.servers[plain].config.pop("sslQuorum")
+    for i in e.ids:
+        e.servers[i].cfg_path.write_text("".join(f"{k}={v}\n" for k, v in e.servers[i].config.items()))
+
+
+def test_port_unification_lets_plain_and_tls_servers_form_one_ensemble(ensembles, pki):
+    """With portUnification=true every election and quorum port accepts TLS and plain text (Java's
+    UnifiedServerSocket with allowInsecureConnection=true), so during a rolling move to TLS a server that still
+    dials in plain text and servers that dial with TLS form one ensemble and replicate writes. Reference: ZooKeeper
+    Administrator's Guide, "Upgrading existing non-TLS cluster with no downtime" (portUnification); Java
+    QuorumCnxManager.Listener.ListenerHandler.createNewServerSocket, Leader.createServerSocket."""
+    e = ensembles(("zkref", "zkref", "zkref"), pki)
+    rolling_upgrade(e, plain=3)
+    e.start()
+    e.wait_formed(timeout=60)
+    replicates(e, 3, 1, "/mixed", b"plain and tls")
+    replicates(e, 2, 3, "/mixed2", b"tls and plain")
+    logs = "".join(e.log(i) for i in e.ids)
+    assert "Creating TLS-enabled quorum server socket" in logs and "Port unification enabled" in logs
+    assert "Accepted plaintext connection from /127.0.0.1:" in logs
+    assert "Accepted TLS connection from /127.0.0.1:" in logs
+    assert "Using insecure (non-TLS) quorum communication" in e.log(3)
+
+
+@pytest.mark.skipif(not java_available(), reason="Java ZooKeeper (Debian package zookeeper) is not installed")
+def test_port_unification_with_java(ensembles, pki):
+    """A Java 3.8 server dialling with TLS, a zkref server dialling in plain text and a zkref server dialling with
+    TLS, all with portUnification=true, form one ensemble and replicate writes both ways. Reference: ZooKeeper
+    Administrator's Guide, "Upgrading existing non-TLS cluster with no downtime"; Java UnifiedServerSocket."""
+    e = ensembles(("java", "zkref", "zkref"), pki)
+    rolling_upgrade(e, plain=2)
+    e.start()
+    e.wait_formed(timeout=60)
+    replicates(e, 2, 1, "/p", b"plain zkref to java")
+    replicates(e, 1, 3, "/q", b"java to tls zkref")
+    assert "Accepted plaintext connection from" in e.log(1) + e.log(3)

@@ -42,7 +42,7 @@ _all_ = ["LOG_SEND", "LOG_RECV", "LOG_LISTENER", "LOG_HANDLER", "RECV_CAPACITY",
 # %% ../../nbs/09b_cnxmanager.ipynb #051fe744
 LOG = get_logger("QuorumCnxManager")
 
-# %% ../../nbs/09b_cnxmanager.ipynb #09dbfa82
+# %% ../../nbs/09b_cnxmanager.ipynb #143df72c
 class QuorumCnxManager:
     "The connections between peers on the election port (one per pair), with Java's handshake and framing."
     # Java: QuorumCnxManager
@@ -56,7 +56,7 @@ class QuorumCnxManager:
                  port_bind_max_retry: int = 3,                  # zookeeper.electionPortBindRetry (0 = forever)
                  bind_retry_delay_ms: int = 1000,               # pause between bind attempts (Java: 1 s)
                  multi_address_enabled: bool = False,           # multiAddress.enabled: send protocol V2
-                 x509_util: QuorumX509Util | None = None,        # sslQuorum: TLS both ways (chapter 09b4)
+                 x509_util: QuorumX509Util | None = None,        # sslQuorum/portUnification (chapter 09b4)
                 ):
         self.my_sid = my_sid
         self.election_addrs = list(election_addrs)
@@ -162,7 +162,7 @@ class QuorumCnxManager:
             LOG.debug("Opening channel to server %s", sid)
             try:
                 async with asyncio.timeout(self.cnx_timeout_ms / 1000):
-                    if self.x509_util is None:
+                    if self.x509_util is None or not self.x509_util.ssl_quorum:
                         reader, writer = await asyncio.open_connection(*addrs[0])
                     else:   # Java: x509Util.createSSLSocket(), connect, startHandshake()
                         reader, writer = await open_tls_connection(self.x509_util, *addrs[0])

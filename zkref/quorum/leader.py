@@ -21,13 +21,13 @@ __all__ = ['LLOG', 'ack_logging_frequency', 'ack_sets_to_string', 'Leader', 'Pro
            'SyncPlan', 'sync_follower', 'sync_follower_async', 'ProposalRequestProcessor', 'LeaderZooKeeperServer',
            'packet_size', 'LearnerHandler']
 
-# %% ../../nbs/10a_leader.ipynb #2c6ae7db
+# %% ../../nbs/10a_leader.ipynb #005634f0
 from .leader_sync import SyncPlan, sync_follower, sync_follower_async
 from .learner_handler import LOG, MARKER_PACKET_INTERVAL, LearnerHandler, _Stop, packet_size
 from .leader_zk_server import LeaderZooKeeperServer, ProposalRequestProcessor
 from .leader_broadcast import LeaderBroadcast, Proposal
 from .leader_epoch import LeaderEpoch
-from .quorum_tls import learner_refused, start_tls_only_server
+from .quorum_tls import learner_refused, start_unified_server
 
 # `from zkref.quorum.leader import *` gives the sync plan's, the handler's, the server's and Proposal too, as before
 # they had chapters
@@ -129,7 +129,7 @@ class Leader(LeaderEpoch, LeaderBroadcast):
         host, port = self.peer.quorum_verifier.all_members[self.peer.myid].addr[0]
         return ("0.0.0.0", port) if getattr(self.peer, "quorum_listen_on_all_ips", False) else (host, port)
 
-# %% ../../nbs/10a_leader.ipynb #ccc4bc31
+# %% ../../nbs/10a_leader.ipynb #8b3a0a1e
 async def _accept(self: Leader, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     "Java: LearnerCnxAcceptor → new LearnerHandler(...).start()"
     if self.stopped.is_set():
@@ -161,8 +161,8 @@ async def _lead(self: Leader) -> None:
         try:
             if getattr(p, "x509_util", None) is None:
                 self.server = await asyncio.start_server(self.accept, host, port, reuse_address=True)
-            else:   # sslQuorum: Java's UnifiedServerSocket, TLS only (chapter 09b4)
-                self.server = await start_tls_only_server(self.accept, host, port, p.x509_util, learner_refused,
+            else:   # sslQuorum/portUnification: Java's UnifiedServerSocket (chapter 09b4)
+                self.server = await start_unified_server(self.accept, host, port, p.x509_util, learner_refused,
                                                           p.tick_time * p.init_limit / 1000)
         except OSError as e:
             LLOG.error("Couldn't bind to %s", f"{host}/{host}:{port}")

@@ -52,7 +52,7 @@ class LearnerConnection:
         record(self.trace, "recv", self.peer.myid, self.leader_sid, qp)
         return qp
 
-# %% ../../nbs/10b_learner0_connect.ipynb #7645c294
+# %% ../../nbs/10b_learner0_connect.ipynb #8e66896f
 def _find_leader(self: Learner) -> tuple[int, tuple[str, int]]:
     "The leader's sid and quorum address. Java: Learner.findLearnerMaster / findLeader"
     vote = getattr(self.peer, "current_vote", None)
@@ -75,8 +75,8 @@ async def _connect_to_leader(self: Learner, addr: tuple[str, int]) -> None:
             raise IOError("connectToLeader exceeded on retries.")
         try:
             self.reader, self.writer = await asyncio.wait_for(
-                asyncio.open_connection(*addr) if getattr(p, "x509_util", None) is None   # sslQuorum: chapter 09b4
-                else open_tls_connection(p.x509_util, *addr), remaining_ms / 1000)
+                open_tls_connection(p.x509_util, *addr) if getattr(p, "ssl_quorum", False)   # chapter 09b4
+                else asyncio.open_connection(*addr), remaining_ms / 1000)
             LOG.info("Successfully connected to leader, using address: %s", f"/{addr[0]}:{addr[1]}")
             return
         except (OSError, asyncio.TimeoutError) as e:

@@ -25,7 +25,7 @@ from ..zkdatabase import ZKDatabase
 __all__ = ['LOG', 'UNSUPPORTED', 'UnsupportedConfigException', 'check_supported', 'create_quorum_peer', 'QuorumPeerMain',
            'run_from_config']
 
-# %% ../../nbs/05_run_from_config.ipynb #1ed4488a
+# %% ../../nbs/05_run_from_config.ipynb #169caab4
 LOG = get_logger("QuorumPeerMain")
 
 class UnsupportedConfigException(ConfigException):
@@ -37,7 +37,6 @@ def _several_addresses(c: QuorumPeerConfig) -> bool:
 UNSUPPORTED: tuple = (  # (is it set?, the setting, what zkref lacks)
     (lambda c: c.quorum_enable_sasl, "quorum.auth.enableSasl=true",
      "SASL authentication between servers (Kerberos / DIGEST-MD5 through JAAS)"),
-    (lambda c: c.port_unification, "portUnification=true", "TLS and plain text on one quorum port"),
     (lambda c: c.ssl_quorum_reload_cert_files, "sslQuorumReloadCertFiles=true",
      "reloading the quorum TLS key and trust stores when their files change"),
     (lambda c: c.oracle_path is not None, "oraclePath", "the oracle of two-server ensembles (QuorumOracleMaj)"),
@@ -55,7 +54,7 @@ def check_supported(config: QuorumPeerConfig # a parsed, distributed config
                 f"{setting} is not supported by zkref: it does not implement {what}. Remove the setting, "
                 "or run this server with Java ZooKeeper.")
 
-# %% ../../nbs/05_run_from_config.ipynb #044729f4
+# %% ../../nbs/05_run_from_config.ipynb #5464658b
 def create_quorum_peer(config: QuorumPeerConfig,                 # the parsed zoo.cfg
                        metrics: ServerMetrics | None = None,     # this server's metrics
                        cnxn_factory: ServerCnxnFactory | None = None,        # the bound client port
@@ -95,7 +94,7 @@ def create_quorum_peer(config: QuorumPeerConfig,                 # the parsed zo
     qp.learner_type = config.peer_type
     qp.sync_enabled = config.sync_enabled
     qp.quorum_listen_on_all_ips = config.quorum_listen_on_all_ips
-    set_ssl_quorum(qp, config.ssl_quorum, config.get_system_property)   # chapter 09b4: TLS contexts or an error
+    set_ssl_quorum(qp, config.ssl_quorum, config.get_system_property, config.port_unification)   # chapter 09b4
     qp.set_multi_address_enabled(config.multi_address_enabled)
     qp.set_multi_address_reachability_check_enabled(config.multi_address_reachability_check_enabled)
     qp.set_multi_address_reachability_check_timeout_ms(config.multi_address_reachability_check_timeout_ms)

@@ -20,7 +20,7 @@ _all_ = ["QuorumX509Util", "SSLContextException", "make_test_pki", "CertificateE
 
 # %% auto #0
 __all__ = ['LOG_UNIFIED', 'LOG_PEER', 'LOG_LEARNER_HANDLER', 'SSLHandshakeException', 'open_tls_connection', 'looks_like_tls',
-           'TlsOnlyServer', 'start_tls_only_server', 'learner_refused', 'set_ssl_quorum', 'QuorumX509Util',
+           'UnifiedServer', 'start_unified_server', 'learner_refused', 'set_ssl_quorum', 'QuorumX509Util',
            'SSLContextException', 'make_test_pki', 'CertificateException', 'SSLPeerUnverifiedException', 'describe_tls']
 
 # %% ../../nbs/09b4_quorum_tls.ipynb #90b4369c
@@ -71,10 +71,10 @@ async def _peek(sock: socket.socket, n: int, timeout_s: float) -> bytes | None:
     except OSError:
         return b""
 
-# %% ../../nbs/09b4_quorum_tls.ipynb #c11bf123
-class TlsOnlyServer:
-    "A listening socket that accepts TLS only; the part of asyncio.Server its callers use (sockets, close, wait_closed)."
-    # Java: UnifiedServerSocket(x509Util, allowInsecureConnection=false)
+# %% ../../nbs/09b4_quorum_tls.ipynb #e1a33712
+class UnifiedServer:
+    "A listening socket for TLS (and plain text with portUnification); asyncio.Server's part its callers use."
+    # Java: UnifiedServerSocket(x509Util, allowInsecureConnection=portUnification)
     def __init__(self, sock: socket.socket, x509: QuorumX509Util,
                  client_connected_cb: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
                  on_refused: Callable[[tuple, BaseException], None],  # (peer address, why): log Java's line
@@ -118,8 +118,8 @@ class TlsOnlyServer:
         tasks = [t for t in [self.accept_task, *self.pending] if t is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
 
-# %% ../../nbs/09b4_quorum_tls.ipynb #523efe78
-async def _connection(self: TlsOnlyServer, conn: socket.socket, peer: tuple) -> None:
+# %% ../../nbs/09b4_quorum_tls.ipynb #9675bb8b
+async def _connection(self: UnifiedServer, conn: socket.socket, peer: tuple) -> None:
     # Java: UnifiedServerSocket.UnifiedSocket.detectMode, then the SSL socket's handshake and ZKTrustManager
     loop = asyncio.get_running_loop()
     conn.setblocking(False)
@@ -127,20 +127,27 @@ async def _connection(self: TlsOnlyServer, conn: socket.socket, peer: tuple) -> 
     head = await _peek(conn, 5, timeout_ms / 1000)
     if head is None:
         LOG_UNIFIED.warning("Socket mode detection timed out after %s ms, assuming PLAINTEXT", timeout_ms)
-    if not head or not looks_like_tls(head):
+    tls = bool(head) and looks_like_tls(head)
+    if not tls and not self.x509.port_unification:
         self.on_refused(peer, IOError("Blocked insecure connection attempt"))
         conn.close()
         return
     reader = asyncio.StreamReader(limit=self.limit)
     protocol = asyncio.StreamReaderProtocol(reader)
     try:
-        transport, _ = await loop.connect_accepted_socket(lambda: protocol, conn, ssl=self.x509.server_context,
-                                                          ssl_handshake_timeout=self.handshake_timeout_s)
+        transport, _ = await loop.connect_accepted_socket(
+            lambda: protocol, conn, **({"ssl": self.x509.server_context,
+                                        "ssl_handshake_timeout": self.handshake_timeout_s} if tls else {}))
     except (OSError, TimeoutError, ssl.SSLError) as e:
         self.on_refused(peer, e)
         conn.close()
         return
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    if not tls:             # portUnification: the peeked bytes are still in the socket for the reader
+        LOG_UNIFIED.info("Accepted plaintext connection from /%s:%s", peer[0], peer[1])
+        self.pending.discard(asyncio.current_task())
+        await self.cb(reader, writer)
+        return
     try:
         await self.x509.check_peer(writer)
     except ssl.CertificateError as e:
@@ -151,21 +158,21 @@ async def _connection(self: TlsOnlyServer, conn: socket.socket, peer: tuple) -> 
     self.pending.discard(asyncio.current_task())
     await self.cb(reader, writer)
 
-TlsOnlyServer._connection = _connection
+UnifiedServer._connection = _connection
 
-async def start_tls_only_server(client_connected_cb, # async (reader, writer): a verified TLS connection
+async def start_unified_server(client_connected_cb, # async (reader, writer): a verified TLS connection
                                 host: str, port: int, # where to listen
                                 x509: QuorumX509Util, # the server context and checks
                                 on_refused: Callable[[tuple, BaseException], None], # logs a refused connection
                                 handshake_timeout_s: float = 10.0,
                                 backlog: int = 100,
                                 task_name: Callable[[tuple], str] | None = None, # default: LearnerHandler-/host:port
-                               ) -> TlsOnlyServer:
-    "Bind (SO_REUSEADDR, as Java) and start accepting TLS only; OSError if the address cannot be bound."
+                               ) -> UnifiedServer:
+    "Bind (SO_REUSEADDR, as Java) and start accepting TLS (and plain text with portUnification); OSError if it cannot bind."
     sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET,
                                 backlog=backlog)
     sock.setblocking(False)
-    server = TlsOnlyServer(sock, x509, client_connected_cb, on_refused, handshake_timeout_s, task_name=task_name)
+    server = UnifiedServer(sock, x509, client_connected_cb, on_refused, handshake_timeout_s, task_name=task_name)
     server.start_serving()
     return server
 
@@ -181,17 +188,21 @@ def learner_refused(peer: tuple,            # the dialler's (host, port)
     LOG_LEARNER_HANDLER.error("Unexpected exception in LearnerHandler: \n%s", text)
     LOG_LEARNER_HANDLER.warning("******* GOODBYE /%s:%s ********", peer[0], peer[1])
 
-# %% ../../nbs/09b4_quorum_tls.ipynb #9ab0a33b
+# %% ../../nbs/09b4_quorum_tls.ipynb #7053384e
 def set_ssl_quorum(peer,                      # a QuorumPeer
                    ssl_quorum: bool,          # sslQuorum in zoo.cfg
                    props: Callable[[str, str | None], str | None], # the config's get_system_property
+                   port_unification: bool = False, # portUnification in zoo.cfg
                   ) -> None:
-    "Java: QuorumPeer.setSslQuorum (and the QuorumX509Util its constructor makes)"
+    "Java: QuorumPeer.setSslQuorum and setUsePortUnification (and the QuorumX509Util its constructor makes)"
     LOG_PEER.info("Using TLS encrypted quorum communication" if ssl_quorum
                   else "Using insecure (non-TLS) quorum communication")
-    peer.ssl_quorum = ssl_quorum
-    peer.x509_util = QuorumX509Util(props) if ssl_quorum else None
-    if ssl_quorum:   # until QuorumPeer.create_cnxn_manager (chapter 07_peer2) passes x509_util itself
+    LOG_PEER.info("Port unification %s", "enabled" if port_unification else "disabled")
+    peer.ssl_quorum, peer.port_unification = ssl_quorum, port_unification
+    peer.x509_util = QuorumX509Util(props) if ssl_quorum or port_unification else None
+    if peer.x509_util is not None:
+        peer.x509_util.ssl_quorum, peer.x509_util.port_unification = ssl_quorum, port_unification
+        # until QuorumPeer.create_cnxn_manager (chapter 07_peer2) passes x509_util itself:
         peer.create_cnxn_manager = lambda: _tls_cnxn_manager(peer)
 
 def _tls_cnxn_manager(peer):

@@ -60,7 +60,7 @@ def openssl_cipher_to_java(name: str) -> str:
             return java
     return name
 
-# %% ../../nbs/09b41_x509_util.ipynb #4d33a7a2
+# %% ../../nbs/09b41_x509_util.ipynb #fbaf7848
 _STORE_EXTENSIONS = {".jks": "JKS", ".pem": "PEM", ".p12": "PKCS12", ".bcfks": "BCFKS"}   # Java: KeyStoreFileType
 _PROTOCOLS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1, "TLSv1.2": ssl.TLSVersion.TLSv1_2,
               "TLSv1.3": ssl.TLSVersion.TLSv1_3}
@@ -84,6 +84,8 @@ class QuorumX509Util:
                 raise SSLContextException(f"{self.key(name)} is not supported by zkref (no SSLContext supplier "
                                           "classes, no CRL or OCSP revocation checks)")
         self.zk_trust = False                # a trust store given: ZKTrustManager's hostname checks apply
+        self.ssl_quorum = True               # sslQuorum: dial peers with TLS (set_ssl_quorum, chapter 09b4)
+        self.port_unification = False        # portUnification: the ports also accept plain text
         self.server_context = self._context(ssl.PROTOCOL_TLS_SERVER)
         self.client_context = self._context(ssl.PROTOCOL_TLS_CLIENT)
 
