@@ -175,14 +175,15 @@ def test_certificate_for_another_host_is_refused(ensembles, pki):
      "zookeeper.ssl.quorum.keyStore.type (ssl.quorum.keyStore.type in zoo.cfg) is JKS; zkref reads PEM"),
     ({"sslQuorum": "true", "ssl.quorum.keyStore.location": "{pki}/server.pem",
       "ssl.quorum.trustStore.location": "{pki}/missing-ca.pem"}, "Failed to create TrustManager: "),
-    ({"sslQuorum": "true", "sslQuorumReloadCertFiles": "true"}, "sslQuorumReloadCertFiles=true is not supported by zkref"),
+    ({"sslQuorum": "true", "ssl.quorum.keyStore.location": "{pki}/server.pem", "ssl.quorum.ocsp": "true"},
+     "zookeeper.ssl.quorum.ocsp (ssl.quorum.ocsp in zoo.cfg) is not supported by zkref"),
 ])
 def test_bad_quorum_tls_settings_stop_the_server(tmp_path, pki, settings, message):
     """A TLS setting zkref cannot use stops the server at start-up with exit code 2 ("Invalid config, exiting
     abnormally") and a message naming the key: no key store, an unreadable PEM file, a store type other than PEM,
-    sslQuorumReloadCertFiles. (Java builds the context at the first connection and fails each dial instead.)
+    OCSP (not implemented). (Java builds the context at the first connection and fails each dial instead.)
     Reference: Java X509Util.createSSLContextAndOptionsFromConfig ("Failed to create KeyManager"),
-    KeyStoreFileType.fromPropertyValueOrFileName, QuorumPeerMain.main."""
+    KeyStoreFileType.fromPropertyValueOrFileName, X509Util's ssl.quorum.ocsp, QuorumPeerMain.main."""
     ports = [free_port(), free_port(), free_port(), free_port()]
     config = {k: str(v).format(pki=pki) for k, v in settings.items()}
     config.update({"server.1": f"127.0.0.1:{ports[0]}:{ports[1]}", "server.2": f"127.0.0.1:{ports[2]}:{ports[3]}",
@@ -260,3 +261,26 @@ def test_port_unification_with_java(ensembles, pki):
     replicates(e, 2, 1, "/p", b"plain zkref to java")
     replicates(e, 1, 3, "/q", b"java to tls zkref")
     assert "Accepted plaintext connection from" in e.log(1) + e.log(3)
+
+
+def test_renewed_certificate_is_used_without_a_restart(ensembles, pki, tmp_path):
+    """With sslQuorumReloadCertFiles=true a server watches its key and trust store files and uses new contents
+    for the connections it makes from then on: a server started with a certificate its peers refuse joins the
+    ensemble, without a restart, once its key store file is overwritten with a good certificate. Reference:
+    Java X509Util.enableCertFileReloading / FileChangeWatcher, QuorumPeerMain.runFromConfig
+    (sslQuorumReloadCertFiles)."""
+    e = ensembles(("zkref", "zkref", "zkref"), pki)
+    key = tmp_path / "s3-key.pem"
+    shutil.copy(pki / "stranger.pem", key)
+    e.servers[3].config.update({"ssl.quorum.keyStore.location": key, "sslQuorumReloadCertFiles": "true"})
+    e.servers[3].cfg_path.write_text("".join(f"{k}={v}\n" for k, v in e.servers[3].config.items()))
+    e.start(1, 2)
+    e.wait_formed([1, 2], timeout=60)
+    e.start(3)
+    wait_for(lambda: "Failed to verify hostname: localhost" in e.log(1) + e.log(2) + e.log(3), 30,
+             what="the peers to refuse the stranger certificate")
+    assert "enabling cert file reloading" in e.log(3)
+    shutil.copy(pki / "server.pem", key)
+    wait_for(lambda: e.mode(3) == "follower", 60, 0.2, what="server 3 to follow after its certificate changed")
+    assert "Reloaded the quorum TLS key and trust stores" in e.log(3)
+    replicates(e, 3, 1, "/renewed", b"ok")

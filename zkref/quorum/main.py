@@ -25,7 +25,7 @@ from ..zkdatabase import ZKDatabase
 __all__ = ['LOG', 'UNSUPPORTED', 'UnsupportedConfigException', 'check_supported', 'create_quorum_peer', 'QuorumPeerMain',
            'run_from_config']
 
-# %% ../../nbs/05_run_from_config.ipynb #169caab4
+# %% ../../nbs/05_run_from_config.ipynb #97e5d3ae
 LOG = get_logger("QuorumPeerMain")
 
 class UnsupportedConfigException(ConfigException):
@@ -37,8 +37,6 @@ def _several_addresses(c: QuorumPeerConfig) -> bool:
 UNSUPPORTED: tuple = (  # (is it set?, the setting, what zkref lacks)
     (lambda c: c.quorum_enable_sasl, "quorum.auth.enableSasl=true",
      "SASL authentication between servers (Kerberos / DIGEST-MD5 through JAAS)"),
-    (lambda c: c.ssl_quorum_reload_cert_files, "sslQuorumReloadCertFiles=true",
-     "reloading the quorum TLS key and trust stores when their files change"),
     (lambda c: c.oracle_path is not None, "oraclePath", "the oracle of two-server ensembles (QuorumOracleMaj)"),
     (lambda c: c.reconfig_enabled, "reconfigEnabled=true", "dynamic reconfiguration (the reconfig operation)"),
     (_several_addresses, "several addresses in one server.N line (multiAddress)",
@@ -54,7 +52,7 @@ def check_supported(config: QuorumPeerConfig # a parsed, distributed config
                 f"{setting} is not supported by zkref: it does not implement {what}. Remove the setting, "
                 "or run this server with Java ZooKeeper.")
 
-# %% ../../nbs/05_run_from_config.ipynb #5464658b
+# %% ../../nbs/05_run_from_config.ipynb #f54ece00
 def create_quorum_peer(config: QuorumPeerConfig,                 # the parsed zoo.cfg
                        metrics: ServerMetrics | None = None,     # this server's metrics
                        cnxn_factory: ServerCnxnFactory | None = None,        # the bound client port
@@ -95,6 +93,8 @@ def create_quorum_peer(config: QuorumPeerConfig,                 # the parsed zo
     qp.sync_enabled = config.sync_enabled
     qp.quorum_listen_on_all_ips = config.quorum_listen_on_all_ips
     set_ssl_quorum(qp, config.ssl_quorum, config.get_system_property, config.port_unification)   # chapter 09b4
+    if config.ssl_quorum_reload_cert_files and qp.x509_util is not None:    # chapter 09b41 (needs a running loop)
+        qp.x509_util.enable_cert_file_reloading()
     qp.set_multi_address_enabled(config.multi_address_enabled)
     qp.set_multi_address_reachability_check_enabled(config.multi_address_reachability_check_enabled)
     qp.set_multi_address_reachability_check_timeout_ms(config.multi_address_reachability_check_timeout_ms)
@@ -126,7 +126,7 @@ async def _create_cnxn_factory(config: QuorumPeerConfig, addr, secure: bool) -> 
     await factory.configure(addr, config.max_client_cnxns, config.client_port_listen_backlog, secure, config)
     return factory
 
-# %% ../../nbs/05_run_from_config.ipynb #f0bc5001
+# %% ../../nbs/05_run_from_config.ipynb #bc9d2568
 async def _run_from_config(self: QuorumPeerMain, config: QuorumPeerConfig,
                            install_signal_handlers: bool = False, # SIGTERM/SIGINT stop the peer (python -m zkref)
                           ) -> None:
@@ -169,6 +169,8 @@ async def _run_from_config(self: QuorumPeerMain, config: QuorumPeerConfig,
             await f.shutdown()
         raise
     finally:
+        if qp is not None and getattr(qp, "x509_util", None) is not None:
+            qp.x509_util.close()                     # Java: QuorumPeer.shutdown → x509Util.close()
         try:
             provider.stop()
         except Exception as e:
