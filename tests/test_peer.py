@@ -151,8 +151,6 @@ def test_my_id_not_in_the_peer_list():
 
 
 @pytest.mark.parametrize("setting, value, jvm, named", [
-    ("sslQuorum", "true", {}, "sslQuorum=true"), ("portUnification", "true", {}, "portUnification=true"),
-    ("sslQuorumReloadCertFiles", "true", {}, "sslQuorumReloadCertFiles=true"),
     ("reconfigEnabled", "true", {}, "reconfigEnabled=true"),
     ("quorum.auth.enableSasl", "true", {}, "quorum.auth.enableSasl=true"),
     ("oraclePath", "/tmp/oracle", {}, "oraclePath"),
@@ -184,8 +182,8 @@ def test_refusal_exits_with_invalid_config_code():
     """
     async def scenario(c):
         return await exit_code(c, 1), c.logs(1)
-    code, log = run(scenario, 3, mode="process", config={"sslQuorum": "true"})
-    assert code == 2 and "Invalid config, exiting abnormally" in log and "sslQuorum=true is not supported" in log
+    code, log = run(scenario, 3, mode="process", config={"reconfigEnabled": "true"})
+    assert code == 2 and "Invalid config, exiting abnormally" in log and "reconfigEnabled=true is not supported" in log
 
 
 @pytest.mark.parametrize("java", [False, pytest.param(True, marks=[needs_java, pytest.mark.java, pytest.mark.slow])])
