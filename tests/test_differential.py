@@ -130,6 +130,9 @@ class Generator:
 
     def acl(self, path: str) -> list[ACL]:
         names = list(ACLS)
+        if not path.startswith((self.base + "/", "/zookeeper/quota" + self.base + "/")) and path != self.base:
+            # outside the seed's own nodes (/, /zookeeper/...): nothing that would stop the next seeds
+            return ACLS[self.rng.choice(["open", "open", "empty", "bad-scheme"])]
         weights = [10, 2, 2, 2, 1, 1, 1, 1, 1, 1]
         if self.in_lock(path):
             weights = [4, 1, 6, 1, 3, 1, 1, 1, 2, 1]
@@ -425,16 +428,20 @@ class Side:
             if step.record == "bad passwd":
                 passwd = bytes(16)
             elif step.record == "future zxid":
-                last += 1000
+                last = 1 << 60
             else:
-                sid, last = 0, last + 1000
+                sid, last = 0, 1 << 60
             try:
                 other = Client(self.port, session_id=sid, passwd=passwd, last_zxid=last)
             except (OSError, EOFError):
                 return ("refused",)     # Java closes the connection without an answer
             r = other.connect
+            out = ("connect", r.time_out, self.name(r.session_id) if r.session_id else 0, r.passwd != bytes(16))
+            if r.session_id and r.session_id != sid:     # a new session: close it, or it would expire later
+                h, _ = other.call(OpCode.closeSession)
+                out += (h.zxid, h.err)
             other.close()
-            return ("connect", r.time_out, self.names.get(r.session_id, r.session_id), r.passwd != bytes(16))
+            return out
         if step.kind in ("setWatches", "setWatches2"):
             old = self.clients[slot]
             old.close()
