@@ -64,12 +64,15 @@ def replicates(e: Ensemble, writer: int, reader: int, path: str, data: bytes) ->
         a.stop(), b.stop()
 
 
-def test_three_zkref_servers_form_a_tls_ensemble(ensembles, pki):
+@pytest.mark.parametrize("protocol, negotiated", [(None, "TLSv1.2 - TLS_ECDHE_RSA_WITH_"),
+                                                  ("TLSv1.3", "TLSv1.3 - TLS_AES_")])
+def test_three_zkref_servers_form_a_tls_ensemble(ensembles, pki, protocol, negotiated):
     """With sslQuorum=true and PEM key and trust stores, three servers elect a leader over TLS election
     connections, the followers sync over TLS quorum connections, and a write through one server is read through
-    another. Reference: ZooKeeper Administrator's Guide, "Quorum TLS" (sslQuorum, ssl.quorum.keyStore.location,
-    ssl.quorum.trustStore.location); Java QuorumCnxManager.initiateConnection, Learner.connectToLeader."""
-    e = ensembles(("zkref", "zkref", "zkref"), pki)
+    another; the protocol is TLSv1.2 unless ssl.quorum.protocol says otherwise. Reference: ZooKeeper
+    Administrator's Guide, "Quorum TLS" (sslQuorum, ssl.quorum.keyStore.location, ssl.quorum.trustStore.location,
+    ssl.quorum.protocol); Java QuorumCnxManager.initiateConnection, Learner.connectToLeader."""
+    e = ensembles(("zkref", "zkref", "zkref"), pki, **({"ssl.quorum.protocol": protocol} if protocol else {}))
     e.start()
     leader = e.wait_formed(timeout=60)
     follower = next(i for i in e.ids if i != leader)
@@ -77,7 +80,7 @@ def test_three_zkref_servers_form_a_tls_ensemble(ensembles, pki):
     logs = e.log(leader)
     assert "Using TLS encrypted quorum communication" in logs
     assert "Creating TLS-only quorum server socket" in logs
-    assert "Accepted TLS connection from /127.0.0.1:" in logs and "TLSv1.2 - TLS_ECDHE_RSA_WITH_" in logs
+    assert "Accepted TLS connection from /127.0.0.1:" in logs and negotiated in logs
     assert any("SSL handshake complete with /127.0.0.1:" in e.log(i) for i in e.ids)
 
 
