@@ -118,8 +118,21 @@ class UnifiedServer:
         tasks = [t for t in [self.accept_task, *self.pending] if t is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
 
-# %% ../../nbs/09b4_quorum_tls.ipynb #9675bb8b
+# %% ../../nbs/09b4_quorum_tls.ipynb #e5a965d1
 async def _connection(self: UnifiedServer, conn: socket.socket, peer: tuple) -> None:
+    "Detect, shake hands and check one accepted socket, then hand it over; closed if that fails or is cancelled."
+    try:
+        streams = await self.detect_mode(conn, peer)
+    except BaseException:             # the server closing (cancelled) or anything unexpected: never leak the socket
+        conn.close()
+        raise
+    if streams is not None:
+        self.pending.discard(asyncio.current_task())
+        await self.cb(*streams)
+
+async def _detect_mode(self: UnifiedServer, conn: socket.socket, peer: tuple
+                      ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    "The streams of a TLS (or, with portUnification, plain) connection; None if refused (logged, closed)."
     # Java: UnifiedServerSocket.UnifiedSocket.detectMode, then the SSL socket's handshake and ZKTrustManager
     loop = asyncio.get_running_loop()
     conn.setblocking(False)
@@ -131,7 +144,7 @@ async def _connection(self: UnifiedServer, conn: socket.socket, peer: tuple) -> 
     if not tls and not self.x509.port_unification:
         self.on_refused(peer, IOError("Blocked insecure connection attempt"))
         conn.close()
-        return
+        return None
     reader = asyncio.StreamReader(limit=self.limit)
     protocol = asyncio.StreamReaderProtocol(reader)
     try:
@@ -141,24 +154,24 @@ async def _connection(self: UnifiedServer, conn: socket.socket, peer: tuple) -> 
     except (OSError, TimeoutError, ssl.SSLError) as e:
         self.on_refused(peer, e)
         conn.close()
-        return
+        return None
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     if not tls:             # portUnification: the peeked bytes are still in the socket for the reader
         LOG_UNIFIED.info("Accepted plaintext connection from /%s:%s", peer[0], peer[1])
-        self.pending.discard(asyncio.current_task())
-        await self.cb(reader, writer)
-        return
+        return reader, writer
     try:
         await self.x509.check_peer(writer)
     except ssl.CertificateError as e:
         self.on_refused(peer, e)
         writer.close()
-        return
+        return None
+    except BaseException:
+        writer.close()
+        raise
     LOG_UNIFIED.info("Accepted TLS connection from %s", describe_tls(writer))
-    self.pending.discard(asyncio.current_task())
-    await self.cb(reader, writer)
+    return reader, writer
 
-UnifiedServer._connection = _connection
+UnifiedServer._connection, UnifiedServer.detect_mode = _connection, _detect_mode
 
 async def start_unified_server(client_connected_cb, # async (reader, writer): a verified TLS connection
                                 host: str, port: int, # where to listen
