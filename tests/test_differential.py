@@ -19,6 +19,7 @@ import dataclasses
 import os
 import random
 import socket
+import struct
 from collections import Counter
 
 import pytest
@@ -36,7 +37,8 @@ pytestmark = pytest.mark.java
 
 SEEDS = [int(x) for x in os.environ.get("ZKREF_DIFF_SEEDS", "1,2,3,4,5,6,7,8,9,10").split(",")]   # to replay one seed
 STEPS = int(os.environ.get("ZKREF_DIFF_STEPS", "250"))
-SESSIONS = 3
+SESSIONS = int(os.environ.get("ZKREF_DIFF_SESSIONS", "3"))
+FOCUS = set(filter(None, os.environ.get("ZKREF_DIFF_FOCUS", "").split(",")))   # kinds drawn 5 times as often
 CONFIG = {"tickTime": 2000, "extendedTypesEnabled": "true"}
 # The ContainerManager deletes empty containers and expired TTL nodes on a timer, at a moment neither test nor
 # server controls: its txns would interleave with ours at different zxids. An hour-long interval keeps it idle.
@@ -63,6 +65,55 @@ LOCKING = {"u-only", "auth", "bad-perms"}
 
 
 # ----------------------------------------------------------------------------------------------- the generator
+class RawBody:
+    "A request body written byte by byte: what no client library would send."
+
+    def __init__(self, body: bytes):
+        self.body = body
+
+    def serialize(self, oa) -> None:
+        oa._buf += self.body
+
+    def __repr__(self):
+        return f"RawBody({self.body!r})"
+
+
+def _jstr(b: bytes | None) -> bytes:
+    "A jute string or buffer of raw bytes (None: length -1, null)."
+    return struct.pack(">i", -1) if b is None else struct.pack(">i", len(b)) + b
+
+
+_OPEN = struct.pack(">ii", 1, 31) + _jstr(b"world") + _jstr(b"anyone")
+
+
+def raw_requests(base: str) -> list:
+    "Hand-made bodies: bad UTF-8 in a path, null data and ACLs, cut and padded bodies, impossible lengths."
+    b = base.encode()
+    # (a null *path* is left out: Java fails most requests on a NullPointerException, MarshallingError, while zkref
+    # answers NoNode, BadArguments or NoWatcher — reported, not fixed yet)
+    return [
+        (OpCode.create, _jstr(b + b"/x\xff") + _jstr(b"") + _OPEN + struct.pack(">i", 0)),
+        (OpCode.create, _jstr(b + b"/x\xc3") + _jstr(b"") + _OPEN + struct.pack(">i", 0)),
+        (OpCode.create, _jstr(b + b"/x\xed\xa0\x80") + _jstr(b"") + _OPEN + struct.pack(">i", 0)),
+        (OpCode.create, _jstr(b + b"/x\xc0\xaf") + _jstr(b"") + _OPEN + struct.pack(">i", 0)),
+        (OpCode.create2, _jstr(b + b"/nd") + _jstr(None) + _OPEN + struct.pack(">i", 0)),
+        (OpCode.setData, _jstr(b + b"/nd") + _jstr(None) + struct.pack(">i", -1)),
+        (OpCode.getData, _jstr(b + b"/nd") + b"\0"),
+        (OpCode.create, _jstr(b + b"/na") + _jstr(b"") + struct.pack(">i", -1) + struct.pack(">i", 0)),
+        (OpCode.create, _jstr(b + b"/nc") + _jstr(b"") + struct.pack(">ii", 1, 31) + _jstr(None) + _jstr(b"anyone")
+         + struct.pack(">i", 0)),
+        (OpCode.setACL, _jstr(b + b"/nd") + struct.pack(">ii", -1, -1)),
+        (OpCode.sync, _jstr(None)),
+        (OpCode.getEphemerals, _jstr(None)),
+        (OpCode.getData, _jstr(b + b"/nd")),                       # cut short: no watch flag
+        (OpCode.exists, b""),
+        (OpCode.getData, struct.pack(">i", 0x7FFFFFFF) + b"/x"),
+        (OpCode.getData, struct.pack(">i", -7) + b"/x"),
+        (OpCode.exists, _jstr(b) + b"\0" + b"trailing"),
+        (OpCode.whoAmI, b"abc"),
+    ]
+
+
 def _create_op(path: str, flags: int):
     return OpCode.create, CreateRequest(path=path, data=b"", acl=ACLS["open"], flags=flags)
 
@@ -192,12 +243,12 @@ class Generator:
              "addauth": 2, "multi": 8, "multiRead": 3, "sync": 2, "getAllChildrenNumber": 2, "getEphemerals": 2,
              "addWatch": 4, "checkWatches": 2, "removeWatches": 3, "reconnect": 2, "whoAmI": 1,
              "closeSession": 1, "badAuth": 0.3, "reconfig": 0.3, "unknownOp": 0.3, "burst": 1.5, "huge": 0.1,
-             "strangeConnect": 0.5}
+             "strangeConnect": 0.5, "raw": 0.7}
 
     def draw(self) -> Step:
         rng = self.rng
         slot = rng.randrange(SESSIONS)
-        kind = rng.choices(list(self.KINDS), list(self.KINDS.values()))[0]
+        kind = rng.choices(list(self.KINDS), [w * (5 if k in FOCUS else 1) for k, w in self.KINDS.items()])[0]
         w = rng.random() < 0.5
         # a path a watch may be set on (exists checks READ only in 3.8.4+): never in /sN/lock
         p = self.path(lock=not (w and kind in ("getData", "getChildren", "getChildren2")) and kind not in (
@@ -237,6 +288,9 @@ class Generator:
                                                                      cur_config_id=-1))
         if kind == "unknownOp":
             return Step(slot, kind, 99, GetDataRequest(path=p, watch=False))
+        if kind == "raw":
+            op, body = rng.choice(raw_requests(self.base))
+            return Step(slot, kind, op, RawBody(body))
         if kind == "strangeConnect":   # a second connection for the slot's session: a wrong password, a future zxid
             return Step(slot, kind, 0, rng.choice(["bad passwd", "future zxid", "no session, future zxid"]))
         if kind == "burst":       # many children at once: Java's HashSet orders (children, ephemerals) at larger sizes
