@@ -287,3 +287,22 @@ def test_renewed_certificate_is_used_without_a_restart(ensembles, pki, tmp_path)
     wait_for(lambda: e.mode(3) == "follower", 60, 0.2, what="server 3 to follow after its certificate changed")
     assert "Reloaded the quorum TLS key and trust stores" in e.log(3)
     replicates(e, 3, 1, "/renewed", b"ok")
+
+
+@pytest.mark.skipif(not java_available(), reason="Java ZooKeeper (Debian package zookeeper) is not installed")
+def test_zkref_observer_of_a_java_tls_ensemble(ensembles, pki):
+    """An observer dials the leader's quorum port like a follower (Learner.connectToLeader): a zkref observer of
+    two Java 3.8 servers with sslQuorum=true syncs over TLS and serves the ensemble's writes. Reference: ZooKeeper
+    Observers Guide; Java Observer.observeLeader, Learner.connectToLeader, UnifiedServerSocket."""
+    e = ensembles(("java", "java", "zkref"), pki)
+    for i in e.ids:
+        cfg = e.servers[i].config
+        cfg["server.3"] = f"{cfg['server.3']}:observer"
+        if i == 3:
+            cfg["peerType"] = "observer"
+        e.servers[i].cfg_path.write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
+    e.start()
+    e.wait_formed([1, 2], timeout=60)
+    wait_for(lambda: e.mode(3) == "observer", 60, 0.2, what="the zkref observer to serve")
+    replicates(e, 1, 3, "/seen-by-observer", b"o")
+    assert "Accepted TLS connection from /127.0.0.1:" in e.log(1) + e.log(2)
