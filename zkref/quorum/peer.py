@@ -43,7 +43,7 @@ class SyncMode(enum.Enum):
 
 QUORUM_CNXN_THREADS_SIZE_DEFAULT_VALUE = 20   # Java: QuorumPeer.QUORUM_CNXN_THREADS_SIZE_DEFAULT_VALUE
 
-# %% ../../nbs/07_peer.ipynb #67bac004
+# %% ../../nbs/07_peer.ipynb #ad6df79a
 class QuorumPeer(QuorumPeerLoop):
     "One ensemble member: state, epochs, election and the role loop (start, run, shutdown: chapter 07_peer2)."
     # Java: org.apache.zookeeper.server.quorum.QuorumPeer
@@ -91,6 +91,8 @@ class QuorumPeer(QuorumPeerLoop):
         self.election_time_taken_ms = -1
         self.unavailable_start_time = 0.0
         self.task: asyncio.Task | None = None
+        self.ssl_quorum = self.port_unification = False   # set by set_ssl_quorum (chapter 09b4)
+        self.x509_util = None                              # its QuorumX509Util, with TLS on the quorum ports
         self._state = ServerState.LOOKING
         self.zab_state = ZabState.ELECTION
         self.sync_mode = SyncMode.NONE

@@ -40,7 +40,7 @@ def _set_zookeeper_server(self: QuorumPeer, zks) -> None:
 
 QuorumPeerLoop.set_zookeeper_server = _set_zookeeper_server
 
-# %% ../../nbs/07_peer2_loop.ipynb #7a7fea23
+# %% ../../nbs/07_peer2_loop.ipynb #7f308de4
 def _create_cnxn_manager(self: QuorumPeer) -> QuorumCnxManager:
     "Java: QuorumPeer.createCnxnManager"
     timeout = int(self.prop("zookeeper.quorumCnxnTimeoutMs", "-1"))
@@ -51,7 +51,8 @@ def _create_cnxn_manager(self: QuorumPeer) -> QuorumCnxManager:
                             listen_on_all_ips=self.quorum_listen_on_all_ips,
                             cnx_timeout_ms=int(self.prop("zookeeper.cnxTimeout", "5000")),
                             port_bind_max_retry=int(self.prop("zookeeper.electionPortBindRetry", "3")),
-                            multi_address_enabled=self.multi_address_enabled)
+                            multi_address_enabled=self.multi_address_enabled,
+                            x509_util=self.x509_util)             # sslQuorum / portUnification (09b4)
 
 async def _create_election_algorithm(self: QuorumPeer, election_algorithm: int) -> FastLeaderElection:
     "Bind the election port and start FastLeaderElection. Java: QuorumPeer.createElectionAlgorithm"

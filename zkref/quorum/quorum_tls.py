@@ -201,7 +201,7 @@ def learner_refused(peer: tuple,            # the dialler's (host, port)
     LOG_LEARNER_HANDLER.error("Unexpected exception in LearnerHandler: \n%s", text)
     LOG_LEARNER_HANDLER.warning("******* GOODBYE /%s:%s ********", peer[0], peer[1])
 
-# %% ../../nbs/09b4_quorum_tls.ipynb #7053384e
+# %% ../../nbs/09b4_quorum_tls.ipynb #1cbe91fc
 def set_ssl_quorum(peer,                      # a QuorumPeer
                    ssl_quorum: bool,          # sslQuorum in zoo.cfg
                    props: Callable[[str, str | None], str | None], # the config's get_system_property
@@ -213,13 +213,5 @@ def set_ssl_quorum(peer,                      # a QuorumPeer
     LOG_PEER.info("Port unification %s", "enabled" if port_unification else "disabled")
     peer.ssl_quorum, peer.port_unification = ssl_quorum, port_unification
     peer.x509_util = QuorumX509Util(props) if ssl_quorum or port_unification else None
-    if peer.x509_util is not None:
+    if peer.x509_util is not None:       # QuorumPeer.create_cnxn_manager (chapter 07_peer2) hands it on
         peer.x509_util.ssl_quorum, peer.x509_util.port_unification = ssl_quorum, port_unification
-        # until QuorumPeer.create_cnxn_manager (chapter 07_peer2) passes x509_util itself:
-        peer.create_cnxn_manager = lambda: _tls_cnxn_manager(peer)
-
-def _tls_cnxn_manager(peer):
-    "The peer's QuorumCnxManager, given the peer's QuorumX509Util. Java: QuorumPeer.createCnxnManager"
-    qcm = type(peer).create_cnxn_manager(peer)
-    qcm.x509_util = peer.x509_util
-    return qcm
