@@ -17,10 +17,17 @@ from .processors import Request, ZooKeeperServer
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/11f_final_request_processor1_replies.ipynb #d9e176e5
+# %% ../../nbs/11f_final_request_processor1_replies.ipynb #fd2b1026
+def _not_null(path: str | None) -> str:
+    "`path`, or the TypeError standing for Java's NullPointerException on a null path (MarshallingError)."
+    if path is None:
+        raise TypeError('Cannot invoke "String.indexOf(int)" because "path" is null')
+    return path
+
 def _stat_of(zks: ZooKeeperServer, path: str):
     n = zks.dt.get_node(path)
     if n is None:
+        _not_null(path)           # Java: DataTree.getNode(null) fails in ConcurrentHashMap.get
         raise KeeperException(Code.NONODE)
     return n
 
@@ -92,7 +99,7 @@ def _who_am_i(zks: ZooKeeperServer, request: Request) -> WhoAmIResponse:
         infos.append(ClientInfo(auth_scheme=i.scheme, user=ap.user_name(i.id) if ap else None))
     return WhoAmIResponse(client_info=infos)
 
-# %% ../../nbs/11f_final_request_processor1_replies.ipynb #a653e2c7
+# %% ../../nbs/11f_final_request_processor1_replies.ipynb #ac78591e
 def _respond(self: FinalRequestProcessor, request: Request, rc):
     "The (err, response record) of one request. Java: the switch in FinalRequestProcessor.processRequest"
     zks, cnxn, t = self.zks, request.cnxn, request.type
@@ -123,7 +130,7 @@ def _respond(self: FinalRequestProcessor, request: Request, rc):
         return Code.OK, SyncResponse(path=request.record().path)
     if t == OpCode.exists:
         rec = request.record()
-        if "\0" in (rec.path or ""):
+        if "\0" in _not_null(rec.path):
             raise KeeperException(Code.BADARGUMENTS)
         n = zks.dt.get_node(rec.path)
         if n is not None:
@@ -165,7 +172,7 @@ def _respond(self: FinalRequestProcessor, request: Request, rc):
         rec = request.record()
         wtype = WatcherType(rec.type)
         fn = zks.dt.contains_watcher if t == OpCode.checkWatches else zks.dt.remove_watch
-        if not fn(rec.path, wtype, cnxn):
+        if not fn(_not_null(rec.path) if t == OpCode.checkWatches else rec.path, wtype, cnxn):
             raise KeeperException(Code.NOWATCHER, f"{rec.path} (type: {wtype.name})")
         return Code.OK, None
     if t == OpCode.whoAmI:
