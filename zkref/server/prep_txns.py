@@ -45,7 +45,7 @@ def _quota(zks: ZooKeeperServer, path: str, last, data, op: int) -> None:
     except KeeperError as e:
         raise KeeperException(int(e.code), path) from None
 
-# %% ../../nbs/11d_prep_request_processor1_txns.ipynb #281e1627
+# %% ../../nbs/11d_prep_request_processor1_txns.ipynb #5b8fd52b
 def _p_create(self: PrepRequestProcessor, type_: int, request: Request, record) -> None:
     zks, zxid = self.zks, request.hdr.zxid
     flags, path, acl, data = record.flags, record.path, record.acl, record.data
@@ -69,7 +69,9 @@ def _p_create(self: PrepRequestProcessor, type_: int, request: Request, record) 
         zks.session_tracker.check_global_session(request.session_id)
     else:
         zks.session_tracker.check_session(request.session_id)
-    i = path.rfind("/") if path is not None else -1
+    if path is None:      # no client library sends one; Java's validatePathForCreate fails on it (MarshallingError)
+        raise TypeError('Cannot invoke "String.lastIndexOf(int)" because "path" is null')
+    i = path.rfind("/")
     if i == -1 or "\0" in path:
         PLOG.info("Invalid path %s with session 0x%x", path, request.session_id & (2**64 - 1))
         raise KeeperException(Code.BADARGUMENTS, path)
