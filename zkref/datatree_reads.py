@@ -79,7 +79,7 @@ DataTree.get_children, DataTree.get_all_children_number = _get_children, _get_al
 DataTree.get_acl, DataTree.get_node_acl = _get_acl, _get_node_acl
 DataTree.acl_cache_size = lambda self: self.acl_cache.size()
 
-# %% ../nbs/07a_datatree2_reads.ipynb #049ded5e
+# %% ../nbs/07a_datatree2_reads.ipynb #84331d5d
 def _add_watch(self: DataTree, base_path: str, watcher: Hashable, mode: int) -> None:
     "An `addWatch` request: a persistent (0) or persistent recursive (1) watch, in both managers."
     m = WatcherMode.from_zoo_def(mode)
@@ -93,7 +93,12 @@ def _set_watches(self: DataTree, relative_zxid: int, data_watches: list[str], ex
     # Java: DataTree.setWatches
     def fire(event_type: EventType, path: str) -> None:
         watcher.process(WatchedEvent(event_type, KeeperState.SyncConnected, path))
-    for path in data_watches or ():
+    def paths(watches):      # Java: a null list, or getNode(null), throws NullPointerException (MarshallingError)
+        for path in watches:                       # (None is not iterable: a TypeError here too)
+            if path is None:
+                raise TypeError('Cannot invoke "Object.hashCode()" because "key" is null')
+            yield path
+    for path in paths(data_watches):
         node = self.nodes.get(path)
         if node is None:
             fire(EventType.NodeDeleted, path)
@@ -101,12 +106,12 @@ def _set_watches(self: DataTree, relative_zxid: int, data_watches: list[str], ex
             fire(EventType.NodeDataChanged, path)
         else:
             self.data_watches.add_watch(path, watcher)
-    for path in exist_watches or ():
+    for path in paths(exist_watches):
         if self.nodes.get(path) is not None:
             fire(EventType.NodeCreated, path)
         else:
             self.data_watches.add_watch(path, watcher)
-    for path in child_watches or ():
+    for path in paths(child_watches):
         node = self.nodes.get(path)
         if node is None:
             fire(EventType.NodeDeleted, path)
