@@ -17,7 +17,7 @@ from .processors import Request, ZooKeeperServer
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/11f_final_request_processor1_replies.ipynb #fd2b1026
+# %% ../../nbs/11f_final_request_processor1_replies.ipynb #0ebbb7df
 def _not_null(path: str | None) -> str:
     "`path`, or the TypeError standing for Java's NullPointerException on a null path (MarshallingError)."
     if path is None:
@@ -76,6 +76,10 @@ def _multi_read(zks: ZooKeeperServer, request: Request, cnxn) -> MultiResponse:
                 raise IOError("Invalid type of readOp")
         except KeeperException as e:      # the tree's KeeperError too
             out.append(OpResult(OpCode.error, err=e.code))
+        except Exception as e:
+            # Java's response was made before the loop: its MarshallingError still carries the results so far
+            e.response = MultiResponse(out)
+            raise
     return MultiResponse(out)
 
 def _get_acl(zks: ZooKeeperServer, request: Request) -> GetACLResponse:

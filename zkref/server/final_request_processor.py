@@ -107,7 +107,7 @@ def count_stale_reply(zks, cnxn) -> None:
     if getattr(cnxn, "closed", False):     # Java: Request.isStale → ServerCnxn.isStale, set by close()
         zks.server_metrics.stale_replies.add(1)
 
-# %% ../../nbs/11f_final_request_processor.ipynb #2e243db5
+# %% ../../nbs/11f_final_request_processor.ipynb #d6a08ebf
 def _final_process_request(self: FinalRequestProcessor, request: Request) -> None:
     "Apply, answer, count. Java: FinalRequestProcessor.processRequest"
     zks = self.zks
@@ -139,7 +139,9 @@ def _final_process_request(self: FinalRequestProcessor, request: Request) -> Non
     except Exception as e:
         FLOG.error("Failed to process %s: %s: %s", request, type(e).__name__, e)
         FLOG.error("Dumping request buffer for request type %s: 0x%s", op_name(request.type), request.body.hex())
-        err, rsp = Code.MARSHALLINGERROR, None
+        # Java answers whatever its `rsp` held when it failed: a multiRead's results so far (zkref's other answers
+        # are made whole or not at all)
+        err, rsp = Code.MARSHALLINGERROR, getattr(e, "response", None)
     self.update_stats(request, last_zxid)
     hdr = ReplyHeader(xid=request.cxid, zxid=last_zxid, err=int(err))
     if self.path is not None and rsp is not None:   # getData / getChildren2: through the response cache (11g)
