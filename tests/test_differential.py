@@ -716,12 +716,12 @@ NULL_PATH_REQUESTS = {      # name: (opcode, body) with a null path (jute string
     "multi": (OpCode.multi, _multi_body((OpCode.check, _jstr(None) + struct.pack(">i", -1)))),
     "multiRead": (OpCode.multiRead, _multi_body((OpCode.getData, _jstr(b"/") + b"\0"),
                                                 (OpCode.getData, _jstr(None) + b"\0"))),
+    "multiRead of writes": (OpCode.multiRead, _multi_body((OpCode.check, _jstr(b"/") + struct.pack(">i", -1)))),
     "setWatches": (OpCode.setWatches, struct.pack(">qi", 0, 2) + _jstr(b"/") + _jstr(None) + struct.pack(">ii", 0, 0)),
     "setWatches null list": (OpCode.setWatches, struct.pack(">qii", 0, 0, -1) + struct.pack(">i", 0)),
 }
 NOT_YET = {   # differences left: Java's answer depends on where its NullPointerException strikes
     "multi": "Java fails in getPendingChanges after taking a zxid it never logs, and answers an empty MultiResponse",
-    "multiRead": "Java answers MarshallingError with the results before the failing op; zkref with no body",
 }
 
 
@@ -748,7 +748,8 @@ def test_null_paths_same_as_java(java_zk, zkref_zk):
     MarshallingError where Java fails on a NullPointerException (creates in validatePathForCreate, delete, the reads
     in DataTree.getNode, checkWatches in WatcherModeManager, setWatches in DataTree.setWatches after the watches
     before it), BadArguments where validatePath refuses it (setData,
-    setACL), success for sync, addWatch and removeWatches' NoWatcher, and the zxid after it is the same.
+    setACL), success for sync, addWatch and removeWatches' NoWatcher; a multiRead's MarshallingError carries the
+    results before the failing op (also for a write op in a multiRead); and the zxid after it is the same.
     Reference: Java PrepRequestProcessor.pRequest, FinalRequestProcessor.processRequest (catch Exception:
     MARSHALLINGERROR)."""
     _null_path_script([n for n in NULL_PATH_REQUESTS if n not in NOT_YET], java_zk, zkref_zk)
@@ -758,5 +759,5 @@ def test_null_paths_same_as_java(java_zk, zkref_zk):
                                   for n, r in NOT_YET.items()])
 def test_null_path_differences_left(java_zk, zkref_zk, name):
     """The null-path requests zkref does not answer as Java yet (strict xfail: fix, then remove from NOT_YET).
-    Reference: Java PrepRequestProcessor.getPendingChanges, FinalRequestProcessor multiRead."""
+    Reference: Java PrepRequestProcessor.getPendingChanges."""
     _null_path_script([name], java_zk, zkref_zk)
