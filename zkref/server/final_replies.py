@@ -17,7 +17,7 @@ from .processors import Request, ZooKeeperServer
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/11f_final_request_processor1_replies.ipynb #0ebbb7df
+# %% ../../nbs/11f_final_request_processor1_replies.ipynb #5c3dc062
 def _not_null(path: str | None) -> str:
     "`path`, or the TypeError standing for Java's NullPointerException on a null path (MarshallingError)."
     if path is None:
@@ -45,6 +45,10 @@ def _get_children(zks: ZooKeeperServer, path: str, watcher, auth) -> GetChildren
 
 def _multi_results(rc) -> MultiResponse:
     out = []
+    if rc is None:        # Prep failed before the multi had a txn (a null path): Java's loop over rc.multiResult
+        e = TypeError('Cannot read the array length because "rc.multiResult" is null')
+        e.response = MultiResponse(out)    # fails with its response already made, and answers it
+        raise e
     for sub in rc.multi_result or []:
         t = sub.type
         if t == OpCode.check:

@@ -45,7 +45,7 @@ class PrepRequestProcessor:
 
 
 
-# %% ../../nbs/11d_prep_request_processor.ipynb #fff0e224
+# %% ../../nbs/11d_prep_request_processor.ipynb #6a3df7ad
 def _multi(self: PrepRequestProcessor, request: Request) -> None:
     zks = self.zks
     try:
@@ -58,6 +58,10 @@ def _multi(self: PrepRequestProcessor, request: Request) -> None:
     zxid = zks.get_next_zxid()
     paths = set()
     for _, rec in multi.ops:
+        if rec.path is None:
+            # Java: getPendingChanges fails on path.lastIndexOf (NullPointerException) after the zxid was taken and
+            # before the multi has a txn header: MarshallingError, and that zxid is never logged
+            raise TypeError('Cannot invoke "String.lastIndexOf(int)" because "path" is null')
         paths.add(rec.path)
         if rec.path and "/" in rec.path:
             paths.add(rec.path[:rec.path.rfind("/")])
