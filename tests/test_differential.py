@@ -720,44 +720,40 @@ NULL_PATH_REQUESTS = {      # name: (opcode, body) with a null path (jute string
     "setWatches": (OpCode.setWatches, struct.pack(">qi", 0, 2) + _jstr(b"/") + _jstr(None) + struct.pack(">ii", 0, 0)),
     "setWatches null list": (OpCode.setWatches, struct.pack(">qii", 0, 0, -1) + struct.pack(">i", 0)),
 }
-NOT_YET = {   # differences left: Java's answer depends on where its NullPointerException strikes
-    "multi": "Java fails in getPendingChanges after taking a zxid it never logs, and answers an empty MultiResponse",
-}
-
-
-def _null_path_script(names, java_zk, zkref_zk) -> None:
-    "Send each named null-path request, then a create, to Java and to zkref; the same answers and zxids."
-    sides = [Side(java_zk(dict(CONFIG), jvm_flags=JVM_FLAGS).client_port),
-             Side(zkref_zk(dict(CONFIG), jvm_flags=JVM_FLAGS).client_port)]
+def test_null_paths_same_as_java(java_zk, zkref_zk):
+    """A request whose path is a null jute string (length -1), which no client library sends, gets Java's answer:
+    MarshallingError where Java fails on a NullPointerException (creates in validatePathForCreate, delete, the reads
+    in DataTree.getNode, checkWatches in WatcherModeManager, setWatches in DataTree.setWatches after the watches
+    before it, a multi in getPendingChanges after taking a zxid it never logs), BadArguments where validatePath
+    refuses it (setData, setACL), success for sync, addWatch and removeWatches' NoWatcher; a multiRead's
+    MarshallingError carries the results before the failing op (also for a write op in a multiRead); the zxid after
+    each is the same, and both servers restart on the log with its gap. Reference: Java PrepRequestProcessor.pRequest
+    and getPendingChanges, FinalRequestProcessor.processRequest (catch Exception: MARSHALLINGERROR)."""
+    servers = [java_zk(dict(CONFIG), jvm_flags=JVM_FLAGS), zkref_zk(dict(CONFIG), jvm_flags=JVM_FLAGS)]
+    sides = [Side(server.client_port) for server in servers]
     try:
         for side in sides:
             side.connect(0)
-        for name in names:
+        for name, (op, body) in NULL_PATH_REQUESTS.items():
             after = (OpCode.create, _jstr(b"/after-" + name.encode()) + _jstr(b"") + _OPEN + struct.pack(">i", 0))
-            for op, body in (NULL_PATH_REQUESTS[name], after):
+            for op, body in ((op, body), after):
                 step = Step(0, "raw", op, RawBody(body))
                 e, g = [(side.run(step, False), side.flush()) for side in sides]
                 assert g == e, f"{name}: {OpCode(op).name} {body!r}:\n java: {e}\nzkref: {g}"
     finally:
         for side in sides:
             side.clients[0].close()
-
-
-def test_null_paths_same_as_java(java_zk, zkref_zk):
-    """A request whose path is a null jute string (length -1), which no client library sends, gets Java's answer:
-    MarshallingError where Java fails on a NullPointerException (creates in validatePathForCreate, delete, the reads
-    in DataTree.getNode, checkWatches in WatcherModeManager, setWatches in DataTree.setWatches after the watches
-    before it), BadArguments where validatePath refuses it (setData,
-    setACL), success for sync, addWatch and removeWatches' NoWatcher; a multiRead's MarshallingError carries the
-    results before the failing op (also for a write op in a multiRead); and the zxid after it is the same.
-    Reference: Java PrepRequestProcessor.pRequest, FinalRequestProcessor.processRequest (catch Exception:
-    MARSHALLINGERROR)."""
-    _null_path_script([n for n in NULL_PATH_REQUESTS if n not in NOT_YET], java_zk, zkref_zk)
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=r))
-                                  for n, r in NOT_YET.items()])
-def test_null_path_differences_left(java_zk, zkref_zk, name):
-    """The null-path requests zkref does not answer as Java yet (strict xfail: fix, then remove from NOT_YET).
-    Reference: Java PrepRequestProcessor.getPendingChanges."""
-    _null_path_script([name], java_zk, zkref_zk)
+    for server in servers:                 # the log has a zxid with no txn (the multi's): both load it
+        server.stop()
+        server.start()
+    sides = [Side(server.client_port) for server in servers]
+    try:
+        for side in sides:
+            side.connect(0)
+        for step in (Step(0, "exists", OpCode.exists, ExistsRequest(path="/after-multi", watch=False)),
+                     Step(0, "create", *_create_op("/after-restart", 0))):
+            e, g = [side.run(step, False) for side in sides]
+            assert g == e, f"after a restart: {step}:\n java: {e}\nzkref: {g}"
+    finally:
+        for side in sides:
+            side.clients[0].close()
