@@ -112,7 +112,7 @@ async def _client(self: ClusterViews, sid: int, timeout_s: float = 10.0):
 
 
 
-# %% ../nbs/12_mini_cluster4_views.ipynb #cfa139bf
+# %% ../nbs/12_mini_cluster4_views.ipynb #3871ab8e
 async def _server_mode(self: ClusterViews, sid: int) -> str | None:
     "`leader` / `follower` / `observer` / `standalone` as `srvr` says; None while the server does not serve."
     m = re.search(r"^Mode: (\w+)", await self.four_letter_word(sid, "srvr"), re.M)
@@ -122,7 +122,8 @@ async def _wait_serving(self: ClusterViews, sids=None,   # the servers to wait f
                         timeout_s: float = 30.0) -> dict[int, str]:
     "Wait until every server of `sids` serves clients; their modes."
     deadline = time.monotonic() + timeout_s
-    sids = list(sids or [s for s in self.sids if self.state(s) is not None])
+    # every server that runs, whether or not it has logged a state yet (a process logs its first one late)
+    sids = list(sids or [s for s in self.sids if (r := self.members[s].runner) is not None and r.alive()])
     while True:
         modes = {sid: await self.server_mode(sid) for sid in sids}
         if all(modes.values()):
