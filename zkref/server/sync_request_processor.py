@@ -14,7 +14,7 @@ from .processors import Request, State, ZooKeeperServer
 # %% auto #0
 __all__ = ['SLOG', 'SyncRequestProcessor']
 
-# %% ../../nbs/11e_sync_request_processor.ipynb #56b349f5
+# %% ../../nbs/11e_sync_request_processor.ipynb #7341d5fc
 SLOG = get_logger("SyncRequestProcessor")
 
 class SyncRequestProcessor:
@@ -37,7 +37,10 @@ class SyncRequestProcessor:
         if request.hdr is None and not self.queue and not self.busy:   # a read with nothing ahead of it
             m.sync_processor_queue_time.add(0)  # Java takes it at once: queued and taken in the same ms
             m.sync_processor_queue_size.add(0)  # ... and samples the empty queue before its next poll
-            self.next.process_request(request)
+            try:
+                self.next.process_request(request)
+            except Exception as e:              # Java runs Final on SyncThread:0 for reads too
+                self.handle_exception(e)
             return
         request.sync_queue_start_time = time.monotonic()   # Java: Request.syncQueueStartTime
         self.queue.append(request)
@@ -67,8 +70,15 @@ class SyncRequestProcessor:
         except asyncio.CancelledError:
             raise
         except BaseException as e:
-            SLOG.error("Severe unrecoverable error, from thread : SyncThread:0: %s: %s", type(e).__name__, e)
-            self.zks.set_state(State.ERROR)
+            self.handle_exception(e)
+
+    def handle_exception(self, e: BaseException) -> None:
+        "SyncThread:0 dies: log it and stop the server. Java: ZooKeeperCriticalThread.handleException"
+        get_logger("ZooKeeperCriticalThread").error("Severe unrecoverable error, from thread : SyncThread:0\n%s: %s",
+                                                    type(e).__name__, e)
+        get_logger("ZooKeeperServerListenerImpl").info("Thread SyncThread:0 exits, error code 1")  # UNEXPECTED_ERROR
+        self.metrics.unrecoverable_error_count.add(1)
+        self.zks.set_state(State.ERROR)         # Java: ZooKeeperServerListenerImpl.notifyStopping
 
     async def _log_and_hand_on(self, db, batch: list[Request]) -> None:
         "Append the batch's txns, commit them (one fsync), then pass every request on, in order."
@@ -95,12 +105,8 @@ class SyncRequestProcessor:
             queue_and_flush = m.sync_processor_queue_and_flush_time
             for r in batch[first:]:
                 queue_and_flush.add(int((done - r.sync_queue_start_time) * 1000))
-        for r in batch:
-            try:
-                self.next.process_request(r)
-            except Exception as e:   # one request must not take the pipeline down
-                get_logger("FinalRequestProcessor").error("Unexpected exception processing %s: %s: %s",
-                                                          r, type(e).__name__, e)
+        for r in batch:                         # an exception here ends the loop: see handle_exception
+            self.next.process_request(r)
 
     async def flush(self) -> None:
         "Wait until everything queued so far is logged and answered."
