@@ -1,5 +1,5 @@
-"""Old import paths after chapter splits: six modules give the names they handed to later chapters through
-`zkref.reexports.lazy_reexports` (a PEP 562 module `__getattr__`, chapter 01c)."""
+"""Old import paths after chapter splits: the modules in `MOVED` give the names they handed to later chapters
+through `zkref.reexports.lazy_reexports` (a PEP 562 module `__getattr__`, chapter 01c)."""
 import importlib
 import subprocess
 import sys
