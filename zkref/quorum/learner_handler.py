@@ -31,7 +31,7 @@ MARKER_PACKET_INTERVAL = 1000   # Java: LearnerHandler.markerPacketInterval, a t
 class _Stop(Exception):
     "The leader is shutting down."
 
-# %% ../../nbs/10a_leader2_learner_handler.ipynb #99a9ddc7
+# %% ../../nbs/10a_leader2_learner_handler.ipynb #9ae354f6
 def packet_size(qp: QuorumPacket) -> int:
     "A packet's approximate size in the queue: int + long + byte[] + list, plus the data. Java: LearnerHandler.packetSize"
     return 4 + 8 + 8 + 8 + len(qp.data or b"")
@@ -78,30 +78,34 @@ class LearnerHandler:
 
     async def send_packets(self) -> None:
         "Drain the queue to the socket: every packet queued so far in one write. Java: LearnerHandler.sendPackets"
-        while True:
-            batch = [await self.queue.get()]
-            while not self.queue.empty():                 # Java: flush only when the queue is empty
-                batch.append(self.queue.get_nowait())
-            stop = None in batch                          # shutdown: what was queued before it still goes
-            if stop:
-                batch = batch[:batch.index(None)]
-            qp_size, left = self.leader.metrics.learner_handler_qp_size, len(batch)
-            for qp in batch:                              # Java: the queue's size after each poll
-                left -= 1
-                qp_size.add(self.sid_key, left)
-            if self.markers:
-                batch = self.take_markers(batch)
-            for qp in batch:
-                self.queued_packets_size -= packet_size(qp)
-                if qp.zxid > 0:
-                    self.last_zxid = qp.zxid
-                record(self.leader.trace, "send", self.leader.peer.myid, self.sid, qp)
-            if batch:
-                self.writer.write(packets_bytes(batch))
-                self.packets_sent += len(batch)
-            if stop:
-                return
-            await self.writer.drain()
+        try:
+            while True:
+                batch = [await self.queue.get()]
+                while not self.queue.empty():                 # Java: flush only when the queue is empty
+                    batch.append(self.queue.get_nowait())
+                stop = None in batch                          # shutdown: what was queued before it still goes
+                if stop:
+                    batch = batch[:batch.index(None)]
+                qp_size, left = self.leader.metrics.learner_handler_qp_size, len(batch)
+                for qp in batch:                              # Java: the queue's size after each poll
+                    left -= 1
+                    qp_size.add(self.sid_key, left)
+                if self.markers:
+                    batch = self.take_markers(batch)
+                for qp in batch:
+                    self.queued_packets_size -= packet_size(qp)
+                    if qp.zxid > 0:
+                        self.last_zxid = qp.zxid
+                    record(self.leader.trace, "send", self.leader.peer.myid, self.sid, qp)
+                if batch:
+                    self.writer.write(packets_bytes(batch))
+                    self.packets_sent += len(batch)
+                if stop:
+                    return
+                await self.writer.drain()
+        except OSError as e:                              # Java: catch (IOException e): the sender ends,
+            LOG.error("Exception while sending packets in LearnerHandler\n%s: %s", type(e).__name__, e)
+            # and the handler's own read or its sync-limit check ends the learner (synced() sees the sender done)
 
     def take_markers(self, batch: list) -> list:
         "The batch without its markers, each adding its time in the queue to learner_handler_qp_time (ms)."
