@@ -391,11 +391,15 @@ class Side:
         self.dead: set[int] = set()      # slots whose connection is known closed by the server
         self.ended: set[int] = set()     # slots whose session was closed by closeSession
 
+    def port_of(self, slot: int) -> int:
+        "The client port a slot's session connects to (one server here; an ensemble test spreads them)."
+        return self.port
+
     def name(self, session_id: int) -> str:
         return self.names.setdefault(session_id, f"S{len(self.names) - 1}")
 
     def connect(self, slot: int, session_id: int = 0, passwd: bytes = bytes(16), last_zxid: int = 0) -> tuple:
-        c = Client(self.port, session_id=session_id, passwd=passwd, last_zxid=last_zxid)
+        c = Client(self.port_of(slot), session_id=session_id, passwd=passwd, last_zxid=last_zxid)
         r = ConnectResponse.from_bytes(c.connect_bytes)
         out = ("connect", r.protocol_version, r.time_out, self.name(r.session_id) if r.session_id else 0,
                r.passwd != bytes(16), len(c.connect_bytes))
@@ -487,7 +491,7 @@ class Side:
             else:
                 sid, last = 0, 1 << 60
             try:
-                other = Client(self.port, session_id=sid, passwd=passwd, last_zxid=last)
+                other = Client(self.port_of(slot), session_id=sid, passwd=passwd, last_zxid=last)
             except (OSError, EOFError):
                 return ("refused",)     # Java closes the connection without an answer
             r = other.connect
