@@ -29,7 +29,7 @@ from .response_cache import response_caches
 # %% auto #0
 __all__ = ['LOG', 'log_env', 'State', 'BufferStats', 'ZooKeeperServer']
 
-# %% ../../nbs/11_requests.ipynb #df977d45
+# %% ../../nbs/11_requests.ipynb #b383476d
 LOG = get_logger("ZooKeeperServer")
 
 def log_env(log) -> None:
@@ -108,6 +108,7 @@ class ZooKeeperServer:
                           "ip": IPAuthenticationProvider()}
         get_logger("DigestAuthenticationProvider").info("ACL digest algorithm is: %s", alg)
         self.init_enforce_auth()
+        self.init_throttles()   # connection throttle, large requests, RequestThrottler (chapter 11_requests1)
         self.zk_db = zk_db if zk_db is not None else ZKDatabase(txn_log_factory, self.system_properties())
         self.zk_db.set_metrics(self.server_metrics)   # Java's code reads the one static ServerMetrics; here, this server's
         self.hzxid = 0

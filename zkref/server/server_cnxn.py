@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from zkref.server.cnxn import ServerCnxnFactory
 
 # %% auto #0
-__all__ = ['LOG', 'CnxnIOError', 'EndOfStream', 'CloseRequestException', 'ServerCnxn']
+__all__ = ['LOG', 'CnxnIOError', 'EndOfStream', 'CloseRequestException', 'ClientCnxnLimitException', 'ServerCnxn']
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #4ce14df1
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #25d63df3
 LOG = get_logger("NIOServerCnxn")
 
 class CnxnIOError(IOError):
@@ -34,6 +34,11 @@ class EndOfStream(CnxnIOError):
 
 class CloseRequestException(CnxnIOError):
     "The server decided to close this connection and has logged why (Java: ServerCnxn.CloseRequestException)."
+
+class ClientCnxnLimitException(CnxnIOError):
+    "The connection throttle turned a handshake away (chapter 06_connections3). Java: ClientCnxnLimitException"
+    def __init__(self):
+        super().__init__("Connection throttle rejected connection")
 
 class ServerCnxn:
     "One client connection, as Java's `NIOServerCnxn`."
@@ -124,7 +129,7 @@ def _send_close_session(self: ServerCnxn) -> None:
 ServerCnxn.send_buffer, ServerCnxn.send_response = _send_buffer, _send_response
 ServerCnxn.process, ServerCnxn.send_close_session = _process, _send_close_session
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #8afcd404
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #130c0141
 async def _read_exactly(self: ServerCnxn, n: int, deadline: float | None) -> bytes:
     try:
         if deadline is None:
@@ -159,8 +164,11 @@ async def _read_frame(self: ServerCnxn) -> bytes | None:
         raise CnxnIOError(f"Len error. A message from {self.remote_str} with advertised length of {n} is either "
                           f"a malformed message or too large to process (length is greater than "
                           f"jute.maxbuffer={self.factory.max_buffer})")
-    if self.zks is None or not self.zks.is_running():
+    zks = self.zks
+    if zks is None or not zks.is_running():
         raise CnxnIOError("ZooKeeperServer not running")
+    if n > getattr(zks, "large_request_gate", n):   # a large request, when zookeeper.largeRequestThreshold is set:
+        zks.check_request_size_when_receiving_message(n)   # Java: checkRequestSizeWhenReceivingMessage (11_requests1)
     body = await self.read_exactly(n, deadline)
     self.packet_received(4 + n)
     self.last_touch_ms = time.monotonic_ns() // 1_000_000
@@ -190,6 +198,11 @@ async def _run(self: ServerCnxn) -> None:
             LOG.info("%s", e)
     except CloseRequestException:
         LOG.debug("close request")
+    except ClientCnxnLimitException as e:     # Java: doIO's ClientCnxnLimitException branch
+        if self.zks is not None:
+            self.zks.server_metrics.connection_rejected.add(1)
+        LOG.warning("Closing session 0x%x\norg.apache.zookeeper.server.ClientCnxnLimitException: %s",
+                    self.session_id & (2**64 - 1), e)
     except (CnxnIOError, ValueError) as e:   # ValueError covers JuteError: a malformed record
         LOG.warning("Close of session 0x%x\njava.io.IOException: %s", self.session_id & (2**64 - 1), e)
     except asyncio.CancelledError:

@@ -13,7 +13,7 @@ from .processors import ZooKeeperServer
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/11_requests2_server_stats.ipynb #34ac8eec
+# %% ../../nbs/11_requests2_server_stats.ipynb #196e0dca
 def _register_metrics(self: ZooKeeperServer) -> None:
     "The gauges `mntr` and Prometheus show. Java: ZooKeeperServer.registerMetrics"
     f = lambda: self.server_cnxn_factory
@@ -34,8 +34,8 @@ def _register_metrics(self: ZooKeeperServer) -> None:
         **ServerMetrics.os_gauges(),
         # ServerStats' gauges. Java's default (NIO) factory keeps the connection-kind and TLS counts at zero:
         # only the Netty factory moves them (and x509 failures there are the only auth_failed_count), and the
-        # drop probability is the connection throttle's, 0.0 unless zookeeper.connection_throttle_* is set.
-        "connection_drop_probability": lambda: 0.0,
+        # drop probability is the connection throttle's BLUE (chapter 06_connections3), 0.0 unless its freeze time is set.
+        "connection_drop_probability": lambda: self.conn_throttle.drop,
         "last_client_response_size": lambda: self.client_response_stats.last,
         "max_client_response_size": lambda: self.client_response_stats.max,
         "min_client_response_size": lambda: self.client_response_stats.min,
