@@ -1,0 +1,147 @@
+"""Java's throttles — the connection throttle (BlueThrottle), the large-request limit and the RequestThrottler —
+against real clients on real sockets, each scenario run against zkref and against Java ZooKeeper 3.8 with the
+same -D flags: what the client sees, the `mntr` numbers, and the server's log line."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import ConnectionLoss
+from kazoo.protocol.states import KazooState
+
+from conftest import four_letter_word, wait_for
+from test_standalone_server import RawClient
+from zkref.jute import ConnectRequest, CreateRequest
+from zkref.proto import OPEN_ACL_UNSAFE, OpCode, encode_request, frame
+
+
+def mntr(port: int) -> dict[str, str]:
+    "`mntr` as {name without zk_: value}."
+    out = {}
+    for line in four_letter_word(port, "mntr").splitlines():
+        key, _, value = line.partition("\t")
+        out[key.removeprefix("zk_")] = value.strip()
+    return out
+
+
+@pytest.fixture(params=["zkref", "java"])
+def start(request):
+    "Start a standalone server of the parameter's kind with these -D flags (every four-letter word allowed)."
+    factory = request.getfixturevalue(f"{request.param}_zk")
+    return lambda *flags: factory({"4lw.commands.whitelist": "*"}, jvm_flags=list(flags))
+
+
+def handshake(port: int) -> bytes:
+    "Send a ConnectRequest on a new socket; the ConnectResponse frame, or b'' if the server closed instead."
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(frame(ConnectRequest(time_out=10000, passwd=bytes(16)).to_bytes() + b"\0"))
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+                if len(out) >= 4 and len(out) >= 4 + int.from_bytes(out[:4], "big"):
+                    return out
+        except ConnectionResetError:
+            pass
+        return out
+
+
+def test_connection_throttle_turns_handshakes_away(start):
+    """With zookeeper.connection_throttle_tokens=2 and a fill time far away, two handshakes get sessions and the
+    third is closed without a ConnectResponse; mntr counts connection_rejected 1 and token deficits up to 2, and
+    the server logs "Closing session 0x0" with the ClientCnxnLimitException.
+    Reference: Java BlueThrottle.checkLimit, ZooKeeperServer.processConnectRequest, NIOServerCnxn.doIO."""
+    srv = start("-Dzookeeper.connection_throttle_tokens=2", "-Dzookeeper.connection_throttle_fill_time=600000")
+    port = srv.client_port
+    assert handshake(port) != b""
+    assert handshake(port) != b""
+    assert handshake(port) == b""
+    m = mntr(port)
+    assert (m["connection_rejected"], m["max_connection_token_deficit"], m["cnt_connection_token_deficit"]) == ("1", "2", "2")
+    assert float(m["connection_drop_probability"]) == 0.0
+    wait_for(lambda: "Connection throttle rejected connection" in srv.logs(), 10, what="the throttle's log line")
+    assert "Closing session 0x0" in srv.logs()
+    assert "ClientCnxnLimitException: Connection throttle rejected connection" in srv.logs()
+
+
+def test_connection_throttle_off_by_default(start):
+    """Without the connection_throttle flags every handshake passes, each sampling a token deficit of 0.
+    Reference: Java BlueThrottle (maxTokens 0 disables throttling)."""
+    srv = start()
+    for _ in range(5):
+        assert handshake(srv.client_port) != b""
+    m = mntr(srv.client_port)
+    assert (m["connection_rejected"], m["max_connection_token_deficit"], m["cnt_connection_token_deficit"]) == ("0", "0", "5")
+
+
+def test_large_request_rejected_closes_the_connection(start):
+    """With zookeeper.largeRequestThreshold=1024 and zookeeper.largeRequestMaxBytes=2048, a 1,500-byte create
+    passes, but a 3,000-byte setData can never fit: the server closes the connection (kazoo raises
+    ConnectionLoss), counts large_requests_rejected, logs "Rejecting large request"; the session survives the
+    reconnect and the znode keeps its old data.
+    Reference: Java ZooKeeperServer.checkRequestSizeWhenReceivingMessage, NIOServerCnxn.readLength."""
+    srv = start("-Dzookeeper.largeRequestThreshold=1024", "-Dzookeeper.largeRequestMaxBytes=2048")
+    k = KazooClient(hosts=srv.hosts, timeout=10)
+    k.start(timeout=15)
+    try:
+        sid = k.client_id[0]
+        k.create("/big", b"x" * 1500)
+        with pytest.raises(ConnectionLoss):
+            k.set("/big", b"y" * 3000)
+        wait_for(lambda: k.state == KazooState.CONNECTED and k.connected, 20, what="kazoo to reconnect")
+        assert k.client_id[0] == sid
+        assert k.get("/big")[0] == b"x" * 1500
+        assert mntr(srv.client_port)["large_requests_rejected"] == "1"
+    finally:
+        k.stop()
+        k.close()
+    wait_for(lambda: "Rejecting large request" in srv.logs(), 10, what="the large-request log line")
+    assert "java.io.IOException: Rejecting large request" in srv.logs()
+
+
+def test_large_request_settings_logged(start):
+    """A threshold of 0 is invalid: the server warns and keeps the limit off (so a large request passes); the max
+    bytes are logged as set. Reference: Java ZooKeeperServer.setLargeRequestThreshold / setLargeRequestMaxBytes."""
+    srv = start("-Dzookeeper.largeRequestThreshold=0", "-Dzookeeper.largeRequestMaxBytes=4096")
+    logs = srv.logs()
+    assert "Invalid large request threshold 0. It should be -1 or positive. Setting to -1" in logs
+    assert "The max bytes for all large requests are set to 4096" in logs
+    c = RawClient(srv.client_port)
+    c.send(OpCode.create, CreateRequest(path="/big", data=bytes(8000), acl=OPEN_ACL_UNSAFE, flags=0))
+    assert c.reply()[0].err == 0
+    c.close()
+    assert mntr(srv.client_port)["large_requests_rejected"] == "0"
+
+
+def test_request_throttler_holds_requests_and_all_succeed(start):
+    """With zookeeper.request_throttle_max_requests=1, a client that pipelines 100 creates gets every one, in
+    order, while the throttler waits for the pipeline (request_throttle_wait_count > 0).
+    Reference: Java RequestThrottler.run (throttleSleep)."""
+    srv = start("-Dzookeeper.request_throttle_max_requests=1")
+    c = RawClient(srv.client_port)
+    c.sock.sendall(b"".join(encode_request(i + 1, OpCode.create,
+                                           CreateRequest(path=f"/n{i}", data=b"", acl=OPEN_ACL_UNSAFE, flags=0))
+                            for i in range(100)))
+    replies = [c.reply()[0] for _ in range(100)]
+    c.close()
+    assert [(h.xid, h.err) for h in replies] == [(i + 1, 0) for i in range(100)]
+    m = mntr(srv.client_port)
+    assert int(m["request_throttle_wait_count"]) > 0
+    assert m["stale_requests_dropped"] == "0"
+
+
+def test_request_throttler_drops_stale_requests(start):
+    """A client pipelines 300 creates behind a throttle of 1 and hangs up: the first queued request found stale
+    is dropped and counted (stale_requests_dropped 1), and its connection marked invalid, so the rest of its
+    queue is dropped without counting; fewer than 300 znodes are created.
+    Reference: Java RequestThrottler.run (dropStaleRequests, mustDrop), Request.isStale."""
+    srv = start("-Dzookeeper.request_throttle_max_requests=1")
+    c = RawClient(srv.client_port)
+    c.sock.sendall(b"".join(encode_request(i + 1, OpCode.create,
+                                           CreateRequest(path=f"/s{i}", data=b"", acl=OPEN_ACL_UNSAFE, flags=0))
+                            for i in range(300)))
+    c.close()
+    wait_for(lambda: mntr(srv.client_port)["stale_requests_dropped"] == "1", 20, what="a stale request dropped")
+    wait_for(lambda: mntr(srv.client_port)["outstanding_requests"] == "0", 20, what="the pipeline to empty")
+    assert int(mntr(srv.client_port)["znode_count"]) < 300 + 5
