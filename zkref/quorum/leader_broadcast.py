@@ -43,7 +43,7 @@ class Proposal:
 class LeaderBroadcast:
     "Leader's broadcast phase: propose, ACK, commit, forward; Leader (chapter 10a) inherits it. Java: Leader"
 
-# %% ../../nbs/10a_leader4_broadcast.ipynb #31b0e17c
+# %% ../../nbs/10a_leader4_broadcast.ipynb #412fb5c9
 def _propose(self: Leader, hdr: TxnHeader, txn, digest=None) -> Proposal:
     "Log and send a PROPOSAL for the txn; its `done` future resolves at commit. Java: Leader.propose"
     # Spec: Zab.tla LeaderProcessRequest, LeaderBroadcastPROPOSE
@@ -134,6 +134,8 @@ def _leader_apply(self: Leader, p: Proposal) -> None:
     db = self.zk_db
     if p.request is not None:
         self.zks.proposer.committed(p.request)            # applies (sessions too) and answers its client
+        if self.zks.proposer.commit_processor.stopped:   # Final failed: nothing more is applied here
+            return                                        # (the leader is stepping down, chapter 10a3)
     else:   # a learner's client's txn: Java's Final still applies it and records its propagation_latency
         log_latency(self.metrics.propagation_latency, p.hdr.time, int(time.time() * 1000))
         db.snap_log.process_transaction(p.hdr, db.data_tree, db.sessions_with_timeouts, p.txn)
@@ -158,7 +160,7 @@ def _process_sync(self: Leader, handler) -> None:
 
 LeaderBroadcast.process_sync = _process_sync
 
-# %% ../../nbs/10a_leader4_broadcast.ipynb #4fb9db90
+# %% ../../nbs/10a_leader4_broadcast.ipynb #e099800c
 def _submit_learner_request_zks(self: Leader, qp: QuorumPacket, handler) -> None:
     "A learner's REQUEST into the pipeline (sync is answered with SYNC). Java: Leader.submitLearnerRequest"
     session_id, cxid, op = struct.unpack_from(">qii", qp.data)
@@ -166,6 +168,7 @@ def _submit_learner_request_zks(self: Leader, qp: QuorumPacket, handler) -> None
         self.process_sync(handler)
         return
     request = Request(None, session_id, cxid, op, qp.data[16:], list(qp.authinfo or []))
+    request.from_learner = True                   # Java: request.getOwner() is the LearnerHandler
     self.zks.submit_request(request)
 
 def _touch(self: Leader, data: bytes | None) -> None:
