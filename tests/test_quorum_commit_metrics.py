@@ -1,0 +1,161 @@
+"""The CommitProcessor metrics of a quorum server move as Java 3.8's do: the same workload — on a follower, on the
+leader and on an observer, a write, a write with two reads pipelined behind it in the same session (they wait in
+the session's queue), a read on its own and a sync — at a zkref ensemble and at a Java ensemble of the same shape
+(3 participants and 1 observer) gives, on every role, the same counts of requests queued, issued and committed,
+and the same metrics move. zkref's CommitProcessor has no thread or worker pool, so the per-turn summaries
+(`*_commit_proc_req_queued`, `commit_process_time`) are only checked to move: their sample counts follow Java's
+loop turns, which under load may take several requests at once.
+"""
+from __future__ import annotations
+
+import pytest
+from kazoo.client import KazooClient
+
+from conftest import Ensemble, four_letter_word, java_available, wait_for
+
+pytestmark = pytest.mark.timeout(400)
+
+SESSIONS = ("follower", "leader", "observer")   # one client session on each role, one after the other
+TXNS = 4 * len(SESSIONS)                         # each: createSession, create, setData, closeSession
+
+# Counts that follow from the workload (summaries: their sample count `cnt_` or their total `sum_`).
+EQUAL = ["request_commit_queued", "sum_write_commit_proc_issued", "sum_read_commit_proc_issued",
+         "sum_reads_issued_from_session_queue", "sum_reads_after_write_in_session_queue",
+         "sum_session_queues_drained", "cnt_session_queues_drained", "cnt_requests_in_session_queue",
+         "sum_requests_in_session_queue", "cnt_pending_session_queue_size", "cnt_write_commitproc_time_ms",
+         "cnt_local_write_committed_time_ms", "cnt_server_write_committed_time_ms", "cnt_write_final_proc_time_ms",
+         "cnt_read_commitproc_time_ms", "cnt_read_final_proc_time_ms", "cnt_write_batch_time_in_commit_processor",
+         "cnt_time_waiting_empty_pool_in_commit_processor_read_ms", "requests_not_forwarded_to_commit_processor"]
+# Metrics that must move where Java's move (their `cnt_`, or the counter itself).
+MOVED = ["request_commit_queued", "commit_commit_proc_req_queued", "write_commit_proc_req_queued",
+         "read_commit_proc_req_queued", "write_commit_proc_issued", "read_commit_proc_issued", "commit_process_time",
+         "write_commitproc_time_ms", "read_commitproc_time_ms", "write_batch_time_in_commit_processor",
+         "local_write_committed_time_ms", "server_write_committed_time_ms", "write_final_proc_time_ms",
+         "read_final_proc_time_ms", "requests_in_session_queue", "pending_session_queue_size",
+         "reads_after_write_in_session_queue", "reads_issued_from_session_queue", "session_queues_drained",
+         "time_waiting_empty_pool_in_commit_processor_read_ms", "requests_not_forwarded_to_commit_processor"]
+
+
+def rows(port: int) -> dict[str, str]:
+    "`mntr` as {key: value}, without the zk_ prefix."
+    out = four_letter_word(port, "mntr")
+    return {k[3:]: v for k, v in (line.split("\t", 1) for line in out.splitlines() if "\t" in line)}
+
+
+def n(r: dict[str, str], key: str) -> int:
+    "A counter, or a summary's `cnt_`/`sum_` value, as an int (0 when mntr leaves it out)."
+    return int(float(r.get(key, "0")))
+
+
+def moved(r: dict[str, str], name: str) -> bool:
+    return n(r, name) > 0 or n(r, "cnt_" + name) > 0
+
+
+class WithObserver(Ensemble):
+    "Servers 1-3 participants, server 4 an observer (`peerType=observer`, `server.4=...:observer` everywhere)."
+
+    def __init__(self, root, kinds, **kw):
+        super().__init__(root, kinds, **kw)
+        for i, s in self.servers.items():
+            s.config["server.4"] = f"{s.config['server.4']}:observer"
+            if i == 4:
+                s.config["peerType"] = "observer"
+            s.cfg_path.write_text("".join(f"{k}={v}\n" for k, v in s.config.items()))
+
+
+def session(port: int, path: str) -> None:
+    "The workload of one session: its createSession, four writes' worth of requests, three reads, a sync."
+    zk = KazooClient(hosts=f"127.0.0.1:{port}", timeout=30, connection_retry={"max_tries": 0})
+    zk.start(30)
+    try:
+        zk.create(path, b"0")                                    # a write on its own
+        w, r1, r2 = zk.set_async(path, b"1"), zk.get_async(path), zk.exists_async(path)   # two reads behind a write
+        assert w.get(30).version == 1 and r1.get(30)[0] == b"1" and r2.get(30).version == 1
+        assert zk.get(path)[0] == b"1"                           # a read on its own
+        zk.sync(path)                                            # a learner's sync is a commit; the leader's a read
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def run(kind: str, root, jvm_flags=(), sessions=SESSIONS) -> dict[str, dict[str, str]]:
+    "Form a `kind` ensemble with an observer, run the workload's sessions, return each role's `mntr`."
+    e = WithObserver(root, (kind,) * 4, jvm_flags=list(jvm_flags))
+    e.start()
+    try:
+        want = ["follower", "follower", "leader", "observer"]
+        wait_for(lambda: e.modes() == want, 90, 0.2, what=f"a leader, 2 followers and the observer ({e.modes()})")
+        role = {m: i for i in e.ids for m in [e.mode(i)] if m != "follower"}
+        role["follower"], role["other_follower"] = [i for i in e.ids if e.mode(i) == "follower"]
+        for s in sessions:
+            session(e.client(role[s]), f"/{s}")
+        txns = 4 * len(sessions)
+        for r in ("leader", "follower", "other_follower", "observer"):
+            wait_for(lambda: n(rows(e.client(role[r])), "request_commit_queued") >= txns, 30,
+                     what=f"the {r}'s commits")
+        assert e.modes() == want, "the ensemble changed roles during the test"
+        return {r: rows(e.client(i)) for r, i in role.items()}
+    finally:
+        e.stop_all()
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    "(java, zkref): the same workload on a Java 3.8 ensemble and on a zkref one."
+    if not java_available():
+        pytest.skip("Java ZooKeeper (Debian package zookeeper) is not installed")
+    return run("java", tmp_path_factory.mktemp("java")), run("zkref", tmp_path_factory.mktemp("zkref"))
+
+
+ROLES = ["leader", "follower", "other_follower", "observer"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_commit_processor_counts_equal_javas(both, role):
+    """On each role, the CommitProcessor's counts equal Java's: one `request_commit_queued` and one write issued
+    per txn committed there (and per sync answered on a learner); the reads issued at once and those issued from
+    a session queue after their write; one session queue drained per local write; the session-queue samples
+    (each local request queued, each local write taken off); local writes (on the leader: its own clients' and
+    its learners') timed as local, the rest as another server's; one Final time per write and per read.
+    Reference: CommitProcessor.processRequest/commit/run/processWrite/processCommitMetrics,
+    CommitWorkRequest.doWork, FollowerZooKeeperServer.commit/sync, ObserverZooKeeperServer.commitRequest,
+    Leader.tryToCommit, ProposalRequestProcessor.processRequest"""
+    java, zkref = both
+    want = {k: n(java[role], k) for k in EQUAL}
+    assert want["request_commit_queued"] >= TXNS, want                       # what Java printed
+    if role in ("follower", "observer"):
+        assert want["sum_reads_issued_from_session_queue"] == 2, want       # the two reads behind the setData
+    assert {k: n(zkref[role], k) for k in EQUAL} == want
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_same_commit_processor_metrics_move(both, role):
+    """Every CommitProcessor metric that moves on a Java server of this role moves on zkref's, and none that
+    stays 0 on Java's moves on zkref's. `concurrent_request_processing_in_commit_processor` is left out: Java
+    samples it only when a commit finds reads still in its worker pool, which is a race; zkref has no pool and
+    never samples it. Reference: CommitProcessor.run, CommitProcessor.waitForEmptyPool"""
+    java, zkref = both
+    want = {k for k in MOVED if moved(java[role], k)}
+    assert "commit_process_time" in want and "read_commit_proc_req_queued" in want, want
+    assert {k for k in MOVED if moved(zkref[role], k)} == want
+    assert n(zkref[role], "cnt_concurrent_request_processing_in_commit_processor") == 0
+
+
+@pytest.fixture(scope="module")
+def not_forwarded(tmp_path_factory):
+    "(java, zkref) with -Dzookeeper.forward_learner_requests_to_commit_processor_disabled=true, a follower's client."
+    if not java_available():
+        pytest.skip("Java ZooKeeper (Debian package zookeeper) is not installed")
+    flags = ["-Dzookeeper.forward_learner_requests_to_commit_processor_disabled=true"]
+    return tuple(run(kind, tmp_path_factory.mktemp(kind), flags, ("follower",)) for kind in ("java", "zkref"))
+
+
+def test_learner_requests_not_forwarded_to_the_leaders_commit_processor(not_forwarded):
+    """With zookeeper.forward_learner_requests_to_commit_processor_disabled=true the leader does not queue its
+    learners' requests: it counts each one in requests_not_forwarded_to_commit_processor (createSession, create,
+    setData, closeSession; a learner's sync goes to Leader.processSync instead) and applies their commits as
+    another server's writes. Reference: ProposalRequestProcessor.shouldForwardToNextProcessor"""
+    java, zkref = not_forwarded
+    want = {k: n(java["leader"], k) for k in EQUAL}
+    assert want["requests_not_forwarded_to_commit_processor"] == 4, want
+    assert {k: n(zkref["leader"], k) for k in EQUAL} == want
