@@ -145,3 +145,39 @@ def test_request_throttler_drops_stale_requests(start):
     wait_for(lambda: mntr(srv.client_port)["stale_requests_dropped"] == "1", 20, what="a stale request dropped")
     wait_for(lambda: mntr(srv.client_port)["outstanding_requests"] == "0", 20, what="the pipeline to empty")
     assert int(mntr(srv.client_port)["znode_count"]) < 300 + 5
+
+
+@pytest.mark.parametrize("kind", ["zkref", "java"])
+def test_limits_on_a_follower(tmp_path, kind):
+    """The quorum servers share the standalone's client path: on a follower of a three-server ensemble, a
+    request over the large-request limit closes its client's connection and counts large_requests_rejected,
+    and pipelined creates behind request_throttle_max_requests=1 all succeed while the throttler waits.
+    Reference: Java ZooKeeperServer.checkRequestSizeWhenReceivingMessage, RequestThrottler.run (every
+    ZooKeeperServer subclass starts one)."""
+    if kind == "java":
+        from conftest import java_available
+        if not java_available():
+            pytest.skip("Java ZooKeeper is not installed")
+    from conftest import Ensemble
+    e = Ensemble(tmp_path, (kind,) * 3, jvm_flags=["-Dzookeeper.largeRequestThreshold=1024",
+                                                   "-Dzookeeper.largeRequestMaxBytes=2048",
+                                                   "-Dzookeeper.request_throttle_max_requests=1"])
+    try:
+        e.start()
+        leader = e.wait_formed()
+        follower = next(i for i in e.ids if i != leader)
+        port = e.client(follower)
+        c = RawClient(port)
+        c.sock.sendall(b"".join(encode_request(i + 1, OpCode.create,
+                                               CreateRequest(path=f"/f{i}", data=b"", acl=OPEN_ACL_UNSAFE, flags=0))
+                                for i in range(50)))
+        assert [(h.xid, h.err) for h in (c.reply()[0] for _ in range(50))] == [(i + 1, 0) for i in range(50)]
+        c.send(OpCode.create, CreateRequest(path="/big", data=bytes(3000), acl=OPEN_ACL_UNSAFE, flags=0))
+        with pytest.raises((EOFError, ConnectionResetError)):
+            c.reply()
+        c.close()
+        m = mntr(port)
+        assert m["large_requests_rejected"] == "1"
+        assert int(m["request_throttle_wait_count"]) > 0
+    finally:
+        e.stop_all()
