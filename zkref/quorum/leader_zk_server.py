@@ -22,11 +22,18 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['CPLOG', 'PRPLOG', 'FORWARD_DISABLED', 'CommitProcessor', 'ProposalRequestProcessor', 'LeaderZooKeeperServer']
 
-# %% ../../nbs/10a_leader3_zk_server.ipynb #91165015
+# %% ../../nbs/10a_leader3_zk_server.ipynb #c9284fd6
 CPLOG = get_logger("CommitProcessor")
 
 def _ms(start: float) -> int:
     return int((time.monotonic() - start) * 1000)
+
+def _integer(value, default: int) -> int:
+    "Java: Integer.getInteger (the default when unset or not a number)"
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
 
 class CommitProcessor:
     "Hold each session's requests until its writes commit; apply and answer in order. Java: CommitProcessor"
@@ -37,6 +44,11 @@ class CommitProcessor:
         self.reads_queued = self.writes_queued = 0          # Java: numReadQueuedRequests, numWriteQueuedRequests
         self.stopped = False
         self.on_critical_error = on_critical_error          # the role's reaction to ERROR (Java: isRunning checks)
+        prop = getattr(getattr(zks, "quorum_peer", None), "prop", None) or (lambda name, default=None: default)
+        CPLOG.info("Configuring CommitProcessor with %s worker threads.", "no")     # Java: start()
+        CPLOG.info("Configuring CommitProcessor with readBatchSize %d commitBatchSize %d",   # Java: initBatchSizes
+                   _integer(prop("zookeeper.commitProcessor.maxReadBatchSize"), -1),
+                   _integer(prop("zookeeper.commitProcessor.maxCommitBatchSize"), 1))
 
     def _turn_start(self, commits_waiting: int) -> float:
         m = self.metrics
@@ -53,8 +65,9 @@ class CommitProcessor:
         start = time.monotonic()
         try:
             self.zks.final.process_request(request)
-        except Exception as e:    # Java: CommitWorkRequest.cleanup → halt(), no ERROR state
-            CPLOG.error("Exception thrown by downstream processor, unable to continue.\n%s: %s", type(e).__name__, e)
+        except Exception as e:    # Java: WorkerService.ScheduledWorkRequest.run → CommitWorkRequest.cleanup → halt()
+            get_logger("WorkerService").warning("Unexpected exception\n%s: %s", type(e).__name__, e)
+            CPLOG.error("Exception thrown by downstream processor, unable to continue.")
             self.stopped = True
             return
         m.read_final_proc_time.add(_ms(start))
