@@ -36,8 +36,10 @@ import pytest
 
 from conftest import Ensemble, four_letter_word, java_available, wait_for
 from test_differential import ACLS, CONFIG, JVM_FLAGS, NULL_PATH_REQUESTS, SESSIONS, Generator, Side, Step
-from zkref.jute import (CreateRequest, ExistsRequest, GetChildrenRequest, GetDataRequest, SetDataRequest, Stat,
-                        SyncRequest)
+from zkref.jute import (AddWatchRequest, AuthPacket, CheckWatchesRequest, CreateRequest, ExistsRequest,
+                        GetChildrenRequest, GetDataRequest, GetEphemeralsRequest, RemoveWatchesRequest, SetDataRequest,
+                        SetWatches2, Stat, SyncRequest)
+from zkref.proto import MultiOperationRecord
 from zkref.proto import OpCode
 
 pytestmark = pytest.mark.java
@@ -131,7 +133,15 @@ class EnsembleSide(Side):
 
     def run(self, step: Step, closed_before: bool) -> tuple:
         if step.kind == "writeThenRead":       # no settling between the parts: the guarantee is what is compared
-            return ("steps",) + tuple(Side.run(self, part, False) for part in step.record)
+            out = ("steps",)
+            for i, part in enumerate(step.record):
+                out += (Side.run(self, part, False),)
+                if i == 0 and len(step.record) == 3 and self.homes[step.record[1].slot] == 0 != self.homes[part.slot]:
+                    # a sync on the leader is no barrier in Java 3.8: its CommitProcessor (matchSyncs false on a
+                    # leader) lets it flow like a read, so it may run before the leader applies a write a follower
+                    # has already applied and answered; so a follower's write is settled before the leader's sync
+                    self.quorum.settle()
+            return out
         if step.kind in ("setWatches", "setWatches2"):
             self.homes[step.slot] = (self.homes[step.slot] + 1) % len(ROLES)
         return (ROLES[self.homes[step.slot]],) + super().run(step, closed_before)
@@ -226,6 +236,86 @@ def close_sides(*sides: Side) -> None:
         for c in side.clients:
             if c is not None:
                 c.close()
+
+
+def _s(slot, kind, op, record=None, xid=None):
+    return Step(slot, kind, op, record, xid)
+
+
+def _create(slot, path, flags=0):
+    return _s(slot, "create", OpCode.create, CreateRequest(path=path, data=b"", acl=ACLS["open"], flags=flags))
+
+
+# What a quorum adds, as one fixed script (slot 0 on the leader, 1 on follower-1, 2 on follower-2): the random test
+# draws all of it, this names it. Each entry: a step, and what Java's transcript must show (so the script really
+# exercises it), or None.
+SCENARIO = [
+    (_create(0, "/q"), None),
+    (_s(1, "exists", OpCode.exists, ExistsRequest(path="/q/x", watch=True)), None),
+    (_create(2, "/q/x", flags=1), {1: [(1, 3, "/q/x")]}),         # NodeCreated on follower-1, from follower-2
+    (_s(1, "getChildren", OpCode.getChildren, GetChildrenRequest(path="/q", watch=True)), None),
+    (_s(0, "addWatch", OpCode.addWatch, AddWatchRequest(path="/q", mode=1)), None),
+    (_s(2, "getEphemerals", OpCode.getEphemerals, GetEphemeralsRequest(prefix_path="/q")), None),
+    (_s(1, "whoAmI", OpCode.whoAmI), None),
+    (_s(1, "addauth", OpCode.auth, AuthPacket(type=0, scheme="digest", auth=b"u:pw"), xid=-4), None),
+    (_s(1, "whoAmI", OpCode.whoAmI), None),
+    (_s(1, "multi", OpCode.multi, MultiOperationRecord([
+        (OpCode.create, CreateRequest(path="/q/m", data=b"m", acl=ACLS["open"], flags=0)),
+        (OpCode.setData, SetDataRequest(path="/q/x", data=b"x", version=0))])), None),
+    (_s(1, "checkWatches", OpCode.checkWatches, CheckWatchesRequest(path="/q", type=1)), None),    # fired: NoWatcher
+    (_s(1, "getChildren", OpCode.getChildren, GetChildrenRequest(path="/q", watch=True)), None),
+    (_s(1, "checkWatches", OpCode.checkWatches, CheckWatchesRequest(path="/q", type=1)), None),
+    # no event on the wire: the client library makes its own ChildWatchRemoved
+    (_s(1, "removeWatches", OpCode.removeWatches, RemoveWatchesRequest(path="/q", type=1)), {}),
+    (_s(2, "getData", OpCode.getData, GetDataRequest(path="/q/m", watch=False)), None),
+    (_s(0, "setData", OpCode.setData, SetDataRequest(path="/q/m", data=b"changed", version=-1)), None),
+    # slot 2 moves to the leader; its data watch on /q/m, set with a zxid before that change, fires at once
+    (_s(2, "setWatches2", OpCode.setWatches2, SetWatches2(0, ["/q/m"], [], [], [], []), xid=-8), {2: [(3, 3, "/q/m")]}),
+    (_s(2, "setWatches2", OpCode.setWatches2, SetWatches2(0, [], ["/q/x"], [], [], []), xid=-8), None),  # to follower-1
+    (_s(2, "closeSession", OpCode.closeSession), {0: [(2, 3, "/q/x")]}),    # through follower-1: /q/x goes
+    (_s(0, "getEphemerals", OpCode.getEphemerals, GetEphemeralsRequest(prefix_path="/")), None),
+    (Step(1, "writeThenRead", 0, [_s(1, "setData", OpCode.setData, SetDataRequest(path="/q/m", data=b"w", version=-1)),
+                                  _s(0, "sync", OpCode.sync, SyncRequest(path="/q/m")),
+                                  _s(0, "getData", OpCode.getData, GetDataRequest(path="/q/m", watch=False))]), None),
+    (Step(0, "writeThenRead", 0, [_s(0, "setData", OpCode.setData, SetDataRequest(path="/q/m", data=b"v", version=-1)),
+                                  _s(1, "sync", OpCode.sync, SyncRequest(path="/q/m")),
+                                  _s(1, "getData", OpCode.getData, GetDataRequest(path="/q/m", watch=False))]), None),
+]
+
+
+@pytest.mark.timeout(120)
+def test_quorum_scenario_same_as_java(quorums):
+    """A fixed script of what a quorum adds, sent to both ensembles: a watch set through follower-1 fires on a create
+    through follower-2; an ephemeral of a follower's session is listed by getEphemerals there and goes when the
+    session, moved to the leader and on to follower-1 by setWatches2, closes through follower-1 (NodeDeleted to the
+    leader's recursive watch); whoAmI and addauth on a follower; a multi through a follower; checkWatches and
+    removeWatches on a follower; a data watch re-registered on another server with an older relative zxid fires at
+    once; a write is seen after sync on another server. Same replies, zxid counters and events as Java.
+    Reference: Java Learner.request / FollowerRequestProcessor, Learner.validateSession, DataTree.setWatches,
+    SessionTrackerImpl / LearnerSessionTracker, ZooKeeper Programmer's Guide "Consistency Guarantees"."""
+    java, ours = EnsembleSide(quorums[0]), EnsembleSide(quorums[1])
+    try:
+        for slot in range(3):
+            e, g = [side.connect(slot) for side in (java, ours)]
+            assert g == e, f"connect {slot}:\n java: {e}\nzkref: {g}"
+        for side in (java, ours):
+            side.quorum.settle()
+        for i, (step, expect) in enumerate(SCENARIO):
+            out = []
+            for side in (java, ours):
+                entry = side.run(step, False)
+                side.quorum.settle()
+                out.append((entry, side.flush()))
+            e, g = out
+            if os.environ.get("ZKREF_DIFF_TRACE"):
+                print(i, step.kind, e)
+            assert g == e, f"step {i} {step}:\n java: {e}\nzkref: {g}"
+            if expect is not None:
+                assert e[1] == expect, f"step {i}: Java's events {e[1]}, the script expects {expect}"
+        e, g = java.close(), ours.close()
+        assert g == e
+    finally:
+        close_sides(java, ours)
 
 
 @pytest.mark.timeout(400)
