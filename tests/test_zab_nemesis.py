@@ -94,10 +94,23 @@ def counter_on(e: Ensemble, i: int) -> tuple[bytes, int]:
         zk.close()
 
 
+def formed(e: Ensemble, timeout: float = 120) -> int:
+    "e.wait_formed over all servers; on a timeout, say which processes exited and show each log's tail."
+    try:
+        return e.wait_formed(list(e.kinds), timeout=timeout)
+    except TimeoutError as ex:
+        tails = []
+        for i, p in e.servers.items():
+            code = p.proc.poll() if p.proc is not None else "never started"
+            tails.append(f"--- server {i} ({p.kind}, exit code {code}):\n" + "\n".join(
+                line for line in p.logs().splitlines() if "Processing srvr command" not in line)[-3000:])
+        raise TimeoutError(f"{ex}\n" + "\n".join(tails)) from None
+
+
 def run_schedule(e: Ensemble, rng: random.Random, rounds: int, writer: Writer, log: list[str]) -> None:
     "Throw `rounds` faults drawn from `rng` at the ensemble; after each, wait until it formed and writes resume."
     for r in range(rounds):
-        leader = e.wait_formed(list(e.kinds))
+        leader = formed(e)
         followers = [i for i in e.kinds if i != leader]
         fault = rng.choice(FAULTS)
         hold = rng.uniform(0.5, 4.0)           # how long the fault lasts: part of the schedule, not a wait
@@ -117,7 +130,7 @@ def run_schedule(e: Ensemble, rng: random.Random, rounds: int, writer: Writer, l
                 e.stop(v, signal.SIGKILL)
             time.sleep(hold)
             e.start(*victims)
-        e.wait_formed(list(e.kinds), timeout=120)
+        formed(e)
         before = len(writer.acked)
         wait_for(lambda: len(writer.acked) >= before + 20 or not writer.is_alive(), 90,
                  what=f"writes to resume after round {r} ({fault})")
@@ -151,7 +164,7 @@ def test_random_faults_lose_no_acknowledged_write(name, seed, tmp_path):
     writer = counter = None
     try:
         e.start()
-        e.wait_formed()
+        formed(e)
         writer = Writer(e.hosts(), limit=100_000, seconds=300)
         counter = Counter(e.hosts(), seconds=300)
         writer.start()
@@ -170,7 +183,7 @@ def test_random_faults_lose_no_acknowledged_write(name, seed, tmp_path):
                    f"acknowledged, {counter.unknown} unknown, {counter.conflicts} version conflicts")
         print(log[-1])
 
-        e.wait_formed(list(e.kinds), timeout=120)
+        formed(e)
         acked = set(writer.acked)
         children = {i: children_on(e, i, "/load") for i in e.kinds}
         counters = {i: counter_on(e, i) for i in e.kinds}
@@ -223,7 +236,11 @@ async def partition_schedule(c, rng: random.Random, rounds: int, writer: Writer,
         while len(writer.acked) < before + 20:
             assert writer.is_alive(), "the writer stopped before the schedule ended"
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no write acknowledged for 90 s after {what}; states {c.states()}")
+                tails = "\n".join(f"--- server {s}:\n" + "\n".join(
+                    [line for line in c.logs(s).splitlines() if "Processing srvr command" not in line][-40:])
+                    for s in c.sids)
+                raise TimeoutError(f"no write acknowledged for 90 s after {what}; states {c.states()}; "
+                                   f"{writer.failed} creates failed so far\n{tails}")
             await asyncio.sleep(0.1)
 
     for r in range(rounds):
@@ -260,7 +277,7 @@ async def partition_schedule(c, rng: random.Random, rounds: int, writer: Writer,
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("java", [pytest.param(False, id="zkref"), pytest.param(True, id="mixed", marks=pytest.mark.java)])
-def test_random_partitions_lose_no_acknowledged_write(java, seed):
+def test_random_partitions_lose_no_acknowledged_write(java, seed, tmp_path):
     """The mini cluster's links (election and quorum) go through proxies the test can cut: a seeded schedule
     isolates the leader (it must stop committing once it has no quorum, and step down), isolates a follower,
     cuts one leader–follower link while the third server still talks to both, isolates the leader and then
@@ -310,7 +327,7 @@ def test_random_partitions_lose_no_acknowledged_write(java, seed):
         logs = {s: c.logs(s) for s in c.sids if c.members[s].runtime != "java"}
         return writer, counter, seen, logs
 
-    writer, counter, seen, logs = run_on_cluster_process(scenario, java)
+    writer, counter, seen, logs = run_on_cluster_process(scenario, java, tmp_path)
     acked = set(writer.acked)
     for s, (children, _) in seen.items():
         assert acked <= children, f"server {s} lost acknowledged creates: {sorted(acked - children)[:10]}"
@@ -324,7 +341,7 @@ def test_random_partitions_lose_no_acknowledged_write(java, seed):
         assert "Traceback (most recent call last)" not in text, f"server {s} logged a traceback"
 
 
-def run_on_cluster_process(scenario, java: bool):
-    "A three-server mini cluster of processes (server 2 Java when `java`), tickTime 200 ms; always closed."
+def run_on_cluster_process(scenario, java: bool, root):
+    "A three-server mini cluster of processes in `root` (server 2 Java when `java`), tickTime 200 ms; always closed."
     from conftest import run_on_cluster
-    return run_on_cluster(scenario, 3, mode="process", java={2} if java else frozenset())
+    return run_on_cluster(scenario, 3, mode="process", java={2} if java else frozenset(), root=root)
