@@ -1,6 +1,6 @@
 """The CommitProcessor metrics of a quorum server move as Java 3.8's do: the same workload — on a follower, on the
-leader and on an observer, a write, a write with two reads pipelined behind it in the same session (they wait in
-the session's queue), a read on its own and a sync — at a zkref ensemble and at a Java ensemble of the same shape
+leader and on an observer, a write, a write with two reads sent with it in the same session (they wait in the
+session's queue), a read on its own and a sync — at a zkref ensemble and at a Java ensemble of the same shape
 (3 participants and 1 observer) gives, on every role, the same counts of requests queued, issued and committed,
 and the same metrics move. zkref's CommitProcessor has no thread or worker pool, so the per-turn summaries
 (`*_commit_proc_req_queued`, `commit_process_time`) are only checked to move: their sample counts follow Java's
@@ -8,8 +8,10 @@ loop turns, which under load may take several requests at once.
 """
 from __future__ import annotations
 
+import socket
+import struct
+
 import pytest
-from kazoo.client import KazooClient
 
 from conftest import Ensemble, four_letter_word, java_available, wait_for
 
@@ -63,19 +65,43 @@ class WithObserver(Ensemble):
             s.cfg_path.write_text("".join(f"{k}={v}\n" for k, v in s.config.items()))
 
 
+def _s(text: str) -> bytes:
+    b = text.encode()
+    return struct.pack(">i", len(b)) + b
+
+
+def _frame(xid: int, op: int, body: bytes = b"") -> bytes:
+    payload = struct.pack(">ii", xid, op) + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+def _read_frame(sock: socket.socket) -> bytes:
+    (length,) = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))
+    return sock.recv(length, socket.MSG_WAITALL)
+
+
 def session(port: int, path: str) -> None:
-    "The workload of one session: its createSession, four writes' worth of requests, three reads, a sync."
-    zk = KazooClient(hosts=f"127.0.0.1:{port}", timeout=30, connection_retry={"max_tries": 0})
-    zk.start(30)
-    try:
-        zk.create(path, b"0")                                    # a write on its own
-        w, r1, r2 = zk.set_async(path, b"1"), zk.get_async(path), zk.exists_async(path)   # two reads behind a write
-        assert w.get(30).version == 1 and r1.get(30)[0] == b"1" and r2.get(30).version == 1
-        assert zk.get(path)[0] == b"1"                           # a read on its own
-        zk.sync(path)                                            # a learner's sync is a commit; the leader's a read
-    finally:
-        zk.stop()
-        zk.close()
+    """The workload of one session, from a raw client so that pipelined requests go out in one write: its
+    createSession; a create; a setData with a getData and an exists sent in the same write (they reach the
+    server long before the setData commits, so they wait in the session's queue); a getData on its own; a sync;
+    its closeSession. Every reply must be an OK, in xid order."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        connect = struct.pack(">iqiq", 0, 0, 30000, 0) + struct.pack(">i", 16) + bytes(16) + b"\x00"
+        sock.sendall(struct.pack(">i", len(connect)) + connect)
+        _read_frame(sock)
+        acl = struct.pack(">ii", 1, 31) + _s("world") + _s("anyone")
+        steps = [[_frame(1, 1, _s(path) + struct.pack(">i", 1) + b"0" + acl + struct.pack(">i", 0))],   # create
+                 [_frame(2, 5, _s(path) + struct.pack(">i", 1) + b"1" + struct.pack(">i", -1)),         # setData
+                  _frame(3, 4, _s(path) + b"\x00"),                                                     # getData
+                  _frame(4, 3, _s(path) + b"\x00")],                                                    # exists
+                 [_frame(5, 4, _s(path) + b"\x00")],                                                    # getData
+                 [_frame(6, 9, _s(path))],                                                              # sync
+                 [_frame(7, -11)]]                                                                      # close
+        for frames in steps:
+            sock.sendall(b"".join(frames))
+            for f in frames:
+                xid, _, err = struct.unpack_from(">iqi", _read_frame(sock))
+                assert (xid, err) == struct.unpack_from(">ii", f, 4)[:1] + (0,), (xid, err)
 
 
 def run(kind: str, root, jvm_flags=(), sessions=SESSIONS) -> dict[str, dict[str, str]]:
