@@ -114,8 +114,11 @@ def test_a_commit_that_fails_to_apply(tmp_path, role):
             log = lambda: e.log(target)                             # noqa: E731
             wait_for(lambda: "Thread CommitProcessor:%d exits, error code 1" % target in log(), 30,
                      what="the commit processor's death")
-            assert re.search(r"ERROR \[.*\] - Severe unrecoverable error, from thread : CommitProcessor:%d\n"
-                             r"RuntimeError: injected fault" % target, log()), log()[-3000:]
+            thread = r"CommitProcessor:%d" % target                 # Java logs both lines on that thread
+            assert re.search(r"ERROR \[%s:ZooKeeperCriticalThread@\d+\] - Severe unrecoverable error, from thread : "
+                             r"%s\nRuntimeError: injected fault" % (thread, thread), log()), log()[-3000:]
+            assert re.search(r"INFO  \[%s:ZooKeeperServerListenerImpl@\d+\] - Thread %s exits, error code 1"
+                             % (thread, thread), log())
             if role == "leader":
                 wait_for(lambda: "Shutdown called. For the reason Unexpected internal error" in log(), 30,
                          what="the leader stepping down")
