@@ -21,13 +21,17 @@ SESSIONS = ("follower", "leader", "observer")   # one client session on each rol
 TXNS = 4 * len(SESSIONS)                         # each: createSession, create, setData, closeSession
 
 # Counts that follow from the workload (summaries: their sample count `cnt_` or their total `sum_`).
-EQUAL = ["request_commit_queued", "sum_write_commit_proc_issued", "sum_read_commit_proc_issued",
-         "sum_reads_issued_from_session_queue", "sum_reads_after_write_in_session_queue",
-         "sum_session_queues_drained", "cnt_session_queues_drained", "cnt_requests_in_session_queue",
-         "sum_requests_in_session_queue", "cnt_pending_session_queue_size", "cnt_write_commitproc_time_ms",
+EQUAL = ["request_commit_queued", "sum_write_commit_proc_issued", "sum_session_queues_drained",
+         "cnt_session_queues_drained", "cnt_pending_session_queue_size", "cnt_write_commitproc_time_ms",
          "cnt_local_write_committed_time_ms", "cnt_server_write_committed_time_ms", "cnt_write_final_proc_time_ms",
          "cnt_read_commitproc_time_ms", "cnt_read_final_proc_time_ms", "cnt_write_batch_time_in_commit_processor",
-         "cnt_time_waiting_empty_pool_in_commit_processor_read_ms", "requests_not_forwarded_to_commit_processor"]
+         "cnt_time_waiting_empty_pool_in_commit_processor_read_ms", "requests_not_forwarded_to_commit_processor",
+         "reads issued", "writes queued in sessions"]
+# Counts that also depend on the reads sent with the setData reaching the CommitProcessor before its commit:
+# they always do on zkref (it reads every frame of a TCP read at once); a loaded Java server has been seen to
+# read them one select round apart and, now and then, after the commit — then they are issued at once.
+QUEUED = ["sum_read_commit_proc_issued", "sum_reads_issued_from_session_queue",
+          "sum_reads_after_write_in_session_queue", "cnt_requests_in_session_queue", "sum_requests_in_session_queue"]
 # Metrics that must move where Java's move (their `cnt_`, or the counter itself).
 MOVED = ["request_commit_queued", "commit_commit_proc_req_queued", "write_commit_proc_req_queued",
          "read_commit_proc_req_queued", "write_commit_proc_issued", "read_commit_proc_issued", "commit_process_time",
@@ -45,7 +49,11 @@ def rows(port: int) -> dict[str, str]:
 
 
 def n(r: dict[str, str], key: str) -> int:
-    "A counter, or a summary's `cnt_`/`sum_` value, as an int (0 when mntr leaves it out)."
+    "A counter, or a summary's `cnt_`/`sum_` value, as an int (0 when mntr leaves it out); or a sum of them."
+    if key == "reads issued":            # at once or from a session queue: every read, wherever it waited
+        return n(r, "sum_read_commit_proc_issued") + n(r, "sum_reads_issued_from_session_queue")
+    if key == "writes queued in sessions":   # each local write is sampled as queued and as taken off
+        return n(r, "cnt_requests_in_session_queue") - n(r, "sum_reads_after_write_in_session_queue")
     return int(float(r.get(key, "0")))
 
 
@@ -142,16 +150,20 @@ def test_commit_processor_counts_equal_javas(both, role):
     per txn committed there (and per sync answered on a learner); the reads issued at once and those issued from
     a session queue after their write; one session queue drained per local write; the session-queue samples
     (each local request queued, each local write taken off); local writes (on the leader: its own clients' and
-    its learners') timed as local, the rest as another server's; one Final time per write and per read.
+    its learners') timed as local, the rest as another server's; one Final time per write and per read. The reads
+    sent with the setData wait in the session's queue on zkref; the counts that depend on it are compared with
+    Java's when Java's waited too (see QUEUED).
     Reference: CommitProcessor.processRequest/commit/run/processWrite/processCommitMetrics,
     CommitWorkRequest.doWork, FollowerZooKeeperServer.commit/sync, ObserverZooKeeperServer.commitRequest,
     Leader.tryToCommit, ProposalRequestProcessor.processRequest"""
     java, zkref = both
     want = {k: n(java[role], k) for k in EQUAL}
     assert want["request_commit_queued"] >= TXNS, want                       # what Java printed
-    if role in ("follower", "observer"):
-        assert want["sum_reads_issued_from_session_queue"] == 2, want       # the two reads behind the setData
     assert {k: n(zkref[role], k) for k in EQUAL} == want
+    if role != "other_follower":                                             # the two reads behind the setData
+        assert n(zkref[role], "sum_reads_issued_from_session_queue") == 2
+    if n(java[role], "sum_reads_issued_from_session_queue") == n(zkref[role], "sum_reads_issued_from_session_queue"):
+        assert {k: n(zkref[role], k) for k in QUEUED} == {k: n(java[role], k) for k in QUEUED}
 
 
 @pytest.mark.parametrize("role", ROLES)
