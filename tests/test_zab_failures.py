@@ -81,8 +81,9 @@ class Ensemble(conftest.Ensemble):
         return sorted(events, key=lambda e: e.time)
 
 
-def kazoo(hosts: str, timeout: float = 10) -> KazooClient:
-    zk = KazooClient(hosts=hosts, timeout=timeout)
+def kazoo(hosts: str, timeout: float = 10, **options) -> KazooClient:
+    "A started kazoo client; `options` go to KazooClient (e.g. connection_retry)."
+    zk = KazooClient(hosts=hosts, timeout=timeout, **options)
     zk.start(timeout=30)
     return zk
 
@@ -101,16 +102,17 @@ def children_on(e: Ensemble, i: int, path: str) -> set[str]:
 class Writer(threading.Thread):
     "Creates /load/nNNNNN one after another through any server, recording each acknowledged create."
 
-    def __init__(self, hosts: str, limit: int = 3000, seconds: float = 60):
+    def __init__(self, hosts: str, limit: int = 3000, seconds: float = 60, client_options: dict | None = None):
         super().__init__(daemon=True)
         self.hosts, self.limit, self.seconds = hosts, limit, seconds
+        self.client_options = dict(client_options or {})     # for KazooClient
         self.acked: list[str] = []
         self.failed = 0
         self.halt = threading.Event()
 
     def run(self) -> None:
         deadline = time.monotonic() + self.seconds
-        zk = kazoo(self.hosts)
+        zk = kazoo(self.hosts, **self.client_options)
         zk.ensure_path("/load")
         try:
             for n in range(self.limit):

@@ -38,6 +38,9 @@ pytestmark = pytest.mark.timeout(400)
 
 SEEDS = [int(s) for s in os.environ.get("ZKREF_NEMESIS_SEEDS", "7").split(",") if s.strip()]
 ROUNDS = int(os.environ.get("ZKREF_NEMESIS_ROUNDS", "5"))
+# kazoo backs off exponentially between connection attempts, up to an hour by default: after a long fault a client
+# could sleep through the rest of the test. A Java client retries within about a second; so do these.
+CLIENT = dict(connection_retry=dict(max_tries=-1, delay=0.1, backoff=2, max_delay=1.0))
 FAULTS = ("kill leader", "kill follower", "pause leader", "pause follower", "kill two")
 
 
@@ -52,7 +55,7 @@ class Counter(threading.Thread):
 
     def run(self) -> None:
         deadline = time.monotonic() + self.seconds
-        zk = kazoo(self.hosts)
+        zk = kazoo(self.hosts, **CLIENT)
         try:
             zk.ensure_path("/nem")
             if zk.exists("/nem/counter") is None:
@@ -165,7 +168,7 @@ def test_random_faults_lose_no_acknowledged_write(name, seed, tmp_path):
     try:
         e.start()
         formed(e)
-        writer = Writer(e.hosts(), limit=100_000, seconds=300)
+        writer = Writer(e.hosts(), limit=100_000, seconds=300, client_options=CLIENT)
         counter = Counter(e.hosts(), seconds=300)
         writer.start()
         counter.start()
@@ -303,7 +306,7 @@ def test_random_partitions_lose_no_acknowledged_write(java, seed, tmp_path):
         await c.wait_for_leader(90)
         await c.wait_serving(timeout_s=90)
         hosts = ",".join(f"127.0.0.1:{c.members[s].client_port}" for s in c.sids)
-        writer, counter = Writer(hosts, limit=100_000, seconds=300), Counter(hosts, seconds=300)
+        writer, counter = Writer(hosts, limit=100_000, seconds=300, client_options=CLIENT), Counter(hosts, seconds=300)
         writer.start()
         counter.start()
         try:
