@@ -108,6 +108,7 @@ class Writer(threading.Thread):
         self.client_options = dict(client_options or {})     # for KazooClient
         self.acked: list[str] = []
         self.failed = 0
+        self.last_error = ""                                    # the latest failure, for a test's message
         self.halt = threading.Event()
 
     def run(self) -> None:
@@ -122,10 +123,11 @@ class Writer(threading.Thread):
                 try:
                     zk.create_async(f"/load/{name}", b"v").get(timeout=10)
                     self.acked.append(name)
-                except (KazooException, KazooTimeoutError):
+                except (KazooException, KazooTimeoutError) as ex:
                     # connection loss or no answer in time: kazoo moves to another server by itself; this
                     # create's outcome is unknown, so it is not counted as acknowledged
                     self.failed += 1
+                    self.last_error = f"{type(ex).__name__} {ex} (client state {zk.state})"
                     wait_for(lambda: zk.connected or self.halt.is_set() or time.monotonic() > deadline, 60, 0.05,
                              what="the writer to reconnect")
         finally:

@@ -243,7 +243,7 @@ async def partition_schedule(c, rng: random.Random, rounds: int, writer: Writer,
                     [line for line in c.logs(s).splitlines() if "Processing srvr command" not in line][-40:])
                     for s in c.sids)
                 raise TimeoutError(f"no write acknowledged for 90 s after {what}; states {c.states()}; "
-                                   f"{writer.failed} creates failed so far\n{tails}")
+                                   f"{writer.failed} creates failed so far, the last: {writer.last_error}\n{tails}")
             await asyncio.sleep(0.1)
 
     for r in range(rounds):
