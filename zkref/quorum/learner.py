@@ -22,10 +22,11 @@ __all__ = ['LOG', 'FLOG', 'OLOG', 'Learner', 'Follower', 'Observer', 'zab_roles'
            'UNEXPECTED_ERROR', 'LearnerExit', 'PacketInFlight', 'LearnerSessionTracker', 'LearnerCommitProcessor',
            'FollowerRequestProcessor', 'FollowerZooKeeperServer']
 
-# %% ../../nbs/10b_learner.ipynb #7058c50d
+# %% ../../nbs/10b_learner.ipynb #5c47df02
 from .learner_sync import (QUORUM_PACKET_ERROR, UNEXPECTED_ERROR, UNMATCHED_TXN_COMMIT, LearnerExit,
                                        LearnerSync, PacketInFlight, _pif)
 from .learner_broadcast import LearnerBroadcast
+from ..server.processors import State
 from .learner_connect import LearnerConnection
 from .learner_zk_server import (FollowerRequestProcessor, FollowerZooKeeperServer, LearnerCommitProcessor,
                                             LearnerSessionTracker)
@@ -71,7 +72,7 @@ class Learner(LearnerConnection, LearnerSync, LearnerBroadcast):
         self.zks: "FollowerZooKeeperServer | None" = None # serves clients once UPTODATE arrived
         self.metrics = peer_metrics(peer)                # ServerMetrics, shared with the peer and its server
 
-# %% ../../nbs/10b_learner.ipynb #92d13192
+# %% ../../nbs/10b_learner.ipynb #3c159b69
 async def _run(self: Learner) -> None:
     "Follow (or observe) the elected leader until the connection ends. Java: Follower.followLeader"
     p = self.peer
@@ -104,7 +105,7 @@ async def _run(self: Learner) -> None:
             self.metrics.observer_sync_time.add(sync_ms)
         else:                                             # Java: Follower.followLeader
             self.metrics.follower_sync_time.add(sync_ms)
-        while not self.stopped.is_set():
+        while not self.stopped.is_set() and self.is_running():
             self.process_packet(await self.read_packet())
             if self.writer.transport.get_write_buffer_size() > 1 << 20:
                 await self.writer.drain()
@@ -120,6 +121,10 @@ async def _run(self: Learner) -> None:
             self.log.info("Disconnected from leader (with address: %s). Was connected for %dms. Sync state: %s",
                           f"/{self.leader_addr[0]}:{self.leader_addr[1]}",
                           int((time.monotonic() - connection_time) * 1000), str(self.completed_sync).lower())
+
+def _is_running(self: Learner) -> bool:
+    "The role goes on while its server runs: a commit processor that died ends it. Java: Learner.isRunning"
+    return self.zks is None or self.zks.state == State.RUNNING
 
 async def _shutdown(self: Learner, reason: str = "") -> None:
     "Close the connection, flush the log, bring the tree up to the log. Java: Learner.shutdown + ZooKeeperServer.shutdown"
@@ -156,7 +161,7 @@ async def _shutdown(self: Learner, reason: str = "") -> None:
         get_logger("ZooKeeperServer").error("Error updating DB\n%s", e)
         db.clear()
 
-Learner.run, Learner.follow_leader, Learner.shutdown = _run, _run, _shutdown
+Learner.run, Learner.follow_leader, Learner.shutdown, Learner.is_running = _run, _run, _shutdown, _is_running
 
 # %% ../../nbs/10b_learner.ipynb #83810850
 class Follower(Learner):

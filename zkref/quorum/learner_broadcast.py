@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from zkref.quorum.learner import Learner
 
 # %% auto #0
-__all__ = ['FLOG', 'LearnerBroadcast', 'ZooKeeperServerNotRunning']
+__all__ = ['FLOG', 'LearnerBroadcast']
 
 # %% ../../nbs/10b_learner3_broadcast.ipynb #83cf42ef
 FLOG = get_logger("Follower")
@@ -31,7 +31,7 @@ FLOG = get_logger("Follower")
 class LearnerBroadcast:
     "A learner's broadcast phase: log, ACK, commit, PING; Learner (chapter 10b) inherits it. Java: Learner, Follower"
 
-# %% ../../nbs/10b_learner3_broadcast.ipynb #54503153
+# %% ../../nbs/10b_learner3_broadcast.ipynb #25bc1aef
 def _log_request(self: Learner, pif: PacketInFlight) -> None:
     "Append a txn to the log now; fsync and ACK it soon. Java: FollowerZooKeeperServer.logRequest"
     if counter_of(pif.hdr.zxid) != 0:
@@ -60,19 +60,15 @@ async def _sync_processor(self: Learner) -> None:
         if self.writer is not None:
             self.writer.close()   # the read loop ends; run() turns `fatal` into LearnerExit
 
-class ZooKeeperServerNotRunning(Exception):
-    "The learner's server is in ERROR: its role must end. Java: the `while (this.isRunning())` of Follower.followLeader"
-
 def _apply(self: Learner, pif: PacketInFlight) -> None:
     "Apply a committed txn to the sessions and the tree; keep it for DIFFs. Java: FinalRequestProcessor.applyRequest"
     db = self.zk_db
     if self.zks is not None and self.zks.state == State.RUNNING:
         self.zks.commit_processor.commit(pif.hdr, pif.rec, pif.digest)   # answers our client, if it was ours
-        if self.zks.state == State.ERROR:     # Final failed: the commit processor died (chapter 10a3)
-            raise ZooKeeperServerNotRunning(f"CommitProcessor:{self.peer.myid} died applying "
-                                            f"0x{zxid_to_string(pif.hdr.zxid)}; Learner.isRunning() is false")
+        if self.zks.state == State.ERROR:     # Final failed: the commit processor died (chapter 10a3); the
+            return                            # read loop's is_running() ends the role after this packet
     elif self.zks is not None and self.zks.state == State.ERROR:
-        raise ZooKeeperServerNotRunning("the server is in the ERROR state")
+        return                                # a later commit of the same packet: nothing applies any more
     else:
         db.snap_log.process_transaction(pif.hdr, db.data_tree, db.sessions_with_timeouts, pif.rec)
     db.add_committed_proposal(pif.hdr, pif.rec, pif.digest)
