@@ -160,7 +160,7 @@ def _process_sync(self: Leader, handler) -> None:
 
 LeaderBroadcast.process_sync = _process_sync
 
-# %% ../../nbs/10a_leader4_broadcast.ipynb #e099800c
+# %% ../../nbs/10a_leader4_broadcast.ipynb #3ab15dd7
 def _submit_learner_request_zks(self: Leader, qp: QuorumPacket, handler) -> None:
     "A learner's REQUEST into the pipeline (sync is answered with SYNC). Java: Leader.submitLearnerRequest"
     session_id, cxid, op = struct.unpack_from(">qii", qp.data)
@@ -182,7 +182,7 @@ def _revalidate_session_zks(self: Leader, qp: QuorumPacket, handler) -> None:
     "Is the session alive? Touch it if so. Java: Leader.revalidateSession, ZooKeeperServer.checkIfValidGlobalSession"
     session_id, timeout = struct.unpack_from(">qi", qp.data)
     tracker = self.zks.session_tracker if self.zks is not None else None
-    valid = tracker is not None and tracker.touch_session(session_id, timeout)
+    valid = tracker is not None and self.zks.check_if_valid_global_session(session_id, timeout)
     handler.queue_packet(packet(REVALIDATE, qp.zxid, struct.pack(">q?", session_id, valid)))
 
 LeaderBroadcast.submit_learner_request = _submit_learner_request_zks

@@ -1,0 +1,171 @@
+"""Local sessions on a quorum (`localSessionsEnabled=true`): the same client scenario on a three-server zkref
+ensemble and on a Java 3.8 ensemble, with `localSessionsUpgradingEnabled` on and off, and the observations
+compared. What is observed is what a user or operator sees: zxids (`srvr` on the leader, a node's czxid, counted
+from the ensemble's first zxid), error codes, whether a session id is accepted on another server, `mntr`'s
+`local_sessions` and `global_sessions`, ephemeral nodes seen from another server, and watches.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import EphemeralOnLocalSessionError
+
+from conftest import Ensemble, four_letter_word, java_available, wait_for
+
+pytestmark = pytest.mark.timeout(600)
+
+KINDS = ["java", "zkref"] if java_available() else ["zkref"]
+
+
+def mntr(port: int) -> dict[str, str]:
+    out = four_letter_word(port, "mntr")
+    return {k[3:]: v for k, v in (line.split("\t", 1) for line in out.splitlines() if "\t" in line)}
+
+
+def zxid(port: int) -> int:
+    "The server's last zxid, from `srvr`."
+    out = four_letter_word(port, "srvr")
+    return int(out.split("Zxid: ")[1].split()[0], 16) if "Zxid: " in out else -1
+
+
+def reopen(port: int, session_id: int, passwd: bytes) -> bool:
+    """Reconnect `session_id` on the server at `port` with a bare ConnectRequest; True if the server accepted it
+    (its ConnectResponse carries the session id, not 0). The socket is dropped, the session lives on."""
+    body = struct.pack(">iqiqi", 0, 0, 30000, session_id, len(passwd)) + passwd + b"\x00"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(struct.pack(">i", len(body)) + body)
+        (length,) = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))
+        answer = s.recv(length, socket.MSG_WAITALL)
+    (_, timeout, sid) = struct.unpack_from(">iiq", answer)
+    return sid == session_id and timeout > 0
+
+
+def client(port: int) -> KazooClient:
+    zk = KazooClient(hosts=f"127.0.0.1:{port}", timeout=30)
+    zk.start(30)
+    return zk
+
+
+def close(zk: KazooClient) -> None:
+    zk.stop()
+    zk.close()
+
+
+def run(kind: str, root, upgrading: bool) -> dict:
+    """One scenario: clients on the leader and both followers (all local sessions), a persistent create, a watch,
+    an ephemeral create on a follower and on the leader, sessions moved to other servers, then every session
+    closed. Observations are relative to the leader's zxid once the ensemble formed."""
+    e = Ensemble(root, (kind,) * 3, localSessionsEnabled="true",
+                 localSessionsUpgradingEnabled="true" if upgrading else "false")
+    e.start()
+    seen: dict = {}
+    try:
+        leader = e.wait_formed()
+        f1, f2 = (i for i in e.ids if i != leader)
+        p_l, p1, p2 = e.client(leader), e.client(f1), e.client(f2)
+        z0 = zxid(p_l)
+        rel = lambda z: z - z0
+        zk1, zk2, zkl = client(p1), client(p2), client(p_l)
+        try:
+            seen["zxid after three connects"] = rel(zxid(p_l))
+            seen["session id's server"] = [zk.client_id[0] >> 56 == i for zk, i in ((zk1, f1), (zk2, f2), (zkl, leader))]
+            seen["local_sessions"] = [mntr(p)["local_sessions"] for p in (p1, p2, p_l)]
+            seen["global_sessions"] = mntr(p_l)["global_sessions"]
+            zk1.create("/p", b"1")
+            seen["czxid of the first create"] = rel(zk1.exists("/p").czxid)
+            fired = threading.Event()
+            zk2.get("/p", watch=lambda ev: fired.set())
+            zkl.set("/p", b"2")
+            wait_for(fired.is_set, 30, what="the data watch of a local session on a follower")
+            seen["watch fired"] = True
+            for name, zk in (("follower", zk1), ("leader", zkl)):
+                try:
+                    path = zk.create(f"/eph-{name}", b"", ephemeral=True)
+                    stat = zk2.sync(path) and zk2.exists(path)
+                    seen[f"ephemeral via {name}"] = ("ok", rel(stat.czxid), stat.ephemeralOwner == zk.client_id[0])
+                except EphemeralOnLocalSessionError as err:
+                    seen[f"ephemeral via {name}"] = ("error", type(err).__name__)
+                seen[f"zxid after ephemeral via {name}"] = rel(zxid(p_l))
+            seen["local_sessions after ephemerals"] = [mntr(p)["local_sessions"] for p in (p1, p2, p_l)]
+            seen["global_sessions after ephemerals"] = mntr(p_l)["global_sessions"]
+            seen["follower's session accepted on the other follower"] = reopen(p2, *zk1.client_id)
+            seen["follower's session accepted on the leader"] = reopen(p_l, *zk1.client_id)
+            seen["never-upgraded session accepted on another follower"] = reopen(p1, *zk2.client_id)
+            seen["never-upgraded session accepted on its own server"] = reopen(p2, *zk2.client_id)
+            seen["leader's session accepted on a follower"] = reopen(p1, *zkl.client_id)
+        finally:
+            for zk in (zk1, zkl):
+                close(zk)
+        wait_for(lambda: zk2.exists("/eph-follower") is None and zk2.exists("/eph-leader") is None, 30,
+                 what="the closed sessions' ephemerals gone on the other follower")
+        close(zk2)
+        wait_for(lambda: len({zxid(p) for p in (p1, p2, p_l)}) == 1, 30, what="all servers at the same zxid")
+        seen["zxid after all closed"] = rel(zxid(p_l))
+        seen["local_sessions after all closed"] = [mntr(p)["local_sessions"] for p in (p1, p2, p_l)]
+        seen["global_sessions after all closed"] = mntr(p_l)["global_sessions"]
+        assert e.modes() == ["follower", "follower", "leader"], "the ensemble changed roles during the test"
+        return seen
+    finally:
+        e.stop_all()
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["upgrading", "no-upgrading"])
+def both(request, tmp_path_factory):
+    "{kind: observations} for one setting of localSessionsUpgradingEnabled."
+    return {kind: run(kind, tmp_path_factory.mktemp(f"{kind}-{request.param}"), request.param) for kind in KINDS}
+
+
+def test_local_sessions_take_no_zxid(both):
+    """With localSessionsEnabled every new session is local to the server the client connected to: connecting
+    makes no createSession txn (the leader's zxid does not move, a first create gets the next zxid), the session id
+    still carries the server's id in its top byte, `mntr` counts it in `local_sessions` (not `global_sessions`),
+    and closing a session that was never upgraded makes no closeSession txn.
+    Reference: Java ZooKeeperServer.createSession, QuorumZooKeeperServer.setLocalSessionFlag,
+    PrepRequestProcessor.pRequestHelper (createSession/closeSession of a local session), LocalSessionTracker,
+    Admin Guide "localSessionsEnabled"."""
+    z = both["zkref"]
+    assert z["zxid after three connects"] == 0 and z["czxid of the first create"] == 1, z
+    assert z["session id's server"] == [True, True, True]
+    assert z["local_sessions"] == ["1", "1", "1"] and z["global_sessions"] == "0", z
+    if "java" in both:
+        assert z == both["java"]
+
+
+def test_ephemeral_create_upgrades_or_fails(both):
+    """An ephemeral create on a local session (on a follower or on the leader) first upgrades the session to a
+    global one — a createSession txn, then the create — when localSessionsUpgradingEnabled is on; the node is then
+    seen on the other servers, owned by the session. With upgrading off the create fails with
+    EPHEMERALONLOCALSESSION (-120). The upgraded session leaves `local_sessions` for `global_sessions`, and its
+    close is a txn that removes its ephemerals everywhere.
+    Reference: Java QuorumZooKeeperServer.checkUpgradeSession / makeUpgradeRequest, LeaderRequestProcessor,
+    FollowerRequestProcessor, PrepRequestProcessor.validateCreateRequest, FinalRequestProcessor (error txn),
+    Admin Guide "localSessionsUpgradingEnabled"."""
+    z = both["zkref"]
+    if z["ephemeral via follower"][0] == "ok":
+        assert z["ephemeral via follower"] == ("ok", 4, True) and z["ephemeral via leader"] == ("ok", 6, True), z
+        assert z["global_sessions after ephemerals"] == "2", z
+    else:
+        assert z["ephemeral via follower"] == ("error", "EphemeralOnLocalSessionError"), z
+        assert z["ephemeral via leader"] == ("error", "EphemeralOnLocalSessionError"), z
+    if "java" in both:
+        assert z == both["java"]
+
+
+def test_only_global_sessions_move(both):
+    """A local session is known only to its server: reconnecting it on another server (follower or leader) is
+    refused as expired, and a follower does not ask the leader about it; on its own server it is accepted. A
+    session upgraded to global moves as usual.
+    Reference: Java LearnerZooKeeperServer.revalidateSession, LeaderZooKeeperServer.checkIfValidGlobalSession,
+    LeaderSessionTracker.touchSession."""
+    z = both["zkref"]
+    upgraded = z["ephemeral via follower"][0] == "ok"
+    assert z["follower's session accepted on the other follower"] is upgraded, z
+    assert z["follower's session accepted on the leader"] is upgraded, z
+    assert z["never-upgraded session accepted on another follower"] is False, z
+    assert z["never-upgraded session accepted on its own server"] is True, z
+    if "java" in both:
+        assert z == both["java"]
