@@ -192,7 +192,7 @@ class FollowerRequestProcessor:
             if _needs_commit(r):                        # a local session's create/closeSession stays here
                 self.zks.learner.request(r)
 
-# %% ../../nbs/10b_learner2_zk_server.ipynb #8ccd37be
+# %% ../../nbs/10b_learner2_zk_server.ipynb #e9e8fc5b
 class FollowerZooKeeperServer(QuorumZooKeeperServer):
     "A learner's ZooKeeperServer over the peer's database. Java: FollowerZooKeeperServer / ObserverZooKeeperServer"
     def __init__(self, learner: "Learner"):
@@ -238,6 +238,7 @@ class FollowerZooKeeperServer(QuorumZooKeeperServer):
         if self.session_tracker.is_local_session(sid):     # Java: LearnerZooKeeperServer.revalidateSession
             self.finish_session_init(cnxn, self.session_tracker.touch_session(sid, timeout))
             return
+        LOG.info("Revalidating client: 0x%x", sid & (2**64 - 1))   # Java: Learner.validateSession
         self.pending_revalidations[sid] = cnxn
         self.learner.write_packet(packet(REVALIDATE, -1, struct.pack(">qi", sid, timeout)))
 
