@@ -44,6 +44,16 @@ def reopen(port: int, session_id: int, passwd: bytes) -> bool:
     return sid == session_id and timeout > 0
 
 
+def handshake(port: int, timeout_ms: int) -> int:
+    "Open a new session with a bare ConnectRequest, then drop the connection; the session id."
+    body = struct.pack(">iqiqi", 0, 0, timeout_ms, 0, 16) + bytes(16) + b"\x00"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(struct.pack(">i", len(body)) + body)
+        (length,) = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))
+        answer = s.recv(length, socket.MSG_WAITALL)
+    return struct.unpack_from(">iiq", answer)[2]
+
+
 def client(port: int) -> KazooClient:
     zk = KazooClient(hosts=f"127.0.0.1:{port}", timeout=30)
     zk.start(30)
@@ -102,6 +112,11 @@ def run(kind: str, root, upgrading: bool) -> dict:
                 close(zk)
         wait_for(lambda: zk2.exists("/eph-follower") is None and zk2.exists("/eph-leader") is None, 30,
                  what="the closed sessions' ephemerals gone on the other follower")
+        before = zxid(p_l)
+        handshake(p2, 2000)                   # a local session on f2 whose client goes away without closing it
+        seen["local_sessions with an abandoned session"] = mntr(p2)["local_sessions"]
+        wait_for(lambda: mntr(p2)["local_sessions"] == "1", 30, what="the abandoned local session expired")
+        seen["zxids used by a local session's expiry"] = zxid(p_l) - before
         close(zk2)
         wait_for(lambda: len({zxid(p) for p in (p1, p2, p_l)}) == 1, 30, what="all servers at the same zxid")
         seen["zxid after all closed"] = rel(zxid(p_l))
@@ -131,6 +146,18 @@ def test_local_sessions_take_no_zxid(both):
     assert z["zxid after three connects"] == 0 and z["czxid of the first create"] == 1, z
     assert z["session id's server"] == [True, True, True]
     assert z["local_sessions"] == ["1", "1", "1"] and z["global_sessions"] == "0", z
+    if "java" in both:
+        assert z == both["java"]
+
+
+def test_a_local_session_expires_on_its_server_without_a_txn(both):
+    """A local session whose client goes away is expired by its own server's local tracker, after its timeout,
+    and the expiry (a local closeSession) makes no txn.
+    Reference: Java LocalSessionTracker (a SessionTrackerImpl), ZooKeeperServer.expire,
+    QuorumZooKeeperServer.setLocalSessionFlag."""
+    z = both["zkref"]
+    assert z["local_sessions with an abandoned session"] == "2", z
+    assert z["zxids used by a local session's expiry"] == 0, z
     if "java" in both:
         assert z == both["java"]
 
