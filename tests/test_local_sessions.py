@@ -196,3 +196,60 @@ def test_only_global_sessions_move(both):
     assert z["never-upgraded session accepted on its own server"] is True, z
     if "java" in both:
         assert z == both["java"]
+
+
+class WithObserver(Ensemble):
+    "Servers 1-3 participants, server 4 an observer (`peerType=observer`, `server.4=...:observer` everywhere)."
+
+    def __init__(self, root, kinds, **kw):
+        super().__init__(root, kinds, **kw)
+        for i, s in self.servers.items():
+            s.config["server.4"] = f"{s.config['server.4']}:observer"
+            if i == 4:
+                s.config["peerType"] = "observer"
+            s.cfg_path.write_text("".join(f"{k}={v}\n" for k, v in s.config.items()))
+
+
+def run_observer(kind: str, root) -> dict:
+    "A client of the observer: connect, persistent create, ephemeral create (upgrade), close."
+    e = WithObserver(root, (kind,) * 4, localSessionsEnabled="true", localSessionsUpgradingEnabled="true")
+    e.start()
+    seen: dict = {}
+    try:
+        want = ["follower", "follower", "leader", "observer"]
+        wait_for(lambda: e.modes() == want, 90, 0.2, what=f"a leader, 2 followers and the observer ({e.modes()})")
+        leader = next(i for i in e.ids if e.mode(i) == "leader")
+        p_l, p_o = e.client(leader), e.client(4)
+        z0 = zxid(p_l)
+        zk = client(p_o)
+        try:
+            seen["session id's server"] = zk.client_id[0] >> 56
+            seen["local_sessions"] = mntr(p_o)["local_sessions"]
+            seen["zxid after connecting"] = zxid(p_l) - z0
+            zk.create("/p", b"")
+            seen["czxid of a persistent create"] = zk.exists("/p").czxid - z0
+            zk.create("/e", b"", ephemeral=True)
+            seen["czxid of an ephemeral create"] = zk.exists("/e").czxid - z0
+            seen["local_sessions after the upgrade"] = mntr(p_o)["local_sessions"]
+            seen["moves to the leader"] = reopen(p_l, *zk.client_id)
+        finally:
+            close(zk)
+        wait_for(lambda: len({zxid(e.client(i)) for i in e.ids}) == 1, 30, what="all servers at the same zxid")
+        seen["zxid after closing"] = zxid(p_l) - z0
+        return seen
+    finally:
+        e.stop_all()
+
+
+def test_local_sessions_on_an_observer(tmp_path):
+    """An observer makes local sessions as a follower does (Java's ObserverRequestProcessor keeps a local
+    session's createSession and closeSession, and upgrades before an ephemeral create), on zkref as on Java 3.8.
+    Reference: Java ObserverRequestProcessor.run / processRequest, LearnerSessionTracker."""
+    seen = {kind: run_observer(kind, tmp_path / kind) for kind in KINDS}
+    z = seen["zkref"]
+    assert z["session id's server"] == 4 and z["local_sessions"] == "1" and z["zxid after connecting"] == 0, z
+    assert z["czxid of a persistent create"] == 1 and z["czxid of an ephemeral create"] == 3, z
+    assert z["local_sessions after the upgrade"] == "0" and z["moves to the leader"] is True, z
+    assert z["zxid after closing"] == 4, z
+    if "java" in seen:
+        assert z == seen["java"]
