@@ -65,11 +65,11 @@ def close(zk: KazooClient) -> None:
     zk.close()
 
 
-def run(kind: str, root, upgrading: bool) -> dict:
+def run(kind: str | tuple[str, ...], root, upgrading: bool) -> dict:
     """One scenario: clients on the leader and both followers (all local sessions), a persistent create, a watch,
     an ephemeral create on a follower and on the leader, sessions moved to other servers, then every session
     closed. Observations are relative to the leader's zxid once the ensemble formed."""
-    e = Ensemble(root, (kind,) * 3, localSessionsEnabled="true",
+    e = Ensemble(root, (kind,) * 3 if isinstance(kind, str) else kind, localSessionsEnabled="true",
                  localSessionsUpgradingEnabled="true" if upgrading else "false")
     e.start()
     seen: dict = {}
@@ -131,7 +131,8 @@ def run(kind: str, root, upgrading: bool) -> dict:
 @pytest.fixture(scope="module", params=[True, False], ids=["upgrading", "no-upgrading"])
 def both(request, tmp_path_factory):
     "{kind: observations} for one setting of localSessionsUpgradingEnabled."
-    return {kind: run(kind, tmp_path_factory.mktemp(f"{kind}-{request.param}"), request.param) for kind in KINDS}
+    seen = {kind: run(kind, tmp_path_factory.mktemp(f"{kind}-{request.param}"), request.param) for kind in KINDS}
+    return dict(seen, upgrading=request.param)
 
 
 def test_local_sessions_take_no_zxid(both):
@@ -253,3 +254,14 @@ def test_local_sessions_on_an_observer(tmp_path):
     assert z["zxid after closing"] == 4, z
     if "java" in seen:
         assert z == seen["java"]
+
+
+@pytest.mark.skipif(not java_available(), reason="needs the Java ZooKeeper 3.8 package")
+@pytest.mark.parametrize("kinds", [("java", "zkref", "zkref"), ("zkref", "java", "java")], ids=["1java", "2java"])
+def test_mixed_ensembles_see_what_java_sees(both, kinds, tmp_path):
+    """Java and zkref servers in one ensemble with local sessions: whichever kind leads and whichever follows,
+    the scenario's observations are those of an all-Java ensemble (a zkref learner's upgrade request or
+    REVALIDATE reaches a Java leader, and a Java learner's reaches a zkref one, with the same results).
+    Reference: Java LeaderZooKeeperServer.submitLearnerRequest, Learner.validateSession,
+    LeaderSessionTracker.checkSession (another server's local session)."""
+    assert run(kinds, tmp_path, both["upgrading"]) == both["java"]
