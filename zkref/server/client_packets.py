@@ -23,7 +23,7 @@ from ..audit_helper import java_auth_info_order   # ServerCnxn.authInfo's Concur
 # %% auto #0
 __all__ = ['list_providers']
 
-# %% ../../nbs/11_requests1_client_packets.ipynb #4191d137
+# %% ../../nbs/11_requests1_client_packets.ipynb #b602c28c
 def _process_connect_request(self: ZooKeeperServer, cnxn: ServerCnxn, body: bytes) -> None:
     "Handle the first frame of a connection. Java: ZooKeeperServer.processConnectRequest"
     ia = InputArchive(body)
@@ -31,7 +31,7 @@ def _process_connect_request(self: ZooKeeperServer, cnxn: ServerCnxn, body: byte
     LOG.debug("Session establishment request from client %s client's lastZxid is 0x%x",
               cnxn.remote_str, req.last_zxid_seen)
     throttle = self.conn_throttle            # chapter 06_connections3; off by default
-    local = getattr(self.session_tracker, "local_sessions_enabled", False)   # Java: localSessionEnabled (chapter 10a3)
+    local = getattr(self.session_tracker, "local_sessions_enabled", False)   # Java: localSessionEnabled (chapter 10a2a)
     if not throttle.check_limit(throttle.required_tokens(req.session_id, local)):
         raise ClientCnxnLimitException()     # the connection logs it and counts connection_rejected (06_connections1)
     m = self.server_metrics

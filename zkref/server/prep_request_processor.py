@@ -103,7 +103,7 @@ def _rollback_pending_changes(self: PrepRequestProcessor, zxid: int, pending: li
 
 PrepRequestProcessor.multi, PrepRequestProcessor.rollback_pending_changes = _multi, _rollback_pending_changes
 
-# %% ../../nbs/11d_prep_request_processor.ipynb #0faaf6e3
+# %% ../../nbs/11d_prep_request_processor.ipynb #37e6f27e
 _WRITE_TYPES = (OpCode.create, OpCode.create2, OpCode.createTTL, OpCode.createContainer, OpCode.delete,
                 OpCode.deleteContainer, OpCode.setData, OpCode.reconfig, OpCode.setACL, OpCode.check)
 
@@ -121,7 +121,7 @@ def _p_request_helper(self: PrepRequestProcessor, request: Request) -> None:
         elif t == OpCode.multi:
             self.multi(request)
         elif t in (OpCode.createSession, OpCode.closeSession):
-            if not getattr(request, "local_session", False):   # a local session's: no txn (chapter 10a3)
+            if not getattr(request, "local_session", False):   # a local session's: no txn (chapter 10a2a)
                 self.p_request2txn(t, zks.get_next_zxid(), request, None)
         else:
             zks.session_tracker.check_session(request.session_id)
