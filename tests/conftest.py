@@ -299,6 +299,18 @@ class Ensemble:
             self.stop(i)
 
 
+class WithObserver(Ensemble):
+    "Servers 1-3 participants, server 4 an observer (`peerType=observer`, `server.4=...:observer` everywhere)."
+
+    def __init__(self, root, kinds, **kw):
+        super().__init__(root, kinds, **kw)
+        for i, s in self.servers.items():
+            s.config["server.4"] = f"{s.config['server.4']}:observer"
+            if i == 4:
+                s.config["peerType"] = "observer"
+            s.cfg_path.write_text("".join(f"{k}={v}\n" for k, v in s.config.items()))
+
+
 def started_servers(tmp_path: Path, cls: type[ServerProcess]):
     "The body of the `java_zk` / `zkref_zk` fixtures: yields the factory, then stops every server it started."
     started: list[ServerProcess] = []

@@ -14,7 +14,7 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import EphemeralOnLocalSessionError
 
-from conftest import Ensemble, four_letter_word, java_available, wait_for
+from conftest import Ensemble, WithObserver, four_letter_word, java_available, wait_for
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -197,18 +197,6 @@ def test_only_global_sessions_move(both):
     assert z["never-upgraded session accepted on its own server"] is True, z
     if "java" in both:
         assert z == both["java"]
-
-
-class WithObserver(Ensemble):
-    "Servers 1-3 participants, server 4 an observer (`peerType=observer`, `server.4=...:observer` everywhere)."
-
-    def __init__(self, root, kinds, **kw):
-        super().__init__(root, kinds, **kw)
-        for i, s in self.servers.items():
-            s.config["server.4"] = f"{s.config['server.4']}:observer"
-            if i == 4:
-                s.config["peerType"] = "observer"
-            s.cfg_path.write_text("".join(f"{k}={v}\n" for k, v in s.config.items()))
 
 
 def run_observer(kind: str, root) -> dict:

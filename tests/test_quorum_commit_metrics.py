@@ -13,7 +13,7 @@ import struct
 
 import pytest
 
-from conftest import Ensemble, four_letter_word, java_available, wait_for
+from conftest import WithObserver, four_letter_word, java_available, wait_for
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -59,18 +59,6 @@ def n(r: dict[str, str], key: str) -> int:
 
 def moved(r: dict[str, str], name: str) -> bool:
     return n(r, name) > 0 or n(r, "cnt_" + name) > 0
-
-
-class WithObserver(Ensemble):
-    "Servers 1-3 participants, server 4 an observer (`peerType=observer`, `server.4=...:observer` everywhere)."
-
-    def __init__(self, root, kinds, **kw):
-        super().__init__(root, kinds, **kw)
-        for i, s in self.servers.items():
-            s.config["server.4"] = f"{s.config['server.4']}:observer"
-            if i == 4:
-                s.config["peerType"] = "observer"
-            s.cfg_path.write_text("".join(f"{k}={v}\n" for k, v in s.config.items()))
 
 
 def _s(text: str) -> bytes:

@@ -10,19 +10,13 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import ConnectionLoss
 from kazoo.protocol.states import KazooState
 
-from conftest import four_letter_word, wait_for
+from conftest import wait_for
+from test_standalone_metrics import mntr
 from test_standalone_server import RawClient
 from zkref.jute import ConnectRequest, CreateRequest
 from zkref.proto import OPEN_ACL_UNSAFE, OpCode, encode_request, frame
 
 
-def mntr(port: int) -> dict[str, str]:
-    "`mntr` as {name without zk_: value}."
-    out = {}
-    for line in four_letter_word(port, "mntr").splitlines():
-        key, _, value = line.partition("\t")
-        out[key.removeprefix("zk_")] = value.strip()
-    return out
 
 
 @pytest.fixture(params=["zkref", "java"])
