@@ -31,7 +31,7 @@ MARKER_PACKET_INTERVAL = 1000   # Java: LearnerHandler.markerPacketInterval, a t
 class _Stop(Exception):
     "The leader is shutting down."
 
-# %% ../../nbs/10a_leader2_learner_handler.ipynb #9ae354f6
+# %% ../../nbs/10a_leader2_learner_handler.ipynb #4706a167
 def packet_size(qp: QuorumPacket) -> int:
     "A packet's approximate size in the queue: int + long + byte[] + list, plus the data. Java: LearnerHandler.packetSize"
     return 4 + 8 + 8 + 8 + len(qp.data or b"")
@@ -103,7 +103,8 @@ class LearnerHandler:
                 if stop:
                     return
                 await self.writer.drain()
-        except OSError as e:                              # Java: catch (IOException e): the sender ends,
+        except (OSError, RuntimeError) as e:              # Java: catch (IOException e): the sender ends (uvloop
+                                                          # raises RuntimeError writing to a closed transport),
             LOG.error("Exception while sending packets in LearnerHandler\n%s: %s", type(e).__name__, e)
             # and the handler's own read or its sync-limit check ends the learner (synced() sees the sender done)
 
