@@ -18,11 +18,12 @@ from ..server.processors import BufferStats
 
 # %% auto #0
 __all__ = ['LLOG', 'ack_logging_frequency', 'ack_sets_to_string', 'Leader', 'Proposal', 'LOG', 'MARKER_PACKET_INTERVAL',
-           'SyncPlan', 'sync_follower', 'sync_follower_async', 'ProposalRequestProcessor', 'LeaderZooKeeperServer',
-           'packet_size', 'LearnerHandler']
+           'SyncPlan', 'sync_follower', 'sync_follower_async', 'LearnerSyncThrottler', 'SyncThrottleException',
+           'ProposalRequestProcessor', 'LeaderZooKeeperServer', 'packet_size', 'LearnerHandler']
 
-# %% ../../nbs/10a_leader.ipynb #005634f0
-from .leader_sync import SyncPlan, sync_follower, sync_follower_async
+# %% ../../nbs/10a_leader.ipynb #3b7ea02c
+from .leader_sync import (LearnerMasterSyncs, LearnerSyncThrottler, SyncPlan, SyncThrottleException,
+                                      sync_follower, sync_follower_async)
 from .learner_handler import LOG, MARKER_PACKET_INTERVAL, LearnerHandler, _Stop, packet_size
 from .leader_zk_server import LeaderZooKeeperServer, ProposalRequestProcessor
 from .leader_broadcast import LeaderBroadcast, Proposal
@@ -32,6 +33,7 @@ from .quorum_tls import learner_refused, start_unified_server
 # `from zkref.quorum.leader import *` gives the sync plan's, the handler's, the server's and Proposal too, as before
 # they had chapters
 _all_ = ["Proposal", "LOG", "MARKER_PACKET_INTERVAL", "SyncPlan", "sync_follower", "sync_follower_async",
+         "LearnerSyncThrottler", "SyncThrottleException",
          "ProposalRequestProcessor", "LeaderZooKeeperServer", "packet_size", "LearnerHandler"]
 
 # %% ../../nbs/10a_leader.ipynb #c5241777
@@ -72,8 +74,8 @@ def ack_sets_to_string(sids) -> str:
     # Java: SyncedLearnerTracker.ackSetsToString (a HashSet<Long>: small ids print in ascending order)
     return "[" + ", ".join(str(s) for s in sorted(sids)) + "]"
 
-# %% ../../nbs/10a_leader.ipynb #55b4ee30
-class Leader(LeaderEpoch, LeaderBroadcast):
+# %% ../../nbs/10a_leader.ipynb #d352896f
+class Leader(LeaderEpoch, LeaderBroadcast, LearnerMasterSyncs):
     "The elected leader: discovery, synchronization and broadcast. Java: Leader"
     def __init__(self, peer):                      # a QuorumPeer, or a ZabPeer (chapter 10c)
         self.peer = peer
@@ -113,8 +115,12 @@ class Leader(LeaderEpoch, LeaderBroadcast):
         self.proposal_stats = BufferStats()       # proposal sizes, for srvr and mntr (Java: Leader.proposalStats)
         self.leader_start_time = 0.0              # time.monotonic() as the server starts (Java: leaderStartTime)
         self.metrics = peer_metrics(peer)         # ServerMetrics, shared with the peer and its server
+        prop = getattr(peer, "prop", None)
+        self.init_sync_throttlers(prop if callable(prop) else (lambda name, default=None: default))  # chapter 10a1
+        # Java: LearnerHandler's constructor reads zookeeper.forceSnapshotSync (Boolean.getBoolean), for tests
+        self.force_snap_sync = ((prop("zookeeper.forceSnapshotSync", None) if callable(prop) else None)
+                                or "").lower() == "true"
         self.ack_logging_frequency = ack_logging_frequency(peer)
-        self.snap_syncs_in_progress = self.diff_syncs_in_progress = 0   # Java: the two LearnerSyncThrottlers
 
     def is_participant(self, sid: int) -> bool:
         "Java: Leader.isParticipant"
