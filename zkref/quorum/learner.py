@@ -22,12 +22,13 @@ __all__ = ['LOG', 'FLOG', 'OLOG', 'Learner', 'Follower', 'Observer', 'zab_roles'
            'UNEXPECTED_ERROR', 'LearnerExit', 'PacketInFlight', 'LearnerSessionTracker', 'LearnerCommitProcessor',
            'FollowerRequestProcessor', 'FollowerZooKeeperServer']
 
-# %% ../../nbs/10b_learner.ipynb #5c47df02
+# %% ../../nbs/10b_learner.ipynb #ac0b458c
 from .learner_sync import (QUORUM_PACKET_ERROR, UNEXPECTED_ERROR, UNMATCHED_TXN_COMMIT, LearnerExit,
                                        LearnerSync, PacketInFlight, _pif)
 from .learner_broadcast import LearnerBroadcast
 from ..server.processors import State
 from .learner_connect import LearnerConnection
+from .observer_master import ObserverMaster, find_learner_master
 from .learner_zk_server import (FollowerRequestProcessor, FollowerZooKeeperServer, LearnerCommitProcessor,
                                             LearnerSessionTracker)
 
@@ -40,7 +41,7 @@ LOG = get_logger("Learner")
 FLOG = get_logger("Follower")
 OLOG = get_logger("Observer")
 
-# %% ../../nbs/10b_learner.ipynb #dc76d392
+# %% ../../nbs/10b_learner.ipynb #db7d0742
 class Learner(LearnerConnection, LearnerSync, LearnerBroadcast):
     "The parts of Follower and Observer that are the same. Java: Learner"
     info_type = FOLLOWERINFO
@@ -71,8 +72,17 @@ class Learner(LearnerConnection, LearnerSync, LearnerBroadcast):
         self.fatal: BaseException | None = None          # the sync task's disk error, if it died
         self.zks: "FollowerZooKeeperServer | None" = None # serves clients once UPTODATE arrived
         self.metrics = peer_metrics(peer)                # ServerMetrics, shared with the peer and its server
+        self.om: ObserverMaster | None = None            # a follower's observer master (chapter 10d), once synced
 
-# %% ../../nbs/10b_learner.ipynb #3c159b69
+    async def find_learner_master(self) -> tuple[int, tuple[str, int]]:
+        "Whom to sync with: a follower's is the leader. Java: Learner.findLeader (Observer: chapter 10d)"
+        return self.find_leader()
+
+    def synced_observer_size(self) -> int | None:
+        "Observers synced with our observer master; None without one. Java: Follower.getSyncedObserverSize"
+        return None if self.om is None else len(self.om.observing_learners)
+
+# %% ../../nbs/10b_learner.ipynb #ff2b2ea3
 async def _run(self: Learner) -> None:
     "Follow (or observe) the elected leader until the connection ends. Java: Follower.followLeader"
     p = self.peer
@@ -87,7 +97,7 @@ async def _run(self: Learner) -> None:
     connection_time = 0.0
     try:
         set_zab_state(p, "DISCOVERY")
-        self.leader_sid, self.leader_addr = self.find_leader()
+        self.leader_sid, self.leader_addr = await self.find_learner_master()
         await self.connect_to_leader(self.leader_addr)
         connection_time = time.monotonic()
         new_epoch_zxid = await self.register_with_leader(self.info_type)
@@ -97,6 +107,8 @@ async def _run(self: Learner) -> None:
             raise IOError("Error: Epoch of leader is lower")
         start_time = time.monotonic()
         set_zab_state(p, "SYNCHRONIZATION")
+        if self.info_type == OBSERVERINFO and hasattr(p, "set_leader_address_and_id"):
+            p.set_leader_address_and_id([self.leader_addr], self.leader_sid)   # Java: the learner master's
         await self.sync_with_leader(new_epoch_zxid)
         set_zab_state(p, "BROADCAST")
         self.completed_sync = True
@@ -105,6 +117,12 @@ async def _run(self: Learner) -> None:
             self.metrics.observer_sync_time.add(sync_ms)
         else:                                             # Java: Follower.followLeader
             self.metrics.follower_sync_time.add(sync_ms)
+            if (getattr(p, "observer_master_port", 0) or 0) > 0:
+                self.log.info("Starting ObserverMaster")
+                self.om = ObserverMaster(self, p.observer_master_port)
+                await self.om.start()
+                if self.zks is not None:                  # Java: the gauge reads Follower.getSyncedObserverSize
+                    self.zks.server_metrics.register_gauges({"synced_observers": self.synced_observer_size})
         while not self.stopped.is_set() and self.is_running():
             self.process_packet(await self.read_packet())
             if self.writer.transport.get_write_buffer_size() > 1 << 20:
@@ -113,10 +131,13 @@ async def _run(self: Learner) -> None:
         raise
     except (Exception, asyncio.IncompleteReadError) as e:
         if not self.stopped.is_set():
-            self.log.warning("Exception when following the leader\n%s: %s", type(e).__name__, e)
+            self.log.warning("Exception when %s the leader\n%s: %s",
+                             "observing" if self.info_type == OBSERVERINFO else "following", type(e).__name__, e)
         if self.fatal is not None:
             raise LearnerExit(UNEXPECTED_ERROR, f"Severe unrecoverable error: {self.fatal}") from self.fatal
     finally:
+        if self.om is not None:
+            self.om.stop()
         if connection_time:
             self.log.info("Disconnected from leader (with address: %s). Was connected for %dms. Sync state: %s",
                           f"/{self.leader_addr[0]}:{self.leader_addr[1]}",
@@ -133,6 +154,8 @@ async def _shutdown(self: Learner, reason: str = "") -> None:
     self.reason = reason
     self.stopped.set()
     self.log.info("shutdown %s", "Observer" if self.info_type == OBSERVERINFO else "Follower")
+    if self.om is not None:
+        self.om.stop()
     if self.zks is not None:                             # Java: self.setZooKeeperServer(null); zk.shutdown
         serve = getattr(self.peer, "set_zookeeper_server", None)
         if serve is not None:
@@ -163,10 +186,27 @@ async def _shutdown(self: Learner, reason: str = "") -> None:
 
 Learner.run, Learner.follow_leader, Learner.shutdown, Learner.is_running = _run, _run, _shutdown, _is_running
 
-# %% ../../nbs/10b_learner.ipynb #83810850
+# %% ../../nbs/10b_learner.ipynb #7c7191d4
 class Follower(Learner):
     "A voting learner. Java: Follower"
     info_type, log, acks = FOLLOWERINFO, FLOG, True
+
+    def process_packet(self, qp: QuorumPacket) -> None:
+        "Java: Follower.processPacket, with its observer master's share (chapter 10d)"
+        om = self.om
+        if om is None:
+            return LearnerBroadcast.process_packet(self, qp)
+        if qp.type == REVALIDATE and om.revalidate_learner_session(qp):
+            return                                     # an observer's session: answered through us
+        LearnerBroadcast.process_packet(self, qp)
+        if qp.type == PROPOSAL:
+            start = time.monotonic()
+            om.proposal_received(qp)
+            self.metrics.om_proposal_process_time.add(int((time.monotonic() - start) * 1000))
+        elif qp.type == COMMIT:
+            start = time.monotonic()
+            om.proposal_committed(qp.zxid)
+            self.metrics.om_commit_process_time.add(int((time.monotonic() - start) * 1000))
 
 class Observer(Learner):
     "A non-voting learner: INFORMs only. Java: Observer"
@@ -199,6 +239,7 @@ class Observer(Learner):
             OLOG.warning("Unknown packet type: %s", packet_to_string(qp))
 
     observe_leader = Learner.run
+    find_learner_master = find_learner_master          # chapter 10d: an observer master, or the leader
 
 # %% ../../nbs/10b_learner.ipynb #0bc4dc33
 def zab_roles() -> dict:

@@ -94,7 +94,7 @@ LearnerBroadcast.maybe_snapshot = maybe_snapshot
 LearnerBroadcast.apply, LearnerBroadcast.commit = _apply, _commit
 LearnerBroadcast.acks = True
 
-# %% ../../nbs/10b_learner3_broadcast.ipynb #239f1dc4
+# %% ../../nbs/10b_learner3_broadcast.ipynb #3965f6a9
 def _ping(self: Learner, qp: QuorumPacket) -> None:
     "Echo a PING with the session touches. Java: Learner.ping"
     touches = self.zks.session_tracker.snapshot() if self.zks is not None else {}
@@ -124,6 +124,10 @@ def _follower_process_packet(self: Learner, qp: QuorumPacket) -> None:
     elif qp.type == REVALIDATE:
         self.zks.revalidate(qp)
     elif qp.type == SYNC:
+        pending = self.zks.commit_processor.pending_syncs
+        handler = getattr(pending[0], "learner_handler", None) if pending else None
+        if handler is not None:                        # an observer's sync, through our observer master (10d)
+            handler.queue_packet(packet(SYNC, 0))      # Java: FollowerZooKeeperServer.sync, LearnerSyncRequest
         self.zks.commit_processor.sync()
     else:
         FLOG.warning("Unknown packet type: %s", packet_to_string(qp))

@@ -1,0 +1,252 @@
+"""ObserverMaster (`observerMasterPort`): observers that sync from a follower instead of the leader. The same
+scenarios on a zkref ensemble and on a Java 3.8 ensemble (3 participants + 1 observer), observations compared.
+
+One host, one key. Java's observer computes its list of masters as *(each voting member's quorum host, its
+own `observerMasterPort`)* (QuorumPeer.updateObserverMasterList), and a follower binds its own
+`observerMasterPort` on its quorum host. With every server on 127.0.0.1 all entries of the list are the same
+address, and two followers cannot bind the same port. So each participant gets its own port here, and the
+observer is given the port of the follower it should use — the list then names that follower's port for all
+three members; the leader binds nothing there. (`test_shared_port_on_one_host` shows what one shared key does
+on one host: the first follower binds it, the second cannot, and its role fails with a BindException; it keeps
+re-joining until the port is free, and then hosts the observer.)
+"""
+from __future__ import annotations
+
+import re
+import signal
+
+import pytest
+from kazoo.client import KazooClient
+
+from conftest import WithObserver, four_letter_word, free_port, java_available, wait_for
+
+pytestmark = pytest.mark.timeout(600)
+
+KINDS = ["java", "zkref"] if java_available() else ["zkref"]
+
+
+def mntr(port: int) -> dict[str, str]:
+    out = four_letter_word(port, "mntr")
+    return {k[3:]: v for k, v in (line.split("\t", 1) for line in out.splitlines() if "\t" in line)}
+
+
+def client(where) -> KazooClient:
+    "A started kazoo client of a client port, or of a hosts string."
+    zk = KazooClient(hosts=where if isinstance(where, str) else f"127.0.0.1:{where}", timeout=30)
+    zk.start(30)
+    return zk
+
+
+class OMEnsemble(WithObserver):
+    """Servers 1-3 participants, 4 an observer; participants get `observerMasterPort` (their own free port, or
+    one shared port with `shared=True`); the observer's is set with `observe(i)` before it starts."""
+
+    def __init__(self, root, kinds, shared: bool = False, **kw):
+        super().__init__(root, kinds, **kw)
+        one = free_port()
+        self.om_port = {i: one if shared else free_port() for i in (1, 2, 3)}
+        for i in (1, 2, 3):
+            self.set(i, observerMasterPort=self.om_port[i])
+
+    def set(self, i: int, **lines) -> None:
+        "Add zoo.cfg lines to server i (before it starts)."
+        s = self.servers[i]
+        s.config.update(lines)
+        s.cfg_path.write_text("".join(f"{k}={v}\n" for k, v in s.config.items()))
+
+    def observe(self, master: int) -> None:
+        "Start the observer with the observerMasterPort of participant `master`; wait until it serves."
+        self.set(4, observerMasterPort=self.om_port[master])
+        self.start(4)
+        wait_for(lambda: self.mode(4) == "observer", 90, 0.2, what="the observer to serve")
+
+    def followers(self) -> list[int]:
+        return [i for i in (1, 2, 3) if i in self.procs and self.mode(i) == "follower"]
+
+
+def ports_out(line: str, e: OMEnsemble) -> str:
+    "A log line with this run's ports named by role."
+    for i, p in e.om_port.items():
+        line = line.replace(f":{p}", f":<om{i}>")
+    return re.sub(r":\d{4,5}\b", ":<port>", line)
+
+
+def lines(log: str, *needles: str) -> list[str]:
+    "The messages (after the `[thread:Class@line] - ` part) of the log lines that contain one of `needles`."
+    out = []
+    for line in log.splitlines():
+        if any(n in line for n in needles):
+            out.append(line.split("] - ")[-1].strip())
+    return out
+
+
+def observing_sid(log: str) -> str | None:
+    "The sid of the observer's last `Observing new leader sid=… addr=…` line."
+    found = re.findall(r"Observing new leader sid=(\d+) ", log)
+    return found[-1] if found else None
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def synced(request, tmp_path_factory):
+    """A 3+1 ensemble of `kind` whose observer synced from the lowest-id follower, with two writes made on the
+    leader before the observer started and two after; yields (ensemble, leader, master, other follower)."""
+    kind = request.param
+    e = OMEnsemble(tmp_path_factory.mktemp(kind), (kind,) * 4)
+    e.start(1, 2, 3)
+    try:
+        leader = e.wait_formed([1, 2, 3])
+        master, other = sorted(e.followers())
+        zk = client(e.client(leader))
+        zk.create("/before-1", b"1"); zk.create("/before-2", b"2")
+        e.observe(master)
+        zk.create("/after-1", b"3"); zk.set("/before-1", b"1b")
+        zk.stop(); zk.close()
+        yield e, leader, master, other
+    finally:
+        e.stop_all()
+
+
+def observe(e: OMEnsemble, leader: int, master: int, other: int) -> dict:
+    "What a user or operator sees of the observer and its master."
+    obs = client(e.client(4))
+    try:
+        wait_for(lambda: obs.exists("/after-1") is not None, 30, what="the write made after the observer joined")
+        obs.sync("/")
+        reads = {p: obs.get(p)[0] for p in ("/before-1", "/before-2", "/after-1")}
+    finally:
+        obs.stop(); obs.close()
+    m = {i: mntr(e.client(i)) for i in (leader, master, other, 4)}
+    observer_log = [ports_out(x, e) for x in lines(e.log(4), "Observing new leader", "Updated learner master list")]
+    return {
+        "reads": reads,
+        # on one host every entry of the list is the same address: the id is the entry's, any voting member's
+        "observer_master_id": m[4].get("observer_master_id") == observing_sid(e.log(4)),
+        "synced_observers": {"leader": m[leader].get("synced_observers"), "master": m[master].get("synced_observers"),
+                             "other": m[other].get("synced_observers")},
+        "om_commit_counts_moved": int(m[master].get("cnt_om_commit_process_time_ms", 0)) >= 2,
+        "om_proposal_counts_moved": int(m[master].get("cnt_om_proposal_process_time_ms", 0)) >= 2,
+        "om_counts_on_other": (m[other].get("cnt_om_commit_process_time_ms"),
+                               m[other].get("cnt_om_proposal_process_time_ms")),
+        "master_log": [ports_out(x, e) for x in lines(e.log(master), "Starting ObserverMaster",
+                                                      "Follower sid: 4")],
+        "leader_log": lines(e.log(leader), "Starting ObserverMaster", "Follower sid: 4"),
+        "observer_log": [re.sub(r"sid=\d", "sid=<any>", x) for x in observer_log],
+    }
+
+
+@pytest.fixture(scope="module")
+def observations(synced):
+    return observe(*synced)
+
+
+JAVA_SEEN: dict = {}
+
+
+def test_observer_syncs_from_follower(synced, observations):
+    """An observer with observerMasterPort connects to the follower listening there, not to the leader: the
+    follower logs `Starting ObserverMaster` and registers the observer (`Follower sid: 4`), the leader never
+    hears of it; the observer reads every write made on the leader, before and after it joined; the master's
+    `mntr` counts one synced observer and its om_proposal/om_commit summaries move with each txn.
+    Reference: Java Follower.followLeader / processPacket, ObserverMaster.startForwarding, Observer.findLearnerMaster"""
+    e, leader, master, other = synced
+    o = observations
+    assert o["reads"] == {"/before-1": b"1b", "/before-2": b"2", "/after-1": b"3"}
+    assert o["observer_master_id"]
+    assert o["synced_observers"]["master"] == "1"
+    assert o["om_commit_counts_moved"] and o["om_proposal_counts_moved"]
+    assert o["master_log"][0] == "Starting ObserverMaster"
+    assert any(x.startswith("Follower sid: 4 : info :") for x in o["master_log"])
+    assert not any("Follower sid: 4" in x for x in o["leader_log"])
+    assert o["observer_log"][-1] == f"Observing new leader sid=<any> addr=/127.0.0.1:<om{master}>"
+    assert o["synced_observers"] == {"leader": "0", "master": "1", "other": "0"}
+    if e.servers[4].kind == "java":
+        JAVA_SEEN.update(o)
+
+
+def test_zkref_observations_match_java(synced, observations):
+    """Everything observed above (reads, mntr keys and values, the masters' and the observer's log lines) is the
+    same on zkref as on a Java 3.8 ensemble.
+    Reference: Java ObserverMaster, FollowerZooKeeperServer.registerMetrics (synced_observers), QuorumPeer.updateObserverMasterList"""
+    e = synced[0]
+    if e.servers[4].kind == "java" or not JAVA_SEEN:
+        pytest.skip("compared on the zkref run, after the Java run")
+    assert observations == JAVA_SEEN
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_observer_reconnects_when_its_master_returns(kind, tmp_path):
+    """Kill the observer's master (SIGKILL): the observer stops serving — on one host its list names only that
+    port, and the leader's entry is the leader's host at observerMasterPort, where nothing listens, so it does
+    not fall back to the leader. Writes go on through the leader and the other follower. When the follower comes
+    back it follows, starts its ObserverMaster again, and the observer reconnects to it and has every
+    acknowledged write, those made while it was away included.
+    Reference: Java Observer.observeLeader / findLearnerMaster, QuorumPeer.nextObserverMaster, ObserverMaster.start"""
+    e = OMEnsemble(tmp_path, (kind,) * 4)
+    e.start(1, 2, 3)
+    try:
+        leader = e.wait_formed([1, 2, 3])
+        master = sorted(e.followers())[0]
+        e.observe(master)
+        zk = client(e.client(leader))
+        acked = []
+        for k in range(3):
+            acked.append(zk.create(f"/n{k}", b"x"))
+        e.procs[master].kill(); e.procs.pop(master)
+        wait_for(lambda: e.mode(4) is None, 60, 0.2, what="the observer to stop serving")
+        for k in range(3, 6):
+            acked.append(zk.create(f"/n{k}", b"y"))           # leader + other follower: still a quorum
+        assert e.mode(4) is None, "the observer found another master on one host"
+        e.start(master)
+        wait_for(lambda: e.mode(master) == "follower", 90, 0.2, what="the master to follow again")
+        wait_for(lambda: e.mode(4) == "observer", 120, 0.2, what="the observer to reconnect")
+        acked.append(zk.create("/n6", b"z"))
+        zk.stop(); zk.close()
+        obs = client(e.client(4))
+        try:
+            obs.sync("/")
+            assert sorted(obs.get_children("/")) == sorted([p.lstrip("/") for p in acked] + ["zookeeper"])
+        finally:
+            obs.stop(); obs.close()
+        assert mntr(e.client(4)).get("observer_master_id") == str(master)
+        assert len(lines(e.log(4), "Observing new leader")) >= 2
+    finally:
+        e.stop_all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_shared_port_on_one_host(kind, tmp_path):
+    """One observerMasterPort for every server on one host: the leader binds nothing, the first follower to sync
+    binds the port, the second cannot (`Exception when following the leader`, address in use) and goes back to
+    LOOKING, again and again; the observer syncs from the first. Kill that one: the second binds the port on its
+    next try, and the observer moves to it, keeping every acknowledged write.
+    Reference: Java ObserverMaster.start (ServerSocket bind), Follower.followLeader's catch, Observer.findLearnerMaster"""
+    e = OMEnsemble(tmp_path, (kind,) * 4, shared=True)
+    e.start(1, 2, 3)
+    try:
+        wait_for(lambda: any(e.mode(i) == "leader" for i in (1, 2, 3)), 90, 0.2, what="a leader")
+        leader = next(i for i in (1, 2, 3) if e.mode(i) == "leader")
+        others = [i for i in (1, 2, 3) if i != leader]
+        starting = lambda i: "Starting ObserverMaster" in e.log(i)
+        wait_for(lambda: all(starting(i) for i in others), 90, 0.2, what="both followers to start an ObserverMaster")
+        refused = lambda i: "Exception when following the leader" in e.log(i)
+        wait_for(lambda: any(refused(i) for i in others), 60, 0.2, what="the second follower's bind to fail")
+        holder = next(i for i in others if not refused(i))
+        second = next(i for i in others if i != holder)
+        e.observe(holder)
+        zk = client(e.client(leader))
+        acked = [zk.create(f"/m{k}", b"x") for k in range(3)]
+        zk.stop(); zk.close()
+        e.procs[holder].kill(); e.procs.pop(holder)
+        wait_for(lambda: e.mode(4) == "observer" and mntr(e.client(4)).get("observer_master_id") == str(second),
+                 120, 0.2, what="the observer to move to the second follower")
+        zk = client(e.hosts([leader, second]))                    # the leader may have been re-elected meanwhile
+        acked.append(zk.retry(zk.create, "/m3", b"y"))
+        zk.stop(); zk.close()
+        obs = client(e.client(4))
+        try:
+            obs.sync("/")
+            assert sorted(obs.get_children("/")) == sorted([p.lstrip("/") for p in acked] + ["zookeeper"])
+        finally:
+            obs.stop(); obs.close()
+    finally:
+        e.stop_all()
