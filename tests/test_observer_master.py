@@ -207,7 +207,8 @@ def test_observer_reconnects_when_its_master_returns(kind, tmp_path):
             assert sorted(obs.get_children("/")) == sorted([p.lstrip("/") for p in acked] + ["zookeeper"])
         finally:
             obs.stop(); obs.close()
-        assert mntr(e.client(4)).get("observer_master_id") == str(master)
+        assert mntr(e.client(master)).get("synced_observers") == "1"
+        assert mntr(e.client(4)).get("observer_master_id") == observing_sid(e.log(4))
         assert len(lines(e.log(4), "Observing new leader")) >= 2
     finally:
         e.stop_all()
@@ -237,7 +238,8 @@ def test_shared_port_on_one_host(kind, tmp_path):
         acked = [zk.create(f"/m{k}", b"x") for k in range(3)]
         zk.stop(); zk.close()
         e.procs[holder].kill(); e.procs.pop(holder)
-        wait_for(lambda: e.mode(4) == "observer" and mntr(e.client(4)).get("observer_master_id") == str(second),
+        wait_for(lambda: e.mode(4) == "observer" and e.mode(second) == "follower"
+                 and mntr(e.client(second)).get("synced_observers") == "1",
                  120, 0.2, what="the observer to move to the second follower")
         zk = client(e.hosts([leader, second]))                    # the leader may have been re-elected meanwhile
         acked.append(zk.retry(zk.create, "/m3", b"y"))
@@ -248,5 +250,50 @@ def test_shared_port_on_one_host(kind, tmp_path):
             assert sorted(obs.get_children("/")) == sorted([p.lstrip("/") for p in acked] + ["zookeeper"])
         finally:
             obs.stop(); obs.close()
+    finally:
+        e.stop_all()
+
+
+MIXES = [("zkref", "java"), ("java", "zkref")] if java_available() else []
+
+
+@pytest.mark.parametrize("participants,observer", MIXES, ids=["java-observer-on-zkref", "zkref-observer-on-java"])
+def test_mixed_observer_and_master(participants, observer, tmp_path):
+    """Wire compatibility: a Java 3.8 observer syncs from a zkref follower's ObserverMaster, and a zkref observer
+    from a Java follower's. The observer reads every write made on the leader (synced before it joined, INFORMed
+    after), answers `sync` through its master, and a session opened on the leader moves to the observer (its
+    REVALIDATE goes observer → master → leader and the answer comes back the same way).
+    Reference: Java ObserverMaster (startForwarding, proposalCommitted, revalidateSession / revalidateLearnerSession,
+    submitLearnerRequest), FollowerZooKeeperServer.sync, Observer.processPacket (INFORM)"""
+    e = OMEnsemble(tmp_path, (participants,) * 3 + (observer,))
+    e.start(1, 2, 3)
+    try:
+        leader = e.wait_formed([1, 2, 3])
+        master, other = sorted(e.followers())
+        zk = client(e.client(leader))
+        zk.create("/before-1", b"1"); zk.create("/before-2", b"2")
+        e.observe(master)
+        zk.create("/after-1", b"3"); zk.set("/before-1", b"1b")
+        zk.create("/eph", b"e", ephemeral=True)
+        o = observe(e, leader, master, other)
+        assert o["reads"] == {"/before-1": b"1b", "/before-2": b"2", "/after-1": b"3"}
+        assert o["synced_observers"] == {"leader": "0", "master": "1", "other": "0"}
+        assert o["master_log"][0] == "Starting ObserverMaster"
+        assert any(x.startswith("Follower sid: 4 : info :") for x in o["master_log"])
+        assert o["observer_log"][-1] == f"Observing new leader sid=<any> addr=/127.0.0.1:<om{master}>"
+        session_id, passwd = zk.client_id
+        moved = KazooClient(hosts=f"127.0.0.1:{e.client(4)}", timeout=30, client_id=(session_id, passwd))
+        moved.start(30)
+        try:
+            assert moved.client_id[0] == session_id
+            assert moved.get("/eph")[1].ephemeralOwner == session_id
+        finally:
+            moved.stop(); moved.close()                   # closes the session (zk's too): the ephemeral goes
+        zk.stop(); zk.close()
+        check = client(e.client(leader))
+        try:
+            wait_for(lambda: check.exists("/eph") is None, 30, what="the moved session's close to reach the leader")
+        finally:
+            check.stop(); check.close()
     finally:
         e.stop_all()
