@@ -18,7 +18,7 @@ if TYPE_CHECKING:   # annotations only: the connection chapter (06) does not nee
 # %% auto #0
 __all__ = ['Request', 'ChangeRecord']
 
-# %% ../../nbs/11_request.ipynb #439e262b
+# %% ../../nbs/11_request.ipynb #d925429c
 @dataclass(eq=False)
 class Request:
     "One request in the pipeline."
@@ -37,6 +37,9 @@ class Request:
     create_time: float = field(default_factory=time.monotonic)
     sync_queue_start_time: float = 0.0    # when Sync queued it (Java: Request.syncQueueStartTime)
     body_read: bool = False               # the record was decoded (Java: the request buffer's position moved)
+    # Java: Request.isThrottled. Not a field: a class default costs nothing per request; the RequestThrottler
+    # (chapter 11_requests5) sets it on a request that waited past zookeeper.throttled_op_wait_time
+    is_throttled = False
 
     def __str__(self) -> str:
         # Java: Request.toString. Its cxid is sign-extended to a long, its zxid is the txn's (-2 without one).
