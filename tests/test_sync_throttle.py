@@ -1,11 +1,12 @@
 """Learner sync throttling (`zookeeper.leader.maxConcurrentSnapSyncs` / `maxConcurrentDiffSyncs`), on zkref and
 on Java 3.8, the same scenario on each and the observations compared.
 
-Three participants and two observers (4 and 5), every server with `-Dzookeeper.leader.maxConcurrentSnapSyncs=1`
-and `-Dzookeeper.snapshotSizeFactor=-1` (no DIFF from the txn log, so a learner behind the leader's
+Three participants and two observers (4 and 5), every server with `-Dzookeeper.leader.maxConcurrentSnapSyncs=1`,
+`-Dzookeeper.leader.maxConcurrentDiffSyncs=1` and `-Dzookeeper.snapshotSizeFactor=-1` (no DIFF from the txn log, so a learner behind the leader's
 committed log gets a SNAP). Observer 4 is never started as a server: the test speaks for it on the leader's
-quorum port (`hold_snap_sync`: OBSERVERINFO, LEADERINFO, ACKEPOCH with zxid 0, then SNAP) and never ACKs
-NEWLEADER, so its snapshot sync stays in progress until the test closes the socket (initLimit is 60 ticks).
+quorum port (`hold_sync`: OBSERVERINFO, LEADERINFO, ACKEPOCH with zxid 0, then SNAP — or with the leader's
+zxid, then DIFF) and never ACKs NEWLEADER, so its sync stays in progress until the test closes the socket
+(initLimit is 60 ticks).
 That makes "two syncs at once" a state the test controls instead of a race.
 """
 from __future__ import annotations
@@ -22,8 +23,9 @@ from conftest import Ensemble, four_letter_word, java_available, wait_for
 
 pytestmark = pytest.mark.timeout(600)
 
-OBSERVERINFO, FOLLOWERINFO, LEADERINFO, ACKEPOCH, SNAP = 16, 11, 17, 18, 15   # Java: Leader's packet types
-FLAGS = ["-Dzookeeper.leader.maxConcurrentSnapSyncs=1", "-Dzookeeper.snapshotSizeFactor=-1"]
+OBSERVERINFO, FOLLOWERINFO, LEADERINFO, ACKEPOCH, SNAP, DIFF = 16, 11, 17, 18, 15, 13   # Java: Leader's packet types
+FLAGS = ["-Dzookeeper.leader.maxConcurrentSnapSyncs=1", "-Dzookeeper.leader.maxConcurrentDiffSyncs=1",
+         "-Dzookeeper.snapshotSizeFactor=-1"]
 
 
 class Observers(Ensemble):
@@ -67,16 +69,17 @@ def read_quorum_packet(s: socket.socket) -> tuple[int, int, bytes | None]:
     return ptype, zxid, data
 
 
-def hold_snap_sync(quorum_port: int, sid: int, info: int = OBSERVERINFO) -> socket.socket:
-    """Register with the leader as learner `sid` with nothing logged (zxid 0), read up to SNAP, and keep the
-    socket: the leader's snapshot sync to it lasts until the socket closes. Java: Learner.registerWithLeader"""
+def hold_sync(quorum_port: int, sid: int, last_zxid: int = 0, expect: int = SNAP) -> socket.socket:
+    """Register with the leader as observer `sid` whose log ends at `last_zxid` (0: nothing logged, so a SNAP),
+    read the sync's first packet, and keep the socket: the leader's sync to it lasts until the socket closes.
+    Java: Learner.registerWithLeader"""
     s = socket.create_connection(("127.0.0.1", quorum_port), timeout=30)
-    s.sendall(quorum_packet(info, 0, struct.pack(">qiq", sid, 0x10000, 0)))   # LearnerInfo(sid, version, config)
+    s.sendall(quorum_packet(OBSERVERINFO, 0, struct.pack(">qiq", sid, 0x10000, 0)))   # LearnerInfo(sid, version, config)
     ptype, new_leader_zxid, _ = read_quorum_packet(s)
     assert ptype == LEADERINFO, ptype
-    s.sendall(quorum_packet(ACKEPOCH, 0, struct.pack(">i", 0)))              # currentEpoch 0, last zxid 0
+    s.sendall(quorum_packet(ACKEPOCH, last_zxid, struct.pack(">i", 0)))      # currentEpoch 0
     ptype, _, _ = read_quorum_packet(s)
-    assert ptype == SNAP, f"expected SNAP, got packet type {ptype}"
+    assert ptype == expect, f"expected packet type {expect}, got {ptype}"
     return s
 
 
@@ -120,7 +123,7 @@ def run(kind: str, root) -> dict:
 
         # 1. observer 4's snapshot sync is in progress; observer 5 (fresh) is refused until it ends
         before, mark = mntr(e.client(leader)), len(e.log(leader))
-        held.append(hold_snap_sync(e.quorum(leader), 4))
+        held.append(hold_sync(e.quorum(leader), 4))
         e.start(5)
         wait_for(lambda: THROTTLED.search(e.log(leader)[mark:]), 60, what="the leader to refuse observer 5")
         seen["observer_5_while_held"] = e.mode(5)
@@ -140,7 +143,7 @@ def run(kind: str, root) -> dict:
 
         # 2. observer 4's sync again; a follower that lost its data syncs all the same (exempt, but counted)
         before, mark = mntr(e.client(leader)), len(e.log(leader))
-        held.append(hold_snap_sync(e.quorum(leader), 4))
+        held.append(hold_sync(e.quorum(leader), 4))
         e.stop(follower)
         shutil.rmtree(e.servers[follower].data_dir / "version-2")
         e.start(follower)
@@ -151,6 +154,18 @@ def run(kind: str, root) -> dict:
         held.pop().close()
         seen["metrics_follower"] = delta(mntr(e.client(leader)), before)
         seen["modes"] = e.modes()
+
+        # 3. maxConcurrentDiffSyncs=1: observer 4 (up to date) holds a DIFF; observer 5, restarted, is refused
+        zxid = int(four_letter_word(e.client(leader), "srvr").split("Zxid: ")[1].split()[0], 16)
+        mark = len(e.log(leader))
+        held.append(hold_sync(e.quorum(leader), 4, zxid, expect=DIFF))
+        e.stop(5)
+        e.start(5)
+        wait_for(lambda: THROTTLED.search(e.log(leader)[mark:]), 60, what="the leader to refuse observer 5's DIFF")
+        seen["observer_5_while_diff_held"] = e.mode(5)
+        held.pop().close()
+        wait_for(lambda: e.mode(5) == "observer", 90, what="observer 5 to sync once observer 4's DIFF ended")
+        seen["refusal_diff"] = sorted(set(THROTTLED.findall(e.log(leader)[mark:])))
         return seen
     finally:
         for s in held:
@@ -172,7 +187,7 @@ def test_limits_read_from_system_properties_and_logged(both):
     Reference: Java LearnerMaster's static block; ZooKeeper Admin Guide, "maxConcurrentSnapSyncs\""""
     java, zkref = both
     assert java["limits"][:2] == ["zookeeper.leader.maxConcurrentSnapSyncs = 1",
-                                  "zookeeper.leader.maxConcurrentDiffSyncs = 100"]
+                                  "zookeeper.leader.maxConcurrentDiffSyncs = 1"]
     assert zkref["limits"][:2] == java["limits"][:2]
 
 
@@ -216,3 +231,15 @@ def test_snap_metrics_count_only_syncs_that_began(both):
     assert java["metrics_follower"] == {"snap_count": 2, "cnt_inflight_snap_count": 3, "sum_inflight_snap_count": 4}
     assert (zkref["metrics_observers"], zkref["metrics_follower"]) == (java["metrics_observers"],
                                                                       java["metrics_follower"])
+
+
+def test_observer_past_the_diff_limit_is_refused_until_a_slot_frees(both):
+    """maxConcurrentDiffSyncs limits diff syncs the same way: with one observer's DIFF in progress and a limit of
+    1, a restarted observer is refused ("new diff sync would make 2 concurrently in progress; maximum is 1")
+    and not serving, then synced once the first DIFF ends.
+    Reference: Java LearnerHandler.run (the diff branch: getLearnerDiffSyncThrottler().beginSync)"""
+    java, zkref = both
+    assert java["refusal_diff"] == ["org.apache.zookeeper.server.quorum.SyncThrottleException: new diff sync would "
+                                    "make 2 concurrently in progress; maximum is 1"]
+    assert zkref["refusal_diff"] == java["refusal_diff"]
+    assert java["observer_5_while_diff_held"] is None and zkref["observer_5_while_diff_held"] is None
