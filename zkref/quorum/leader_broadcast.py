@@ -160,7 +160,7 @@ def _process_sync(self: Leader, handler) -> None:
 
 LeaderBroadcast.process_sync = _process_sync
 
-# %% ../../nbs/10a_leader4_broadcast.ipynb #3ab15dd7
+# %% ../../nbs/10a_leader4_broadcast.ipynb #02323cb0
 def _submit_learner_request_zks(self: Leader, qp: QuorumPacket, handler) -> None:
     "A learner's REQUEST into the pipeline (sync is answered with SYNC). Java: Leader.submitLearnerRequest"
     session_id, cxid, op = struct.unpack_from(">qii", qp.data)
@@ -169,6 +169,7 @@ def _submit_learner_request_zks(self: Leader, qp: QuorumPacket, handler) -> None
         return
     request = Request(None, session_id, cxid, op, qp.data[16:], list(qp.authinfo or []))
     request.from_learner = True                   # Java: request.getOwner() is the LearnerHandler
+    request.owner = handler                       # the session's owner must be this learner (chapter 11a)
     self.zks.submit_request(request)
 
 def _touch(self: Leader, data: bytes | None) -> None:
@@ -183,6 +184,8 @@ def _revalidate_session_zks(self: Leader, qp: QuorumPacket, handler) -> None:
     session_id, timeout = struct.unpack_from(">qi", qp.data)
     tracker = self.zks.session_tracker if self.zks is not None else None
     valid = tracker is not None and self.zks.check_if_valid_global_session(session_id, timeout)
+    if valid:                                     # the session is this learner's from now on: SessionMoved
+        self.zks.set_owner(session_id, handler)   # for its old server (chapter 10a3)
     handler.queue_packet(packet(REVALIDATE, qp.zxid, struct.pack(">q?", session_id, valid)))
 
 LeaderBroadcast.submit_learner_request = _submit_learner_request_zks

@@ -11,7 +11,7 @@ from ..proto import Code, CreateMode, KeeperException, MultiOperationRecord, OpC
 from .processors import Request, ZooKeeperServer
 
 # %% auto #0
-__all__ = ['FLOG', 'FinalRequestProcessor', 'audit_request', 'count_stale_reply']
+__all__ = ['FLOG', 'FinalRequestProcessor', 'audit_request', 'count_stale_reply', 'session_moved']
 
 # %% ../../nbs/11f_final_request_processor.ipynb #d5391bea
 FLOG = get_logger("FinalRequestProcessor")
@@ -107,7 +107,17 @@ def count_stale_reply(zks, cnxn) -> None:
     if getattr(cnxn, "closed", False):     # Java: Request.isStale → ServerCnxn.isStale, set by close()
         zks.server_metrics.stale_replies.add(1)
 
-# %% ../../nbs/11f_final_request_processor.ipynb #d6a08ebf
+# %% ../../nbs/11f_final_request_processor.ipynb #33fa5348
+def session_moved(request: Request, rc) -> bool:
+    "Did the leader refuse this request with SESSIONMOVED (its exception, its error txn, or a multi's op)?"
+    moved = int(Code.SESSIONMOVED)
+    if request.exception is not None and request.exception.code == moved:
+        return True
+    if request.hdr is not None and request.hdr.type == OpCode.error:
+        return getattr(request.txn, "err", None) == moved
+    return request.type == OpCode.multi and rc is not None and any(
+        r.type == OpCode.error and r.err == moved for r in (getattr(rc, "multi_result", None) or []))
+
 def _final_process_request(self: FinalRequestProcessor, request: Request) -> None:
     "Apply, answer, count. Java: FinalRequestProcessor.processRequest"
     zks = self.zks
@@ -118,6 +128,9 @@ def _final_process_request(self: FinalRequestProcessor, request: Request) -> Non
         return
     last_zxid = zks.dt.last_processed_zxid
     zks.request_finished(request)
+    if session_moved(request, rc):
+        cnxn.send_close_session()         # Java: catch (SessionMovedException e) { cnxn.sendCloseSession(); }
+        return
     if request.type in (OpCode.ping, OpCode.createSession):
         FLOG.debug("%s", request)          # Java logs every request that passed the error checks, before its case
         count_stale_reply(zks, cnxn)

@@ -14,7 +14,8 @@ from ..log import get_logger
 from ..proto import Code, KeeperException, CONTAINER_EPHEMERAL_OWNER
 
 # %% auto #0
-__all__ = ['LOG', 'current_elapsed_time', 'initialize_next_session_id', 'ExpiryQueue', 'Session', 'SessionTracker']
+__all__ = ['LOG', 'SERVER_CNXN_ME', 'current_elapsed_time', 'initialize_next_session_id', 'ExpiryQueue', 'request_owner',
+           'Session', 'SessionTracker']
 
 # %% ../../nbs/11a_sessions.ipynb #ec7d18f3
 def current_elapsed_time() -> int:
@@ -90,8 +91,19 @@ class ExpiryQueue:
             self.elem_map.pop(e, None)
         return expired
 
-# %% ../../nbs/11a_sessions.ipynb #36352429
+# %% ../../nbs/11a_sessions.ipynb #6607661c
 LOG = get_logger("SessionTrackerImpl")
+
+class _Me:
+    "The owner of every request a server's own clients send. Java: ServerCnxn.me"
+    def __repr__(self) -> str:
+        return "ServerCnxn.me"
+
+SERVER_CNXN_ME = _Me()
+
+def request_owner(request) -> object:
+    "Who a request acts for: a learner's handler on the leader, else this server. Java: Request.getOwner"
+    return getattr(request, "owner", SERVER_CNXN_ME)
 
 @dataclass(eq=False)
 class Session:
@@ -100,6 +112,7 @@ class Session:
     session_id: int
     timeout_ms: int
     closing: bool = False
+    owner: object = None        # who may act for it; None until the first check or set_owner
 
 class SessionTracker:
     "Creates, touches, checks and expires sessions, as Java's `SessionTrackerImpl`."
@@ -169,18 +182,31 @@ class SessionTracker:
     def get_session_timeout(self, sid: int) -> int | None:
         return self.sessions_with_timeout.get(sid)
 
-    def check_session(self, sid: int) -> None:
-        "Raise UNKNOWNSESSION or SESSIONEXPIRED unless `sid` is live."
+    def check_session(self, sid: int,
+                      owner: object = SERVER_CNXN_ME) -> None:  # who the request acts for (request_owner)
+        "Raise UNKNOWNSESSION, SESSIONEXPIRED or SESSIONMOVED unless `owner` may act for live `sid`."
+        # Java: SessionTrackerImpl.checkSession
         s = self.sessions_by_id.get(sid)
         if s is None:
             raise KeeperException(Code.UNKNOWNSESSION)
         if s.closing:
             raise KeeperException(Code.SESSIONEXPIRED)
+        if s.owner is None:
+            s.owner = owner                          # the first to act for it claims it
+        elif s.owner is not owner:
+            raise KeeperException(Code.SESSIONMOVED)
 
-    def check_global_session(self, sid: int) -> None:
+    def set_owner(self, sid: int, owner: object) -> None:
+        "Hand `sid` to `owner`; SESSIONEXPIRED if it is unknown or closing. Java: SessionTrackerImpl.setOwner"
+        s = self.sessions_by_id.get(sid)
+        if s is None or s.closing:
+            raise KeeperException(Code.SESSIONEXPIRED)
+        s.owner = owner
+
+    def check_global_session(self, sid: int, owner: object = SERVER_CNXN_ME) -> None:
         "As check_session, but an unknown session is SESSIONEXPIRED (ephemeral creates)."
         try:
-            self.check_session(sid)
+            self.check_session(sid, owner)
         except KeeperException as e:
             if e.code == Code.UNKNOWNSESSION:
                 raise KeeperException(Code.SESSIONEXPIRED) from None
