@@ -253,3 +253,27 @@ def test_mixed_ensembles_see_what_java_sees(both, kinds, tmp_path):
     Reference: Java LeaderZooKeeperServer.submitLearnerRequest, Learner.validateSession,
     LeaderSessionTracker.checkSession (another server's local session)."""
     assert run(kinds, tmp_path, both["upgrading"]) == both["java"]
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_learner_touch_table_takes_any_session_without_local_sessions(local):
+    """A learner does not judge the sessions its clients touch: without local sessions every touch goes into the
+    touch table the next PING reply carries (the leader ignores the ones it does not know) — even a session
+    whose createSession commit has not reached this learner yet. With local sessions on, a touch of a session
+    that is neither local here, nor global, nor being upgraded is refused.
+    Reference: Java LearnerSessionTracker.touchSession."""
+    import asyncio
+    from zkref.quorum.learner_zk_server import LearnerSessionTracker
+
+    async def scenario():
+        t = LearnerSessionTracker(2, {0x100: 30000}, local, lambda s: None, 2000)
+        unknown = (3 << 56) + 7                   # another server's session, not committed here (yet)
+        seen = (t.touch_session(0x100, 30000), t.touch_session(unknown, 5000), sorted(t.snapshot()))
+        t.shutdown()
+        return seen, unknown
+    (global_touch, unknown_touch, table), unknown = asyncio.run(scenario())
+    assert global_touch
+    if local:
+        assert not unknown_touch and table == [0x100]
+    else:
+        assert unknown_touch and table == [0x100, unknown]

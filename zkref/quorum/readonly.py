@@ -60,7 +60,7 @@ class ReadOnlyRequestProcessor:
     def shutdown(self) -> None:
         RLOG.info("ReadOnlyRequestProcessor exited loop!")
 
-# %% ../../nbs/10e_readonly.ipynb #320bcfa0
+# %% ../../nbs/10e_readonly.ipynb #96047af1
 class ReadOnlySessionTracker(LearnerSessionTracker):
     "Local sessions (tracked and expired here) beside the database's global ones. Java: LearnerSessionTracker"
     def __init__(self, expirer,                       # ZooKeeperServer.expire, for local sessions
@@ -71,11 +71,6 @@ class ReadOnlySessionTracker(LearnerSessionTracker):
                  metrics=None,                        # the server's ServerMetrics
                 ):
         super().__init__(server_id, global_sessions, local_sessions_enabled, expirer, tick_time_ms, metrics)
-
-    def touch_session(self, sid: int, timeout_ms: int) -> bool:
-        if not self.local_sessions_enabled:
-            return True                               # Java: LearnerSessionTracker.touchSession, any id
-        return super().touch_session(sid, timeout_ms)
 
 # %% ../../nbs/10e_readonly.ipynb #8be99623
 LOG = get_logger("ReadOnlyZooKeeperServer")
