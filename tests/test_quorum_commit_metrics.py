@@ -185,3 +185,29 @@ def test_learner_requests_not_forwarded_to_the_leaders_commit_processor(not_forw
     want = {k: n(java["leader"], k) for k in EQUAL}
     assert want["requests_not_forwarded_to_commit_processor"] == 4, want
     assert {k: n(zkref["leader"], k) for k in EQUAL} == want
+
+
+@pytest.mark.parametrize("kind", ["java", "zkref"] if java_available() else ["zkref"])
+def test_a_commit_batch_size_below_one_is_refused_as_a_role_starts(kind, tmp_path):
+    """`zookeeper.commitProcessor.maxCommitBatchSize` ≤ 0 is refused by the CommitProcessor as each role starts
+    its server, not at start-up: the role ends with `maxCommitBatchSize must be positive, was 0` under Java's
+    WARN line (`Exception when following the leader`, or a leader's `Unexpected exception`), the peer goes back
+    to looking, and the ensemble never serves. (Java's followers start their server at NEWLEADER and fail
+    first; zkref's start theirs at UPTODATE, so there the leader, which starts its own first, fails.)
+    Reference: Java CommitProcessor.initBatchSizes (IllegalArgumentException), Follower.followLeader,
+    QuorumPeer.run."""
+    from conftest import Ensemble
+    e = Ensemble(tmp_path, (kind,) * 3, jvm_flags=("-Dzookeeper.commitProcessor.maxCommitBatchSize=0",))
+    e.start()
+    try:
+        refused = lambda: [i for i in e.ids if "maxCommitBatchSize must be positive, was 0" in e.log(i)]
+        wait_for(lambda: len(refused()) >= 2, 120, 0.2, what="two servers refusing the batch size")
+        for i in refused():
+            lines = e.log(i).splitlines()
+            at = next(n for n, line in enumerate(lines) if "maxCommitBatchSize must be positive, was 0" in line)
+            warn = next(line for line in reversed(lines[:at + 1]) if " - WARN " in line)
+            assert warn.endswith(("Exception when following the leader", "Unexpected exception")), warn
+        assert all(e.procs[i].proc.poll() is None for i in e.ids)          # the processes live on, looking
+        assert [e.mode(i) for i in e.ids] == [None] * 3                    # and nobody serves
+    finally:
+        e.stop_all()
