@@ -3,12 +3,13 @@
 
 A client opens a session on one server with a raw socket, then reconnects the same session id and password on
 another server while its first connection stays open — the state a client is in when it gave up on a slow
-server and moved on. The old connection then sends a read, a sync, a write or a multi. What each does is
+server and moved on. The old connection then sends a read, a sync, a ping, a write or a multi. What each does is
 decided by who *owns* the session: the leader records the owner (the learner whose REVALIDATE it accepted,
 itself for its own clients) and its `PrepRequestProcessor` refuses a request from anyone else with
 SESSIONMOVED, which the serving server's `FinalRequestProcessor` turns into a closed connection, no reply.
-A follower answers reads itself without asking the leader, so a read (and a sync, which the leader answers
-without Prep) on an old follower connection is still answered. What is observed: the answer or a closed
+A follower answers reads and pings itself without asking the leader, so they (and a sync, which the leader
+answers without Prep) are still answered on an old follower connection; on the leader, whose Prep checks every
+request, even a ping closes it. What is observed: the answer or a closed
 connection, the zxids a refused write takes, whether the session lives on at its new server with its
 ephemeral nodes, and that kazoo still moves between servers.
 """
@@ -39,7 +40,7 @@ def outcome(c: RawClient, op: int, record) -> str:
     "Send one request on `c`: `ok`, the error code's name-free number, or `closed` if the server hung up."
     c.sock.settimeout(20)
     try:
-        h, _ = c.call(op, record)
+        h, _ = c.call(op, record, -2 if op == OpCode.ping else None)
     except (EOFError, ConnectionResetError, BrokenPipeError):
         return "closed"
     except socket.timeout:
@@ -111,18 +112,22 @@ def run(kinds: tuple[str, ...], root) -> dict:
         old3, new3 = moved(pl, pa)
         opened += [old3, new3]
         seen["old leader connection: read"] = outcome(old3, OpCode.getData, GetDataRequest("/", False))
+        old3b, new3b = moved(pl, pb)
+        opened += [old3b, new3b]
+        seen["old leader connection: ping"] = outcome(old3b, OpCode.ping, None)
 
         # 4. follower A -> leader; the old connection on A reads, then writes
         old4, new4 = moved(pa, pl)
         opened += [old4, new4]
         seen["old follower connection (moved to the leader): read"] = outcome(old4, OpCode.getData,
                                                                              GetDataRequest("/", False))
+        seen["old follower connection (moved to the leader): ping"] = outcome(old4, OpCode.ping, None)
         seen["old follower connection (moved to the leader): write"] = outcome(
             old4, OpCode.setData, SetDataRequest("/", b"w", -1))
 
         # the new connections live on, with their ephemerals
         seen["new connections answer"] = [outcome(c, OpCode.exists, GetDataRequest("/eph-a", False))
-                                          for c in (new, new2, new3, new4)]
+                                          for c in (new, new2, new3, new3b, new4)]
         seen["new connection of case 1 writes"] = outcome(new, OpCode.setData, SetDataRequest("/eph-b", b"2", -1))
         seen["servers logging a moved session"] = sorted(
             "leader" if i == leader else "follower" for i in e.ids
@@ -164,9 +169,11 @@ EXPECTED = {
     "old follower connection: multi": "closed",
     "/m created": "-101",
     "old leader connection: read": "closed",
+    "old leader connection: ping": "closed",
     "old follower connection (moved to the leader): read": "ok",
+    "old follower connection (moved to the leader): ping": "ok",
     "old follower connection (moved to the leader): write": "closed",
-    "new connections answer": ["ok"] * 4,
+    "new connections answer": ["ok"] * 5,
     "new connection of case 1 writes": "ok",
     "servers logging a moved session": [],
     "kazoo moved": (True, True, True, b"after the move"),
