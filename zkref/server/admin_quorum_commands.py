@@ -10,9 +10,9 @@ from typing import Any
 from .admin_commands import CommandResponse, admin_command, is_leader, quorum_peer
 
 # %% auto #0
-__all__ = ['multiple_addresses_map', 'learner_handler_info', 'quorum_conf']
+__all__ = ['multiple_addresses_map', 'learner_handler_info', 'observing_learners', 'quorum_conf']
 
-# %% ../../nbs/09a2_admin_quorum_commands.ipynb #9839891e
+# %% ../../nbs/09a2_admin_quorum_commands.ipynb #657a3a52
 def _socket_address(addr: tuple[str, int] | None) -> str:
     "An InetSocketAddress as Jackson writes it (and `QuorumServer.delimitedHostString` + port)."
     if addr is None:
@@ -63,20 +63,27 @@ def _lead(zks, kwargs, r: CommandResponse) -> None:
     r.put("is_leader", is_leader(zks)); r.put("leader_id", peer.leader_id)
     r.put("leader_ip", peer.leader_address if peer.leader_address is not None else "")
 
+def observing_learners(zks) -> list:
+    "A leader's synced observers, or those of a follower's observer master (chapter 10d); else none."
+    leader = getattr(zks, "leader", None)
+    if leader is not None:
+        return list(leader.observing_learners)
+    om = getattr(getattr(zks, "learner", None), "om", None)     # Java: Follower.getSyncedObserversInfo
+    return list(om.observing_learners) if om is not None else []
+
 @admin_command("observer_connection_stat_reset", "orst")
 def _orst(zks, kwargs, r: CommandResponse) -> None:
     "Reset the leader's observer connections' counters. Java: Commands.ObserverCnxnStatResetCommand"
-    # Java: Leader.resetObserverConnectionStats → LearnerHandler.resetObserverConnectionStats
-    # (a follower resets its observer master's, which zkref does not run: nothing to reset there)
-    for h in list(getattr(getattr(zks, "leader", None), "observing_learners", ())):
+    # Java: Leader.resetObserverConnectionStats → LearnerHandler.resetObserverConnectionStats, and a
+    # follower's Follower.resetObserverConnectionStats, its observer master's (chapter 10d)
+    for h in observing_learners(zks):
         h.packets_received = h.packets_sent = h.requests = 0
         h.last_zxid = -1
 
 @admin_command("observers", "obsr")
 def _obsr(zks, kwargs, r: CommandResponse) -> None:
-    "The observers synced with this leader. Java: Commands.SyncedObserverConsCommand"
-    leader = getattr(zks, "leader", None)
-    observing = sorted(leader.observing_learners, key=lambda h: h.sid) if leader is not None else []
+    "The observers synced with this leader, or with this follower's observer master. Java: Commands.SyncedObserverConsCommand"
+    observing = sorted(observing_learners(zks), key=lambda h: h.sid)
     r.put("synced_observers", len(observing)); r.put("observers", [learner_handler_info(h) for h in observing])
 
 @admin_command("voting_view")
