@@ -175,3 +175,102 @@ def test_limits_on_a_follower(tmp_path, kind):
         assert int(m["request_throttle_wait_count"]) > 0
     finally:
         e.stop_all()
+
+
+# zookeeper.throttled_op_wait_time: a request that waited in the RequestThrottler longer than this is marked
+# throttled; every stage passes it on untouched and FinalRequestProcessor answers THROTTLEDOP (-127).
+THROTTLED_OP_FLAGS = ["-Dzookeeper.request_throttle_max_requests=1", "-Dzookeeper.throttled_op_wait_time=100"]
+THROTTLEDOP = -127
+
+
+def _held_behind_a_write(e, client_at: int, stopped: list[int], requests) -> tuple[list, dict]:
+    """On server `client_at` with the servers `stopped` SIGSTOPped, pipeline `requests` (op, record) from one raw
+    client: the first (a write) cannot commit, so the rest wait in the RequestThrottler. Once it has slept three
+    stall times (request_throttle_wait_count +3: over 200 ms, past throttled_op_wait_time=100), the servers go
+    on. Returns ([(xid, err, zxid)] in reply order, mntr of `client_at` after)."""
+    import signal as _signal
+    port = e.client(client_at)
+    c = RawClient(port, timeout_ms=30000, timeout_s=60)
+    waits = int(mntr(port)["request_throttle_wait_count"])
+    try:
+        for i in stopped:
+            e.procs[i].proc.send_signal(_signal.SIGSTOP)
+        try:
+            c.sock.sendall(b"".join(encode_request(x + 1, op, rec) for x, (op, rec) in enumerate(requests)))
+            wait_for(lambda: int(mntr(port)["request_throttle_wait_count"]) >= waits + 3, 30,
+                     what="the throttler to hold the queued requests for three stall times")
+        finally:
+            for i in stopped:
+                e.procs[i].proc.send_signal(_signal.SIGCONT)
+        replies = [c.reply()[0] for _ in requests]
+        return [(h.xid, h.err, h.zxid) for h in replies], mntr(port)
+    finally:
+        c.close()
+
+
+def _throttled_op_run(kind: str, root) -> dict:
+    from conftest import Ensemble
+    from zkref.jute import GetDataRequest, SyncRequest
+    e = Ensemble(root, (kind,) * 3, jvm_flags=THROTTLED_OP_FLAGS, syncLimit=20)
+    seen = {}
+    try:
+        e.start()
+        leader = e.wait_formed()
+        follower = next(i for i in e.ids if i != leader)
+        others = [i for i in e.ids if i != leader]
+
+        def create(path):
+            return (OpCode.create, CreateRequest(path=path, data=b"x", acl=OPEN_ACL_UNSAFE, flags=0))
+        # on the leader, its followers stopped: the create waits for a quorum
+        seen["leader"] = _held_behind_a_write(e, leader, others, [
+            create("/p0"), create("/p1"), (OpCode.getData, GetDataRequest(path="/", watch=False)), create("/p2")])
+        # on a follower, the leader stopped: the create waits for the leader; a throttled sync must not be forwarded
+        seen["follower"] = _held_behind_a_write(e, follower, [leader], [
+            create("/q0"), (OpCode.sync, SyncRequest(path="/")), create("/q1"),
+            (OpCode.getData, GetDataRequest(path="/", watch=False))])
+        k = KazooClient(hosts=e.hosts([follower]), timeout=30)
+        k.start(30)
+        try:
+            k.sync("/")                                      # the follower's syncs still pair with the leader's
+            seen["nodes"] = sorted(k.get_children("/"))
+        finally:
+            k.stop()
+            k.close()
+        return seen
+    finally:
+        e.stop_all()
+
+
+@pytest.fixture(scope="module")
+def throttled_ops(tmp_path_factory):
+    "(java, zkref): the throttled-op scenario on a Java 3.8 ensemble and on a zkref one."
+    from conftest import java_available
+    if not java_available():
+        pytest.skip("Java ZooKeeper is not installed")
+    return (_throttled_op_run("java", tmp_path_factory.mktemp("java")),
+            _throttled_op_run("zkref", tmp_path_factory.mktemp("zkref")))
+
+
+def _shape(replies):
+    "Reply zxids relative to the first's: the epoch differs between runs."
+    first = replies[0][2]
+    return [(xid, err, zxid - first) for xid, err, zxid in replies]
+
+
+def test_requests_held_past_throttled_op_wait_time_get_throttledop(throttled_ops):
+    """With zookeeper.throttled_op_wait_time=100, requests that waited in the RequestThrottler longer than 100 ms
+    are answered THROTTLEDOP (-127) — writes and reads alike, in order, after the write ahead of them, with the
+    server's last zxid — and are not applied; throttled_ops counts them. On the leader and on a follower (which
+    forwards none of them, not even a sync).
+    Reference: Java RequestThrottler.run (shouldThrottleOp, THROTTLED_OPS), PrepRequestProcessor.pRequest,
+    CommitProcessor.needCommit, FollowerRequestProcessor.run, FinalRequestProcessor.processRequest; ZooKeeper
+    Admin Guide, "throttledOpWaitTime\""""
+    java, zkref = throttled_ops
+    for role in ("leader", "follower"):
+        replies, m = java[role]
+        assert [(x, err) for x, err, _ in replies] == [(1, 0), (2, THROTTLEDOP), (3, THROTTLEDOP), (4, THROTTLEDOP)]
+        assert m["throttled_ops"] == "3"
+        assert _shape(zkref[role][0]) == _shape(replies), role
+        assert zkref[role][1]["throttled_ops"] == m["throttled_ops"]
+    assert java["nodes"] == ["p0", "q0", "zookeeper"]
+    assert zkref["nodes"] == java["nodes"]

@@ -150,10 +150,11 @@ class _NoExpiry:
     buckets: dict = {}
 _NO_EXPIRY = _NoExpiry()
 
-# %% ../../nbs/10b_learner2_zk_server.ipynb #2dd9a2bc
+# %% ../../nbs/10b_learner2_zk_server.ipynb #a0f911a0
 def _needs_commit(request) -> bool:
     "Java: CommitProcessor.needCommit (a local session's createSession and closeSession need none)"
-    return request.type in _FORWARDED and not getattr(request, "local_session", False)
+    return (request.type in _FORWARDED and not getattr(request, "local_session", False)
+            and not request.is_throttled)           # Java: a throttled request is neither committed nor forwarded
 
 class LearnerCommitProcessor(CommitProcessor):
     "Hold each session's requests until its writes commit; answer in order. Java: CommitProcessor (on a learner)"
@@ -163,7 +164,7 @@ class LearnerCommitProcessor(CommitProcessor):
         self.pending_syncs: collections.deque = collections.deque()
 
     def process_request(self, request) -> None:
-        if request.type == 9 and not self.stopped:
+        if request.type == 9 and not self.stopped and not request.is_throttled:   # a throttled sync is not forwarded
             self.pending_syncs.append(request)
         super().process_request(request)
 

@@ -199,7 +199,7 @@ class LeaderSessionTracker(UpgradeableSessionTracker):
         return ("Local " + self.local_session_tracker.dump_sessions() + "Global "
                 + self.global_session_tracker.dump_sessions())
 
-# %% ../../nbs/10a_leader2a_local_sessions.ipynb #4605e5c0
+# %% ../../nbs/10a_leader2a_local_sessions.ipynb #f47a1184
 QZLOG = get_logger("QuorumZooKeeperServer")
 
 def local_sessions_enabled(zks) -> bool:
@@ -235,6 +235,8 @@ def _creates_ephemeral(request: Request) -> bool:
 
 def check_upgrade_session(zks, request: Request) -> Request | None:
     "An upgrade request if this local session creates an ephemeral node. Java: QuorumZooKeeperServer.checkUpgradeSession"
+    if request.is_throttled:
+        return None
     if (request.type not in (OpCode.create, OpCode.create2, OpCode.multi)
             or not zks.session_tracker.is_local_session(request.session_id)):
         return None

@@ -107,7 +107,7 @@ def count_stale_reply(zks, cnxn) -> None:
     if getattr(cnxn, "closed", False):     # Java: Request.isStale → ServerCnxn.isStale, set by close()
         zks.server_metrics.stale_replies.add(1)
 
-# %% ../../nbs/11f_final_request_processor.ipynb #33fa5348
+# %% ../../nbs/11f_final_request_processor.ipynb #bdb6c12f
 def session_moved(request: Request, rc) -> bool:
     "Did the leader refuse this request with SESSIONMOVED (its exception, its error txn, or a multi's op)?"
     moved = int(Code.SESSIONMOVED)
@@ -131,6 +131,8 @@ def _final_process_request(self: FinalRequestProcessor, request: Request) -> Non
     if session_moved(request, rc):
         cnxn.send_close_session()         # Java: catch (SessionMovedException e) { cnxn.sendCloseSession(); }
         return
+    if request.is_throttled:              # held too long by the RequestThrottler (chapter 11_requests5)
+        return self.answer_throttled(request, last_zxid)
     if request.type in (OpCode.ping, OpCode.createSession):
         FLOG.debug("%s", request)          # Java logs every request that passed the error checks, before its case
         count_stale_reply(zks, cnxn)
@@ -177,7 +179,17 @@ def _update_stats(self: FinalRequestProcessor, request: Request, last_zxid: int)
     cnxn.last_response_time = time.monotonic_ns() // 1_000_000   # Java: Time.currentElapsedTime()
     cnxn.update_latency(latency)
 
+def _answer_throttled(self: FinalRequestProcessor, request: Request, last_zxid: int) -> None:
+    "THROTTLEDOP, nothing applied or audited. Java: processRequest's `if (request.isThrottled()) throw ...THROTTLEDOP`"
+    zks, cnxn = self.zks, request.cnxn
+    count_stale_reply(zks, cnxn)
+    self.update_stats(request, last_zxid)
+    cnxn.last_op = "NA"                  # Java: the exception comes before the switch that names the op
+    hdr = ReplyHeader(xid=request.cxid, zxid=last_zxid, err=int(Code.THROTTLEDOP))
+    zks.server_metrics.response_bytes.add(zks.send_response(cnxn, hdr, None))
+
 FinalRequestProcessor.process_request, FinalRequestProcessor.update_stats = _final_process_request, _update_stats
+FinalRequestProcessor.answer_throttled = _answer_throttled
 
 # %% ../../nbs/11f_final_request_processor.ipynb #613d5ecc
 from . import final_replies as _replies  # noqa: F401  adds respond (chapter 11f_final_request_processor1)

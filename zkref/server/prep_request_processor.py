@@ -16,7 +16,7 @@ from .sessions import request_owner
 # %% auto #0
 __all__ = ['PLOG', 'PrepRequestProcessor']
 
-# %% ../../nbs/11d_prep_request_processor.ipynb #5402ddf5
+# %% ../../nbs/11d_prep_request_processor.ipynb #bb475d93
 PLOG = get_logger("PrepRequestProcessor")
 
 class PrepRequestProcessor:
@@ -36,7 +36,8 @@ class PrepRequestProcessor:
         start = time.monotonic()
         self.queue_time.add(int((start - request.create_time) * 1000))   # Java: PREP_PROCESSOR_QUEUE_TIME
         request.hdr, request.txn, request.txn_digest = None, None, None
-        self.p_request_helper(request)
+        if not request.is_throttled:              # Java: a throttled request gets no txn (chapter 11_requests5)
+            self.p_request_helper(request)
         request.zxid = self.zks.get_zxid()
         prepared = time.monotonic()
         self.process_time.add(int((prepared - start) * 1000))            # Java: PREP_PROCESS_TIME

@@ -15,10 +15,11 @@ from ..proto import OpCode
 from .request import Request
 
 # %% auto #0
-__all__ = ['LOG', 'flag', 'StaleCheck', 'must_drop', 'RequestThrottler']
+__all__ = ['LOG', 'ZLOG', 'flag', 'StaleCheck', 'must_drop', 'RequestThrottler']
 
-# %% ../../nbs/11_requests5_throttler.ipynb #ecc3013a
+# %% ../../nbs/11_requests5_throttler.ipynb #589bd738
 LOG = get_logger("RequestThrottler")
+ZLOG = get_logger("ZooKeeperServer")
 
 def flag(raw: str | None, default: bool) -> bool:
     "Java: Boolean.parseBoolean(System.getProperty(name, default))."
@@ -41,18 +42,22 @@ class StaleCheck:
             return (time.monotonic() - request.create_time) * 1000 > cnxn.session_timeout
         return False
 
+_NOT_THROTTLABLE = frozenset({OpCode.ping, OpCode.closeSession, OpCode.createSession})   # Java: Request.isThrottlable
+
 def must_drop(request: Request) -> bool:
     "A request dropped before it on its connection: drop this one too, to keep the order. Java: Request.mustDrop"
     return request.cnxn is not None and getattr(request.cnxn, "invalid", False)
 
-# %% ../../nbs/11_requests5_throttler.ipynb #1ad44c18
+# %% ../../nbs/11_requests5_throttler.ipynb #483ceb2c
 class RequestThrottler:
     "Hold requests while the pipeline is full. Java: org.apache.zookeeper.server.RequestThrottler"
     def __init__(self, zks,                  # the ZooKeeperServer it feeds
                  max_requests: int,          # zookeeper.request_throttle_max_requests (> 0)
                  stall_time_ms: int = 100,   # zookeeper.request_throttle_stall_time
-                 drop_stale: bool = True):   # zookeeper.request_throttle_drop_stale
+                 drop_stale: bool = True,    # zookeeper.request_throttle_drop_stale
+                 throttled_op_wait_time_ms: int = 0):   # zookeeper.throttled_op_wait_time (0: off)
         self.zks, self.max_requests, self.stall_time_ms, self.drop_stale = zks, max_requests, stall_time_ms, drop_stale
+        self.throttled_op_wait_time_ms = throttled_op_wait_time_ms   # Java: ZooKeeperServer.throttledOpWaitTime
         self.stale = StaleCheck(zks.prop)
         self.queue: deque[Request] = deque()
         self._wake = asyncio.Event()
@@ -70,7 +75,13 @@ class RequestThrottler:
         if max_requests <= 0:
             return None
         return cls(zks, max_requests, int_prop("zookeeper.request_throttle_stall_time", 100),
-                   flag(zks.prop("zookeeper.request_throttle_drop_stale", None), True))
+                   flag(zks.prop("zookeeper.request_throttle_drop_stale", None), True),
+                   int_prop("zookeeper.throttled_op_wait_time", 0))
+
+    def set_throttled_op_wait_time(self, ms: int) -> None:
+        "Java: ZooKeeperServer.setThrottledOpWaitTime (JMX)"
+        ZLOG.info("throttledOpWaitTime set to %d ms", ms)
+        self.throttled_op_wait_time_ms = ms
 
     def inflight(self) -> int:
         "Requests waiting in the queue. Java: RequestThrottler.getInflight"
@@ -130,7 +141,11 @@ class RequestThrottler:
                 self.queue.popleft()
                 if self.stale.is_stale(request):
                     m.stale_requests.add(1)
-                m.request_throttle_queue_time.add(int((time.monotonic() - request.request_throttle_queue_time) * 1000))
+                elapsed_ms = int((time.monotonic() - request.request_throttle_queue_time) * 1000)
+                m.request_throttle_queue_time.add(elapsed_ms)
+                if 0 < self.throttled_op_wait_time_ms < elapsed_ms and request.type not in _NOT_THROTTLABLE:
+                    request.is_throttled = True                # Java: shouldThrottleOp
+                    m.throttled_ops.add(1)
                 zks.submit_request(request)
         finally:
             self.task = None
