@@ -12,13 +12,15 @@ re-joining until the port is free, and then hosts the observer.)
 """
 from __future__ import annotations
 
+import json
 import re
 import signal
+import urllib.request
 
 import pytest
 from kazoo.client import KazooClient
 
-from conftest import WithObserver, four_letter_word, free_port, java_available, wait_for
+from conftest import SERVLET_API_JAR, WithObserver, four_letter_word, free_port, java_available, wait_for
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -39,14 +41,25 @@ def client(where) -> KazooClient:
 
 class OMEnsemble(WithObserver):
     """Servers 1-3 participants, 4 an observer; participants get `observerMasterPort` (their own free port, or
-    one shared port with `shared=True`); the observer's is set with `observe(i)` before it starts."""
+    one shared port with `shared=True`); the observer's is set with `observe(i)` before it starts. Every server
+    runs its AdminServer on 127.0.0.1 and a free port (`admin(i, command)`)."""
 
     def __init__(self, root, kinds, shared: bool = False, **kw):
+        kw.setdefault("classpath", [SERVLET_API_JAR])          # Java's Jetty AdminServer loads with it
         super().__init__(root, kinds, **kw)
         one = free_port()
         self.om_port = {i: one if shared else free_port() for i in (1, 2, 3)}
         for i in (1, 2, 3):
             self.set(i, observerMasterPort=self.om_port[i])
+        self.admin_port = {i: free_port() for i in self.servers}
+        for i in self.servers:
+            self.set(i, **{"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
+                           "admin.serverPort": self.admin_port[i]})
+
+    def admin(self, i: int, command: str) -> dict:
+        "An AdminServer command's JSON answer."
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port[i]}/commands/{command}", timeout=10) as r:
+            return json.loads(r.read())
 
     def set(self, i: int, **lines) -> None:
         "Add zoo.cfg lines to server i (before it starts)."
@@ -116,6 +129,7 @@ def observe(e: OMEnsemble, leader: int, master: int, other: int) -> dict:
     finally:
         obs.stop(); obs.close()
     m = {i: mntr(e.client(i)) for i in (leader, master, other, 4)}
+    obsr = {r: e.admin(i, "observers") for r, i in (("leader", leader), ("master", master), ("other", other))}
     observer_log = [ports_out(x, e) for x in lines(e.log(4), "Observing new leader", "Updated learner master list")]
     return {
         "reads": reads,
@@ -123,6 +137,9 @@ def observe(e: OMEnsemble, leader: int, master: int, other: int) -> dict:
         "observer_master_id": m[4].get("observer_master_id") == observing_sid(e.log(4)),
         "synced_observers": {"leader": m[leader].get("synced_observers"), "master": m[master].get("synced_observers"),
                              "other": m[other].get("synced_observers")},
+        # the `observers` admin command: how many, and each one's sid and keys (Java: getLearnerHandlerInfo)
+        "observers_command": {r: (o["synced_observers"], [(x["sid"], sorted(x)) for x in o["observers"]], o["error"])
+                              for r, o in obsr.items()},
         "om_commit_counts_moved": int(m[master].get("cnt_om_commit_process_time_ms", 0)) >= 2,
         "om_proposal_counts_moved": int(m[master].get("cnt_om_proposal_process_time_ms", 0)) >= 2,
         "om_counts_on_other": (m[other].get("cnt_om_commit_process_time_ms"),
@@ -131,6 +148,7 @@ def observe(e: OMEnsemble, leader: int, master: int, other: int) -> dict:
                                                       "Follower sid: 4")],
         "leader_log": lines(e.log(leader), "Starting ObserverMaster", "Follower sid: 4"),
         "observer_log": [re.sub(r"sid=\d", "sid=<any>", x) for x in observer_log],
+        "participants_log_the_list": [len(lines(e.log(i), "Updated learner master list")) for i in (1, 2, 3)],
     }
 
 
@@ -159,6 +177,9 @@ def test_observer_syncs_from_follower(synced, observations):
     assert not any("Follower sid: 4" in x for x in o["leader_log"])
     assert o["observer_log"][-1] == f"Observing new leader sid=<any> addr=/127.0.0.1:<om{master}>"
     assert o["synced_observers"] == {"leader": "0", "master": "1", "other": "0"}
+    assert o["participants_log_the_list"] == [1, 1, 1]              # at start, observerMasterPort being set
+    assert o["observers_command"]["master"][:2] == (1, [(4, o["observers_command"]["master"][1][0][1])])
+    assert o["observers_command"]["leader"][:2] == o["observers_command"]["other"][:2] == (0, [])
     if e.servers[4].kind == "java":
         JAVA_SEEN.update(o)
 
