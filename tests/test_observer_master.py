@@ -93,6 +93,13 @@ def lines(log: str, *needles: str) -> list[str]:
     return out
 
 
+def story(e: OMEnsemble) -> str:
+    "Each server's role changes and ObserverMaster lines, for a failure message."
+    keys = ("LEADING", "FOLLOWING - LEADER", "OBSERVING", "Starting ObserverMaster", "Exception when",
+            "Observing new leader", "Follower sid: 4", "address already in use", "BindException")
+    return "\n".join(f"--- server {i}\n" + "\n".join(lines(e.log(i), *keys)[-12:]) for i in e.servers)
+
+
 def observing_sid(log: str) -> str | None:
     "The sid of the observer's last `Observing new leader sid=… addr=…` line."
     found = re.findall(r"Observing new leader sid=(\d+) ", log)
@@ -239,40 +246,50 @@ def test_observer_reconnects_when_its_master_returns(kind, tmp_path):
 def test_shared_port_on_one_host(kind, tmp_path):
     """One observerMasterPort for every server on one host: the leader binds nothing, the first follower to sync
     binds the port, the second cannot (`Exception when following the leader`, address in use) and goes back to
-    LOOKING, again and again; the observer syncs from the first. Kill that one: the second binds the port on its
-    next try, and the observer moves to it, keeping every acknowledged write.
+    LOOKING, again and again; the observer syncs from the first. Kill that one: the survivors re-form (the
+    leader may lose its quorum while the second re-joins), the one following binds the port, and the observer
+    moves to it, keeping every acknowledged write.
     Reference: Java ObserverMaster.start (ServerSocket bind), Follower.followLeader's catch, Observer.findLearnerMaster"""
     e = OMEnsemble(tmp_path, (kind,) * 4, shared=True)
     e.start(1, 2, 3)
     try:
-        wait_for(lambda: any(e.mode(i) == "leader" for i in (1, 2, 3)), 90, 0.2, what="a leader")
-        leader = next(i for i in (1, 2, 3) if e.mode(i) == "leader")
-        others = [i for i in (1, 2, 3) if i != leader]
-        starting = lambda i: "Starting ObserverMaster" in e.log(i)
-        wait_for(lambda: all(starting(i) for i in others), 90, 0.2, what="both followers to start an ObserverMaster")
-        refused = lambda i: "Exception when following the leader" in e.log(i)
-        wait_for(lambda: any(refused(i) for i in others), 60, 0.2, what="the second follower's bind to fail")
-        holder = next(i for i in others if not refused(i))
-        second = next(i for i in others if i != holder)
-        e.observe(holder)
-        zk = client(e.client(leader))
-        acked = [zk.create(f"/m{k}", b"x") for k in range(3)]
-        zk.stop(); zk.close()
-        e.procs[holder].kill(); e.procs.pop(holder)
-        wait_for(lambda: e.mode(4) == "observer" and e.mode(second) == "follower"
-                 and mntr(e.client(second)).get("synced_observers") == "1",
-                 120, 0.2, what="the observer to move to the second follower")
-        zk = client(e.hosts([leader, second]))                    # the leader may have been re-elected meanwhile
-        acked.append(zk.retry(zk.create, "/m3", b"y"))
-        zk.stop(); zk.close()
-        obs = client(e.client(4))
-        try:
-            obs.sync("/")
-            assert sorted(obs.get_children("/")) == sorted([p.lstrip("/") for p in acked] + ["zookeeper"])
-        finally:
-            obs.stop(); obs.close()
+        shared_port_scenario(e)
+    except TimeoutError as err:
+        raise AssertionError(f"{err}\n{story(e)}") from err
     finally:
         e.stop_all()
+
+
+def shared_port_scenario(e: OMEnsemble) -> None:
+    "The body of test_shared_port_on_one_host."
+    wait_for(lambda: any(e.mode(i) == "leader" for i in (1, 2, 3)), 90, 0.2, what="a leader")
+    leader = next(i for i in (1, 2, 3) if e.mode(i) == "leader")
+    others = [i for i in (1, 2, 3) if i != leader]
+    starting = lambda i: "Starting ObserverMaster" in e.log(i)
+    wait_for(lambda: all(starting(i) for i in others), 90, 0.2, what="both followers to start an ObserverMaster")
+    refused = lambda i: "Exception when following the leader" in e.log(i)
+    wait_for(lambda: any(refused(i) for i in others), 60, 0.2, what="the second follower's bind to fail")
+    holder = next(i for i in others if not refused(i))
+    second = next(i for i in others if i != holder)
+    e.observe(holder)
+    zk = client(e.client(leader))
+    acked = [zk.create(f"/m{k}", b"x") for k in range(3)]
+    zk.stop(); zk.close()
+    e.procs[holder].kill(); e.procs.pop(holder)
+    # the leader loses its quorum while the second re-joins, and either of the two may lead next: the one that
+    # follows binds the port and hosts the observer
+    hosting = lambda i: e.mode(i) == "follower" and mntr(e.client(i)).get("synced_observers") == "1"
+    wait_for(lambda: e.mode(4) == "observer" and any(hosting(i) for i in (leader, second)),
+             120, 0.2, what="the observer to move to the surviving follower")
+    zk = client(e.hosts([leader, second]))
+    acked.append(zk.retry(zk.create, "/m3", b"y"))
+    zk.stop(); zk.close()
+    obs = client(e.client(4))
+    try:
+        obs.sync("/")
+        assert sorted(obs.get_children("/")) == sorted([p.lstrip("/") for p in acked] + ["zookeeper"])
+    finally:
+        obs.stop(); obs.close()
 
 
 MIXES = [("zkref", "java"), ("java", "zkref")] if java_available() else []
