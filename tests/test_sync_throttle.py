@@ -243,3 +243,22 @@ def test_observer_past_the_diff_limit_is_refused_until_a_slot_frees(both):
                                     "make 2 concurrently in progress; maximum is 1"]
     assert zkref["refusal_diff"] == java["refusal_diff"]
     assert java["observer_5_while_diff_held"] is None and zkref["observer_5_while_diff_held"] is None
+
+
+@pytest.mark.parametrize("flag", ["-Dzookeeper.leader.maxConcurrentSnapSyncs=0",
+                                  "-Dzookeeper.leader.maxConcurrentDiffSyncs=-1"])
+def test_limit_below_one_refused_at_start(tmp_path, flag):
+    """A sync limit below 1 is refused when a zkref server starts: exit code 2 and Java's own message
+    "maxConcurrentSyncs must be positive, was N" (Java starts, and then throws it each time the server is
+    elected leader, so that server can never lead: site/divergences.md).
+    Reference: Java LearnerSyncThrottler's constructor (IllegalArgumentException); QuorumPeerMain exit codes"""
+    e = Ensemble(tmp_path, ("zkref",) * 3, jvm_flags=[flag])
+    proc = e.servers[1].start(wait=False).proc
+    try:
+        assert proc.wait(60) == 2
+    finally:
+        e.servers[1].stop()
+    value = flag.rsplit("=", 1)[1]
+    log = e.log(1)
+    assert "Invalid config, exiting abnormally" in log
+    assert f"{flag[2:]}: maxConcurrentSyncs must be positive, was {value}" in log
