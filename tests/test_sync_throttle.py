@@ -246,13 +246,21 @@ def test_observer_past_the_diff_limit_is_refused_until_a_slot_frees(both):
 
 
 @pytest.mark.parametrize("flag", ["-Dzookeeper.leader.maxConcurrentSnapSyncs=0",
-                                  "-Dzookeeper.leader.maxConcurrentDiffSyncs=-1"])
+                                  "-Dzookeeper.leader.maxConcurrentDiffSyncs=-1",
+                                  "zoo.cfg:leader.maxConcurrentSnapSyncs=0"])
 def test_limit_below_one_refused_at_start(tmp_path, flag):
-    """A sync limit below 1 is refused when a zkref server starts: exit code 2 and Java's own message
+    """A sync limit below 1 — as a -D flag, or as the zoo.cfg key without `zookeeper.`, which becomes that
+    system property — is refused when a zkref server starts: exit code 2 and Java's own message
     "maxConcurrentSyncs must be positive, was N" (Java starts, and then throws it each time the server is
     elected leader, so that server can never lead: site/divergences.md).
-    Reference: Java LearnerSyncThrottler's constructor (IllegalArgumentException); QuorumPeerMain exit codes"""
-    e = Ensemble(tmp_path, ("zkref",) * 3, jvm_flags=[flag])
+    Reference: Java LearnerSyncThrottler's constructor (IllegalArgumentException); QuorumPeerConfig.parseProperties
+    (unknown keys become system properties); QuorumPeerMain exit codes"""
+    if flag.startswith("zoo.cfg:"):
+        key, value = flag[len("zoo.cfg:"):].split("=")
+        e = Ensemble(tmp_path, ("zkref",) * 3, **{key: value})
+        flag = f"-Dzookeeper.{key}={value}"
+    else:
+        e = Ensemble(tmp_path, ("zkref",) * 3, jvm_flags=[flag])
     proc = e.servers[1].start(wait=False).proc
     try:
         assert proc.wait(60) == 2
