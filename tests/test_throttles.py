@@ -110,8 +110,9 @@ def test_large_request_settings_logged(start):
 
 def test_request_throttler_holds_requests_and_all_succeed(start):
     """With zookeeper.request_throttle_max_requests=1, a client that pipelines 100 creates gets every one, in
-    order, while the throttler waits for the pipeline (request_throttle_wait_count > 0).
-    Reference: Java RequestThrottler.run (throttleSleep)."""
+    order, while the throttler waits for the pipeline (request_throttle_wait_count > 0); without
+    zookeeper.throttled_op_wait_time none is throttled, however long it waited.
+    Reference: Java RequestThrottler.run (throttleSleep, shouldThrottleOp)."""
     srv = start("-Dzookeeper.request_throttle_max_requests=1")
     c = RawClient(srv.client_port)
     c.sock.sendall(b"".join(encode_request(i + 1, OpCode.create,
@@ -123,6 +124,7 @@ def test_request_throttler_holds_requests_and_all_succeed(start):
     m = mntr(srv.client_port)
     assert int(m["request_throttle_wait_count"]) > 0
     assert m["stale_requests_dropped"] == "0"
+    assert m["throttled_ops"] == "0"           # zookeeper.throttled_op_wait_time is 0 (off) by default
 
 
 def test_request_throttler_drops_stale_requests(start):
