@@ -270,3 +270,15 @@ def test_limit_below_one_refused_at_start(tmp_path, flag):
     log = e.log(1)
     assert "Invalid config, exiting abnormally" in log
     assert f"{flag[2:]}: maxConcurrentSyncs must be positive, was {value}" in log
+
+
+@pytest.mark.parametrize("raw, want", [(None, 10), ("3", 3), ("0x10", 16), ("#10", 16), ("010", 8), ("-0", 0),
+                                       ("+7", 7), (" 5", 10), ("5 ", 10), ("1_0", 10), ("lots", 10), ("", 10),
+                                       ("2147483648", 10), ("-2147483648", -2**31)])
+def test_limits_are_read_as_integer_getinteger(raw, want):
+    """The limits are read as Java's Integer.getInteger reads a system property: Integer.decode (decimal, 0x/#
+    hex, 0-prefixed octal, a sign), and the default for anything else — spaces, underscores, overflow.
+    Reference: Java LearnerMaster's static block (Integer.getInteger), Integer.decode"""
+    from zkref.quorum.leader_sync import MAX_CONCURRENT_SNAP_SYNCS, java_get_integer
+    props = {} if raw is None else {MAX_CONCURRENT_SNAP_SYNCS: raw}
+    assert java_get_integer(lambda name, default=None: props.get(name, default), MAX_CONCURRENT_SNAP_SYNCS, 10) == want
