@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import urllib.request
 
 import pytest
@@ -333,5 +334,31 @@ def test_mixed_observer_and_master(participants, observer, tmp_path):
             wait_for(lambda: check.exists("/eph") is None, 30, what="the moved session's close to reach the leader")
         finally:
             check.stop(); check.close()
+    finally:
+        e.stop_all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_follower_is_refused(kind, tmp_path):
+    """An ObserverMaster serves observers only: a FOLLOWERINFO on observerMasterPort is refused with Java's
+    `Non observer attempting to connect to ObserverMaster. type = 11` (logged at ERROR as an unexpected exception
+    in the LearnerHandler) and the connection is closed before any LEADERINFO.
+    Reference: Java LearnerHandler.run (`learnerMaster instanceof ObserverMaster`)"""
+    from zkref.jute import LearnerInfo
+    from zkref.quorum.zab import FOLLOWERINFO, packet, packet_bytes
+    e = OMEnsemble(tmp_path, (kind,) * 4)
+    e.start(1, 2, 3)
+    try:
+        e.wait_formed([1, 2, 3])
+        f = sorted(e.followers())[0]
+        wait_for(lambda: "Starting ObserverMaster" in e.log(f), 30, what="the ObserverMaster")
+        info = LearnerInfo(serverid=9, protocol_version=0x10000, config_version=0).to_bytes()
+        with socket.create_connection(("127.0.0.1", e.om_port[f]), timeout=20) as s:
+            s.sendall(packet_bytes(packet(FOLLOWERINFO, 0, info)))
+            assert s.recv(1024) == b""                     # closed, nothing sent
+        refused = "Non observer attempting to connect to ObserverMaster. type = 11"
+        wait_for(lambda: refused in e.log(f), 30, what="the refusal in the log")
+        line = next(x for x in e.log(f).splitlines() if "Unexpected exception in LearnerHandler" in x)
+        assert " ERROR " in line
     finally:
         e.stop_all()
