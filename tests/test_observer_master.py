@@ -150,6 +150,11 @@ def observe(e: OMEnsemble, leader: int, master: int, other: int) -> dict:
                               for r, o in obsr.items()},
         "om_commit_counts_moved": int(m[master].get("cnt_om_commit_process_time_ms", 0)) >= 2,
         "om_proposal_counts_moved": int(m[master].get("cnt_om_proposal_process_time_ms", 0)) >= 2,
+        # the master's LearnerHandler metrics for observer 4 and its sync counters; the observer's sync and INFORMs
+        "master_handler_metrics": sorted(k for k in m[master] if "_4_learner_handler" in k),
+        "master_syncs": {k: m[master].get(k) for k in ("snap_count", "diff_count")},
+        "observer_counts": {k: m[4].get(k) for k in ("cnt_observer_sync_time", "learner_commit_received_count",
+                                                     "learner_proposal_received_count")},
         "om_counts_on_other": (m[other].get("cnt_om_commit_process_time_ms"),
                                m[other].get("cnt_om_proposal_process_time_ms")),
         "master_log": [ports_out(x, e) for x in lines(e.log(master), "Starting ObserverMaster",
