@@ -158,7 +158,7 @@ def observe(e: OMEnsemble, leader: int, master: int, other: int) -> dict:
         "om_counts_on_other": (m[other].get("cnt_om_commit_process_time_ms"),
                                m[other].get("cnt_om_proposal_process_time_ms")),
         "master_log": [ports_out(x, e) for x in lines(e.log(master), "Starting ObserverMaster",
-                                                      "Follower sid: 4")],
+                                                      "Follower sid: 4", "from retained commit queue")],
         "leader_log": lines(e.log(leader), "Starting ObserverMaster", "Follower sid: 4"),
         "observer_log": [re.sub(r"sid=\d", "sid=<any>", x) for x in observer_log],
         "participants_log_the_list": [len(lines(e.log(i), "Updated learner master list")) for i in (1, 2, 3)],
