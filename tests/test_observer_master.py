@@ -138,7 +138,8 @@ def observe(e: OMEnsemble, leader: int, master: int, other: int) -> dict:
         obs.stop(); obs.close()
     m = {i: mntr(e.client(i)) for i in (leader, master, other, 4)}
     obsr = {r: e.admin(i, "observers") for r, i in (("leader", leader), ("master", master), ("other", other))}
-    observer_log = [ports_out(x, e) for x in lines(e.log(4), "Observing new leader", "Updated learner master list")]
+    observer_log = [ports_out(x, e) for x in lines(e.log(4), "Observing new leader", "Updated learner master list",
+                                                   "zookeeper.observer.")]
     return {
         "reads": reads,
         # on one host every entry of the list is the same address: the id is the entry's, any voting member's
@@ -190,6 +191,7 @@ def test_observer_syncs_from_follower(synced, observations):
     assert any(x.startswith("Follower sid: 4 : info :") for x in o["master_log"])
     assert not any("Follower sid: 4" in x for x in o["leader_log"])
     assert o["observer_log"][-1] == f"Observing new leader sid=<any> addr=/127.0.0.1:<om{master}>"
+    assert o["observer_log"][1:3] == ["zookeeper.observer.reconnectDelayMs = 0", "zookeeper.observer.election.DelayMs = 200"]
     assert o["synced_observers"] == {"leader": "0", "master": "1", "other": "0"}
     assert o["participants_log_the_list"] == [1, 1, 1]              # at start, observerMasterPort being set
     assert o["observers_command"]["master"][:2] == (1, [(4, o["observers_command"]["master"][1][0][1])])

@@ -34,7 +34,7 @@ QPLOG = get_logger("QuorumPeer")
 OLOG = get_logger("Observer")
 PKTS_SIZE_LIMIT = 32 * 1024 * 1024       # Java: ObserverMaster.PKTS_SIZE_LIMIT (zookeeper.observerMaster.sizeLimit)
 
-# %% ../../nbs/10d_observer_master.ipynb #457b5b7f
+# %% ../../nbs/10d_observer_master.ipynb #3a87f1f5
 def update_observer_master_list(peer) -> list[tuple[int, tuple[str, int]]]:
     "(sid, (voting member's quorum host, our observerMasterPort)) for each voting member, shuffled. Java: QuorumPeer.updateObserverMasterList"
     port = getattr(peer, "observer_master_port", 0) or 0
@@ -47,13 +47,28 @@ def update_observer_master_list(peer) -> list[tuple[int, tuple[str, int]]]:
     peer.observer_masters, peer.next_observer_master = masters, 0
     return masters
 
-def reconnect_delay_ms(peer) -> int:
-    "Java: Observer.reconnectDelayMs (zookeeper.observer.reconnectDelayMs, Long.getLong, default 0)"
+def _long_property(peer, name: str, default: int) -> int:
+    "Java: Long.getLong(name, default), from the peer's system properties"
     prop = getattr(peer, "prop", None)
     try:
-        return int((prop("zookeeper.observer.reconnectDelayMs", None) if callable(prop) else None) or 0)
+        return int((prop(name, None) if callable(prop) else None) or default)
     except ValueError:
-        return 0
+        return default
+
+def reconnect_delay_ms(peer) -> int:
+    "Java: Observer.reconnectDelayMs (zookeeper.observer.reconnectDelayMs, default 0)"
+    return _long_property(peer, "zookeeper.observer.reconnectDelayMs", 0)
+
+_observer_class_logged = False   # Java logs both delays in Observer's static block: once per JVM
+
+def _log_observer_delays(peer) -> None:
+    "Java: the static block of Observer, run as the first observer of the process starts"
+    global _observer_class_logged
+    if not _observer_class_logged:
+        _observer_class_logged = True
+        OLOG.info("%s = %d", "zookeeper.observer.reconnectDelayMs", reconnect_delay_ms(peer))
+        OLOG.info("%s = %d", "zookeeper.observer.election.DelayMs",
+                  _long_property(peer, "zookeeper.observer.election.DelayMs", 200))
 
 async def _wait_for_reconnect_delay(peer) -> None:
     "A random wait below reconnectDelayMs before dialling again. Java: Observer.waitForReconnectDelay"
@@ -66,6 +81,7 @@ async def _wait_for_reconnect_delay(peer) -> None:
 async def find_learner_master(observer: Observer) -> tuple[int, tuple[str, int]]:
     "The next observer master, or the leader when there are none. Java: Observer.findLearnerMaster + QuorumPeer.findLearnerMaster"
     p = observer.peer
+    _log_observer_delays(p)
     masters = getattr(p, "observer_masters", None)
     if masters is None:
         masters = update_observer_master_list(p)
