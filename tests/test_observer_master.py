@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import socket
 import urllib.request
@@ -378,5 +379,49 @@ def test_a_follower_is_refused(kind, tmp_path):
         wait_for(lambda: refused in e.log(f), 30, what="the refusal in the log")
         line = next(x for x in e.log(f).splitlines() if "Unexpected exception in LearnerHandler" in x)
         assert " ERROR " in line
+    finally:
+        e.stop_all()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    "A CA and a server certificate naming 127.0.0.1 (every server uses it), as PEM files."
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    from zkref.quorum.quorum_tls import make_test_pki
+    return make_test_pki(tmp_path_factory.mktemp("om-pki"), ("server",))
+
+
+TLS_KINDS = [("zkref", "zkref")] + ([("zkref", "java"), ("java", "zkref")] if java_available() else [])
+
+
+@pytest.mark.parametrize("participants,observer", TLS_KINDS, ids=["-".join(k) for k in TLS_KINDS])
+def test_observer_master_over_tls(participants, observer, pki, tmp_path):
+    """With sslQuorum=true the ObserverMaster listens with TLS as the quorum port does (Java: UnifiedServerSocket
+    when sslQuorum or portUnification), and the observer dials it with TLS: a zkref or Java observer syncs from a
+    zkref or Java follower over TLS and reads the leader's writes.
+    Reference: Java ObserverMaster.start, Learner.connectToLeader (sslQuorum)"""
+    tls = {"sslQuorum": "true", "ssl.quorum.keyStore.location": pki / "server.pem",
+           "ssl.quorum.trustStore.location": pki / "ca.pem"}
+    # netty-codec: Java's UnifiedServerSocket needs it and Debian's zookeeper.jar manifest leaves it out
+    e = OMEnsemble(tmp_path, (participants,) * 3 + (observer,),
+                   classpath=[SERVLET_API_JAR, "/usr/share/java/netty-codec.jar"], **tls)
+    e.start(1, 2, 3)
+    try:
+        leader = e.wait_formed([1, 2, 3])
+        master, other = sorted(e.followers())
+        zk = client(e.client(leader))
+        zk.create("/tls-before", b"1")
+        e.observe(master)
+        zk.create("/tls-after", b"2")
+        zk.stop(); zk.close()
+        obs = client(e.client(4))
+        try:
+            wait_for(lambda: obs.exists("/tls-after") is not None, 30, what="the INFORM over TLS")
+            assert obs.get("/tls-before")[0] == b"1"
+        finally:
+            obs.stop(); obs.close()
+        assert mntr(e.client(master)).get("synced_observers") == "1"
+        assert f"addr=/127.0.0.1:{e.om_port[master]}" in lines(e.log(4), "Observing new leader")[-1]
     finally:
         e.stop_all()
