@@ -215,10 +215,11 @@ def test_zkref_observations_match_java(synced, observations):
 def test_observer_reconnects_when_its_master_returns(kind, tmp_path):
     """Kill the observer's master (SIGKILL): the observer stops serving — on one host its list names only that
     port, and the leader's entry is the leader's host at observerMasterPort, where nothing listens, so it does
-    not fall back to the leader. Writes go on through the leader and the other follower. When the follower comes
+    not fall back to the leader; between tries it waits a random part of `zookeeper.observer.election.DelayMs`. Writes go on through the leader and the other follower. When the follower comes
     back it follows, starts its ObserverMaster again, and the observer reconnects to it and has every
     acknowledged write, those made while it was away included.
-    Reference: Java Observer.observeLeader / findLearnerMaster, QuorumPeer.nextObserverMaster, ObserverMaster.start"""
+    Reference: Java Observer.observeLeader / findLearnerMaster / waitForObserverElectionDelay, QuorumPeer.nextObserverMaster,
+    ObserverMaster.start"""
     e = OMEnsemble(tmp_path, (kind,) * 4)
     e.start(1, 2, 3)
     try:
@@ -249,6 +250,9 @@ def test_observer_reconnects_when_its_master_returns(kind, tmp_path):
         assert m.get("synced_observers") == "1"
         assert mntr(e.client(4)).get("observer_master_id") == observing_sid(e.log(4))
         assert len(lines(e.log(4), "Observing new leader")) >= 2
+        # each time its role ended the observer waited a random part of observer.election.DelayMs (200 ms)
+        assert re.fullmatch(r"Waiting for \d{1,3} ms before reconnecting with the leader",
+                            lines(e.log(4), "before reconnecting with the leader")[0])
         # how the returning master synced the observer: what it served (its counters restarted with it) and
         # the observer's last sync line without its zxid (the observer's first sync depends on whether its master
         # joined before or after the leader started serving, which is timing, on Java as on zkref)

@@ -22,13 +22,13 @@ __all__ = ['LOG', 'FLOG', 'OLOG', 'Learner', 'Follower', 'Observer', 'zab_roles'
            'UNEXPECTED_ERROR', 'LearnerExit', 'PacketInFlight', 'LearnerSessionTracker', 'LearnerCommitProcessor',
            'FollowerRequestProcessor', 'FollowerZooKeeperServer']
 
-# %% ../../nbs/10b_learner.ipynb #ac0b458c
+# %% ../../nbs/10b_learner.ipynb #eeafe9b2
 from .learner_sync import (QUORUM_PACKET_ERROR, UNEXPECTED_ERROR, UNMATCHED_TXN_COMMIT, LearnerExit,
                                        LearnerSync, PacketInFlight, _pif)
 from .learner_broadcast import LearnerBroadcast
 from ..server.processors import State
 from .learner_connect import LearnerConnection
-from .observer_master import ObserverMaster, find_learner_master
+from .observer_master import ObserverMaster, find_learner_master, wait_for_observer_election_delay
 from .learner_zk_server import (FollowerRequestProcessor, FollowerZooKeeperServer, LearnerCommitProcessor,
                                             LearnerSessionTracker)
 
@@ -186,7 +186,7 @@ async def _shutdown(self: Learner, reason: str = "") -> None:
 
 Learner.run, Learner.follow_leader, Learner.shutdown, Learner.is_running = _run, _run, _shutdown, _is_running
 
-# %% ../../nbs/10b_learner.ipynb #7c7191d4
+# %% ../../nbs/10b_learner.ipynb #87a86c88
 class Follower(Learner):
     "A voting learner. Java: Follower"
     info_type, log, acks = FOLLOWERINFO, FLOG, True
@@ -239,6 +239,13 @@ class Observer(Learner):
             OLOG.warning("Unknown packet type: %s", packet_to_string(qp))
 
     observe_leader = Learner.run
+
+    async def shutdown(self, reason: str = "") -> None:
+        "Java: Observer.shutdown, then QuorumPeer.run's Observer.waitForObserverElectionDelay (chapter 10d)"
+        first = not self.stopped.is_set()
+        await Learner.shutdown(self, reason)
+        if first:
+            await wait_for_observer_election_delay(self.peer)
     find_learner_master = find_learner_master          # chapter 10d: an observer master, or the leader
 
 # %% ../../nbs/10b_learner.ipynb #0bc4dc33

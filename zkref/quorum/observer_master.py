@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from zkref.quorum.learner import Follower, Observer
 
 # %% auto #0
-__all__ = ['LOG', 'QPLOG', 'OLOG', 'PKTS_SIZE_LIMIT', 'update_observer_master_list', 'reconnect_delay_ms', 'find_learner_master',
-           'ObserverLearnerHandler', 'ObserverMaster']
+__all__ = ['LOG', 'QPLOG', 'OLOG', 'PKTS_SIZE_LIMIT', 'update_observer_master_list', 'reconnect_delay_ms',
+           'wait_for_observer_election_delay', 'find_learner_master', 'ObserverLearnerHandler', 'ObserverMaster']
 
 # %% ../../nbs/10d_observer_master.ipynb #d4ef7961
 LOG = get_logger("ObserverMaster")
@@ -35,7 +35,7 @@ QPLOG = get_logger("QuorumPeer")
 OLOG = get_logger("Observer")
 PKTS_SIZE_LIMIT = 32 * 1024 * 1024       # Java: ObserverMaster.PKTS_SIZE_LIMIT (zookeeper.observerMaster.sizeLimit)
 
-# %% ../../nbs/10d_observer_master.ipynb #3a87f1f5
+# %% ../../nbs/10d_observer_master.ipynb #2e650448
 def update_observer_master_list(peer) -> list[tuple[int, tuple[str, int]]]:
     "(sid, (voting member's quorum host, our observerMasterPort)) for each voting member, shuffled. Java: QuorumPeer.updateObserverMasterList"
     port = getattr(peer, "observer_master_port", 0) or 0
@@ -71,13 +71,23 @@ def _log_observer_delays(peer) -> None:
         OLOG.info("%s = %d", "zookeeper.observer.election.DelayMs",
                   _long_property(peer, "zookeeper.observer.election.DelayMs", 200))
 
-async def _wait_for_reconnect_delay(peer) -> None:
-    "A random wait below reconnectDelayMs before dialling again. Java: Observer.waitForReconnectDelay"
-    delay = reconnect_delay_ms(peer)
-    if delay > 0 and getattr(peer, "running", True):
-        wait = random.randrange(delay)
+async def _wait_random(delay_ms: int) -> None:
+    "Java: Observer.waitForReconnectDelayHelper"
+    if delay_ms > 0:
+        wait = random.randrange(delay_ms)
         OLOG.info("Waiting for %d ms before reconnecting with the leader", wait)
         await asyncio.sleep(wait / 1000)
+
+async def _wait_for_reconnect_delay(peer) -> None:
+    "A random wait below reconnectDelayMs before dialling again. Java: Observer.waitForReconnectDelay"
+    if getattr(peer, "running", True):
+        await _wait_random(reconnect_delay_ms(peer))
+
+async def wait_for_observer_election_delay(peer) -> None:
+    "After an observer's role: a random wait below election.DelayMs. Java: Observer.waitForObserverElectionDelay"
+    # so that observers that lost their master do not all come back at once (Java: QuorumPeer.run, OBSERVING)
+    if getattr(peer, "running", True):
+        await _wait_random(_long_property(peer, "zookeeper.observer.election.DelayMs", 200))
 
 async def find_learner_master(observer: Observer) -> tuple[int, tuple[str, int]]:
     "The next observer master, or the leader when there are none. Java: Observer.findLearnerMaster + QuorumPeer.findLearnerMaster"
