@@ -108,7 +108,7 @@ async def find_learner_master(observer: Observer) -> tuple[int, tuple[str, int]]
     OLOG.info("Observing new leader sid=%d addr=%s", sid, f"/{addr[0]}:{addr[1]}")
     return sid, addr
 
-# %% ../../nbs/10d_observer_master.ipynb #ad282826
+# %% ../../nbs/10d_observer_master.ipynb #482b56c0
 class ObserverLearnerHandler(LearnerHandler):
     "A LearnerHandler that accepts observers only. Java: LearnerHandler.run's check for an ObserverMaster"
     first = True
@@ -135,7 +135,7 @@ class ObserverMaster(LearnerMasterSyncs):
         self.proposed: collections.deque[QuorumPacket] = collections.deque()   # INFORMs of uncommitted txns
         self.committed: collections.deque[QuorumPacket] = collections.deque()  # recent INFORMs, for late syncs
         self.pkts_size = 0
-        self.pkts_size_limit = PKTS_SIZE_LIMIT
+        self.pkts_size_limit = _long_property(self.peer, "zookeeper.observerMaster.sizeLimit", PKTS_SIZE_LIMIT)
         self.last_proposed = 0                            # Java: lastProposedZxid (the last INFORM sent)
         self.pending_revalidations: collections.deque = collections.deque()   # (session, timeout, handler)
         self.new_leader_zxid = make_zxid(self.peer.current_epoch, 0)
