@@ -139,12 +139,15 @@ def observe(e: OMEnsemble, leader: int, master: int, other: int) -> dict:
         obs.stop(); obs.close()
     m = {i: mntr(e.client(i)) for i in (leader, master, other, 4)}
     obsr = {r: e.admin(i, "observers") for r, i in (("leader", leader), ("master", master), ("other", other))}
+    lead = e.admin(4, "leader")           # Java: the observer's leader is its learner master (setLeaderAddressAndId)
     observer_log = [ports_out(x, e) for x in lines(e.log(4), "Observing new leader", "Updated learner master list",
                                                    "zookeeper.observer.")]
     return {
         "reads": reads,
         # on one host every entry of the list is the same address: the id is the entry's, any voting member's
         "observer_master_id": m[4].get("observer_master_id") == observing_sid(e.log(4)),
+        "observer_leader_command": (lead["is_leader"], str(lead["leader_id"]) == observing_sid(e.log(4)),
+                                    lead["leader_ip"], lead["error"]),
         "synced_observers": {"leader": m[leader].get("synced_observers"), "master": m[master].get("synced_observers"),
                              "other": m[other].get("synced_observers")},
         # the `observers` admin command: how many, and each one's sid and keys (Java: getLearnerHandlerInfo)
