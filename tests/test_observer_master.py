@@ -432,3 +432,40 @@ def test_observer_master_over_tls(participants, observer, pki, tmp_path):
         assert f"addr=/127.0.0.1:{e.om_port[master]}" in lines(e.log(4), "Observing new leader")[-1]
     finally:
         e.stop_all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sessions_on_the_observer_live_through_its_master(kind, tmp_path):
+    """A session connected to the observer is kept alive at the leader through the master: the observer's PING
+    replies carry its sessions' touches to the master (ObserverMaster.touch), whose own PING replies carry them to
+    the leader. An ephemeral node of an observer session with a 2 s timeout is still there, seen from the leader,
+    after the master has had 20 PING replies from the observer (over 5 s at tickTime 500); closing the session
+    removes it.
+    Reference: Java LearnerHandler (PING) → ObserverMaster.touch → LearnerSessionTracker.touchSession, Learner.ping"""
+    e = OMEnsemble(tmp_path, (kind,) * 4)
+    e.start(1, 2, 3)
+    try:
+        leader = e.wait_formed([1, 2, 3])
+        master = sorted(e.followers())[0]
+        e.observe(master)
+        received = lambda: e.admin(master, "observers")["observers"][0]["packets_received"]
+        obs = KazooClient(hosts=f"127.0.0.1:{e.client(4)}", timeout=2)
+        obs.start(30)
+        try:
+            obs.create("/lives", b"", ephemeral=True)
+            start = received()
+            wait_for(lambda: received() >= start + 20, 60, 0.2, what="20 PING replies from the observer")
+            zk = client(e.client(leader))
+            try:
+                assert zk.exists("/lives").ephemeralOwner == obs.client_id[0]
+            finally:
+                zk.stop(); zk.close()
+        finally:
+            obs.stop(); obs.close()
+        zk = client(e.client(leader))
+        try:
+            wait_for(lambda: zk.exists("/lives") is None, 30, what="the closed session's node to go")
+        finally:
+            zk.stop(); zk.close()
+    finally:
+        e.stop_all()
