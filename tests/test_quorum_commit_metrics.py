@@ -189,24 +189,33 @@ def test_learner_requests_not_forwarded_to_the_leaders_commit_processor(not_forw
 
 @pytest.mark.parametrize("kind", ["java", "zkref"] if java_available() else ["zkref"])
 def test_a_commit_batch_size_below_one_is_refused_as_a_role_starts(kind, tmp_path):
-    """`zookeeper.commitProcessor.maxCommitBatchSize` ≤ 0 is refused by the CommitProcessor as each role starts
-    its server, not at start-up: the role ends with `maxCommitBatchSize must be positive, was 0` under Java's
-    WARN line (`Exception when following the leader`, or a leader's `Unexpected exception`), the peer goes back
-    to looking, and the ensemble never serves. (Java's followers start their server at NEWLEADER and fail
-    first; zkref's start theirs at UPTODATE, so there the leader, which starts its own first, fails.)
-    Reference: Java CommitProcessor.initBatchSizes (IllegalArgumentException), Follower.followLeader,
-    QuorumPeer.run."""
+    """`zookeeper.commitProcessor.maxCommitBatchSize` ≤ 0 is refused by the CommitProcessor as a role starts its
+    server, not at start-up. A learner starts its server's processors when NEWLEADER comes, before it ACKs it
+    (`zk.startupWithoutServing()`; it serves only after UPTODATE), so every follower fails right there:
+    Java's WARN `Exception when following the leader` with `maxCommitBatchSize must be positive, was 0`, the
+    last sync line before it `Learner received NEWLEADER message`, and no `Sent NEWLEADER ack`. No leader gets a
+    quorum of NEWLEADER ACKs, so none starts its own server (no leader ever logs the refusal, under its
+    `Unexpected exception`): each gives up with `Waiting for a quorum of followers, only synced with sids`. The
+    peers go back to looking, and the ensemble never serves.
+    Reference: Java CommitProcessor.initBatchSizes (IllegalArgumentException), Learner.syncWithLeader
+    (startupWithoutServing at NEWLEADER, startServing after UPTODATE), Leader.lead (waitForNewLeaderAck),
+    Follower.followLeader, QuorumPeer.run."""
     from conftest import Ensemble
     e = Ensemble(tmp_path, (kind,) * 3, jvm_flags=("-Dzookeeper.commitProcessor.maxCommitBatchSize=0",))
     e.start()
+    refusal = "maxCommitBatchSize must be positive, was 0"
     try:
-        refused = lambda: [i for i in e.ids if "maxCommitBatchSize must be positive, was 0" in e.log(i)]
-        wait_for(lambda: len(refused()) >= 2, 120, 0.2, what="two servers refusing the batch size")
+        refused = lambda: [i for i in e.ids if refusal in e.log(i)]
+        gave_up = lambda: [i for i in e.ids if "Waiting for a quorum of followers, only synced with sids" in e.log(i)]
+        wait_for(lambda: len(refused()) >= 2 and gave_up(), 120, 0.2,
+                 what="two followers refusing the batch size and a leader giving up")
         for i in refused():
             lines = e.log(i).splitlines()
-            at = next(n for n, line in enumerate(lines) if "maxCommitBatchSize must be positive, was 0" in line)
-            warn = next(line for line in reversed(lines[:at + 1]) if " - WARN " in line)
-            assert warn.endswith(("Exception when following the leader", "Unexpected exception")), warn
+            for at in (n for n, line in enumerate(lines) if refusal in line):
+                warn = next(line for line in reversed(lines[:at + 1]) if " - WARN " in line)
+                assert warn.endswith("Exception when following the leader"), warn
+                sync = [line for line in lines[:at] if "Learner received" in line or "Sent NEWLEADER ack" in line]
+                assert sync and sync[-1].endswith("Learner received NEWLEADER message"), sync[-3:]
         assert all(e.procs[i].proc.poll() is None for i in e.ids)          # the processes live on, looking
         assert [e.mode(i) for i in e.ids] == [None] * 3                    # and nobody serves
     finally:

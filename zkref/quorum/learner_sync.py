@@ -90,13 +90,13 @@ async def _sync_first_packet(self: Learner, qp: QuorumPacket) -> tuple[bool, boo
 
 LearnerSync.sync_first_packet = _sync_first_packet
 
-# %% ../../nbs/10b_learner1_sync.ipynb #bde694e5
+# %% ../../nbs/10b_learner1_sync.ipynb #b5fef55c
 def _pif(data: bytes) -> PacketInFlight:
     e = deserialize_txn(data)
     return PacketInFlight(e.header, e.txn, e.digest)
 
 async def _sync_with_leader(self: Learner, new_leader_zxid: int) -> None:
-    "DIFF/SNAP/TRUNC, proposals, NEWLEADER (fsync, currentEpoch, ACK), UPTODATE. Java: Learner.syncWithLeader"
+    "DIFF/SNAP/TRUNC, proposals, NEWLEADER (start, fsync, currentEpoch, ACK), UPTODATE (serve). Java: Learner.syncWithLeader"
     # Spec: Zab.tla FollowerProcessSyncMessage, FollowerProcessPROPOSALInSync, FollowerProcessCOMMITInSync,
     #       FollowerProcessNEWLEADER, FollowerProcessUPTODATE
     p, db = self.peer, self.zk_db
@@ -146,6 +146,7 @@ async def _sync_with_leader(self: Learner, new_leader_zxid: int) -> None:
             write_to_txn_log = True
             self.so_timeout_ms = p.tick_time * p.sync_limit
             set_sync_mode(p, "NONE")
+            self.start_without_serving()                    # Java: zk.startupWithoutServing()
             if self.acks:                                   # Java: only a FollowerZooKeeperServer persists here
                 start = time.monotonic()
                 for pif in packets_not_committed:
@@ -167,17 +168,23 @@ async def _sync_with_leader(self: Learner, new_leader_zxid: int) -> None:
             LOG.info("Sent NEWLEADER ack to leader with zxid %s", zxid_to_string(new_leader_zxid))
         elif qp.type == UPTODATE:
             LOG.info("Learner received UPTODATE message")
-            self.zks = FollowerZooKeeperServer(self)         # Java: self.setZooKeeperServer(zk)
-            self.zks.startup()
+            if self.zks is None:                             # a leader that sent no NEWLEADER (pre-Zab 1.0)
+                self.start_without_serving()
             serve = getattr(p, "set_zookeeper_server", None)
-            if serve is not None:
+            if serve is not None:                            # Java: self.setZooKeeperServer(zk)
                 serve(self.zks)
             break
     self.write_packet(packet(ACK, make_zxid(new_epoch, 0)))
+    self.zks.start_serving()                                 # Java: zk.startServing()
     update_election_vote(p, new_epoch)
-    self.sync_task = asyncio.get_running_loop().create_task(self.sync_processor(), name=f"SyncThread:{p.myid}")
     self.finish_sync(requests_to_ack, packets_not_committed, packets_committed)
     await self.writer.drain()
+
+def _start_without_serving(self: Learner) -> None:
+    "The learner's server with its processors, not serving yet. Java: zk.startupWithoutServing in Learner.syncWithLeader"
+    self.zks = FollowerZooKeeperServer(self)
+    self.zks.startup_without_serving()                       # may refuse: the role ends here, before the ACK
+    self.sync_task = asyncio.get_running_loop().create_task(self.sync_processor(), name=f"SyncThread:{self.peer.myid}")
 
 def _finish_sync(self: Learner, requests_to_ack: list, packets_not_committed, packets_committed) -> None:
     "ACK what NEWLEADER persisted, log what came later, apply the commits. Java: the end of Learner.syncWithLeader"
@@ -190,3 +197,4 @@ def _finish_sync(self: Learner, requests_to_ack: list, packets_not_committed, pa
     LOG.info("%d txns have been committed", len(packets_committed))
 
 LearnerSync.sync_with_leader, LearnerSync.finish_sync = _sync_with_leader, _finish_sync
+LearnerSync.start_without_serving = _start_without_serving

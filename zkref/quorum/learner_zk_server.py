@@ -198,7 +198,7 @@ class FollowerRequestProcessor:
             if _needs_commit(r):                        # a local session's create/closeSession stays here
                 self.zks.learner.request(r)
 
-# %% ../../nbs/10b_learner2_zk_server.ipynb #6d81b285
+# %% ../../nbs/10b_learner2_zk_server.ipynb #05bd27c0
 class FollowerZooKeeperServer(QuorumZooKeeperServer):
     "A learner's ZooKeeperServer over the peer's database. Java: FollowerZooKeeperServer / ObserverZooKeeperServer"
     def __init__(self, learner: "Learner"):
@@ -223,21 +223,26 @@ class FollowerZooKeeperServer(QuorumZooKeeperServer):
         mode = "observer" if self.learner.info_type == OBSERVERINFO else "follower"
         return dict(super().server_stats(), server_state=mode)
 
-    def startup(self) -> None:
-        "Java: FollowerZooKeeperServer.setupRequestProcessors + startup"
+    def startup_without_serving(self) -> None:
+        "Sessions and processors up, clients not served yet (INITIAL). Java: ZooKeeperServer.startupWithoutServing"
         self.session_tracker = LearnerSessionTracker(self.learner.peer.myid, self.sessions_with_timeouts,
                                                      local_sessions_enabled(self), self.expire, self.tick_time,
                                                      self.server_metrics)
         self.session_tracker.start()
         self.final = FinalRequestProcessor(self)
-        try:
-            self.commit_processor = LearnerCommitProcessor(self)   # refuses maxCommitBatchSize <= 0 (chapter 10a3)
-        except Exception:
-            self.session_tracker.shutdown()                 # the role ends: leave no local-session expirer behind
-            raise
+        self.commit_processor = LearnerCommitProcessor(self)   # refuses maxCommitBatchSize <= 0 (chapter 10a3)
         self.first_processor = FollowerRequestProcessor(self)
-        self.register_metrics()                             # Java: startupWithServerState, before RUNNING
+        self.register_metrics()                             # Java: startupWithServerState
+        self.state = State.INITIAL
+
+    def start_serving(self) -> None:
+        "Clients are served from now on. Java: ZooKeeperServer.startServing"
         self.state = State.RUNNING
+
+    def startup(self) -> None:
+        "Both steps at once. Java: ZooKeeperServer.startup"
+        self.startup_without_serving()
+        self.start_serving()
 
     def reopen_session(self, cnxn, sid: int, passwd: bytes | None, timeout: int) -> None:
         "Check the password here, the session with the leader. Java: ZooKeeperServer.reopenSession → Learner.validateSession"
@@ -263,8 +268,9 @@ class FollowerZooKeeperServer(QuorumZooKeeperServer):
 
     async def shutdown(self, full: bool = False) -> None:
         "Stop answering; the peer keeps the database. Java: ZooKeeperServer.shutdown"
-        was_running, self.state = self.state in (State.RUNNING, State.ERROR), State.SHUTDOWN
-        if was_running:                                     # Java: canShutdown(), then unregisterMetrics
+        was, self.state = self.state, State.SHUTDOWN
+        if was in (State.RUNNING, State.ERROR):             # Java: canShutdown(), then unregisterMetrics
             self.unregister_metrics()
+        if was != State.SHUTDOWN and self.session_tracker is not None:
             self.session_tracker.shutdown()                 # the local sessions' expirer, if any
         self.shutdown_event.set()
