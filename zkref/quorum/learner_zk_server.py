@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from zkref.quorum.learner import Learner
 
 # %% auto #0
-__all__ = ['LOG', 'FLOG', 'LSTLOG', 'FRPLOG', 'LearnerSessionTracker', 'LearnerCommitProcessor', 'FollowerRequestProcessor',
-           'FollowerZooKeeperServer']
+__all__ = ['LOG', 'FLOG', 'LSTLOG', 'FRPLOG', 'SKIP_LEARNER_REQUEST_TO_NEXT_PROCESSOR', 'LearnerSessionTracker',
+           'LearnerCommitProcessor', 'FollowerRequestProcessor', 'FollowerZooKeeperServer']
 
 # %% ../../nbs/10b_learner2_zk_server.ipynb #2be8ee8c
 LOG = get_logger("Learner")
@@ -150,7 +150,7 @@ class _NoExpiry:
     buckets: dict = {}
 _NO_EXPIRY = _NoExpiry()
 
-# %% ../../nbs/10b_learner2_zk_server.ipynb #a0f911a0
+# %% ../../nbs/10b_learner2_zk_server.ipynb #34a88207
 def _needs_commit(request) -> bool:
     "Java: CommitProcessor.needCommit (a local session's createSession and closeSession need none)"
     return (request.type in _FORWARDED and not getattr(request, "local_session", False)
@@ -184,10 +184,19 @@ class LearnerCommitProcessor(CommitProcessor):
 
 FRPLOG = get_logger("FollowerRequestProcessor")
 
+SKIP_LEARNER_REQUEST_TO_NEXT_PROCESSOR = "zookeeper.follower.skipLearnerRequestToNextProcessor"
+
 class FollowerRequestProcessor:
     "Forward writes to the leader; everything waits in the commit processor. Java: FollowerRequestProcessor"
     def __init__(self, zks: "FollowerZooKeeperServer"):
         self.zks = zks
+        if zks.learner.info_type != OBSERVERINFO:           # Java's ObserverRequestProcessor says nothing
+            prop = getattr(zks.quorum_peer, "prop", None) or (lambda name, default=None: default)
+            # Java: Boolean.getBoolean. Read and logged as Java does at every start (chapter 10d's observer
+            # requests do not look at it yet: they always go to the commit processor, Java's default)
+            skip = str(prop(SKIP_LEARNER_REQUEST_TO_NEXT_PROCESSOR) or "").lower() == "true"
+            FRPLOG.info("Initialized FollowerRequestProcessor with %s as %s", SKIP_LEARNER_REQUEST_TO_NEXT_PROCESSOR,
+                        str(skip).lower())
 
     def process_request(self, request) -> None:
         "Java: ZooKeeperServer.submitRequestNow's setLocalSessionFlag, then FollowerRequestProcessor.processRequest + run"
