@@ -82,7 +82,7 @@ async def _start_leader_election(self: QuorumPeer) -> None:
 QuorumPeerLoop.create_cnxn_manager, QuorumPeerLoop.create_election_algorithm = _create_cnxn_manager, _create_election_algorithm
 QuorumPeerLoop.start_leader_election = _start_leader_election
 
-# %% ../../nbs/07_peer2_loop.ipynb #5a7c1a1d
+# %% ../../nbs/07_peer2_loop.ipynb #aa90b697
 def _thread_name(self: QuorumPeer) -> str:
     "Java: QuorumPeer.updateThreadName"
     def addr(f):
@@ -103,7 +103,7 @@ async def _start(self: QuorumPeer) -> None:
         try:
             await self.admin_server.start()
         except Exception as e:
-            LOG.warning("Problem starting AdminServer\n%s", e)
+            LOG.warning("Problem starting AdminServer\n%s", java_exception(e))
     await self.start_leader_election()
     if self.jvm_pause_monitor is not None:
         self.jvm_pause_monitor.service_start()
@@ -181,7 +181,7 @@ async def _leave_role(self: QuorumPeer, reason: str = "told to") -> None:
 QuorumPeerLoop.run, QuorumPeerLoop.play_role, QuorumPeerLoop.update_server_state = _run, _play_role, _update_server_state
 QuorumPeerLoop.leave_role = _leave_role
 
-# %% ../../nbs/07_peer2_loop.ipynb #f24bbd1a
+# %% ../../nbs/07_peer2_loop.ipynb #8d360a21
 async def _shutdown(self: QuorumPeer) -> None:
     "Stop the role, the client port, the pause monitor, the election and the loop. Java: QuorumPeer.shutdown"
     self.running = False
@@ -197,7 +197,7 @@ async def _shutdown(self: QuorumPeer) -> None:
         try:
             await self.admin_server.shutdown()
         except Exception as e:
-            LOG.warning("Problem stopping AdminServer\n%s", e)
+            LOG.warning("Problem stopping AdminServer\n%s", java_exception(e))
     if self.task is not None and self.task is not asyncio.current_task():
         if role is not None:     # the loop finishes the role's shutdown (its last disk writes) and ends by itself
             await asyncio.wait({self.task}, timeout=max(self.sync_limit, 1) * self.tick_time / 1000 + 10)
@@ -211,7 +211,7 @@ async def _shutdown(self: QuorumPeer) -> None:
         try:
             self.zk_db.close()
         except OSError as e:
-            LOG.warning("Error closing logs \n%s", e)
+            LOG.warning("Error closing logs \n%s", java_exception(e))
     for auth in (self.auth_server, self.auth_learner):
         if auth is not None:
             auth.shutdown()
