@@ -90,7 +90,7 @@ async def _sync_first_packet(self: Learner, qp: QuorumPacket) -> tuple[bool, boo
 
 LearnerSync.sync_first_packet = _sync_first_packet
 
-# %% ../../nbs/10b_learner1_sync.ipynb #b5fef55c
+# %% ../../nbs/10b_learner1_sync.ipynb #a560a279
 def _pif(data: bytes) -> PacketInFlight:
     e = deserialize_txn(data)
     return PacketInFlight(e.header, e.txn, e.digest)
@@ -182,7 +182,8 @@ async def _sync_with_leader(self: Learner, new_leader_zxid: int) -> None:
 
 def _start_without_serving(self: Learner) -> None:
     "The learner's server with its processors, not serving yet. Java: zk.startupWithoutServing in Learner.syncWithLeader"
-    self.zks = FollowerZooKeeperServer(self)
+    if self.zks is None:                                     # made as the role started (Java: makeFollower)
+        self.zks = FollowerZooKeeperServer(self)
     self.zks.startup_without_serving()                       # may refuse: the role ends here, before the ACK
     self.sync_task = asyncio.get_running_loop().create_task(self.sync_processor(), name=f"SyncThread:{self.peer.myid}")
 
