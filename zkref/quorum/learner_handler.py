@@ -146,7 +146,7 @@ class LearnerHandler:
         for z in [z for z in self.proposal_times if z <= zxid]:
             del self.proposal_times[z]
 
-# %% ../../nbs/10a_leader2_learner_handler.ipynb #fb884c04
+# %% ../../nbs/10a_leader2_learner_handler.ipynb #b6891f16
 async def _handler_handshake(self: LearnerHandler) -> int:
     "FOLLOWERINFO → LEADERINFO → ACKEPOCH; the learner's last zxid. Java: the head of LearnerHandler.run"
     leader = self.leader
@@ -246,9 +246,9 @@ async def _handler_run(self: LearnerHandler) -> None:
     except (Exception, asyncio.IncompleteReadError) as e:
         if not leader.stopped.is_set():
             # Java: `catch (IOException e)` logs "…LearnerHandler: ", InterruptedException and the rest "…LearnerHandler."
-            io = isinstance(e, (OSError, EOFError, asyncio.IncompleteReadError, ValueError)) \
-                and not isinstance(e, InterruptedError)   # ValueError: a JuteError, Java's IOException
-            LOG.error("Unexpected exception in LearnerHandler%s\n%s", ": " if io else ".", java_exception(e))
+            java = java_exception(e)
+            io = java.startswith(("java.io.", "java.net.", "javax.net.ssl."))   # IOException and its subclasses
+            LOG.error("Unexpected exception in LearnerHandler%s\n%s", ": " if io else ".", java)
     finally:
         LOG.warning("******* GOODBYE %s ********", self.remote)
         self.shutdown()
