@@ -192,7 +192,8 @@ def test_a_commit_batch_size_below_one_is_refused_as_a_role_starts(kind, tmp_pat
     """`zookeeper.commitProcessor.maxCommitBatchSize` ≤ 0 is refused by the CommitProcessor as a role starts its
     server, not at start-up. A learner starts its server's processors when NEWLEADER comes, before it ACKs it
     (`zk.startupWithoutServing()`; it serves only after UPTODATE), so every follower fails right there:
-    Java's WARN `Exception when following the leader` with `maxCommitBatchSize must be positive, was 0`, the
+    Java's WARN `Exception when following the leader` with `java.lang.IllegalArgumentException:
+    maxCommitBatchSize must be positive, was 0` on the next line, the
     last sync line before it `Learner received NEWLEADER message`, and no `Sent NEWLEADER ack`. No leader gets a
     quorum of NEWLEADER ACKs, so none starts its own server (no leader ever logs the refusal, under its
     `Unexpected exception`): each gives up with `Waiting for a quorum of followers, only synced with sids`. The
@@ -212,6 +213,8 @@ def test_a_commit_batch_size_below_one_is_refused_as_a_role_starts(kind, tmp_pat
         for i in refused():
             lines = e.log(i).splitlines()
             for at in (n for n, line in enumerate(lines) if refusal in line):
+                assert lines[at] == "java.lang.IllegalArgumentException: " + refusal, lines[at]   # Java's class
+                assert lines[at - 1].endswith(" - Exception when following the leader"), lines[at - 1]
                 warn = next(line for line in reversed(lines[:at + 1]) if " - WARN " in line)
                 assert warn.endswith("Exception when following the leader"), warn
                 sync = [line for line in lines[:at] if "Learner received" in line or "Sent NEWLEADER ack" in line]
