@@ -83,7 +83,7 @@ class Learner(LearnerConnection, LearnerSync, LearnerBroadcast):
         "Observers synced with our observer master; None without one. Java: Follower.getSyncedObserverSize"
         return None if self.om is None else len(self.om.observing_learners)
 
-# %% ../../nbs/10b_learner.ipynb #6e86b847
+# %% ../../nbs/10b_learner.ipynb #4da00cb2
 async def _run(self: Learner) -> None:
     "Follow (or observe) the elected leader until the connection ends. Java: Follower.followLeader"
     p = self.peer
@@ -121,9 +121,7 @@ async def _run(self: Learner) -> None:
             if (getattr(p, "observer_master_port", 0) or 0) > 0:
                 self.log.info("Starting ObserverMaster")
                 self.om = ObserverMaster(self, p.observer_master_port)
-                await self.om.start()
-                if self.zks is not None:                  # Java: the gauge reads Follower.getSyncedObserverSize
-                    self.zks.server_metrics.register_gauges({"synced_observers": self.synced_observer_size})
+                await self.om.start()                     # `synced_observers` now counts its observers (10b2)
         while not self.stopped.is_set() and self.is_running():
             self.process_packet(await self.read_packet())
             if self.writer.transport.get_write_buffer_size() > 1 << 20:

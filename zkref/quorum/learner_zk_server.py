@@ -150,7 +150,7 @@ class _NoExpiry:
     buckets: dict = {}
 _NO_EXPIRY = _NoExpiry()
 
-# %% ../../nbs/10b_learner2_zk_server.ipynb #34a88207
+# %% ../../nbs/10b_learner2_zk_server.ipynb #9b76455f
 def _needs_commit(request) -> bool:
     "Java: CommitProcessor.needCommit (a local session's createSession and closeSession need none)"
     return (request.type in _FORWARDED and not getattr(request, "local_session", False)
@@ -190,24 +190,44 @@ class FollowerRequestProcessor:
     "Forward writes to the leader; everything waits in the commit processor. Java: FollowerRequestProcessor"
     def __init__(self, zks: "FollowerZooKeeperServer"):
         self.zks = zks
+        self.skip_learner_requests = False
         if zks.learner.info_type != OBSERVERINFO:           # Java's ObserverRequestProcessor says nothing
             prop = getattr(zks.quorum_peer, "prop", None) or (lambda name, default=None: default)
-            # Java: Boolean.getBoolean. Read and logged as Java does at every start (chapter 10d's observer
-            # requests do not look at it yet: they always go to the commit processor, Java's default)
-            skip = str(prop(SKIP_LEARNER_REQUEST_TO_NEXT_PROCESSOR) or "").lower() == "true"
+            # Java: Boolean.getBoolean, read and logged at every start
+            self.skip_learner_requests = str(prop(SKIP_LEARNER_REQUEST_TO_NEXT_PROCESSOR) or "").lower() == "true"
             FRPLOG.info("Initialized FollowerRequestProcessor with %s as %s", SKIP_LEARNER_REQUEST_TO_NEXT_PROCESSOR,
-                        str(skip).lower())
+                        str(self.skip_learner_requests).lower())
 
     def process_request(self, request) -> None:
         "Java: ZooKeeperServer.submitRequestNow's setLocalSessionFlag, then FollowerRequestProcessor.processRequest + run"
         set_local_session_flag(self.zks, request)
         upgrade = upgrade_or_error(self.zks, request, FRPLOG)
         for r in (upgrade, request) if upgrade is not None else (request,):
-            self.zks.commit_processor.process_request(r)
-            if _needs_commit(r):                        # a local session's create/closeSession stays here
-                self.zks.learner.request(r)
+            self.run_one(r)
 
-# %% ../../nbs/10b_learner2_zk_server.ipynb #05bd27c0
+    def process_observer_request(self, request) -> None:
+        "An observer's request, relayed by this follower's ObserverMaster (10d): no upgrade check. Java: processObserverRequest"
+        self.run_one(request)
+
+    def run_one(self, request) -> None:
+        "Queue it locally (or not), then forward it to the leader. Java: FollowerRequestProcessor.run, one request"
+        self.maybe_send_request_to_next_processor(request)
+        if _needs_commit(request):                      # a local session's create/closeSession stays here
+            self.zks.learner.request(request)
+
+    def maybe_send_request_to_next_processor(self, request) -> None:
+        "Java: FollowerRequestProcessor.maybeSendRequestToNextProcessor"
+        if self.skip_learner_requests and getattr(request, "from_learner", False):
+            # an observer's request is answered by the observer: the follower only forwards it, and applies its
+            # txn when the leader's COMMIT comes, as any other server's. Its sync is still the follower's to
+            # pass on when the leader's SYNC comes (Java adds it to pendingSyncs after this call)
+            self.zks.server_metrics.skip_learner_request_to_next_processor_count.add(1)
+            if request.type == 9 and not request.is_throttled:
+                self.zks.commit_processor.pending_syncs.append(request)
+        else:
+            self.zks.commit_processor.process_request(request)
+
+# %% ../../nbs/10b_learner2_zk_server.ipynb #de551a0f
 class FollowerZooKeeperServer(QuorumZooKeeperServer):
     "A learner's ZooKeeperServer over the peer's database. Java: FollowerZooKeeperServer / ObserverZooKeeperServer"
     def __init__(self, learner: "Learner"):
@@ -221,8 +241,8 @@ class FollowerZooKeeperServer(QuorumZooKeeperServer):
         if self.learner.info_type == OBSERVERINFO:
             return local
         # Java: QuorumPeer.getSynced_observers_metric → Follower.getSyncedObserverSize, the observers of this
-        # follower's observer master; zkref runs none, so null (mntr leaves it out, Prometheus shows 0)
-        return {**local, "synced_observers": lambda: None}
+        # follower's observer master (chapter 10d); null without one (mntr leaves it out, Prometheus shows 0)
+        return {**local, "synced_observers": self.learner.synced_observer_size}
 
     def get_zxid(self) -> int:
         return self.zk_db.get_data_tree_last_processed_zxid()

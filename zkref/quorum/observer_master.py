@@ -177,7 +177,7 @@ class ObserverMaster(LearnerMasterSyncs):
             if zks is not None and zks.session_tracker is not None:
                 zks.session_tracker.touch_session(sid, timeout)
 
-# %% ../../nbs/10d_observer_master.ipynb #5290be8d
+# %% ../../nbs/10d_observer_master.ipynb #23d7c64f
 def _revalidate_session(self: ObserverMaster, qp: QuorumPacket, handler) -> None:
     "Forward an observer's REVALIDATE to the leader. Java: ObserverMaster.revalidateSession"
     sid, timeout = struct.unpack_from(">qi", qp.data)
@@ -205,9 +205,9 @@ def _submit_learner_request(self: ObserverMaster, qp: QuorumPacket, handler) -> 
     request.from_learner = True
     if op == 9:
         request.learner_handler = handler                 # Java: LearnerSyncRequest; answered at the leader's SYNC
-    # Java: FollowerRequestProcessor.processRequest(request, checkForUpgrade=false): no local-session upgrade
-    zks.commit_processor.process_request(request)
-    self.follower.request(request)
+    # Java: FollowerRequestProcessor.processRequest(request, checkForUpgrade=false): no local-session upgrade; with
+    # zookeeper.follower.skipLearnerRequestToNextProcessor=true it is only forwarded, not queued here (10b2)
+    zks.first_processor.process_observer_request(request)
 
 ObserverMaster.revalidate_session, ObserverMaster.revalidate_learner_session = _revalidate_session, _revalidate_learner_session
 ObserverMaster.submit_learner_request = _submit_learner_request
