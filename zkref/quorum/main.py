@@ -105,7 +105,7 @@ def create_quorum_peer(config: QuorumPeerConfig,                 # the parsed zo
     qp.set_quorum_cnxn_threads_size(config.quorum_cnxn_threads_size)
     return qp
 
-# %% ../../nbs/05_run_from_config.ipynb #e68078c3
+# %% ../../nbs/05_run_from_config.ipynb #6714d924
 class QuorumPeerMain:
     "Runs one quorum peer. Java: org.apache.zookeeper.server.quorum.QuorumPeerMain"
     def __init__(self, trace: list | None = None,   # election and state events of this peer (shared lists are fine)
@@ -117,6 +117,7 @@ class QuorumPeerMain:
         self.cnxn_factories: list[ServerCnxnFactory] = []
         self.metrics_provider = None
         self.started = asyncio.Event()
+        self.stopping: asyncio.Task | None = None          # the shutdown SIGTERM/SIGINT started (python -m zkref)
 
     async def shutdown(self) -> None:
         "Stop the peer; run_from_config then returns. (Java: QuorumPeerMain.close)"
@@ -129,7 +130,7 @@ async def _create_cnxn_factory(config: QuorumPeerConfig, addr, secure: bool) -> 
     await factory.configure(addr, config.max_client_cnxns, config.client_port_listen_backlog, secure, config)
     return factory
 
-# %% ../../nbs/05_run_from_config.ipynb #dfbdc368
+# %% ../../nbs/05_run_from_config.ipynb #e80e5ccc
 async def _run_from_config(self: QuorumPeerMain, config: QuorumPeerConfig,
                            install_signal_handlers: bool = False, # SIGTERM/SIGINT stop the peer (python -m zkref)
                           ) -> None:
@@ -161,11 +162,15 @@ async def _run_from_config(self: QuorumPeerMain, config: QuorumPeerConfig,
         if config.jvm_pause_monitor_to_run:
             qp.jvm_pause_monitor = JvmPauseMonitor.from_config(config, metrics)
         if install_signal_handlers:
-            _install_signal_handlers(qp)
+            _install_signal_handlers(self, qp)
         await qp.start()                                                                             # 6
         ZKAuditProvider.from_properties(config.system_properties).add_zk_start_stop_audit_log()
         self.started.set()
         await qp.join()                                                                              # 7
+        if self.stopping is not None:
+            # a signal's shutdown ends the peer's loop first, then the election and its quorum connections: let
+            # it finish before the event loop closes, or connection tasks it has yet to stop are left pending
+            await self.stopping
     except BaseException:
         if qp is not None:
             await qp.shutdown()
@@ -180,12 +185,15 @@ async def _run_from_config(self: QuorumPeerMain, config: QuorumPeerConfig,
         except Exception as e:
             LOG.warning("Error while stopping metrics\n%s", java_exception(e))
 
-def _install_signal_handlers(qp: QuorumPeer) -> None:
-    "SIGTERM and SIGINT shut the peer down, so `python -m zkref` exits cleanly."
+def _install_signal_handlers(main: QuorumPeerMain, qp: QuorumPeer) -> None:
+    "SIGTERM and SIGINT shut the peer down, once, so `python -m zkref` exits cleanly."
     loop = asyncio.get_running_loop()
+    def stop():
+        if main.stopping is None:
+            main.stopping = asyncio.ensure_future(qp.shutdown())
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(qp.shutdown()))
+            loop.add_signal_handler(sig, stop)
         except (RuntimeError, ValueError, NotImplementedError):
             pass
 
