@@ -139,13 +139,17 @@ def test_minority_partition_never_elects():
 
 def test_leader_cut_off_steps_down_and_majority_reelects():
     """When the leader is cut off from both followers, the followers lose it and elect a new leader; the old
-    leader, without a quorum, steps down and stays LOOKING.
+    leader, without a quorum, steps down and stays LOOKING. The cut comes once both followers serve, so both have
+    taken the leader's epoch at NEWLEADER and the higher sid wins the next election (a follower cut off before
+    its NEWLEADER still votes with epoch 0 and loses to the other, in Java as in zkref).
 
-    Reference: Java Leader.lead ("Not sufficient followers synced" / epoch timeout), Learner read timeouts
+    Reference: Java Leader.lead ("Not sufficient followers synced" / epoch timeout), Learner read timeouts,
+    FastLeaderElection.totalOrderPredicate
     """
     async def scenario(c):
         await c.start()
         first = await settled(c)
+        await c.wait_serving()
         c.disconnect(first)
         second = await settled(c, other_than={first})
         await c.wait_state(first, "LOOKING")
