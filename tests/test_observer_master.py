@@ -78,6 +78,23 @@ class OMEnsemble(WithObserver):
     def followers(self) -> list[int]:
         return [i for i in (1, 2, 3) if i in self.procs and self.mode(i) == "follower"]
 
+    def form(self) -> tuple[int, int, int]:
+        "Start the participants and wait until they form; (leader, lower-id follower, higher-id follower)."
+        self.start(1, 2, 3)
+        leader = self.wait_formed([1, 2, 3])
+        master, other = sorted(self.followers())
+        return leader, master, other
+
+    def observe_between_writes(self, leader: int, master: int) -> None:
+        "Two writes on the leader, the observer started on `master`'s port, then two more (one new node, one update)."
+        zk = client(self.client(leader))
+        try:
+            zk.create("/before-1", b"1"); zk.create("/before-2", b"2")
+            self.observe(master)
+            zk.create("/after-1", b"3"); zk.set("/before-1", b"1b")
+        finally:
+            zk.stop(); zk.close()
+
 
 def ports_out(line: str, e: OMEnsemble) -> str:
     "A log line with this run's ports named by role."
@@ -114,15 +131,9 @@ def synced(request, tmp_path_factory):
     leader before the observer started and two after; yields (ensemble, leader, master, other follower)."""
     kind = request.param
     e = OMEnsemble(tmp_path_factory.mktemp(kind), (kind,) * 4)
-    e.start(1, 2, 3)
     try:
-        leader = e.wait_formed([1, 2, 3])
-        master, other = sorted(e.followers())
-        zk = client(e.client(leader))
-        zk.create("/before-1", b"1"); zk.create("/before-2", b"2")
-        e.observe(master)
-        zk.create("/after-1", b"3"); zk.set("/before-1", b"1b")
-        zk.stop(); zk.close()
+        leader, master, other = e.form()
+        e.observe_between_writes(leader, master)
         yield e, leader, master, other
     finally:
         e.stop_all()
@@ -227,10 +238,8 @@ def test_observer_reconnects_when_its_master_returns(kind, tmp_path):
     Reference: Java Observer.observeLeader / findLearnerMaster / waitForObserverElectionDelay, QuorumPeer.nextObserverMaster,
     ObserverMaster.start"""
     e = OMEnsemble(tmp_path, (kind,) * 4)
-    e.start(1, 2, 3)
     try:
-        leader = e.wait_formed([1, 2, 3])
-        master = sorted(e.followers())[0]
+        leader, master, _ = e.form()
         e.observe(master)
         zk = client(e.client(leader))
         acked = []
@@ -334,14 +343,10 @@ def test_mixed_observer_and_master(participants, observer, tmp_path):
     Reference: Java ObserverMaster (startForwarding, proposalCommitted, revalidateSession / revalidateLearnerSession,
     submitLearnerRequest), FollowerZooKeeperServer.sync, Observer.processPacket (INFORM)"""
     e = OMEnsemble(tmp_path, (participants,) * 3 + (observer,))
-    e.start(1, 2, 3)
     try:
-        leader = e.wait_formed([1, 2, 3])
-        master, other = sorted(e.followers())
+        leader, master, other = e.form()
+        e.observe_between_writes(leader, master)
         zk = client(e.client(leader))
-        zk.create("/before-1", b"1"); zk.create("/before-2", b"2")
-        e.observe(master)
-        zk.create("/after-1", b"3"); zk.set("/before-1", b"1b")
         zk.create("/eph", b"e", ephemeral=True)
         o = observe(e, leader, master, other)
         assert o["reads"] == {"/before-1": b"1b", "/before-2": b"2", "/after-1": b"3"}
@@ -376,10 +381,8 @@ def test_a_follower_is_refused(kind, tmp_path):
     from zkref.jute import LearnerInfo
     from zkref.quorum.zab import FOLLOWERINFO, packet, packet_bytes
     e = OMEnsemble(tmp_path, (kind,) * 4)
-    e.start(1, 2, 3)
     try:
-        e.wait_formed([1, 2, 3])
-        f = sorted(e.followers())[0]
+        _, f, _ = e.form()
         wait_for(lambda: "Starting ObserverMaster" in e.log(f), 30, what="the ObserverMaster")
         info = LearnerInfo(serverid=9, protocol_version=0x10000, config_version=0).to_bytes()
         with socket.create_connection(("127.0.0.1", e.om_port[f]), timeout=20) as s:
@@ -416,10 +419,8 @@ def test_observer_master_over_tls(participants, observer, pki, tmp_path):
     # netty-codec: Java's UnifiedServerSocket needs it and Debian's zookeeper.jar manifest leaves it out
     e = OMEnsemble(tmp_path, (participants,) * 3 + (observer,),
                    classpath=[SERVLET_API_JAR, "/usr/share/java/netty-codec.jar"], **tls)
-    e.start(1, 2, 3)
     try:
-        leader = e.wait_formed([1, 2, 3])
-        master, other = sorted(e.followers())
+        leader, master, other = e.form()
         zk = client(e.client(leader))
         zk.create("/tls-before", b"1")
         e.observe(master)
@@ -446,10 +447,8 @@ def test_sessions_on_the_observer_live_through_its_master(kind, tmp_path):
     removes it.
     Reference: Java LearnerHandler (PING) → ObserverMaster.touch → LearnerSessionTracker.touchSession, Learner.ping"""
     e = OMEnsemble(tmp_path, (kind,) * 4)
-    e.start(1, 2, 3)
     try:
-        leader = e.wait_formed([1, 2, 3])
-        master = sorted(e.followers())[0]
+        leader, master, _ = e.form()
         e.observe(master)
         received = lambda: e.admin(master, "observers")["observers"][0]["packets_received"]
         obs = KazooClient(hosts=f"127.0.0.1:{e.client(4)}", timeout=2)
@@ -486,10 +485,8 @@ def test_skip_learner_request_to_next_processor(kind, tmp_path):
     line are the same as on Java 3.8.
     Reference: Java FollowerRequestProcessor.maybeSendRequestToNextProcessor, ObserverMaster.submitLearnerRequest"""
     e = OMEnsemble(tmp_path, (kind,) * 4, jvm_flags=("-Dzookeeper.follower.skipLearnerRequestToNextProcessor=true",))
-    e.start(1, 2, 3)
     try:
-        e.wait_formed([1, 2, 3])
-        master = sorted(e.followers())[0]
+        _, master, _ = e.form()
         e.observe(master)
         count = lambda: int(mntr(e.client(master)).get("skip_learner_request_to_next_processor_count", "0"))
         before = count()
