@@ -62,10 +62,16 @@ def run(kind: str, root) -> dict[str, dict[str, str]]:
         finally:
             zk.stop()
             zk.close()
+        # A COMMIT is counted as it arrives (Leader.commit, Follower.processPacket), the propagation latency once
+        # FinalRequestProcessor has applied it: wait for both, or mntr may be read between the two for the last txn.
         wait_for(lambda: n(rows(e.client(leader)), "commit_count") >= TXNS, 30, what="the leader's commits")
+        wait_for(lambda: n(rows(e.client(leader)), "cnt_propagation_latency") >= TXNS, 30,
+                 what="the leader's commits applied")
         for f in (f1, f2):
             wait_for(lambda: n(rows(e.client(f)), "learner_commit_received_count") >= TXNS, 30,
                      what=f"server {f}'s commits")
+            wait_for(lambda: n(rows(e.client(f)), "cnt_propagation_latency") >= TXNS, 30,
+                     what=f"server {f}'s commits applied")
         assert e.modes() == ["follower", "follower", "leader"], "the ensemble changed roles during the test"
         statics = re.findall(r"\[myid:\d+\] - INFO  \[.*?:Leader@\d+\] - (TCP NoDelay.*|zookeeper\.leader\..*)",
                              e.log(leader))
