@@ -201,28 +201,49 @@ def test_bad_quorum_tls_settings_stop_the_server(tmp_path, pki, settings, messag
     assert message in server.logs()
 
 
-def test_tls_server_cannot_join_a_plain_text_ensemble(ensembles, pki):
-    """The other way round: a server with sslQuorum=true dialling the election port of a plain-text ensemble
-    sends a TLS ClientHello where the plain side expects an initial message; the plain side does what Java does
-    with such bytes (drops the connection), the TLS server's handshake fails ("Cannot open channel to …"), it
-    never joins, and the plain ensemble keeps serving. Reference: Java QuorumCnxManager.initiateConnection,
-    handleConnection."""
-    e = ensembles(("zkref", "zkref", "zkref"), pki)
+# What JDK 17 logs under `Cannot open channel to 1 at election address …` when a TLS server dials a plain-text
+# election port: confirmed on Debian's Java 3.8.0 / OpenJDK 17 (three Java servers, two plain, one sslQuorum=true:
+# the stack trace's first line, then "Caused by: java.io.EOFException: SSL peer shut down incorrectly"). The test
+# below compares with a Java run of the same scenario whenever Java is installed.
+JDK17_HANDSHAKE_EOF = "javax.net.ssl.SSLHandshakeException: Remote host terminated the handshake"
+
+
+def tls_server_dials_plain_ensemble(ensembles, pki, kind: str) -> tuple[Ensemble, str]:
+    """Servers 1 and 2 plain text, server 3 with sslQuorum=true, all of `kind`: once 3 has failed to open a
+    channel to both, the exception line its log prints under the first 'Cannot open channel to 1' warning."""
+    e = ensembles((kind,) * 3, pki)
     for i in (1, 2):
         plain = e.servers[i]
         plain.config.pop("sslQuorum")
         plain.cfg_path.write_text("".join(f"{k}={v}\n" for k, v in plain.config.items()))
     e.start(1, 2)
-    e.wait_formed([1, 2], timeout=60)
+    e.wait_formed([1, 2], timeout=90)
     e.start(3)
     wait_for(lambda: "Cannot open channel to 1 at election address" in e.log(3)
-             and "Cannot open channel to 2 at election address" in e.log(3), 30,
+             and "Cannot open channel to 2 at election address" in e.log(3), 60,
              what="the TLS server's failed handshakes")
+    lines = e.log(3).splitlines()
+    at = next(n for n, line in enumerate(lines) if "Cannot open channel to 1 at election address" in line)
+    return e, lines[at + 1] if at + 1 < len(lines) else ""
+
+
+def test_tls_server_cannot_join_a_plain_text_ensemble(ensembles, pki):
+    """The other way round: a server with sslQuorum=true dialling the election port of a plain-text ensemble
+    sends a TLS ClientHello where the plain side expects an initial message; the plain side does what Java does
+    with such bytes (drops the connection), the TLS server's handshake fails ("Cannot open channel to …"), it
+    never joins, and the plain ensemble keeps serving. The warning's exception line is JDK 17's for an EOF during
+    the handshake, the same as a Java 3.8 ensemble's in the same scenario (run here when Java is installed).
+    Reference: Java QuorumCnxManager.initiateConnection, handleConnection; JDK 17 SSLSocketImpl.handleEOF."""
+    e, line = tls_server_dials_plain_ensemble(ensembles, pki, "zkref")
     assert "SSL handshake complete" not in e.log(3)
-    # JDK 17's SSLSocketImpl: an EOF before the handshake completes is an SSLHandshakeException
-    assert "javax.net.ssl.SSLHandshakeException: Remote host terminated the handshake" in e.log(3)
+    assert line == JDK17_HANDSHAKE_EOF
     assert e.mode(3) in (None, "")
     replicates(e, 1, 2, "/plain", b"still")
+    e.stop_all()
+    if java_available():
+        java, java_line = tls_server_dials_plain_ensemble(ensembles, pki, "java")
+        assert java_line == line, java.log(3)[-3000:]
+        assert java.mode(3) in (None, "")
 
 
 def rolling_upgrade(e: Ensemble, plain: int) -> None:
