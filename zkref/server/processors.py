@@ -27,23 +27,72 @@ from .container_manager import ContainerManager
 from .response_cache import response_caches
 
 # %% auto #0
-__all__ = ['LOG', 'log_env', 'State', 'BufferStats', 'ZooKeeperServer']
+__all__ = ['LOG', 'BANNER', 'environment', 'log_env', 'class_init', 'provider_registry_initialize', 'State', 'BufferStats',
+           'ZooKeeperServer']
 
-# %% ../../nbs/11_requests.ipynb #b383476d
+# %% ../../nbs/11_requests.ipynb #46dd1538
 LOG = get_logger("ZooKeeperServer")
 
-def log_env(log) -> None:
-    "Log `Server environment:key=value` lines, as Java's Environment.logEnv (ZooKeeperServer's constructor)."
-    import platform, socket
+BANNER = ["",
+          "  ______                  _                                          ",
+          " |___  /                 | |                                         ",
+          "    / /    ___     ___   | | __   ___    ___   _ __     ___   _ __   ",
+          "   / /    / _ \\   / _ \\  | |/ /  / _ \\  / _ \\ | '_ \\   / _ \\ | '__|",
+          "  / /__  | (_) | | (_) | |   <  |  __/ |  __/ | |_) | |  __/ | |    ",
+          " /_____|  \\___/   \\___/  |_|\\_\\  \\___|  \\___| | .__/   \\___| |_|",
+          "                                              | |                     ",
+          "                                              |_|                     ", ""]
+
+def environment() -> list[tuple[str, str]]:
+    "The `Server environment:` keys and values, Python's where Java's are the JVM's. Java: Environment.list"
+    import platform, pwd, socket, sys, tempfile
     from zkref.server.cnxn import _full_version
-    env = get_logger("Environment")
-    rows = [("zookeeper.version", _full_version()), ("host.name", socket.gethostname()),
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        user = "<NA>"
+    return [("zookeeper.version", _full_version()), ("host.name", socket.gethostname()),
             ("java.version", platform.python_version()), ("java.vendor", platform.python_implementation()),
-            ("java.home", os.sys.prefix), ("os.name", platform.system()), ("os.arch", platform.machine()),
-            ("os.version", platform.release()), ("user.name", os.environ.get("USER", "?")),
+            ("java.home", sys.prefix), ("java.class.path", os.pathsep.join(sys.path)),
+            ("java.io.tmpdir", tempfile.gettempdir()), ("os.name", platform.system()),
+            ("os.arch", platform.machine()), ("os.version", platform.release()), ("user.name", user),
             ("user.home", os.path.expanduser("~")), ("user.dir", os.getcwd())]
-    for k, v in rows:
+
+def log_env(log=None) -> None:
+    "Log one `Server environment:key=value` line per entry. Java: Environment.logEnv"
+    env = get_logger("Environment")   # Java logs through ZooKeeperServer's logger; the layout shows Environment
+    for k, v in environment():
         env.info("Server environment:%s=%s", k, v)
+
+_CLASS_INITIALIZED = False   # Java: the JVM's record that ZooKeeperServer's static block has run
+
+def class_init(props: dict[str, str] | None = None,  # system properties (zookeeper.*) of the first caller
+              ) -> bool:
+    "Print the banner, environment and switches once per process; True if this call printed them. Java: ZooKeeperServer's static block"
+    global _CLASS_INITIALIZED
+    if _CLASS_INITIALIZED:
+        return False
+    _CLASS_INITIALIZED = True
+    props = props or {}
+    banner = get_logger("ZookeeperBanner")
+    for line in BANNER:
+        banner.info(line)
+    log_env()
+    if props.get("zookeeper.skipACL", "no") == "yes":
+        LOG.info('zookeeper.skipACL=="yes", ACL checks will be skipped')
+    for name in ("zookeeper.digest.enabled", "zookeeper.closeSessionTxn.enabled"):   # Boolean.parseBoolean
+        LOG.info("%s = %s", name, str(props.get(name, "true").lower() == "true").lower())
+    return True
+
+_PROVIDERS_INITIALIZED = False
+
+def provider_registry_initialize(digest_alg: str = "SHA1",  # zookeeper.DigestAuthenticationProvider.digestAlg
+                                ) -> None:
+    "Log the ACL digest algorithm once per process. Java: ProviderRegistry.initialize → DigestAuthenticationProvider's static block"
+    global _PROVIDERS_INITIALIZED
+    if not _PROVIDERS_INITIALIZED:
+        _PROVIDERS_INITIALIZED = True
+        get_logger("DigestAuthenticationProvider").info("ACL digest algorithm is: %s", digest_alg)
 
 class State(enum.Enum):
     INITIAL = "INITIAL"
@@ -86,7 +135,7 @@ class ZooKeeperServer:
                  zk_db: ZKDatabase | None = None,         # Java's zkDb argument; default: a new one over txn_log_factory
                 ):
         self.config = config
-        log_env(LOG)
+        class_init(self.system_properties())   # Java: the class is loaded at the first `new`
         self.server_metrics = server_metrics or ServerMetrics(DefaultMetricsProvider())
         self.start_time = time.monotonic()
         self.txn_log_factory = txn_log_factory
@@ -100,14 +149,11 @@ class ZooKeeperServer:
         self.reconfig_enabled = bool(getattr(config, "reconfig_enabled", False))
         self.global_outstanding_limit = int(self.prop("zookeeper.globalOutstandingLimit", "1000"))
         self.close_session_txn_enabled = self.options.close_session_txn_enabled
-        LOG.info("zookeeper.digest.enabled = %s", str(self.options.digest_enabled).lower())
-        LOG.info("zookeeper.closeSessionTxn.enabled = %s", str(self.close_session_txn_enabled).lower())
         alg = self.prop("zookeeper.DigestAuthenticationProvider.digestAlg", "SHA1")
         self.providers = {"digest": DigestAuthenticationProvider(
                               self.prop("zookeeper.DigestAuthenticationProvider.superDigest", None), alg),
                           "ip": IPAuthenticationProvider()}
-        get_logger("DigestAuthenticationProvider").info("ACL digest algorithm is: %s", alg)
-        self.init_enforce_auth()
+        provider_registry_initialize(alg)   # a no-op after runFromConfig's call
         self.init_throttles()   # connection throttle, large requests, RequestThrottler (chapter 11_requests1)
         self.zk_db = zk_db if zk_db is not None else ZKDatabase(txn_log_factory, self.system_properties())
         self.zk_db.set_metrics(self.server_metrics)   # Java's code reads the one static ServerMetrics; here, this server's
@@ -131,13 +177,14 @@ class ZooKeeperServer:
         LOG.info("maxSessionTimeout set to %d ms", self.max_session_timeout)
         # Java: serialized getData / getChildren2 responses by path (chapter 11g)
         self.read_response_cache, self.get_children_response_cache = response_caches(self.prop)
+        self.init_enforce_auth()   # Java: new AuthenticationHelper(), last before the line below
         LOG.info("Created server with tickTime %d ms minSessionTimeout %d ms maxSessionTimeout %d ms "
                  "clientPortListenBacklog %d datadir %s snapdir %s", tick_time, self.min_session_timeout,
                  self.max_session_timeout, client_port_listen_backlog, txn_log_factory.data_dir,
                  txn_log_factory.snap_dir)
         self.client_response_stats = BufferStats()    # Java: ServerStats.clientResponseStats
         self.auth_failed_count = 0                    # Java: ServerStats.authFailedCntr (x509 over Netty only)
-        self.audit = audit if audit is not None else ZKAuditProvider.from_properties(self.system_properties())
+        self._audit = audit   # made at its first use (the `audit` property), as Java's class is loaded
         self.jvm_pause_monitor = jvm_pause_monitor
         if jvm_pause_monitor is not None:
             LOG.info("Added JvmPauseMonitor to server")
@@ -153,6 +200,21 @@ class ZooKeeperServer:
                     client_port_listen_backlog=getattr(peer, "client_port_listen_backlog", -1),
                     config=peer if hasattr(peer, "system_properties") else None,  # a bare test peer has none
                     server_metrics=getattr(peer, "metrics", None), zk_db=peer.zk_db)
+
+    @property
+    def audit(self) -> ZKAuditProvider:
+        """The audit provider, made at its first use: the one passed in, else the peer's (a quorum server's config
+        is its peer), else one from this server's properties. Java's ZKAuditProvider is static and logs `ZooKeeper
+        audit is disabled.` when first used: by a standalone server after its ContainerManager, by a peer after
+        it started; never again when a role makes a new server."""
+        if self._audit is None:
+            self._audit = (getattr(self.config, "audit", None)
+                           or ZKAuditProvider.from_properties(self.system_properties()))
+        return self._audit
+
+    @audit.setter
+    def audit(self, provider: ZKAuditProvider | None) -> None:
+        self._audit = provider
 
     @property
     def dt(self) -> DataTree:

@@ -1,0 +1,144 @@
+"""The banner and `Server environment:` lines: where a server prints them, and how often.
+
+Java prints them from a `static` block of `ZooKeeperServer` (with the values of a few switches), so once per
+JVM, when the class is first used: on the standalone road at `new ZooKeeperServer(...)` in
+`ZooKeeperServerMain.runFromConfig`, on the quorum road at `new ZKDatabase(...)` in
+`QuorumPeerMain.runFromConfig` (its DataTree asks `ZooKeeperServer.isDigestEnabled()`), and never again when
+a peer's role makes a new server. Each test runs Java 3.8 and zkref the same way and compares their logs in
+log order (never timestamps).
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import Ensemble, JavaZooKeeper, ZkrefServer, java_available
+
+pytestmark = pytest.mark.skipif(not java_available(), reason="needs Debian's Java ZooKeeper 3.8")
+
+# `2026-01-01 00:00:00,000 [myid:1] - INFO  [thread:Class@123] - message`; a thread name may hold ':' and ']'
+LINE = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ \[myid:\d*\] - \w+\s+\[.*:([\w$]+)@\d+\] - (.*)$")
+
+# Lines of ZooKeeperServer's two static blocks other than the banner and the environment (Java prints the
+# ones whose switch is on or that it always prints; zkref leaves out the settings it does not read)
+STATIC_SWITCHES = ("zookeeper.enableEagerACLCheck = ", 'zookeeper.skipACL=="yes"', "zookeeper.enforceQuota = ",
+                   "zookeeper.digest.enabled = ", "zookeeper.closeSessionTxn.enabled = ", "zookeeper.flushDelay = ",
+                   "zookeeper.maxWriteQueuePollTime = ", "zookeeper.maxBatchSize=",
+                   "zookeeper.intBufferStartingSizeBytes = ")
+
+
+def entries(log: str) -> list[tuple[str, str]]:
+    "(class, message) of each log line, in log order (continuation lines, e.g. stack traces, left out)."
+    return [(m[1], m[2]) for m in map(LINE.match, log.splitlines()) if m]
+
+
+def in_static_block(entry: tuple[str, str]) -> bool:
+    cls, msg = entry
+    return (cls == "ZookeeperBanner" or msg.startswith("Server environment:")
+            or (cls == "ZooKeeperServer" and msg.startswith(STATIC_SWITCHES)))
+
+
+def static_block(log: str, other: str) -> dict:
+    """The static block of `log` and its neighbours: the line before the banner, and the first line after the
+    block that `other` (the other implementation's log) prints too."""
+    es = entries(log)
+    known = set(entries(other))
+    start = next(i for i, e in enumerate(es) if e[0] == "ZookeeperBanner")
+    end = start
+    while end < len(es) and in_static_block(es[end]):
+        end += 1
+    return {"before": es[start - 1],
+            "after": next(e for e in es[end:] if e in known),
+            "banner": [msg for cls, msg in es[start:end] if cls == "ZookeeperBanner"],
+            "first_env": next(msg for _, msg in es[start:end] if msg.startswith("Server environment:")),
+            "switches": [msg for cls, msg in es[start:end] if cls == "ZooKeeperServer"]}
+
+
+def assert_same_placement(java_log: str, zkref_log: str) -> None:
+    java, zkref = static_block(java_log, zkref_log), static_block(zkref_log, java_log)
+    assert zkref["before"] == java["before"], (zkref["before"], java["before"])
+    assert zkref["after"] == java["after"], (zkref["after"], java["after"])
+    assert zkref["banner"] == java["banner"]
+    assert zkref["first_env"].startswith("Server environment:zookeeper.version=3.8")
+    assert java["first_env"].startswith("Server environment:zookeeper.version=3.8")
+    # zkref's switch lines are Java's, in Java's order, less the settings it does not read
+    assert zkref["switches"] == [s for s in java["switches"] if s in zkref["switches"]]
+    assert zkref["switches"] == ["zookeeper.digest.enabled = true", "zookeeper.closeSessionTxn.enabled = true"]
+
+
+def count(log: str, cls: str, prefix: str) -> int:
+    return sum(1 for c, msg in entries(log) if c == cls and msg.startswith(prefix))
+
+
+def assert_once(log: str) -> None:
+    "The banner, the environment, the static switches and the ACL digest algorithm: once each."
+    assert count(log, "ZookeeperBanner", "  ______") == 1
+    assert count(log, "Environment", "Server environment:zookeeper.version=") == 1
+    assert count(log, "ZooKeeperServer", "zookeeper.digest.enabled = ") == 1
+    assert count(log, "DigestAuthenticationProvider", "ACL digest algorithm is: ") == 1
+    assert count(log, "ZKAuditProvider", "ZooKeeper audit is ") == 1
+
+
+def test_standalone_prints_the_static_block_where_java_does(tmp_path):
+    """Standalone: Java first uses ZooKeeperServer at `new ZooKeeperServer(...)`, right after the
+    FileTxnSnapLog line (`zookeeper.snapshot.trust.empty`): the banner, the environment and the switches
+    follow it, and the constructor's first line (BlueThrottle's) follows them. zkref prints the same lines in
+    the same places, each once (the audit provider's line comes later, after the ContainerManager's).
+    Reference: Java ZooKeeperServer static initializer; ZooKeeperServerMain.runFromConfig"""
+    logs = {}
+    for cls in (JavaZooKeeper, ZkrefServer):
+        server = cls(tmp_path / cls.kind).start()
+        server.stop()
+        logs[cls.kind] = server.logs()
+    assert_same_placement(logs["java"], logs["zkref"])
+    for kind, log in logs.items():
+        assert_once(log)
+        es = entries(log)
+        audit = es.index(("ZKAuditProvider", "ZooKeeper audit is disabled."))
+        assert es[audit - 1][0] == "ContainerManager", (kind, es[audit - 1])
+
+
+def run_ensemble_with_role_change(root, kind: str) -> tuple[Ensemble, int]:
+    """Form a three-server ensemble, stop its leader, wait until one of the two followers leads; return the
+    stopped ensemble and the id of that new leader."""
+    e = Ensemble(root / kind, (kind,) * 3)
+    try:
+        e.start()
+        first = e.wait_formed()
+        e.stop(first)
+        second = e.wait_formed([i for i in e.ids if i != first])
+    finally:
+        e.stop_all()
+    return e, second
+
+
+@pytest.fixture(scope="module")
+def ensembles(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ensembles")
+    return {kind: run_ensemble_with_role_change(root, kind) for kind in ("java", "zkref")}
+
+
+def test_quorum_prints_the_static_block_where_java_does(ensembles):
+    """Quorum: Java first uses ZooKeeperServer at `new ZKDatabase(...)` in QuorumPeerMain.runFromConfig
+    (DataTree → NodeHashMapImpl → ZooKeeperServer.isDigestEnabled), after the peer's setters
+    (`connectToLearnerMasterLimit set to 0`) and before ZKDatabase's `zookeeper.snapshotSizeFactor`, long
+    before any role makes a server. zkref prints the banner, environment and switches in that place.
+    Reference: Java ZooKeeperServer static initializer; QuorumPeerMain.runFromConfig; NodeHashMapImpl"""
+    (java, _), (zkref, _) = ensembles["java"], ensembles["zkref"]
+    for i in java.ids:
+        assert_same_placement(java.log(i), zkref.log(i))
+
+
+def test_quorum_prints_the_static_block_once_across_role_changes(ensembles):
+    """A follower that becomes leader makes a new ZooKeeperServer (a LeaderZooKeeperServer), but the JVM has
+    loaded the class already: Java prints the banner, the environment, the switches, the ACL digest algorithm
+    and the audit line once per process, and so does zkref, on every server of the ensemble.
+    Reference: Java ZooKeeperServer static initializer (once per JVM); QuorumPeer.run (makeFollower, makeLeader)"""
+    for kind, (ens, new_leader) in ensembles.items():
+        log = ens.log(new_leader)
+        es = entries(log)
+        following = es.index(("QuorumPeer", "FOLLOWING"))
+        assert ("QuorumPeer", "LEADING") in es[following:], (kind, "the new leader did not follow first")
+        for i in ens.ids:
+            assert_once(ens.log(i))
