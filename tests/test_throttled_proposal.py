@@ -81,6 +81,85 @@ def test_leader_refuses_to_propose_a_throttled_request():
     run_on_cluster(scenario, 3)
 
 
+def test_leader_commit_processor_refuses_a_throttled_commit():
+    """A throttled request handed to a running leader's commit processor as committed (only a bug could do it:
+    none is proposed) is not applied: the processor logs Java's `Throttled request in committed pool: <request>.
+    Exiting.` as thread CommitProcessor:<myid>, then ServiceUtils' line for the exit, stops, puts the server in
+    ERROR, and the leader steps down where Java's JVM would exit; the ensemble elects again and serves.
+    Reference: Java CommitProcessor.run (committedRequests.peek().isThrottled() →
+    ServiceUtils.requestSystemExit(ExitCode.UNEXPECTED_ERROR)), ServiceUtils.LOG_ONLY."""
+    async def scenario(c):
+        await c.start()
+        first = await c.wait_for_leader(60)
+        peer = c.members[first].runner.main.quorum_peer
+        leader = peer.role
+        await until(lambda: leader.zks is not None, 30, "the leader's server")
+        zks = leader.zks
+        request = Request(None, 0x1000002, 9, OpCode.create, b"")
+        request.is_throttled = True
+
+        async def as_the_leader():
+            MYID.set(str(first))
+            zks.proposer.committed(request)               # Java: Leader.tryToCommit → CommitProcessor.commit
+        await asyncio.get_running_loop().create_task(as_the_leader())
+
+        log = c.logs(first)
+        assert re.search(r"ERROR \[CommitProcessor:%d:CommitProcessor@\d+\] - Throttled request in committed pool: "
+                         r"sessionid:0x1000002 type:create cxid:0x9 zxid:0xfffffffffffffffe txntype:unknown "
+                         r"reqpath:n/a\. Exiting\." % first, log), log
+        assert re.search(r"ERROR \[CommitProcessor:%d:ServiceUtils@\d+\] - Fatal error, JVM should exit with "
+                         r"code 1\. Actually System\.exit is disabled" % first, log), log
+        assert zks.proposer.commit_processor.stopped and zks.state.name == "ERROR"
+        await until(lambda: peer.role is not leader, 30, "the leader to step down")
+        await c.wait_for_leader(60)
+        children = await asyncio.to_thread(_kazoo_children, ",".join(
+            f"127.0.0.1:{c.members[s].client_port}" for s in c.sids))
+        assert children == ["zookeeper"]
+    run_on_cluster(scenario, 3)
+
+
+def test_learner_refuses_to_forward_a_throttled_request():
+    """A throttled request handed to a running follower's Learner.request (only a bug could do it: the
+    FollowerRequestProcessor answers it THROTTLEDOP and forwards none) is not sent to the leader: the follower logs
+    Java's `Throttled request sent to leader: <request>. Exiting` and ServiceUtils' line for the exit, its server
+    goes to ERROR and the role ends where Java's JVM would exit; it syncs again and the ensemble serves.
+    Reference: Java Learner.request (request.isThrottled() → ServiceUtils.requestSystemExit(ExitCode.UNEXPECTED_ERROR)),
+    ServiceUtils.LOG_ONLY."""
+    async def scenario(c):
+        await c.start()
+        first = await c.wait_for_leader(60)
+        sid = next(s for s in c.sids if s != first)
+        peer = c.members[sid].runner.main.quorum_peer
+        await until(lambda: peer.role is not None and getattr(peer.role, "zks", None) is not None, 30,
+                    "the follower's server")
+        follower = peer.role
+        request = Request(None, 0x1000003, 11, OpCode.create, b"")
+        request.is_throttled = True
+
+        def sent():
+            return [e for e in c.zab_trace if e.kind == "send" and e.myid == sid and e.type == "REQUEST"]
+        before = len(sent())
+
+        async def as_the_follower():
+            MYID.set(str(sid))
+            follower.request(request)
+        await asyncio.get_running_loop().create_task(as_the_follower())
+
+        assert len(sent()) == before
+        log = c.logs(sid)
+        assert re.search(r"ERROR \[[^\]]*:Learner@\d+\] - Throttled request sent to leader: sessionid:0x1000003 "
+                         r"type:create cxid:0xb zxid:0xfffffffffffffffe txntype:unknown reqpath:n/a\. Exiting$",
+                         log, re.M), log
+        assert re.search(r"ERROR \[[^\]]*:ServiceUtils@\d+\] - Fatal error, JVM should exit with code 1\. "
+                         r"Actually System\.exit is disabled", log), log
+        await until(lambda: peer.role is not follower, 30, "the follower's role to end")
+        await c.wait_for_leader(60)
+        await until(lambda: c.state(sid) == "FOLLOWING", 60, "the follower to follow again")
+        children = await asyncio.to_thread(_kazoo_children, f"127.0.0.1:{c.members[sid].client_port}")
+        assert children == ["zookeeper"]
+    run_on_cluster(scenario, 3)
+
+
 # The flood: a RequestThrottler that lets one request into the pipeline at a time and marks every request that
 # waited more than 1 ms throttled. A pipelined write waits at least for the one ahead of it to commit (a quorum
 # round trip and an fsync), so nearly every request after the first of each burst is throttled.
