@@ -99,9 +99,9 @@ def test_standalone_prints_the_static_block_where_java_does(tmp_path):
         assert es[audit - 1][0] == "ContainerManager", (kind, es[audit - 1])
 
 
-def run_ensemble_with_role_change(root, kind: str) -> tuple[Ensemble, int]:
+def run_ensemble_with_role_change(root, kind: str) -> tuple[Ensemble, int, int]:
     """Form a three-server ensemble, stop its leader, wait until one of the two followers leads; return the
-    stopped ensemble and the id of that new leader."""
+    stopped ensemble, the first leader's id and the new leader's."""
     e = Ensemble(root / kind, (kind,) * 3)
     try:
         e.start()
@@ -110,7 +110,7 @@ def run_ensemble_with_role_change(root, kind: str) -> tuple[Ensemble, int]:
         second = e.wait_formed([i for i in e.ids if i != first])
     finally:
         e.stop_all()
-    return e, second
+    return e, first, second
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,7 @@ def test_quorum_prints_the_static_block_where_java_does(ensembles):
     (`connectToLearnerMasterLimit set to 0`) and before ZKDatabase's `zookeeper.snapshotSizeFactor`, long
     before any role makes a server. zkref prints the banner, environment and switches in that place.
     Reference: Java ZooKeeperServer static initializer; QuorumPeerMain.runFromConfig; NodeHashMapImpl"""
-    (java, _), (zkref, _) = ensembles["java"], ensembles["zkref"]
+    java, zkref = ensembles["java"][0], ensembles["zkref"][0]
     for i in java.ids:
         assert_same_placement(java.log(i), zkref.log(i))
 
@@ -135,10 +135,39 @@ def test_quorum_prints_the_static_block_once_across_role_changes(ensembles):
     loaded the class already: Java prints the banner, the environment, the switches, the ACL digest algorithm
     and the audit line once per process, and so does zkref, on every server of the ensemble.
     Reference: Java ZooKeeperServer static initializer (once per JVM); QuorumPeer.run (makeFollower, makeLeader)"""
-    for kind, (ens, new_leader) in ensembles.items():
+    for kind, (ens, _, new_leader) in ensembles.items():
         log = ens.log(new_leader)
         es = entries(log)
         following = es.index(("QuorumPeer", "FOLLOWING"))
         assert ("QuorumPeer", "LEADING") in es[following:], (kind, "the new leader did not follow first")
         for i in ens.ids:
             assert_once(ens.log(i))
+
+
+def throttler_start(log: str, other: str) -> tuple[int, tuple[str, str]]:
+    """How many times `log` has RequestThrottler's start line, and the line before the first one that `other`
+    prints too (the sid in `PrepRequestProcessor (sid:N) started` blanked: zkref's leader prints 0, Java's its
+    myid)."""
+    def norm(es):
+        return [(c, re.sub(r"\(sid:\d+\)", "(sid:N)", m)) for c, m in es]
+    es, known = norm(entries(log)), set(norm(entries(other)))
+    starts = [i for i, (c, m) in enumerate(es) if c == "RequestThrottler" and m.startswith(
+        "zookeeper.request_throttler.shutdownTimeout = ")]
+    before = next(e for e in reversed(es[:starts[0]]) if e in known and e[0] not in ("NIOServerCnxn",))
+    return len(starts), before
+
+
+def test_quorum_request_throttler_start_line_once_where_java_prints_it(ensembles):
+    """A quorum server's first role starts the RequestThrottler thread (startupWithServerState): a leader after
+    its processors, a follower at NEWLEADER after `Initialized FollowerRequestProcessor …`; its class logs
+    `zookeeper.request_throttler.shutdownTimeout = 10000 ms` then, and not again when the next role starts
+    another. zkref prints it once, after the same line, for the first leader, the follower that became leader
+    and the follower that stayed one.
+    Reference: Java RequestThrottler static initializer; ZooKeeperServer.startupWithServerState; Learner.syncWithLeader"""
+    (java, jl, jn), (zkref, zl, zn) = ensembles["java"], ensembles["zkref"]
+    j_other = next(i for i in java.ids if i not in (jl, jn))
+    z_other = next(i for i in zkref.ids if i not in (zl, zn))
+    for j, z in ((jl, zl), (jn, zn), (j_other, z_other)):
+        jlog, zlog = java.log(j), zkref.log(z)
+        assert throttler_start(zlog, jlog) == throttler_start(jlog, zlog), (j, z)
+        assert throttler_start(jlog, zlog)[0] == 1

@@ -292,3 +292,41 @@ def test_requests_held_past_throttled_op_wait_time_get_throttledop(throttled_ops
         assert zkref[role][1]["throttled_ops"] == m["throttled_ops"]
     assert java["nodes"] == ["p0", "q0", "zookeeper"]
     assert zkref["nodes"] == java["nodes"]
+
+
+def _start_lines(flags: list[str], kind: str, workdir) -> dict:
+    """Start a standalone server of `kind` with `flags`, stop it; its RequestThrottler lines and the line
+    before the first of them (class and message, digits of a duration blanked; the connection threads' lines
+    of the start's `srvr` polls left out)."""
+    import re
+    from conftest import JavaZooKeeper, ZkrefServer
+    cls = JavaZooKeeper if kind == "java" else ZkrefServer
+    server = cls(workdir / f"{kind}-{len(flags)}", jvm_flags=flags).start()
+    server.stop()
+    line = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ \[myid:\d*\] - \w+\s+\[.*:([\w$]+)@\d+\] - (.*)$")
+    es = [(m[1], re.sub(r"in \d+ ms", "in N ms", m[2])) for m in map(line.match, server.logs().splitlines())
+          if m and m[1] not in ("NIOServerCnxn", "FourLetterCommands")]   # not the test's `srvr` polls
+    first = next(i for i, (cls_, _) in enumerate(es) if cls_ == "RequestThrottler")
+    # up to the server's shutdown (Java's standalone server is stopped by SIGTERM without one)
+    end = next((i for i, e in enumerate(es) if e == ("ZooKeeperServer", "shutting down")), len(es))
+    return {"lines": [msg for cls_, msg in es[:end] if cls_ == "RequestThrottler"], "before": es[first - 1]}
+
+
+@pytest.mark.parametrize("flags", [[], ["-Dzookeeper.request_throttle_max_requests=1"],
+                                   ["-Dzookeeper.request_throttle_max_requests=1",
+                                    "-Dzookeeper.request_throttler.shutdownTimeout=2500"]],
+                         ids=["default", "max_requests=1", "shutdownTimeout=2500"])
+def test_request_throttler_start_lines(tmp_path, flags):
+    """Java's RequestThrottler logs one line as it starts, from a static block: `zookeeper.request_throttler.
+    shutdownTimeout = <ms> ms` (default 10000), once per JVM, when startupWithServerState starts the
+    throttler thread after loading the data (`Snapshot taken in N ms`) — whether the throttle is off (the
+    default) or on; the throttle's own settings are not logged. zkref, which runs no throttler task while the
+    throttle is off, prints the same lines after the same line.
+    Reference: Java RequestThrottler static initializer; ZooKeeperServer.startupWithServerState"""
+    from conftest import java_available
+    if not java_available():
+        pytest.skip("needs Debian's Java ZooKeeper 3.8")
+    java, zkref = (_start_lines(flags, kind, tmp_path) for kind in ("java", "zkref"))
+    timeout = "2500" if any("shutdownTimeout" in f for f in flags) else "10000"
+    assert java["lines"] == [f"zookeeper.request_throttler.shutdownTimeout = {timeout} ms"]
+    assert zkref == java

@@ -15,7 +15,7 @@ from ..proto import OpCode
 from .request import Request
 
 # %% auto #0
-__all__ = ['LOG', 'ZLOG', 'flag', 'StaleCheck', 'must_drop', 'RequestThrottler']
+__all__ = ['LOG', 'ZLOG', 'SHUTDOWN_TIMEOUT', 'flag', 'StaleCheck', 'must_drop', 'RequestThrottler', 'start_request_throttler']
 
 # %% ../../nbs/11_requests5_throttler.ipynb #589bd738
 LOG = get_logger("RequestThrottler")
@@ -159,3 +159,19 @@ class RequestThrottler:
             dropped += 1
         LOG.info("RequestThrottler shutdown. Dropped %d requests", dropped)
         return dropped
+
+# %% ../../nbs/11_requests5_throttler.ipynb #6d45f162
+SHUTDOWN_TIMEOUT = "zookeeper.request_throttler.shutdownTimeout"
+_CLASS_LOADED = False   # Java: RequestThrottler's static block has run in this JVM
+
+def start_request_throttler(zks) -> None:
+    "Log the shutdown timeout the first time a server starts in this process. Java: ZooKeeperServer.startRequestThrottler"
+    global _CLASS_LOADED
+    if _CLASS_LOADED:
+        return
+    _CLASS_LOADED = True
+    try:                                                    # Java: Integer.getInteger(SHUTDOWN_TIMEOUT, 10000)
+        timeout = int(zks.prop(SHUTDOWN_TIMEOUT, None) or 10000)
+    except ValueError:
+        timeout = 10000
+    LOG.info("%s = %d ms", SHUTDOWN_TIMEOUT, timeout)
