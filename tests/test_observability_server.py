@@ -303,3 +303,141 @@ def test_auth_failure_count_is_javas(zkref_zk, java_zk):
     j, z = mntr(java.client_port), mntr(zkref.client_port)
     keys = ("zk_auth_failed_count", "zk_min_client_response_size")
     assert [z[k] for k in keys] == [j[k] for k in keys] == ["0", "16"]
+
+
+# ------------------------------------------------------------------ mbeans against Java's real MBeans (JMX)
+JMX_READER = """
+import com.sun.tools.attach.VirtualMachine;
+import javax.management.*;
+import javax.management.remote.*;
+
+public class ReadBeans {
+    public static void main(String[] args) throws Exception {
+        VirtualMachine vm = VirtualMachine.attach(args[0]);
+        String address = vm.startLocalManagementAgent();
+        vm.detach();
+        try (JMXConnector c = JMXConnectorFactory.connect(new JMXServiceURL(address))) {
+            MBeanServerConnection m = c.getMBeanServerConnection();
+            for (ObjectName n : m.queryNames(new ObjectName("org.apache.ZooKeeperService:*"), null)) {
+                System.out.println("BEAN\\t" + n);
+                for (MBeanAttributeInfo ai : m.getMBeanInfo(n).getAttributes()) {
+                    Object v;
+                    try { v = m.getAttribute(n, ai.getName()); } catch (Exception e) { v = "<error>"; }
+                    System.out.println("ATTR\\t" + ai.getName() + "\\t" + String.valueOf(v).replace("\\n", "\\\\n"));
+                }
+            }
+        }
+    }
+}
+"""
+
+# Flags every attribute below depends on, given to Java and zkref alike
+MBEAN_FLAGS = ["-Dzookeeper.leader.maxConcurrentSnapSyncs=3", "-Dzookeeper.leader.maxConcurrentDiffSyncs=7",
+               "-Dzookeeper.throttled_op_wait_time=25", "-Dzookeeper.request_throttle_max_requests=5",
+               "-Dzookeeper.request_throttle_stall_time=50", "-Dzookeeper.request_throttle_drop_stale=false",
+               "-Dzookeeper.request_stale_latency_check=true", "-Dzookeeper.largeRequestThreshold=2048",
+               "-Dzookeeper.largeRequestMaxBytes=4194304", "-Dzookeeper.connection_throttle_tokens=500",
+               "-Djute.maxbuffer=2000000"]
+# Java attributes zkref leaves out: settings of machinery it does not have (see chapter 09a3)
+NOT_IN_ZKREF = {"FlushDelay", "MaxWriteQueuePollTime", "MaxBatchSize", "TxnLogElapsedSyncTime",
+                "CommitProcMaxReadBatchSize", "CommitProcMaxCommitBatchSize"}
+ZKREF_ONLY = {"State"}
+# Values that differ between any two runs (times, sizes, counters of the test's own polling) or by design
+NOT_COMPARED = {"Version", "StartTime", "ClientPort", "DataDirSize", "LogDirSize", "PacketsReceived", "PacketsSent",
+                "ElectionTimeTaken", "AvgRequestLatency", "MinRequestLatency", "MaxRequestLatency",
+                "OutstandingRequests", "NumAliveConnections", "LastClientResponseSize", "MinClientResponseSize",
+                "MaxClientResponseSize"}
+
+
+def java_mbeans(pid: int, workdir: Path) -> dict[str, dict[str, str]]:
+    "Java's org.apache.ZooKeeperService MBeans of JVM `pid` (attach API, no network): name -> {attribute: value}."
+    source = workdir / "ReadBeans.java"
+    source.write_text(JMX_READER)
+    out = subprocess.run(["java", str(source), str(pid)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    beans: dict[str, dict[str, str]] = {}
+    for line in out.stdout.splitlines():
+        kind, *rest = line.split("\t")
+        if kind == "BEAN":
+            current = beans.setdefault(rest[0], {})
+        elif kind == "ATTR":
+            current[rest[0]] = rest[1] if len(rest) > 1 else ""
+    return beans
+
+
+def as_java(value) -> str:
+    "A zkref mbeans value as Java's String.valueOf prints it."
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def assert_bean_like_javas(java_attrs: dict[str, str], zkref_attrs: dict) -> None:
+    assert set(java_attrs) - NOT_IN_ZKREF == set(zkref_attrs) - ZKREF_ONLY, (
+        set(java_attrs) - NOT_IN_ZKREF ^ set(zkref_attrs) - ZKREF_ONLY)
+    for name in set(java_attrs) - NOT_IN_ZKREF - NOT_COMPARED:
+        assert as_java(zkref_attrs[name]) == java_attrs[name], (name, zkref_attrs[name], java_attrs[name])
+
+
+class _AdminEnsemble:
+    "A three-server ensemble (conftest's Ensemble) whose zkref servers run their AdminServer on free ports."
+    def __new__(cls, root, kinds, **kw):
+        from conftest import Ensemble, free_ports
+        ports = dict(zip((1, 2, 3), free_ports(3)))
+
+        class WithAdmin(Ensemble):
+            def server_config(self, i):
+                return {"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
+                        "admin.serverPort": ports[i]} if kinds[i - 1] == "zkref" else {}
+        e = WithAdmin(root, kinds, **kw)
+        e.admin_ports = ports
+        return e
+
+
+def test_mbeans_leader_bean_is_javas_leader_mbean(tmp_path):
+    """On a leader, Java registers the server bean as `ReplicatedServer_id<myid>,replica.<myid>,Leader`, a
+    LeaderBean: ZooKeeperServerMXBean's attributes — among them ThrottledOpWaitTime and the other throttle
+    settings — and LeaderMXBean's CurrentZxid, ElectionTimeTaken, Last/Min/MaxProposalSize and the learner sync
+    limits MaxConcurrentSnapSyncs and MaxConcurrentDiffSyncs. zkref's `mbeans` shows the leader's bean under the
+    same name, with the same attributes (less the settings of machinery zkref lacks), and the values follow the
+    same -D flags: read from Java 3.8's real MBeans over the JVM attach API.
+    Reference: Java LeaderMXBean, LeaderBean, ZooKeeperServerMXBean (getThrottledOpWaitTime),
+    LeaderZooKeeperServer.registerJMX, QuorumPeer (QuorumBean, LocalPeerBean)"""
+    from conftest import java_available
+    if not java_available():
+        pytest.skip("needs Debian's Java ZooKeeper 3.8")
+    leaders = {}
+    for kind in ("java", "zkref"):
+        e = _AdminEnsemble(tmp_path / kind, (kind,) * 3, jvm_flags=MBEAN_FLAGS)
+        try:
+            e.start()
+            lead = e.wait_formed()
+            if kind == "java":
+                beans = java_mbeans(e.procs[lead].proc.pid, tmp_path)
+            else:
+                status, body = http_get(e.admin_ports[lead], "/commands/mbeans")
+                assert status == 200, body
+                beans = {b["name"]: b["attributes"] for b in json.loads(body)["beans"]}
+        finally:
+            e.stop_all()
+        name = f"org.apache.ZooKeeperService:name0=ReplicatedServer_id{lead},name1=replica.{lead},name2=Leader"
+        assert name in beans and name + ",name3=InMemoryDataTree" in beans, (kind, sorted(beans))
+        leaders[kind] = beans[name]
+    java, zkref = leaders["java"], leaders["zkref"]
+    assert (java["MaxConcurrentSnapSyncs"], java["MaxConcurrentDiffSyncs"], java["ThrottledOpWaitTime"]) == ("3", "7", "25")
+    assert_bean_like_javas(java, zkref)
+
+
+def test_mbeans_standalone_bean_throttle_settings_are_javas(tmp_path, java_zk, zkref_zk):
+    """A standalone server's bean (`StandaloneServer_port<N>`) shows ZooKeeperServerMXBean's attributes:
+    ThrottledOpWaitTime (zookeeper.throttled_op_wait_time), the RequestThrottler's limit, stall time and
+    drop-stale switch, the stale checks, the connection throttle and the large-request limits, with the values
+    the -D flags gave; zkref's `mbeans` has the same attribute names and values as Java 3.8's MBean.
+    Reference: Java ZooKeeperServerBean, ZooKeeperServerMXBean (getThrottledOpWaitTime), ZooKeeperServer.registerJMX"""
+    java = java_zk(jvm_flags=MBEAN_FLAGS)
+    java_beans = java_mbeans(java.proc.pid, tmp_path)
+    java_attrs = java_beans[f"org.apache.ZooKeeperService:name0=StandaloneServer_port{java.client_port}"]
+    server, port = admin_server(lambda cfg: zkref_zk(cfg, jvm_flags=MBEAN_FLAGS))
+    body = json.loads(http_get(port, "/commands/mbeans")[1])
+    zkref_attrs = {b["name"]: b["attributes"] for b in body["beans"]}[
+        f"org.apache.ZooKeeperService:name0=StandaloneServer_port{server.client_port}"]
+    assert (java_attrs["ThrottledOpWaitTime"], zkref_attrs["ThrottledOpWaitTime"]) == ("25", 25)
+    assert_bean_like_javas(java_attrs, zkref_attrs)

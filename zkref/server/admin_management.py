@@ -15,7 +15,8 @@ from .admin_commands import (COMMANDS, ZKREF_COMMANDS, Command, CommandResponse,
 from .cnxn import ServerCnxn, _full_version
 
 # %% auto #0
-__all__ = ['MLOG', 'LOG4J_LEVELS', 'register_management', 'log4j_level_name', 'logger_levels', 'mbeans']
+__all__ = ['MLOG', 'LOG4J_LEVELS', 'register_management', 'log4j_level_name', 'logger_levels', 'server_bean_path', 'object_name',
+           'mbeans']
 
 # %% ../../nbs/09a3_admin_management.ipynb #1f4230e5
 MLOG = get_logger("ManagedUtil")
@@ -86,7 +87,7 @@ def _loggers(zks, kwargs, r: CommandResponse) -> None:
     else:
         r.put("loggers", levels)
 
-# %% ../../nbs/09a3_admin_management.ipynb #4ee2ed16
+# %% ../../nbs/09a3_admin_management.ipynb #a87fedcc
 def _server_bean(zks) -> dict[str, Any]:
     "Java: ZooKeeperServerBean (ZooKeeperServerMXBean's attributes)."
     s, m = zks.server_stats(), monitor_values(zks)
@@ -105,7 +106,46 @@ def _server_bean(zks) -> dict[str, Any]:
             "MaxRequestLatency": s["max_latency"], "LastClientResponseSize": m.get("last_client_response_size", -1),
             "MinClientResponseSize": m.get("min_client_response_size", -1),
             "MaxClientResponseSize": m.get("max_client_response_size", -1),
-            "DataDirSize": data_size, "LogDirSize": log_size, "State": zks.state.value if hasattr(zks.state, "value") else str(zks.state)}
+            "DataDirSize": data_size, "LogDirSize": log_size, "State": zks.state.value if hasattr(zks.state, "value") else str(zks.state),
+            "AuthFailedCount": m.get("auth_failed_count", 0),
+            "NonMTLSRemoteConnCount": m.get("non_mtls_remote_conn_count", 0),
+            "NonMTLSLocalConnCount": m.get("non_mtls_local_conn_count", 0),
+            "FsyncThresholdExceedCount": m.get("fsync_threshold_exceed_count", 0),
+            "SecureClientAddress": f"{sf.local_address[0]}:{sf.local_port}" if sf is not None and sf.local_address else "",
+            "MaxCnxns": next((x.max_cnxns for x in (f, sf) if x is not None), 0),   # Java: ServerCnxnHelper.getMaxCnxns
+            "JuteMaxBufferSize": next((x.max_buffer for x in (f, sf) if x is not None and hasattr(x, "max_buffer")),
+                                      0xFFFFF),                                # Java: BinaryInputArchive.maxBuffer
+            "ResponseCachingEnabled": True,    # Java's flag, true unless a JMX client clears it
+            **_throttle_attributes(zks)}
+
+def _throttle_attributes(zks) -> dict[str, Any]:
+    "ZooKeeperServerMXBean's throttle settings: connection throttle, RequestThrottler, stale checks, large requests."
+    from zkref.server.request_throttler import RequestThrottler, StaleCheck
+    limit, stall, drop_stale, op_wait = RequestThrottler.settings(zks)   # also while the throttle is off
+    t = getattr(zks, "request_throttler", None)
+    if t is not None:                    # the live values (JMX setters may have changed them in Java)
+        limit, stall, drop_stale, op_wait = t.max_requests, t.stall_time_ms, t.drop_stale, t.throttled_op_wait_time_ms
+    stale = t.stale if t is not None else StaleCheck(zks.prop)
+    bt = getattr(zks, "conn_throttle", None)
+    conn = {} if bt is None else {
+        "ConnectionMaxTokens": bt.max_tokens, "ConnectionTokenFillTime": bt.fill_time,
+        "ConnectionTokenFillCount": bt.fill_count, "ConnectionFreezeTime": bt.freeze_time,
+        "ConnectionDropIncrease": bt.drop_increase, "ConnectionDropDecrease": bt.drop_decrease,
+        "ConnectionDecreaseRatio": bt.decrease_point}
+    return {**conn, "RequestThrottleLimit": limit, "RequestThrottleStallTime": stall,
+            "RequestThrottleDropStale": drop_stale, "ThrottledOpWaitTime": op_wait,
+            "RequestStaleLatencyCheck": stale.latency, "RequestStaleConnectionCheck": stale.connection,
+            "LargeRequestMaxBytes": getattr(zks, "large_request_max_bytes", 100 * 1024 * 1024),
+            "LargeRequestThreshold": getattr(zks, "large_request_threshold", -1)}
+
+def _leader_attributes(zks) -> dict[str, Any]:
+    "LeaderMXBean's own attributes (its operations followerInfo, nonVotingFollowerInfo are not attributes). Java: LeaderBean"
+    leader, stats = zks.leader, zks.leader.proposal_stats
+    return {"CurrentZxid": f"0x{zks.get_zxid() & (2**64 - 1):x}",
+            "ElectionTimeTaken": getattr(leader.peer, "election_time_taken_ms", -1),
+            "LastProposalSize": stats.last, "MinProposalSize": stats.min, "MaxProposalSize": stats.max,
+            "MaxConcurrentSnapSyncs": leader.max_concurrent_snap_syncs,
+            "MaxConcurrentDiffSyncs": leader.max_concurrent_diff_syncs}
 
 def _connection_bean(c: ServerCnxn) -> dict[str, Any]:
     "Java: ConnectionBean (ConnectionMXBean's attributes)."
@@ -126,20 +166,43 @@ def _data_tree_bean(zks) -> dict[str, Any]:
             "WatchCount": dt.watch_count(), "ApproximateDataSize": dt.cached_approximate_data_size(),
             "CountEphemerals": dt.get_ephemerals_count()}
 
+_ROLE_BEANS = {"LeaderZooKeeperServer": "Leader", "ReadOnlyZooKeeperServer": "ReadOnlyServer"}
+
+def server_bean_path(zks) -> list[str]:
+    """The names on the path of the server's bean, as Java's MBeanRegistry builds it: standalone
+    `StandaloneServer_port<N>`; a quorum server under its QuorumBean and LocalPeerBean,
+    `ReplicatedServer_id<myid>`, `replica.<myid>`, then `Leader`, `Follower`, `Observer` or `ReadOnlyServer`."""
+    peer = getattr(zks, "quorum_peer", None) or getattr(zks, "peer", None)
+    if peer is None:
+        f = zks.server_cnxn_factory
+        port = getattr(f, "local_port", None) if f is not None else None
+        if port is None and zks.secure_server_cnxn_factory is not None:
+            port = zks.secure_server_cnxn_factory.local_port
+        return [f"StandaloneServer_port{port if port is not None else -1}"]
+    role = _ROLE_BEANS.get(type(zks).__name__)
+    if role is None:                                 # a learner's server: Java's FollowerBean or ObserverBean
+        learner = getattr(zks, "learner", None)
+        role = "Observer" if learner is not None and type(learner).__name__ == "Observer" else "Follower"
+    return [f"ReplicatedServer_id{peer.myid}", f"replica.{peer.myid}", role]
+
+def object_name(*names: str) -> str:
+    "Java: MBeanRegistry.makeObjectName — name0=…,name1=… under the ZooKeeperService domain."
+    return "org.apache.ZooKeeperService:" + ",".join(f"name{i}={n}" for i, n in enumerate(names))
+
 def mbeans(zks) -> list[dict[str, Any]]:
-    "The org.apache.ZooKeeperService tree of a standalone server: [{name, attributes}], parents first."
-    f = zks.server_cnxn_factory
-    port = getattr(f, "local_port", None) if f is not None else None
-    if port is None and zks.secure_server_cnxn_factory is not None:
-        port = zks.secure_server_cnxn_factory.local_port
-    root = f"org.apache.ZooKeeperService:name0=StandaloneServer_port{port if port is not None else -1}"
-    beans = [{"name": root, "attributes": _server_bean(zks)},
-             {"name": root + ",name1=InMemoryDataTree", "attributes": _data_tree_bean(zks)}]
+    "The org.apache.ZooKeeperService beans of this server: [{name, attributes}], parents first."
+    path = server_bean_path(zks)
+    server = _server_bean(zks)
+    if path[-1] == "Leader":
+        server.update(_leader_attributes(zks))
+    beans = [{"name": object_name(*path), "attributes": server},
+             {"name": object_name(*path, "InMemoryDataTree"), "attributes": _data_tree_bean(zks)}]
     for factory in (zks.server_cnxn_factory, zks.secure_server_cnxn_factory):
         for c in list(factory.cnxns) if factory is not None else []:
             if c.session_id:
-                beans.append({"name": f"{root},name1=Connections,name2={c.remote_address[0]},"
-                                      f"name3=0x{c.session_id & (2**64 - 1):x}", "attributes": _connection_bean(c)})
+                beans.append({"name": object_name(*path, "Connections", c.remote_address[0],
+                                                  f"0x{c.session_id & (2**64 - 1):x}"),
+                              "attributes": _connection_bean(c)})
     return beans
 
 @_zkref_command("mbeans")

@@ -48,7 +48,7 @@ def must_drop(request: Request) -> bool:
     "A request dropped before it on its connection: drop this one too, to keep the order. Java: Request.mustDrop"
     return request.cnxn is not None and getattr(request.cnxn, "invalid", False)
 
-# %% ../../nbs/11_requests5_throttler.ipynb #483ceb2c
+# %% ../../nbs/11_requests5_throttler.ipynb #75d744e4
 class RequestThrottler:
     "Hold requests while the pipeline is full. Java: org.apache.zookeeper.server.RequestThrottler"
     def __init__(self, zks,                  # the ZooKeeperServer it feeds
@@ -63,20 +63,26 @@ class RequestThrottler:
         self._wake = asyncio.Event()
         self.task: asyncio.Task | None = None
 
-    @classmethod
-    def from_properties(cls, zks) -> "RequestThrottler | None":
-        "The server's throttler, or None when `zookeeper.request_throttle_max_requests` is 0 (off)."
+    @staticmethod
+    def settings(zks) -> tuple[int, int, bool, int]:
+        "(max requests, stall time ms, drop stale, throttled-op wait ms) from the server's system properties."
         def int_prop(name, default):                 # Java: Integer.getInteger
             try:
                 return int(zks.prop(name, None) or default)
             except ValueError:
                 return default
-        max_requests = int_prop("zookeeper.request_throttle_max_requests", 0)
+        return (int_prop("zookeeper.request_throttle_max_requests", 0),
+                int_prop("zookeeper.request_throttle_stall_time", 100),
+                flag(zks.prop("zookeeper.request_throttle_drop_stale", None), True),
+                int_prop("zookeeper.throttled_op_wait_time", 0))
+
+    @classmethod
+    def from_properties(cls, zks) -> "RequestThrottler | None":
+        "The server's throttler, or None when `zookeeper.request_throttle_max_requests` is 0 (off)."
+        max_requests, stall_time, drop_stale, throttled_op_wait_time = cls.settings(zks)
         if max_requests <= 0:
             return None
-        return cls(zks, max_requests, int_prop("zookeeper.request_throttle_stall_time", 100),
-                   flag(zks.prop("zookeeper.request_throttle_drop_stale", None), True),
-                   int_prop("zookeeper.throttled_op_wait_time", 0))
+        return cls(zks, max_requests, stall_time, drop_stale, throttled_op_wait_time)
 
     def set_throttled_op_wait_time(self, ms: int) -> None:
         "Java: ZooKeeperServer.setThrottledOpWaitTime (JMX)"
