@@ -370,20 +370,20 @@ def as_java(value) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def assert_bean_like_javas(java_attrs: dict[str, str], zkref_attrs: dict) -> None:
+def assert_bean_like_javas(java_attrs: dict[str, str], zkref_attrs: dict, also_skip=frozenset()) -> None:
     assert set(java_attrs) - NOT_IN_ZKREF == set(zkref_attrs) - ZKREF_ONLY, (
         set(java_attrs) - NOT_IN_ZKREF ^ set(zkref_attrs) - ZKREF_ONLY)
-    for name in set(java_attrs) - NOT_IN_ZKREF - NOT_COMPARED:
+    for name in set(java_attrs) - NOT_IN_ZKREF - NOT_COMPARED - set(also_skip):
         assert as_java(zkref_attrs[name]) == java_attrs[name], (name, zkref_attrs[name], java_attrs[name])
 
 
 class _AdminEnsemble:
-    "A three-server ensemble (conftest's Ensemble) whose zkref servers run their AdminServer on free ports."
-    def __new__(cls, root, kinds, **kw):
+    "An ensemble (conftest's Ensemble, or `base`) whose zkref servers run their AdminServer on free ports."
+    def __new__(cls, root, kinds, base=None, **kw):
         from conftest import Ensemble, free_ports
-        ports = dict(zip((1, 2, 3), free_ports(3)))
+        ports = dict(zip(range(1, len(kinds) + 1), free_ports(len(kinds))))
 
-        class WithAdmin(Ensemble):
+        class WithAdmin(base or Ensemble):
             def server_config(self, i):
                 return {"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1",
                         "admin.serverPort": ports[i]} if kinds[i - 1] == "zkref" else {}
@@ -396,34 +396,47 @@ def test_mbeans_leader_bean_is_javas_leader_mbean(tmp_path):
     """On a leader, Java registers the server bean as `ReplicatedServer_id<myid>,replica.<myid>,Leader`, a
     LeaderBean: ZooKeeperServerMXBean's attributes — among them ThrottledOpWaitTime and the other throttle
     settings — and LeaderMXBean's CurrentZxid, ElectionTimeTaken, Last/Min/MaxProposalSize and the learner sync
-    limits MaxConcurrentSnapSyncs and MaxConcurrentDiffSyncs. zkref's `mbeans` shows the leader's bean under the
-    same name, with the same attributes (less the settings of machinery zkref lacks), and the values follow the
-    same -D flags: read from Java 3.8's real MBeans over the JVM attach API.
-    Reference: Java LeaderMXBean, LeaderBean, ZooKeeperServerMXBean (getThrottledOpWaitTime),
-    LeaderZooKeeperServer.registerJMX, QuorumPeer (QuorumBean, LocalPeerBean)"""
+    limits MaxConcurrentSnapSyncs and MaxConcurrentDiffSyncs; a follower's is `…,Follower`, a FollowerBean
+    (QuorumAddress, LastQueuedZxid, PendingRevalidationCount, ElectionTimeTaken, and its ObserverMaster's packet
+    size and sync limits, -1 without one). zkref's `mbeans` shows both beans under the same names, with the
+    same attributes (less the settings of machinery zkref lacks), and the values follow the same -D flags:
+    read from Java 3.8's real MBeans over the JVM attach API.
+    Reference: Java LeaderMXBean, LeaderBean, FollowerMXBean, FollowerBean, ZooKeeperServerMXBean
+    (getThrottledOpWaitTime), LeaderZooKeeperServer.registerJMX, QuorumPeer (QuorumBean, LocalPeerBean)"""
     from conftest import java_available
     if not java_available():
         pytest.skip("needs Debian's Java ZooKeeper 3.8")
-    leaders = {}
+    found = {}
     for kind in ("java", "zkref"):
         e = _AdminEnsemble(tmp_path / kind, (kind,) * 3, jvm_flags=MBEAN_FLAGS)
         try:
             e.start()
             lead = e.wait_formed()
-            if kind == "java":
-                beans = java_mbeans(e.procs[lead].proc.pid, tmp_path)
-            else:
-                status, body = http_get(e.admin_ports[lead], "/commands/mbeans")
-                assert status == 200, body
-                beans = {b["name"]: b["attributes"] for b in json.loads(body)["beans"]}
+            follower = next(i for i in e.ids if i != lead)
+            for i, role in ((lead, "Leader"), (follower, "Follower")):
+                beans = read_mbeans(e, i, kind, tmp_path)
+                name = f"org.apache.ZooKeeperService:name0=ReplicatedServer_id{i},name1=replica.{i},name2={role}"
+                assert name in beans and name + ",name3=InMemoryDataTree" in beans, (kind, sorted(beans))
+                found[kind, role] = beans[name], e.quorum(lead)
         finally:
             e.stop_all()
-        name = f"org.apache.ZooKeeperService:name0=ReplicatedServer_id{lead},name1=replica.{lead},name2=Leader"
-        assert name in beans and name + ",name3=InMemoryDataTree" in beans, (kind, sorted(beans))
-        leaders[kind] = beans[name]
-    java, zkref = leaders["java"], leaders["zkref"]
+    java, zkref = found["java", "Leader"][0], found["zkref", "Leader"][0]
     assert (java["MaxConcurrentSnapSyncs"], java["MaxConcurrentDiffSyncs"], java["ThrottledOpWaitTime"]) == ("3", "7", "25")
     assert_bean_like_javas(java, zkref)
+    (java, java_leader), (zkref, zkref_leader) = found["java", "Follower"], found["zkref", "Follower"]
+    assert java["MaxConcurrentSnapSyncs"] == "-1"    # a follower without an ObserverMaster has no sync limits
+    for bean, leader_port in ((java, java_leader), (zkref, zkref_leader)):
+        assert as_java(bean["QuorumAddress"]).startswith(f"Socket[addr=/127.0.0.1,port={leader_port},localport=")
+    assert_bean_like_javas(java, zkref, also_skip={"QuorumAddress"})   # its ports are this run's
+
+
+def read_mbeans(e, i: int, kind: str, workdir: Path) -> dict[str, dict]:
+    "Server `i`'s beans: Java's real MBeans, or zkref's `mbeans` command."
+    if kind == "java":
+        return java_mbeans(e.procs[i].proc.pid, workdir)
+    status, body = http_get(e.admin_ports[i], "/commands/mbeans")
+    assert status == 200, body
+    return {b["name"]: b["attributes"] for b in json.loads(body)["beans"]}
 
 
 def test_mbeans_standalone_bean_throttle_settings_are_javas(tmp_path, java_zk, zkref_zk):
@@ -441,3 +454,32 @@ def test_mbeans_standalone_bean_throttle_settings_are_javas(tmp_path, java_zk, z
         f"org.apache.ZooKeeperService:name0=StandaloneServer_port{server.client_port}"]
     assert (java_attrs["ThrottledOpWaitTime"], zkref_attrs["ThrottledOpWaitTime"]) == ("25", 25)
     assert_bean_like_javas(java_attrs, zkref_attrs)
+
+
+def test_mbeans_observer_bean_is_javas_observer_mbean(tmp_path):
+    """An observer registers its server bean as `ReplicatedServer_id<myid>,replica.<myid>,Observer`, an
+    ObserverBean: ZooKeeperServerMXBean's attributes and ObserverMXBean's PendingRevalidationCount,
+    QuorumAddress (its connection to the learner master) and LearnerMaster (that master's quorum address,
+    here the leader's). zkref's `mbeans` shows the same bean with the same attributes and values.
+    Reference: Java ObserverMXBean, ObserverBean, Observer.observeLeader (registerJMX)"""
+    from conftest import WithObserver, java_available
+    if not java_available():
+        pytest.skip("needs Debian's Java ZooKeeper 3.8")
+    found = {}
+    for kind in ("java", "zkref"):
+        e = _AdminEnsemble(tmp_path / kind, (kind,) * 4, base=WithObserver, jvm_flags=MBEAN_FLAGS)
+        try:
+            e.start()
+            lead = e.wait_formed([1, 2, 3])
+            name = "org.apache.ZooKeeperService:name0=ReplicatedServer_id4,name1=replica.4,name2=Observer"
+            wait_for(lambda: e.mode(4) == "observer", 60, what="the observer to serve")
+            beans = read_mbeans(e, 4, kind, tmp_path)
+            assert name in beans and name + ",name3=InMemoryDataTree" in beans, (kind, sorted(beans))
+            found[kind] = beans[name], e.quorum(lead)
+        finally:
+            e.stop_all()
+    (java, java_leader), (zkref, zkref_leader) = found["java"], found["zkref"]
+    for bean, leader_port in ((java, java_leader), (zkref, zkref_leader)):
+        assert as_java(bean["LearnerMaster"]) == f"127.0.0.1:{leader_port}"
+        assert as_java(bean["QuorumAddress"]).startswith(f"Socket[addr=/127.0.0.1,port={leader_port},localport=")
+    assert_bean_like_javas(java, zkref, also_skip={"QuorumAddress", "LearnerMaster"})   # this run's ports

@@ -87,7 +87,7 @@ def _loggers(zks, kwargs, r: CommandResponse) -> None:
     else:
         r.put("loggers", levels)
 
-# %% ../../nbs/09a3_admin_management.ipynb #a87fedcc
+# %% ../../nbs/09a3_admin_management.ipynb #6ea2796f
 def _server_bean(zks) -> dict[str, Any]:
     "Java: ZooKeeperServerBean (ZooKeeperServerMXBean's attributes)."
     s, m = zks.server_stats(), monitor_values(zks)
@@ -166,6 +166,26 @@ def _data_tree_bean(zks) -> dict[str, Any]:
             "WatchCount": dt.watch_count(), "ApproximateDataSize": dt.cached_approximate_data_size(),
             "CountEphemerals": dt.get_ephemerals_count()}
 
+def _learner_attributes(zks, role: str) -> dict[str, Any]:
+    "FollowerMXBean's or ObserverMXBean's own attributes. Java: FollowerBean, ObserverBean"
+    learner = zks.learner
+    writer = getattr(learner, "writer", None)
+    peer_name = writer.get_extra_info("peername") if writer is not None else None
+    local_name = writer.get_extra_info("sockname") if writer is not None else None
+    # Java: Socket.toString of the connection to the learner master
+    sock = f"Socket[addr=/{peer_name[0]},port={peer_name[1]},localport={local_name[1]}]" if peer_name and local_name else ""
+    attrs = {"PendingRevalidationCount": len(getattr(zks, "pending_revalidations", {})), "QuorumAddress": sock}
+    if role == "Observer":
+        addr = getattr(learner, "leader_addr", None)
+        attrs["LearnerMaster"] = f"{addr[0]}:{addr[1]}" if addr else "Unknown"
+        return attrs
+    om = getattr(learner, "om", None)          # this follower's ObserverMaster (chapter 10d), if it runs one
+    return {**attrs, "LastQueuedZxid": f"0x{learner.last_queued & (2**64 - 1):x}",
+            "ElectionTimeTaken": getattr(learner.peer, "election_time_taken_ms", -1),
+            "ObserverMasterPacketSizeLimit": om.pkts_size_limit if om is not None else -1,
+            "MaxConcurrentSnapSyncs": om.max_concurrent_snap_syncs if om is not None else -1,
+            "MaxConcurrentDiffSyncs": om.max_concurrent_diff_syncs if om is not None else -1}
+
 _ROLE_BEANS = {"LeaderZooKeeperServer": "Leader", "ReadOnlyZooKeeperServer": "ReadOnlyServer"}
 
 def server_bean_path(zks) -> list[str]:
@@ -195,6 +215,8 @@ def mbeans(zks) -> list[dict[str, Any]]:
     server = _server_bean(zks)
     if path[-1] == "Leader":
         server.update(_leader_attributes(zks))
+    elif path[-1] in ("Follower", "Observer"):
+        server.update(_learner_attributes(zks, path[-1]))
     beans = [{"name": object_name(*path), "attributes": server},
              {"name": object_name(*path, "InMemoryDataTree"), "attributes": _data_tree_bean(zks)}]
     for factory in (zks.server_cnxn_factory, zks.secure_server_cnxn_factory):
