@@ -1,0 +1,367 @@
+"""Where Java 3.8 ends the JVM from inside a running server (`ServiceUtils.requestSystemExit`), a
+`python -m zkref` server ends its process, with the same code and Java's line `Exiting JVM with code N`; a
+server run inside another process (the in-process mini cluster, notebooks) keeps Java's `LOG_ONLY` procedure
+and lives on.
+
+Each scenario runs real processes on 127.0.0.1 and free ports: `python -m zkref zoo.cfg`, and the same
+scenario against Java 3.8 (Debian's `zookeeper` package) to compare the exit code and the lines. A COMMIT that
+does not match comes from `FakeLeader`: a small leader, in this test's process, that wins the election (a
+LOOKING vote for itself with a newer epoch), then plays the leader's side of Zab's handshake over the quorum
+port with a script of packets.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+import struct
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import ServerProcess, free_ports, java_available, until
+from zkref.config import QuorumPeerConfig
+from zkref.jute import CreateTxn, TxnHeader
+from zkref.main import LOG_ONLY, system_exit_procedure
+from zkref.persistence import marshall_txn_entry
+from zkref.quorum.election import ServerState
+from zkref.quorum.main import QuorumPeerMain
+from zkref.quorum.zab import (ACK, ACKEPOCH, COMMIT, DIFF, FOLLOWERINFO, LEADERINFO, NEWLEADER, PROPOSAL, UPTODATE,
+                              make_zxid as z)
+
+pytestmark = pytest.mark.timeout(180)
+needs_java = pytest.mark.skipif(not java_available(), reason="Java ZooKeeper 3.8 (Debian package zookeeper) is not installed")
+KINDS = ["zkref", pytest.param("java", marks=[needs_java, pytest.mark.java])]
+
+LOOKING = 0                     # Java: QuorumPeer.ServerState.LOOKING
+EXIT_WAIT_S = 60                # every process here must be gone by then
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A fake leader, over real sockets
+
+def _read_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError("connection closed")
+        data += chunk
+    return data
+
+
+def read_quorum_packet(sock: socket.socket) -> tuple[int, int, bytes | None]:
+    "One QuorumPacket (type, zxid, data): jute's int, long, buffer and vector<Id> (a learner sends none)."
+    ptype, zxid, n = struct.unpack(">iqi", _read_exactly(sock, 16))
+    data = _read_exactly(sock, n) if n >= 0 else None
+    (count,) = struct.unpack(">i", _read_exactly(sock, 4))
+    for _ in range(max(count, 0)):                      # an Id: two ustrings
+        for _ in range(2):
+            (m,) = struct.unpack(">i", _read_exactly(sock, 4))
+            _read_exactly(sock, max(m, 0))
+    return ptype, zxid, data
+
+
+def quorum_packet(ptype: int, zxid: int, data: bytes | None = None) -> bytes:
+    "A QuorumPacket on the wire, without authinfo."
+    body = struct.pack(">i", -1) if data is None else struct.pack(">i", len(data)) + data
+    return struct.pack(">iq", ptype, zxid) + body + struct.pack(">i", -1)
+
+
+def create_txn(zxid: int, path: str) -> bytes:
+    "A PROPOSAL's data: a create txn as a txn log entry."
+    return marshall_txn_entry(TxnHeader(client_id=0, cxid=0, zxid=zxid, time=0, type=1),
+                              CreateTxn(path=path, data=b"", acl=[], ephemeral=False, parent_cversion=1))
+
+
+class FakeLeader:
+    """Server 1 of a two-server ensemble, on 127.0.0.1 and ports of its own: it answers each LOOKING
+    notification on its election port with a LOOKING vote for itself at peer epoch `epoch` (which beats a new
+    server's vote for itself), and on its quorum port runs `script(send, recv)` for the learner that connects.
+    Daemon threads; every socket has a timeout, so nothing here can hang a test."""
+
+    def __init__(self, script, sid: int = 1, epoch: int = 1, timeout_s: float = 30.0):
+        self.script, self.sid, self.epoch, self.timeout_s = script, sid, epoch, timeout_s
+        self.election = self._listen()
+        self.quorum = self._listen()
+        self.election_port = self.election.getsockname()[1]
+        self.quorum_port = self.quorum.getsockname()[1]
+        self.received: list[tuple[int, int, bytes | None]] = []   # what the learner sent on the quorum port
+        self.errors: list[BaseException] = []
+        self.learner_connected = threading.Event()
+        self.connections: list[socket.socket] = []
+        self.threads = [threading.Thread(target=self._guard, args=(f,), daemon=True)
+                        for f in (self._serve_election, self._serve_quorum)]
+
+    def _listen(self) -> socket.socket:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        s.settimeout(self.timeout_s)
+        return s
+
+    def start(self) -> "FakeLeader":
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        for s in (self.election, self.quorum, *self.connections):
+            try:
+                s.close()
+            except OSError:
+                pass
+        for t in self.threads:
+            t.join(5)
+
+    def _guard(self, target) -> None:
+        try:
+            target()
+        except (OSError, EOFError):
+            pass                                  # the server under test went away, or stop() closed us
+        except BaseException as e:                # a bug in the script: the test reports it
+            self.errors.append(e)
+
+    def _accept(self, listener: socket.socket) -> socket.socket:
+        conn, _ = listener.accept()
+        conn.settimeout(self.timeout_s)
+        self.connections.append(conn)
+        return conn
+
+    def _serve_election(self) -> None:
+        "Java: QuorumCnxManager.receiveConnection, then FastLeaderElection's WorkerReceiver, reduced to a vote."
+        while True:
+            conn = self._accept(self.election)
+            threading.Thread(target=self._guard, args=(lambda c=conn: self._election_connection(c),),
+                             daemon=True).start()
+
+    def _election_connection(self, conn: socket.socket) -> None:
+        (version,) = struct.unpack(">q", _read_exactly(conn, 8))
+        if version < 0:                                   # protocol version, then the sid and the address
+            _read_exactly(conn, 8)
+            (n,) = struct.unpack(">i", _read_exactly(conn, 4))
+            _read_exactly(conn, n)
+        while True:
+            (n,) = struct.unpack(">i", _read_exactly(conn, 4))
+            msg = _read_exactly(conn, n)
+            state, _leader, _zxid, election_epoch = struct.unpack(">iqqq", msg[:28])
+            if state == LOOKING:                          # our vote: state, leader, zxid, epochs, version 1
+                vote = struct.pack(">iqqqqi", LOOKING, self.sid, 0, election_epoch, self.epoch, 1)
+                conn.sendall(struct.pack(">i", len(vote)) + vote)
+
+    def _serve_quorum(self) -> None:
+        conn = self._accept(self.quorum)
+        self.learner_connected.set()
+
+        def send(ptype: int, zxid: int, data: bytes | None = None) -> None:
+            conn.sendall(quorum_packet(ptype, zxid, data))
+
+        def recv() -> tuple[int, int, bytes | None]:
+            qp = read_quorum_packet(conn)
+            self.received.append(qp)
+            return qp
+
+        self.script(send, recv)
+        while True:                                       # keep the connection until the learner ends it
+            recv()
+
+
+def handshake_and_diff(send, recv, epoch: int = 1) -> None:
+    "Discovery and an empty DIFF sync: FOLLOWERINFO → LEADERINFO → ACKEPOCH → DIFF, NEWLEADER → ACK, UPTODATE → ACK."
+    # Spec: Zab.tla LeaderProcessFOLLOWERINFO, LeaderProcessACKEPOCH, LeaderProcessACKLD
+    ptype, _, _ = recv()
+    assert ptype == FOLLOWERINFO
+    send(LEADERINFO, z(epoch, 0), struct.pack(">i", 0x10000))
+    ptype, _, _ = recv()
+    assert ptype == ACKEPOCH
+    send(DIFF, 0)
+    send(NEWLEADER, z(epoch, 0))
+    ptype, zxid, _ = recv()
+    assert (ptype, zxid) == (ACK, z(epoch, 0))
+    send(UPTODATE, -1)
+    ptype, _, _ = recv()
+    assert ptype == ACK
+
+
+def commit_out_of_order(send, recv) -> None:
+    "Two proposals, then a COMMIT of the second: not the oldest pending txn."
+    handshake_and_diff(send, recv)
+    send(PROPOSAL, z(1, 1), create_txn(z(1, 1), "/a"))
+    send(PROPOSAL, z(1, 2), create_txn(z(1, 2), "/b"))
+    send(COMMIT, z(1, 2))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading the two servers' logs (zkref prints Java's log4j layout)
+
+LINE = re.compile(r"^\S+ \S+ \[myid:\d*\] - (?P<level>\w+)\s+\[(?P<thread>.*):(?P<cls>[\w$]+)@\d+\] - (?P<msg>.*)$")
+
+
+def log_lines(text: str) -> list[tuple[str, str, str, str]]:
+    "(level, thread, class, message) of each log line (stack-trace lines left out)."
+    return [(m["level"], m["thread"], m["cls"], m["msg"]) for m in map(LINE.match, text.splitlines()) if m]
+
+
+def wait_exit(server: ServerProcess) -> int:
+    "The process's exit code; fails (and stops it) if it has not exited within EXIT_WAIT_S."
+    try:
+        return server.proc.wait(EXIT_WAIT_S)
+    except subprocess.TimeoutExpired:
+        server.stop()
+        pytest.fail(f"{server.kind} did not exit within {EXIT_WAIT_S}s:\n{server.logs()[-3000:]}")
+
+
+def follower_of(leader: FakeLeader, root: Path, kind: str) -> ServerProcess:
+    "Server 2 of the fake leader's two-server ensemble, `python -m zkref` or Java 3.8, not started."
+    q2, e2 = free_ports(2)
+    config = {"tickTime": 500, "initLimit": 10, "syncLimit": 5,
+              "server.1": f"127.0.0.1:{leader.quorum_port}:{leader.election_port}",
+              "server.2": f"127.0.0.1:{q2}:{e2}"}
+    return ServerProcess(root / kind, config, myid=2, kind=kind)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Exit 12: a COMMIT that does not match the oldest pending txn
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_commit_not_matching_the_oldest_pending_txn_exits_12(kind, tmp_path):
+    """A follower that is sent a COMMIT for a zxid other than its oldest pending proposal logs
+    `Committing zxid 0x… but next pending txn 0x…` and ends the JVM with exit code 12 (UNMATCHED_TXN_COMMIT):
+    `Exiting JVM with code 12` at ERROR from ServiceUtils, logged by the thread that follows the leader. zkref's
+    `python -m zkref` does the same; the Java run is the oracle for the code and the lines.
+
+    Reference: Java FollowerZooKeeperServer.commit, ServiceUtils.SYSTEM_EXIT, ExitCode.UNMATCHED_TXN_COMMIT
+    """
+    leader = FakeLeader(commit_out_of_order).start()
+    server = follower_of(leader, tmp_path, kind)
+    try:
+        server.start(wait=False)
+        code = wait_exit(server)
+    finally:
+        server.stop()
+        leader.stop()
+    log = server.logs()
+    assert not leader.errors, leader.errors
+    assert code == 12, log[-3000:]
+    lines = log_lines(log)
+    exiting = [l for l in lines if l[2] == "ServiceUtils"]
+    assert [(l[0], l[3]) for l in exiting] == [("ERROR", "Exiting JVM with code 12")], log[-3000:]
+    assert exiting[0][1].startswith("QuorumPeer[myid=2]"), exiting   # the peer's own thread, as Java's
+    mismatch = [l for l in lines if l[3].startswith("Committing zxid")]
+    assert [(l[0], l[3]) for l in mismatch] == [("ERROR", "Committing zxid 0x100000002 but next pending txn 0x100000001")]
+    assert lines.index(mismatch[0]) < lines.index(exiting[0])
+    assert lines[-1] == exiting[0], f"nothing is logged after the exit line:\n{log[-2000:]}"
+    assert "Traceback" not in log
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Exit 14: an election port that cannot be bound
+
+ELECTION_PORT_LINES = [
+    ("INFO", "QuorumCnxManager$Listener", "Leaving listener"),
+    ("ERROR", "QuorumCnxManager$Listener",
+     "As I'm leaving the listener thread, I won't be able to participate in leader election any longer: {addr}"),
+    ("ERROR", "ServiceUtils", "Exiting JVM with code 14"),
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_election_port_that_cannot_be_bound_exits_14_with_javas_last_lines(kind, tmp_path):
+    """When the election port is taken and `zookeeper.electionPortBindRetry` tries fail, Java's listener logs
+    `Leaving listener`, `As I'm leaving the listener thread, …` and its socketBindErrorHandler ends the JVM:
+    `Exiting JVM with code 14` (UNABLE_TO_BIND_QUORUM_PORT), from the QuorumPeerListener thread, and nothing
+    after it (verified on Debian's Java 3.8.0). zkref ends with the same three lines, in the same thread, and
+    the same code, and prints no `Unexpected exception` line, as Java prints none.
+
+    Reference: Java QuorumCnxManager.Listener.run (socketBindErrorHandler), ServiceUtils.SYSTEM_EXIT
+    """
+    q1, e1, q2, e2, q3, e3 = free_ports(6)
+    config = {"tickTime": 500, "initLimit": 10, "syncLimit": 5, "electionPortBindRetry": 1,
+              "server.1": f"127.0.0.1:{q1}:{e1}", "server.2": f"127.0.0.1:{q2}:{e2}",
+              "server.3": f"127.0.0.1:{q3}:{e3}"}
+    server = ServerProcess(tmp_path / kind, config, myid=1, kind=kind,
+                           jvm_flags=["-Dzookeeper.electionPortBindRetry=1"])
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", e1))
+        blocker.listen()
+        try:
+            server.start(wait=False)
+            code = wait_exit(server)
+        finally:
+            server.stop()
+    log = server.logs()
+    assert code == 14, log[-3000:]
+    tail = [(level, cls, msg) for level, _thread, cls, msg in log_lines(log)[-3:]]
+    expected = [(level, cls, msg.format(addr=f"127.0.0.1:{e1}")) for level, cls, msg in ELECTION_PORT_LINES]
+    assert tail == expected, log[-3000:]
+    assert [t for _, t, cls, _ in log_lines(log) if cls == "ServiceUtils"] == ["QuorumPeerListener"]
+    assert "Unexpected exception" not in log
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The way out of main: Exiting JVM with code N
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_invalid_config_ends_with_exiting_jvm_with_code_2(kind, tmp_path):
+    """QuorumPeerMain.main turns a ConfigException into `Invalid config, exiting abnormally` and ends with
+    `ServiceUtils.requestSystemExit(2)`: the last log line is `Exiting JVM with code 2` (ERROR) and the exit
+    code is 2.
+
+    Reference: Java QuorumPeerMain.main, ExitCode.INVALID_INVOCATION
+    """
+    server = ServerProcess(tmp_path / kind, {"tickTime": 2000}, kind=kind)
+    server.cfg_path.write_text("tickTime=2000\nclientPort=2181\n")      # no dataDir
+    try:
+        server.start(wait=False)
+        code = wait_exit(server)
+    finally:
+        server.stop()
+    log = server.logs()
+    assert code == 2, log[-3000:]
+    lines = log_lines(log)
+    assert (lines[-1][0], lines[-1][2], lines[-1][3]) == ("ERROR", "ServiceUtils", "Exiting JVM with code 2"), log
+    assert any(l[3].startswith("Invalid config, exiting abnormally") for l in lines)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# In-process: LOG_ONLY
+
+def test_in_process_follower_logs_the_disabled_exit_and_looks_for_a_leader_again(tmp_path, caplog):
+    """A server run inside another process keeps Java's LOG_ONLY exit procedure (as Java's own tests and
+    embedded servers set it): the same mismatched COMMIT logs `Fatal error, JVM should exit with code 12.
+    Actually System.exit is disabled` instead of ending the process, the role ends, and the peer goes back to
+    LOOKING; the test's process lives on.
+
+    Reference: Java ServiceUtils.LOG_ONLY, ServiceUtils.setSystemExitProcedure, FollowerZooKeeperServer.commit
+    """
+    assert system_exit_procedure() is LOG_ONLY          # nothing in this process asked for SYSTEM_EXIT
+    leader = FakeLeader(commit_out_of_order).start()
+    server = follower_of(leader, tmp_path, "zkref")      # its zoo.cfg and myid; run here, not as a process
+    config = QuorumPeerConfig()
+    config.parse(str(server.cfg_path))
+    disabled = "Fatal error, JVM should exit with code 12. Actually System.exit is disabled"
+
+    async def scenario():
+        main = QuorumPeerMain()
+        task = asyncio.create_task(main.run_from_config(config))
+        try:
+            await until(lambda: disabled in caplog.text, 60, "the LOG_ONLY line")
+            await until(lambda: main.quorum_peer.peer_state == ServerState.LOOKING
+                        and "PeerState set to LOOKING" in caplog.text, 30, "the peer to look for a leader again")
+        finally:
+            await main.shutdown()
+            await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 60)
+
+    with caplog.at_level(logging.INFO):
+        try:
+            asyncio.run(scenario())
+        finally:
+            leader.stop()
+    assert not leader.errors, leader.errors
+    records = [(r.levelname, r.name, r.getMessage()) for r in caplog.records]
+    assert ("ERROR", "ServiceUtils", disabled) in records
+    assert not any(msg.startswith("Exiting JVM") for _, _, msg in records)
+    assert not any(msg.startswith("Unexpected exception") for _, name, msg in records if name == "QuorumPeer")
