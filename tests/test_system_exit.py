@@ -257,6 +257,44 @@ def test_commit_not_matching_the_oldest_pending_txn_exits_12(kind, tmp_path):
     assert "Traceback" not in log
 
 
+def uptodate_instead_of_a_sync(send, recv) -> None:
+    "Discovery, then UPTODATE where DIFF, SNAP or TRUNC must come."
+    ptype, _, _ = recv()
+    assert ptype == FOLLOWERINFO
+    send(LEADERINFO, z(1, 0), struct.pack(">i", 0x10000))
+    ptype, _, _ = recv()
+    assert ptype == ACKEPOCH
+    send(UPTODATE, -1)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unexpected_first_sync_packet_exits_13(kind, tmp_path):
+    """After ACKEPOCH a learner accepts only DIFF, SNAP or TRUNC; anything else is logged
+    (`Got unexpected packet from leader: UPTODATE ffffffffffffffff null, exiting ... `) and ends the JVM with
+    exit code 13 (QUORUM_PACKET_ERROR), `Exiting JVM with code 13` being the last line.
+
+    Reference: Java Learner.syncWithLeader, ServiceUtils.SYSTEM_EXIT, ExitCode.QUORUM_PACKET_ERROR
+    """
+    leader = FakeLeader(uptodate_instead_of_a_sync).start()
+    server = follower_of(leader, tmp_path, kind)
+    try:
+        server.start(wait=False)
+        code = wait_exit(server)
+    finally:
+        server.stop()
+        leader.stop()
+    log = server.logs()
+    assert not leader.errors, leader.errors
+    assert code == 13, log[-3000:]
+    lines = log_lines(log)
+    unexpected = [l for l in lines if l[3].startswith("Got unexpected packet from leader")]
+    assert [(l[0], l[2], l[3]) for l in unexpected] == [
+        ("ERROR", "Learner", "Got unexpected packet from leader: UPTODATE ffffffffffffffff null, exiting ... ")]
+    assert (lines[-1][0], lines[-1][2], lines[-1][3]) == ("ERROR", "ServiceUtils", "Exiting JVM with code 13"), log[-2000:]
+    assert lines[-1][1].startswith("QuorumPeer[myid=2]")
+    assert "Traceback" not in log
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Exit 14: an election port that cannot be bound
 
