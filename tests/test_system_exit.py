@@ -34,7 +34,7 @@ from zkref.quorum.zab import (ACK, ACKEPOCH, COMMIT, DIFF, FOLLOWERINFO, LEADERI
 
 pytestmark = pytest.mark.timeout(180)
 needs_java = pytest.mark.skipif(not java_available(), reason="Java ZooKeeper 3.8 (Debian package zookeeper) is not installed")
-KINDS = ["zkref", pytest.param("java", marks=[needs_java, pytest.mark.java])]
+KINDS = ["zkref", pytest.param("java", marks=[needs_java, pytest.mark.java, pytest.mark.slow])]
 
 LOOKING = 0                     # Java: QuorumPeer.ServerState.LOOKING
 EXIT_WAIT_S = 60                # every process here must be gone by then
