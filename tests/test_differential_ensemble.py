@@ -24,11 +24,34 @@ of appearance, as in `test_differential.py`. A `sync` on the leader after a writ
 first (Java's leader lets a sync flow like a read), and a multi with a null path is not drawn (it wedges Java's
 leader); see EnsembleSide.run and EnsembleGenerator.draw.
 
-The oracle can stall: on this shared 2-core machine the Java ensemble now and then leaves a follower's ping
-unanswered for 10 s, or its leader one applied txn behind its followers for 20 s (about one seed in 60). Such a seed
-is set aside with a printed note (JavaStalled), never counted as a pass or a difference, and its sessions are closed
-(or left to expire) before the next seed; a zkref ensemble that stalls fails the test, and the test fails if every
-seed was set aside. (-Dzookeeper.forceSync=no does not make these stalls go away.)
+Why the oracle stalled, and the Waker. Debian's Java is 3.8.0, and its CommitProcessor.run reads
+`committedRequests.isEmpty()` and `queuedRequests.size()` outside its monitor, then enters the monitor and wait()s on
+those stale values (CommitProcessor.java:216-223; Debian's bytecode reads both before its monitorenter): a commit() or
+processRequest() whose notifyAll lands between the read and the wait() is lost, and that server's CommitProcessor
+sleeps with work queued until the next request or commit reaches it. That is ZOOKEEPER-4537 ("the only way it recovers
+is due to a socket timeout or another client commit request"; apache/zookeeper PR #1877), a race brought in by
+ZOOKEEPER-2024 in 3.6.0 and fixed in 3.8.1 by taking both reads inside the monitor. A lockstep harness is its worst
+case: one request in flight, and nothing else to wake the sleeper. Preemption on a loaded 2-core machine widens the
+window. Thread dumps taken at the moment of the stall (ZKREF_DIFF_STALL_DUMP) showed it three ways, always the same
+picture: the stuck server's "CommitProcessor:N" thread in Object.wait() at CommitProcessor.java:223 and every other
+pipeline thread idle on its queue. (1) A follower's ping after an unrelated write left unanswered for 10 s: srvr
+"Outstanding: 1", cons recved = sent + 1 on that session. (2) A follower's sync the same way: the leader's SYNC had
+arrived and was queued as a commit. (3) The leader one txn, a follower's createSession, behind both followers for 20 s:
+"Outstanding: 0", the commit queued. One unrelated request sent to that server finishes the stalled work at once. It
+was not the harness: every server logs to a file (conftest's ServerProcess sends stdout and stderr to server.log, no
+pipe to fill), RawClient reads every reply and event before the next request, the waits are on what ZooKeeper
+guarantees (the same last zxid on every server, a ping's reply), and forceSync=no changes nothing.
+
+So the `Waker` (Java ensemble only, so that a zkref ensemble must never need help) keeps a session of its own on each
+Java server and sends a ping on it every `ZKREF_ENS_WAKE` seconds (default 0.2; 0 turns it off and shows the stall,
+about one seed in 200 on a loaded 2-core machine), never waiting for an answer: a lost wakeup then costs at most that
+long, and no compared session sees anything of it. Its three createSession txns come before the first seed, and zxid
+counters are compared relative to each seed's start. A Java stall that still happens (a ping or request unanswered
+for 10 s, the servers' last zxids apart for 20 s) sets the seed aside with a printed note (JavaStalled), never counted
+as a pass or a difference, and its sessions are closed (or left to expire) before the next seed; a zkref ensemble
+that stalls fails the test, and the test fails if every seed was set aside. With `ZKREF_DIFF_STALL_DUMP=dir` each Java
+stall leaves in dir/stall-<pid>-<n>/ the jstack of every server (twice), its srvr/mntr/cons/wchs/dump, its log, and
+srvr/cons again after that one unrelated request.
 
 Bounded for CI: one Java and one zkref ensemble for the whole test, seeds `ZKREF_ENS_SEEDS` (default 1-4) of
 `ZKREF_ENS_STEPS` (default 150) steps; `ZKREF_ENS_FLAGS` adds -D flags to every server of both ensembles.
@@ -39,14 +62,18 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
+import subprocess
+import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from conftest import Ensemble, four_letter_word, java_available, wait_for
-from test_differential import ACLS, CONFIG, JVM_FLAGS, NULL_PATH_REQUESTS, SESSIONS, Generator, Side, Step
+from test_differential import ACLS, CONFIG, JVM_FLAGS, NULL_PATH_REQUESTS, SESSIONS, Client, Generator, Side, Step
 from zkref.jute import (AddWatchRequest, AuthPacket, CheckWatchesRequest, CreateRequest, ExistsRequest,
                         GetChildrenRequest, GetDataRequest, GetEphemeralsRequest, RemoveWatchesRequest, SetDataRequest,
                         SetWatches2, Stat, SyncRequest)
@@ -59,6 +86,8 @@ SEEDS = [int(x) for x in os.environ.get("ZKREF_ENS_SEEDS", "1,2,3,4").split(",")
 STEPS = int(os.environ.get("ZKREF_ENS_STEPS", "150"))
 ROLES = ("leader", "follower-1", "follower-2")
 EXTRA_FLAGS = list(filter(None, os.environ.get("ZKREF_ENS_FLAGS", "").split()))
+STALL_DUMP = os.environ.get("ZKREF_DIFF_STALL_DUMP")     # a directory: evidence of each Java stall goes there
+WAKE = float(os.environ.get("ZKREF_ENS_WAKE", "0.2"))    # the Waker's period in seconds; 0: no Waker (Java stalls)
 
 
 # ----------------------------------------------------------------------------------------------- the ensembles
@@ -78,6 +107,37 @@ class JavaStalled(Exception):
     "The Java ensemble, the oracle, stopped answering in time: the seed is set aside, not compared."
 
 
+class Waker:
+    """A way round ZOOKEEPER-4537 (see the module docstring): a session of its own on each server of the Java ensemble,
+    on which a daemon thread sends a ping every `period` seconds, never waiting for an answer (it drains what came), so
+    that a CommitProcessor asleep with work queued is woken within `period`. Pings are reads of no path from sessions
+    the compared ones never see: no txn, no event, no change to any transcript."""
+
+    def __init__(self, ports: list[int], period: float):
+        self.clients = [Client(port) for port in ports]
+        for c in self.clients:
+            c.sock.settimeout(0)        # non-blocking: a ping Java leaves unanswered must not hold the thread
+        self.period, self.stopped = period, threading.Event()
+        self.thread = threading.Thread(target=self.run, name="ZOOKEEPER-4537 waker", daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.period):
+            for c in self.clients:
+                try:
+                    c.send(OpCode.ping, None, xid=-2)
+                    while c.sock.recv(65536):
+                        pass
+                except OSError:         # BlockingIOError: nothing more to read; else the server went away
+                    pass
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join(10)
+        for c in self.clients:
+            c.close()
+
+
 class Quorum:
     "A running ensemble, its servers' client ports by role, and how to wait until every server has applied all."
 
@@ -87,6 +147,55 @@ class Quorum:
         followers = sorted(i for i in ensemble.ids if i != leader)
         self.sids = [leader, *followers]                    # by role
         self.ports = [ensemble.client(i) for i in self.sids]
+        self.dumps = 0
+        self.waker: Waker | None = None
+
+    def wake(self, period: float) -> None:
+        "Start a `Waker` on every server (its sessions are counted in `own_sessions`)."
+        self.waker = Waker(self.ports, period)
+        self.settle()
+
+    @property
+    def own_sessions(self) -> int:
+        "The sessions of the test's machinery (the Waker's), not of a seed."
+        return len(self.waker.clients) if self.waker else 0
+
+    def dump(self, why: str) -> None:
+        """With ZKREF_DIFF_STALL_DUMP=dir, at the moment a Java stall is seen, before anything is torn down: each
+        server's thread dump (jstack), its four-letter words and its log so far, into dir/stall-<pid>-<n>/."""
+        if not STALL_DUMP or self.ensemble.kinds[self.sids[0]] != "java":
+            return
+        self.dumps += 1
+        out = Path(STALL_DUMP) / f"stall-{os.getpid()}-{self.dumps}"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "why.txt").write_text(f"{time.strftime('%H:%M:%S')} {why}\nserver ids by role {self.sids}\n")
+        for role, sid, port in zip(ROLES, self.sids, self.ports):
+            proc = self.ensemble.procs[sid].proc
+            for n in range(2):          # two dumps a second apart: a thread stuck in one place is in both
+                with open(out / f"{role}-s{sid}.jstack{n}", "w") as f:
+                    subprocess.run(["jstack", "-l", str(proc.pid)], stdout=f, stderr=subprocess.STDOUT, timeout=60)
+                if n == 0:
+                    with open(out / f"{role}-s{sid}.4lw", "w") as f:
+                        for w in ("srvr", "mntr", "cons", "wchs", "dump"):
+                            f.write(f"--- {w}\n{four_letter_word(port, w)}\n")
+                    time.sleep(1)       # evidence gathering, not synchronisation
+            shutil.copy(self.ensemble.servers[sid].log_path, out / f"{role}-s{sid}.log")
+        # then one unrelated request on each server (a new session's ping, and its closeSession): a CommitProcessor that
+        # missed its wakeup (ZOOKEEPER-4537) gets on with its queue, and srvr/cons show the stalled work done
+        for port in self.ports:
+            try:
+                c = Client(port)
+                c.call(OpCode.ping, None, xid=-2)
+                c.call(OpCode.closeSession)
+                c.close()
+            except (OSError, EOFError, AssertionError) as e:
+                (out / "why.txt").open("a").write(f"nudge on port {port}: {e!r}\n")
+        time.sleep(1)                   # evidence gathering, not synchronisation
+        with open(out / "after-nudge.4lw", "w") as f:
+            for role, sid, port in zip(ROLES, self.sids, self.ports):
+                for w in ("srvr", "cons"):
+                    f.write(f"--- {role} s{sid} {w}\n{four_letter_word(port, w)}\n")
+        print(f"\n  Java stall evidence in {out}")
 
     def settle(self, timeout: float = 20) -> None:
         "Wait until all servers report one last zxid (followers have applied every commit the leader made)."
@@ -96,6 +205,7 @@ class Quorum:
         except TimeoutError:
             zxids = {role: hex(last_zxid(p) or 0) for role, p in zip(ROLES, self.ports)}
             kind = self.ensemble.kinds[self.sids[0]]
+            self.dump(f"settle: last zxids {zxids}")
             raise (JavaStalled if kind == "java" else TimeoutError)(f"the {kind} ensemble's servers still differ after {timeout} s: last zxids {zxids} "
                                f"(server ids {self.sids}, logs in {self.ensemble.root})") from None
 
@@ -111,11 +221,18 @@ def quorums(tmp_path_factory):
     cfg = {k: v for k, v in CONFIG.items() if k != "tickTime"}
     ensembles = [Ensemble(root / kind, (kind,) * 3, tick_ms=CONFIG["tickTime"], jvm_flags=[*JVM_FLAGS, *EXTRA_FLAGS], **cfg)
                  for kind in ("java", "zkref")]
+    quorums = []
     try:
         for e in ensembles:
             e.start()
-        yield [Quorum(e) for e in ensembles]
+        quorums = [Quorum(e) for e in ensembles]
+        if WAKE > 0:
+            quorums[0].wake(WAKE)       # Java's only: zkref must not stall without help
+        yield quorums
     finally:
+        for q in quorums:
+            if q.waker:
+                q.waker.close()
         for e in ensembles:
             e.stop_all()
 
@@ -171,6 +288,9 @@ class EnsembleSide(Side):
             except (OSError, EOFError) as e:
                 self.dead.add(slot)
                 out[slot] = "no answer" if isinstance(e, socket.timeout) else "lost"
+                if isinstance(e, socket.timeout):
+                    self.quorum.dump(f"ping of slot {slot} on {ROLES[self.homes[slot]]} unanswered "
+                                     f"(session 0x{c.session_id:x})")
                 continue
             if c.events:
                 out[slot] = [(e.type, e.state, e.path) for e in c.events]
@@ -179,6 +299,9 @@ class EnsembleSide(Side):
 
     def call(self, slot: int, step: Step) -> tuple:
         entry = super().call(slot, step)
+        if entry == ("closed", "TimeoutError"):
+            self.quorum.dump(f"{step.kind} of slot {slot} on {ROLES[self.homes[slot]]} unanswered "
+                             f"(session 0x{self.clients[slot].session_id:x})")
         if entry[0] == "reply":
             entry = entry[:2] + (self.zxid(entry[2]),) + entry[3:]
         return entry
@@ -408,7 +531,8 @@ def test_random_workloads_on_ensembles_same_as_java(quorums):
                         pass
                 for q in (java_q, zkref_q):
                     try:
-                        wait_for(lambda: global_sessions(q.ports[0]) == 0, 90, 0.1, "the set-aside seed's sessions to go")
+                        wait_for(lambda: global_sessions(q.ports[0]) == q.own_sessions, 90, 0.1,
+                                 "the set-aside seed's sessions to go")
                     except TimeoutError as t:
                         print(f"  {q.ensemble.kinds[q.sids[0]]}: {t}")
             finally:
