@@ -29,8 +29,9 @@ from zkref.main import LOG_ONLY, system_exit_procedure
 from zkref.persistence import marshall_txn_entry
 from zkref.quorum.election import ServerState
 from zkref.quorum.main import QuorumPeerMain
-from zkref.quorum.zab import (ACK, ACKEPOCH, COMMIT, DIFF, FOLLOWERINFO, LEADERINFO, NEWLEADER, PROPOSAL, UPTODATE,
-                              make_zxid as z)
+from zkref.quorum.zab import (ACK, ACKEPOCH, COMMIT, DIFF, FOLLOWERINFO, LEADERINFO, NEWLEADER, PROPOSAL, SNAP,
+                              UPTODATE, make_zxid as z, snapshot_body)
+from zkref.zkdatabase import ZKDatabase
 
 pytestmark = pytest.mark.timeout(180)
 needs_java = pytest.mark.skipif(not java_available(), reason="Java ZooKeeper 3.8 (Debian package zookeeper) is not installed")
@@ -158,6 +159,7 @@ class FakeLeader:
 
         def send(ptype: int, zxid: int, data: bytes | None = None) -> None:
             conn.sendall(quorum_packet(ptype, zxid, data))
+        send.raw = conn.sendall                           # bytes that follow a packet (a SNAP's database)
 
         def recv() -> tuple[int, int, bytes | None]:
             qp = read_quorum_packet(conn)
@@ -292,6 +294,52 @@ def test_unexpected_first_sync_packet_exits_13(kind, tmp_path):
         ("ERROR", "Learner", "Got unexpected packet from leader: UPTODATE ffffffffffffffff null, exiting ... ")]
     assert (lines[-1][0], lines[-1][2], lines[-1][3]) == ("ERROR", "ServiceUtils", "Exiting JVM with code 13"), log[-2000:]
     assert lines[-1][1].startswith("QuorumPeer[myid=2]")
+    assert "Traceback" not in log
+
+
+def snap_whose_snapshot_cannot_be_written(snap_dir: Path):
+    "A SNAP sync; as the learner registers, its snapshot's file name is taken by a directory, so the save fails."
+    # Java's AtomicFileOutputStream deletes what is in its way before the rename: an empty directory would go
+    def script(send, recv) -> None:
+        ptype, _, _ = recv()
+        assert ptype == FOLLOWERINFO
+        taken = snap_dir / f"snapshot.{z(1, 0):x}"
+        taken.mkdir(parents=True)
+        (taken / "keep").write_text("a directory that is not empty cannot be replaced by the snapshot\n")
+        send(LEADERINFO, z(1, 0), struct.pack(">i", 0x10000))
+        ptype, _, _ = recv()
+        assert ptype == ACKEPOCH
+        send(SNAP, z(1, 0))
+        send.raw(snapshot_body(ZKDatabase(None)))
+        send(NEWLEADER, z(1, 0))
+    return script
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_snapshot_that_cannot_be_written_during_sync_exits_10(kind, tmp_path):
+    """A learner synced by SNAP saves a snapshot at NEWLEADER; if that fails (here the snapshot's file name is
+    taken by a directory that is not empty) Java logs `Severe unrecoverable error, exiting` with the IOException and ends the JVM
+    with exit code 10 (TXNLOG_ERROR_TAKING_SNAPSHOT) before it ACKs NEWLEADER.
+
+    Reference: Java ZooKeeperServer.takeSnapshot, Learner.syncWithLeader (NEWLEADER), ExitCode.TXNLOG_ERROR_TAKING_SNAPSHOT
+    """
+    root = tmp_path / kind
+    leader = FakeLeader(snap_whose_snapshot_cannot_be_written(root / "data" / "version-2")).start()
+    server = follower_of(leader, tmp_path, kind)
+    try:
+        server.start(wait=False)
+        code = wait_exit(server)
+    finally:
+        server.stop()
+        leader.stop()
+    log = server.logs()
+    assert not leader.errors, leader.errors
+    assert code == 10, log[-3000:]
+    lines = log_lines(log)
+    severe = [l for l in lines if l[3] == "Severe unrecoverable error, exiting"]
+    assert [(l[0], l[2]) for l in severe] == [("ERROR", "ZooKeeperServer")], log[-3000:]
+    assert (lines[-1][0], lines[-1][2], lines[-1][3]) == ("ERROR", "ServiceUtils", "Exiting JVM with code 10"), log[-2000:]
+    assert not any(t == ACK and zx == z(1, 0) for t, zx, _ in leader.received)   # NEWLEADER is never ACKed
     assert "Traceback" not in log
 
 
