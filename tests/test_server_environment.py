@@ -144,13 +144,14 @@ def test_quorum_prints_the_static_block_once_across_role_changes(ensembles):
             assert_once(ens.log(i))
 
 
-def throttler_start(log: str, other: str) -> tuple[int, tuple[str, str]]:
-    """How many times `log` has RequestThrottler's start line, and the line before the first one that `other`
-    prints too (the sid in `PrepRequestProcessor (sid:N) started` blanked: zkref's leader prints 0, Java's its
-    myid)."""
-    def norm(es):
-        return [(c, re.sub(r"\(sid:\d+\)", "(sid:N)", m)) for c, m in es]
-    es, known = norm(entries(log)), set(norm(entries(other)))
+def throttler_start(log: str, myid: int, other: str, other_myid: int) -> tuple[int, tuple[str, str]]:
+    """How many times `log` (server `myid`'s) has RequestThrottler's start line, and the line before the first one
+    that `other` (server `other_myid`'s, of the other implementation) prints too. The two servers play the same
+    part but may have different ids: `PrepRequestProcessor (sid:<its own myid>) started` reads `(sid:<myid>)` in
+    both, any other number stays as it is."""
+    def norm(es, i):
+        return [(c, m.replace(f"(sid:{i})", "(sid:<myid>)") if c == "PrepRequestProcessor" else m) for c, m in es]
+    es, known = norm(entries(log), myid), set(norm(entries(other), other_myid))
     starts = [i for i, (c, m) in enumerate(es) if c == "RequestThrottler" and m.startswith(
         "zookeeper.request_throttler.shutdownTimeout = ")]
     before = next(e for e in reversed(es[:starts[0]]) if e in known and e[0] not in ("NIOServerCnxn",))
@@ -169,5 +170,28 @@ def test_quorum_request_throttler_start_line_once_where_java_prints_it(ensembles
     z_other = next(i for i in zkref.ids if i not in (zl, zn))
     for j, z in ((jl, zl), (jn, zn), (j_other, z_other)):
         jlog, zlog = java.log(j), zkref.log(z)
-        assert throttler_start(zlog, jlog) == throttler_start(jlog, zlog), (j, z)
-        assert throttler_start(jlog, zlog)[0] == 1
+        assert throttler_start(zlog, z, jlog, j) == throttler_start(jlog, j, zlog, z), (j, z)
+        assert throttler_start(jlog, j, zlog, z)[0] == 1
+
+
+def test_quorum_prep_request_processor_start_line_names_the_myid(ensembles):
+    """A leader's PrepRequestProcessor logs `PrepRequestProcessor (sid:<myid>) started, reconfigEnabled=false`:
+    its server is a LeaderZooKeeperServer, whose getServerId is the peer's id (a standalone server's is 0). Every
+    leader of the ensemble prints its own id, on Java and zkref alike; a follower has no Prep and prints none.
+    Reference: Java PrepRequestProcessor.run; LeaderZooKeeperServer.getServerId; ZooKeeperServer.getServerId"""
+    for kind, (ens, first, second) in ensembles.items():
+        for i in ens.ids:
+            preps = [m for c, m in entries(ens.log(i)) if c == "PrepRequestProcessor" and "started" in m]
+            want = [f"PrepRequestProcessor (sid:{i}) started, reconfigEnabled=false"] * (i in (first, second))
+            assert preps == want, (kind, i, first, second, preps)
+
+
+def test_standalone_prep_request_processor_start_line_says_sid_0(tmp_path):
+    """A standalone server's PrepRequestProcessor logs `PrepRequestProcessor (sid:0) started,
+    reconfigEnabled=false`: a plain ZooKeeperServer's getServerId is 0. Java and zkref print the same line once.
+    Reference: Java PrepRequestProcessor.run; ZooKeeperServer.getServerId"""
+    for cls in (JavaZooKeeper, ZkrefServer):
+        server = cls(tmp_path / cls.kind).start()
+        server.stop()
+        preps = [m for c, m in entries(server.logs()) if c == "PrepRequestProcessor" and "started" in m]
+        assert preps == ["PrepRequestProcessor (sid:0) started, reconfigEnabled=false"], (cls.kind, preps)

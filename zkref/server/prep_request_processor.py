@@ -14,9 +14,15 @@ from .processors import Request, ZooKeeperServer
 from .sessions import request_owner
 
 # %% auto #0
-__all__ = ['PLOG', 'PrepRequestProcessor']
+__all__ = ['PLOG', 'get_server_id', 'PrepRequestProcessor']
 
-# %% ../../nbs/11d_prep_request_processor.ipynb #bb475d93
+# %% ../../nbs/11d_prep_request_processor.ipynb #707c490e
+def get_server_id(zks) -> int:
+    "0 on a standalone server, the peer's myid on a quorum one. Java: ZooKeeperServer.getServerId + its quorum overrides"
+    peer = getattr(zks, "quorum_peer", None) or getattr(zks, "peer", None)    # chapter 10c's / 10e's servers
+    return 0 if peer is None else peer.myid
+
+# %% ../../nbs/11d_prep_request_processor.ipynb #7efe811b
 PLOG = get_logger("PrepRequestProcessor")
 
 class PrepRequestProcessor:
@@ -27,7 +33,8 @@ class PrepRequestProcessor:
         self.queued_count, self.process_time = m.prep_processor_queued, m.prep_process_time
         self.queue_size, self.queue_time = m.prep_processor_queue_size, m.prep_processor_queue_time
         self.proposal_time = m.proposal_process_time
-        PLOG.info("PrepRequestProcessor (sid:0) started, reconfigEnabled=%s", str(zks.reconfig_enabled).lower())
+        PLOG.info("PrepRequestProcessor (sid:%d) started, reconfigEnabled=%s", get_server_id(zks),
+                  str(zks.reconfig_enabled).lower())
         self.queue_size.add(0)          # Java: the thread's first PREP_PROCESSOR_QUEUE_SIZE, before its first take
 
     def process_request(self, request: Request) -> None:
