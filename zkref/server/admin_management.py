@@ -87,13 +87,13 @@ def _loggers(zks, kwargs, r: CommandResponse) -> None:
     else:
         r.put("loggers", levels)
 
-# %% ../../nbs/09a3_admin_management.ipynb #6ea2796f
+# %% ../../nbs/09a3_admin_management.ipynb #a8176a99
 def _server_bean(zks) -> dict[str, Any]:
     "Java: ZooKeeperServerBean (ZooKeeperServerMXBean's attributes)."
     s, m = zks.server_stats(), monitor_values(zks)
     f, sf = zks.server_cnxn_factory, zks.secure_server_cnxn_factory
     data_size, log_size = dir_sizes(zks)
-    return {"ClientPort": f"{f.local_address[0]}:{f.local_port}" if f is not None and f.local_address else "",
+    return {"ClientPort": str(f.local_port if f is not None else -1),        # Java: ZooKeeperServer.getClientPort
             "SecureClientPort": str(sf.local_port) if sf is not None else "",
             "Version": _full_version(), "StartTime": time.strftime("%a %b %d %H:%M:%S %Z %Y",
                                                                     time.localtime(time.time() - (time.monotonic() - zks.start_time))),
@@ -106,7 +106,7 @@ def _server_bean(zks) -> dict[str, Any]:
             "MaxRequestLatency": s["max_latency"], "LastClientResponseSize": m.get("last_client_response_size", -1),
             "MinClientResponseSize": m.get("min_client_response_size", -1),
             "MaxClientResponseSize": m.get("max_client_response_size", -1),
-            "DataDirSize": data_size, "LogDirSize": log_size, "State": zks.state.value if hasattr(zks.state, "value") else str(zks.state),
+            "DataDirSize": data_size, "LogDirSize": log_size,
             "AuthFailedCount": m.get("auth_failed_count", 0),
             "NonMTLSRemoteConnCount": m.get("non_mtls_remote_conn_count", 0),
             "NonMTLSLocalConnCount": m.get("non_mtls_local_conn_count", 0),
