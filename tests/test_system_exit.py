@@ -254,8 +254,7 @@ def test_commit_not_matching_the_oldest_pending_txn_exits_12(kind, tmp_path):
     assert exiting[0][1].startswith("QuorumPeer[myid=2]"), exiting   # the peer's own thread, as Java's
     mismatch = [l for l in lines if l[3].startswith("Committing zxid")]
     assert [(l[0], l[3]) for l in mismatch] == [("ERROR", "Committing zxid 0x100000002 but next pending txn 0x100000001")]
-    assert lines.index(mismatch[0]) < lines.index(exiting[0])
-    assert lines[-1] == exiting[0], f"nothing is logged after the exit line:\n{log[-2000:]}"
+    assert lines[-2:] == [mismatch[0], exiting[0]], f"the exit line follows, and nothing after it:\n{log[-2000:]}"
     assert "Traceback" not in log
 
 
@@ -293,6 +292,7 @@ def test_unexpected_first_sync_packet_exits_13(kind, tmp_path):
     assert [(l[0], l[2], l[3]) for l in unexpected] == [
         ("ERROR", "Learner", "Got unexpected packet from leader: UPTODATE ffffffffffffffff null, exiting ... ")]
     assert (lines[-1][0], lines[-1][2], lines[-1][3]) == ("ERROR", "ServiceUtils", "Exiting JVM with code 13"), log[-2000:]
+    assert lines[-2] == unexpected[0], log[-2000:]                # nothing between, as nothing runs after the call
     assert lines[-1][1].startswith("QuorumPeer[myid=2]")
     assert "Traceback" not in log
 
@@ -339,6 +339,7 @@ def test_snapshot_that_cannot_be_written_during_sync_exits_10(kind, tmp_path):
     severe = [l for l in lines if l[3] == "Severe unrecoverable error, exiting"]
     assert [(l[0], l[2]) for l in severe] == [("ERROR", "ZooKeeperServer")], log[-3000:]
     assert (lines[-1][0], lines[-1][2], lines[-1][3]) == ("ERROR", "ServiceUtils", "Exiting JVM with code 10"), log[-2000:]
+    assert lines[-2] == severe[0], log[-2000:]                    # nothing between, as nothing runs after the call
     assert not any(t == ACK and zx == z(1, 0) for t, zx, _ in leader.received)   # NEWLEADER is never ACKed
     assert "Traceback" not in log
 

@@ -126,7 +126,7 @@ def _initialize(self: QuorumPeer) -> None:
 
 QuorumPeerLoop.thread_name, QuorumPeerLoop.start, QuorumPeerLoop.initialize = _thread_name, _start, _initialize
 
-# %% ../../nbs/07_peer2_loop.ipynb #d4307896
+# %% ../../nbs/07_peer2_loop.ipynb #5de368f6
 async def _run(self: QuorumPeer) -> None:
     "LOOKING → a role → LOOKING … until shut down. Java: QuorumPeer.run"
     LOG.debug("Starting quorum peer")
@@ -172,9 +172,7 @@ async def _play_role(self: QuorumPeer, state: ServerState) -> None:
     except asyncio.CancelledError:
         raise
     except Exception as e:
-        if getattr(e, "exit_code", None) is not None:   # Java called ServiceUtils.requestSystemExit where it was raised
-            request_system_exit(e.exit_code)            # SYSTEM_EXIT does not return
-        else:
+        if getattr(e, "exit_code", None) is None:      # else: the exit was requested (and logged) where it was raised
             LOG.warning("Unexpected exception\n%s", java_exception(e))
     finally:
         await role.shutdown("Forcing shutdown")
