@@ -195,3 +195,56 @@ def test_standalone_prep_request_processor_start_line_says_sid_0(tmp_path):
         server.stop()
         preps = [m for c, m in entries(server.logs()) if c == "PrepRequestProcessor" and "started" in m]
         assert preps == ["PrepRequestProcessor (sid:0) started, reconfigEnabled=false"], (cls.kind, preps)
+
+
+
+WEIGHED = ("BlueThrottle", "Weighed connection throttling is disabled")
+# zkref logs the large-request limits earlier in ZooKeeperServer's constructor than Java (chapter 11_requests1):
+# not the placement checked here
+LARGE_REQUEST_LINES = ("The max bytes for all large requests are set to ", "The large request threshold is set to ")
+
+
+def around(log: str, other: str, line: tuple[str, str]) -> tuple[int, tuple[str, str], tuple[str, str]]:
+    """How many times `log` has `line`, and the nearest lines before and after its first one that `other` (the
+    other implementation's log) prints too (four-letter-word lines and the large-request limits left out)."""
+    es, known = entries(log), set(entries(other))
+    at = [i for i, e in enumerate(es) if e == line]
+    before = next(e for e in reversed(es[:at[0]]) if e in known and e[0] != "NIOServerCnxn")
+    after = next(e for e in es[at[0] + 1:] if e in known and e[0] != "NIOServerCnxn"
+                 and not e[1].startswith(LARGE_REQUEST_LINES))
+    return len(at), before, after
+
+
+def test_weighed_connection_throttling_line_once_per_process_standalone(tmp_path):
+    """BlueThrottle logs `Weighed connection throttling is disabled` from its static block: once per JVM, as
+    `new ZooKeeperServer` makes the connection throttle first thing in its constructor, right after
+    ZooKeeperServer's own static block (the `zookeeper.closeSessionTxn.enabled` switch). zkref logs it once,
+    after the same line.
+    Reference: Java BlueThrottle static initializer (logWeighedThrottlingSetting); ZooKeeperServer constructor"""
+    logs = {}
+    for cls in (JavaZooKeeper, ZkrefServer):
+        server = cls(tmp_path / cls.kind).start()
+        server.stop()
+        logs[cls.kind] = server.logs()
+    java, zkref = around(logs["java"], logs["zkref"], WEIGHED), around(logs["zkref"], logs["java"], WEIGHED)
+    assert zkref[:2] == java[:2] == (1, ("ZooKeeperServer", "zookeeper.closeSessionTxn.enabled = true")), (zkref, java)
+
+
+def test_weighed_connection_throttling_line_once_per_process_quorum(ensembles):
+    """On the quorum road BlueThrottle's class is first used when the peer's first role makes its server (a
+    FollowerZooKeeperServer after `FOLLOWING` and the Learner's settings, a LeaderZooKeeperServer after
+    `LEADING`); a follower that later leads makes another server but the static block does not run again.
+    zkref logs the line once per process on every server; on a server whose first role was following, between
+    the same neighbours as Java (`FOLLOWING`, then the constructor's `minSessionTimeout set to …`).
+    Reference: Java BlueThrottle static initializer; QuorumPeer.run (makeFollower, makeLeader); ZooKeeperServer constructor"""
+    (java, jl, jn), (zkref, zl, zn) = ensembles["java"], ensembles["zkref"]
+    j_other = next(i for i in java.ids if i not in (jl, jn))
+    z_other = next(i for i in zkref.ids if i not in (zl, zn))
+    for j, z in ((jl, zl), (jn, zn), (j_other, z_other)):
+        jlog, zlog = java.log(j), zkref.log(z)
+        assert count(jlog, *WEIGHED) == count(zlog, *WEIGHED) == 1, (j, z)
+    for j, z in ((jn, zn), (j_other, z_other)):         # first role: follower
+        jlog, zlog = java.log(j), zkref.log(z)
+        assert around(zlog, jlog, WEIGHED) == around(jlog, zlog, WEIGHED), (j, z)
+        assert around(zlog, jlog, WEIGHED)[1:] == (("QuorumPeer", "FOLLOWING"),
+                                                   ("ZooKeeperServer", "minSessionTimeout set to 1000 ms"))

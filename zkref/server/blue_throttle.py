@@ -45,57 +45,67 @@ def bool_prop(props: Props, name: str) -> bool:
     "Java: Boolean.getBoolean — true only for `true`, any case."
     return (props(name, None) or "").lower() == "true"
 
-# %% ../../nbs/06_connections3_blue_throttle.ipynb #bbcab2c8
+# %% ../../nbs/06_connections3_blue_throttle.ipynb #08986ab4
 PREFIX = "zookeeper.connection_throttle_"
 
-def session_weights(props: Props) -> tuple[bool, int, int, int]:
+def session_weights(props: Props,       # the server's system properties
+                    log: bool = True,   # log the warnings and the setting (Java: the class's first use only)
+                    ) -> tuple[bool, int, int, int]:
     "(enabled, global, local, renew) weights, checked as Java's static initializer does. Java: BlueThrottle.<clinit>"
     enabled = bool_prop(props, PREFIX + "weight_enabled")
     g = int_prop(props, PREFIX + "global_session_weight", 3)
     local = int_prop(props, PREFIX + "local_session_weight", 1)
     r = int_prop(props, PREFIX + "renew_session_weight", 2)
+    warnings = []
     if g <= 0:
-        LOG.warning("Invalid global session weight %d. It should be larger than 0", g)
+        warnings.append(f"Invalid global session weight {g}. It should be larger than 0")
         g_eff = 3
     elif g < local:
-        LOG.warning("The global session weight %d is less than the local session weight %d. "
-                    "Use the local session weight.", g, local)
+        warnings.append(f"The global session weight {g} is less than the local session weight {local}. "
+                        "Use the local session weight.")
         g_eff = local
     else:
         g_eff = g
     if local <= 0:
-        LOG.warning("Invalid local session weight %d. It should be larger than 0", local)
+        warnings.append(f"Invalid local session weight {local}. It should be larger than 0")
         l_eff = 1
     else:
         l_eff = local
     if r <= 0:
-        LOG.warning("Invalid renew session weight %d. It should be larger than 0", r)
+        warnings.append(f"Invalid renew session weight {r}. It should be larger than 0")
         r_eff = 2
     elif r < local:
-        LOG.warning("The renew session weight %d is less than the local session weight %d. "
-                    "Use the local session weight.", r, local)
+        warnings.append(f"The renew session weight {r} is less than the local session weight {local}. "
+                        "Use the local session weight.")
         r_eff = local
     else:
         r_eff = r
-    if enabled:
-        LOG.info("Weighed connection throttling is enabled. But it will only be effective if connection "
-                 "throttling is enabled")
-        LOG.info("The weights for different session types are: global %d renew %d local %d", g_eff, r_eff, l_eff)
-    else:
-        LOG.info("Weighed connection throttling is disabled")
+    if log:
+        for w in warnings:
+            LOG.warning("%s", w)
+        if enabled:
+            LOG.info("Weighed connection throttling is enabled. But it will only be effective if connection "
+                     "throttling is enabled")
+            LOG.info("The weights for different session types are: global %d renew %d local %d", g_eff, r_eff, l_eff)
+        else:
+            LOG.info("Weighed connection throttling is disabled")
     return enabled, g_eff, l_eff, r_eff
 
-# %% ../../nbs/06_connections3_blue_throttle.ipynb #4a733e5a
+# %% ../../nbs/06_connections3_blue_throttle.ipynb #c80bd3ab
 def _now_ms() -> int:
     return time.monotonic_ns() // 1_000_000   # Java: Time.currentElapsedTime
 
 class BlueThrottle:
     "A token bucket with BLUE random early drop, for new connections. Java: org.apache.zookeeper.server.BlueThrottle"
+    class_loaded = False    # Java: the static block has run in this JVM, so the weights were logged once already
+
     def __init__(self,
                  props: Props,                          # the server's system properties
                  clock: Callable[[], int] = _now_ms,    # milliseconds, monotonic
                  rng: random.Random | None = None):     # the drop's dice
-        self.weight_enabled, self.global_weight, self.local_weight, self.renew_weight = session_weights(props)
+        self.weight_enabled, self.global_weight, self.local_weight, self.renew_weight = session_weights(
+            props, log=not BlueThrottle.class_loaded)
+        BlueThrottle.class_loaded = True
         scale = self.global_weight if self.weight_enabled else 1   # the configured numbers count global sessions
         self.max_tokens = scale * int_prop(props, PREFIX + "tokens", 0)   # 0: off
         self.fill_time = int_prop(props, PREFIX + "fill_time", 1)
