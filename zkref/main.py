@@ -168,7 +168,7 @@ def exit_code_for(error: BaseException) -> tuple[ExitCode, str | None]:
     code = getattr(error, "exit_code", None)   # an error that carries its own ExitCode (e.g. exit 13)
     return (ExitCode(code), None) if code is not None else (ExitCode.UNEXPECTED_ERROR, None)
 
-# %% ../nbs/01_initialize_and_run.ipynb #5e870a8c
+# %% ../nbs/01_initialize_and_run.ipynb #283ca1f2
 def run_server(args: list[str]) -> int:
     "Run `initialize_and_run(args)` on a new event loop; return Java's exit code."
     # Java: QuorumPeerMain.main
@@ -186,9 +186,10 @@ def run_server(args: list[str]) -> int:
         return ExitCode.UNEXPECTED_ERROR
     except Exception as e:
         code, line = exit_code_for(e)
+        if line is None and getattr(e, "exit_code", None) is not None:
+            return code          # it asked for its exit (and said why) where it was raised, as Java's does
         cause = f"{e}" + (f" (caused by: {e.__cause__})" if e.__cause__ else "")
-        if line or getattr(e, "exit_code", None) is None:      # else: logged where Java exits
-            LOG.error("%s: %s", line or "Unexpected exception, exiting abnormally", cause)
+        LOG.error("%s: %s", line or "Unexpected exception, exiting abnormally", cause)
         if line:
             print(line, file=sys.stderr)
         request_system_exit(code)
