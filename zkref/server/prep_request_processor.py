@@ -22,7 +22,7 @@ def get_server_id(zks) -> int:
     peer = getattr(zks, "quorum_peer", None) or getattr(zks, "peer", None)    # chapter 10c's / 10e's servers
     return 0 if peer is None else peer.myid
 
-# %% ../../nbs/11d_prep_request_processor.ipynb #7efe811b
+# %% ../../nbs/11d_prep_request_processor.ipynb #15a4efb8
 PLOG = get_logger("PrepRequestProcessor")
 
 class PrepRequestProcessor:
@@ -52,7 +52,13 @@ class PrepRequestProcessor:
         self.proposal_time.add(int((time.monotonic() - prepared) * 1000))  # Java: PROPOSAL_PROCESS_TIME
         self.queue_size.add(0)          # Java: PREP_PROCESSOR_QUEUE_SIZE before the next take; nothing waits here
 
-
+    def shutdown(self) -> None:
+        "Java's two lines (the second its thread's, woken by the request of death), then the next processor's shutdown. Java: PrepRequestProcessor.shutdown"
+        PLOG.info("Shutting down")
+        PLOG.info("PrepRequestProcessor exited loop!")
+        stop_next = getattr(self.next, "shutdown", None)    # a processor's shutdown is synchronous, as Java's
+        if stop_next is not None:
+            stop_next()
 
 # %% ../../nbs/11d_prep_request_processor.ipynb #6a3df7ad
 def _multi(self: PrepRequestProcessor, request: Request) -> None:

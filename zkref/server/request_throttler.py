@@ -15,7 +15,8 @@ from ..proto import OpCode
 from .request import Request
 
 # %% auto #0
-__all__ = ['LOG', 'ZLOG', 'SHUTDOWN_TIMEOUT', 'flag', 'StaleCheck', 'must_drop', 'RequestThrottler', 'start_request_throttler']
+__all__ = ['LOG', 'ZLOG', 'SHUTDOWN_TIMEOUT', 'flag', 'StaleCheck', 'must_drop', 'RequestThrottler', 'start_request_throttler',
+           'shutdown_request_throttler']
 
 # %% ../../nbs/11_requests5_throttler.ipynb #589bd738
 LOG = get_logger("RequestThrottler")
@@ -181,3 +182,16 @@ def start_request_throttler(zks) -> None:
     except ValueError:
         timeout = 10000
     LOG.info("%s = %d ms", SHUTDOWN_TIMEOUT, timeout)
+
+# %% ../../nbs/11_requests5_throttler.ipynb #87a879d5
+def shutdown_request_throttler(zks) -> int:
+    "Stop the server's throttler (on or off), with Java's three lines; the number of requests dropped. Java: RequestThrottler.shutdown"
+    LOG.info("Shutting down")
+    rt = getattr(zks, "request_throttler", None)
+    if rt is not None and rt.task is not None:
+        rt.task.cancel()                # its loop would drain at its next turn; the drain happens here, once
+    if rt is not None:
+        return rt.drain()
+    LOG.info("Draining request throttler queue")      # throttle off: no queue, nothing to drop
+    LOG.info("RequestThrottler shutdown. Dropped %d requests", 0)
+    return 0
