@@ -4,9 +4,9 @@ server run inside another process (the in-process mini cluster, notebooks) keeps
 and lives on.
 
 Each scenario runs real processes on 127.0.0.1 and free ports: `python -m zkref zoo.cfg`, and the same
-scenario against Java 3.8 (Debian's `zookeeper` package) to compare the exit code and the lines. A COMMIT that
-does not match comes from `FakeLeader`: a small leader, in this test's process, that wins the election (a
-LOOKING vote for itself with a newer epoch), then plays the leader's side of Zab's handshake over the quorum
+scenario against Java 3.8 (Debian's `zookeeper` package) to compare the exit code and the lines. A learner's
+exits (12, 13, 10) are provoked by `FakeLeader`: a small leader, in this test's process, that wins the election
+(a LOOKING vote for itself with a newer epoch), then plays the leader's side of Zab's handshake over the quorum
 port with a script of packets.
 """
 from __future__ import annotations
@@ -37,8 +37,8 @@ pytestmark = pytest.mark.timeout(180)
 needs_java = pytest.mark.skipif(not java_available(), reason="Java ZooKeeper 3.8 (Debian package zookeeper) is not installed")
 KINDS = ["zkref", pytest.param("java", marks=[needs_java, pytest.mark.java, pytest.mark.slow])]
 
-LOOKING = 0                     # Java: QuorumPeer.ServerState.LOOKING
-EXIT_WAIT_S = 60                # every process here must be gone by then
+LOOKING = int(ServerState.LOOKING)   # a notification's state field
+EXIT_WAIT_S = 60                     # every process here must be gone by then
 
 
 # ---------------------------------------------------------------------------------------------------------
