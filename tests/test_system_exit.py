@@ -258,7 +258,8 @@ def test_commit_not_matching_the_oldest_pending_txn_exits_12(kind, tmp_path):
     assert [(l[0], l[3]) for l in exiting] == [("ERROR", "Exiting JVM with code 12")], log[-3000:]
     assert exiting[0][1].startswith("QuorumPeer[myid=2]"), exiting   # the peer's own thread, as Java's
     mismatch = [l for l in lines if l[3].startswith("Committing zxid")]
-    assert [(l[0], l[3]) for l in mismatch] == [("ERROR", "Committing zxid 0x100000002 but next pending txn 0x100000001")]
+    assert [(l[0], l[2], l[3]) for l in mismatch] == [
+        ("ERROR", "FollowerZooKeeperServer", "Committing zxid 0x100000002 but next pending txn 0x100000001")]
     assert peer_thread(lines)[-2:] == [mismatch[0], exiting[0]], f"the exit line follows directly:\n{log[-2000:]}"
     if kind == "zkref":                                          # (Java's other threads may still log while it exits)
         assert lines[-1] == exiting[0], f"nothing is logged after the exit line:\n{log[-2000:]}"

@@ -27,26 +27,29 @@ if TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['LOG', 'QUORUM_PACKET_ERROR', 'UNMATCHED_TXN_COMMIT', 'UNEXPECTED_ERROR', 'TXNLOG_ERROR_TAKING_SNAPSHOT',
-           'LearnerExit', 'PacketInFlight', 'LearnerSync']
+           'LearnerExit', 'learner_exit', 'PacketInFlight', 'LearnerSync']
 
-# %% ../../nbs/10b_learner1_sync.ipynb #83ae57c6
+# %% ../../nbs/10b_learner1_sync.ipynb #aa5e3a28
 LOG = get_logger("Learner")
 
 QUORUM_PACKET_ERROR, UNMATCHED_TXN_COMMIT, UNEXPECTED_ERROR = 13, 12, 1   # Java: ExitCode
 TXNLOG_ERROR_TAKING_SNAPSHOT = 10                                       # Java: ExitCode
 
 class LearnerExit(Exception):
-    "The learner cannot go on with this database: the process ends (Java's exit codes, SYSTEM_EXIT) or the role does."
+    "The learner cannot go on with this database: the role ends (after `learner_exit`, the process may have ended first)."
     def __init__(self, code: int, message: str):
         super().__init__(message)
         self.code = code
-        if self.exit_code is not None:       # Java: ServiceUtils.requestSystemExit(code), where the error is found
-            request_system_exit(self.exit_code)
 
     @property
     def exit_code(self) -> int | None:
         "The code Java passes to ServiceUtils.requestSystemExit here; None for a critical thread's death (no exit)."
         return None if self.code == UNEXPECTED_ERROR else self.code
+
+def learner_exit(code: int, message: str) -> LearnerExit:
+    "Ask for Java's exit where the error is found, then give the exception that ends the role. Java: ServiceUtils.requestSystemExit"
+    request_system_exit(code)       # SYSTEM_EXIT (python -m zkref) does not return; LOG_ONLY logs Java's line
+    return LearnerExit(code, message)
 
 @dataclasses.dataclass
 class PacketInFlight:
@@ -60,7 +63,7 @@ class PacketInFlight:
 class LearnerSync:
     "Learner.syncWithLeader and the steps it takes; Learner (chapter 10b) inherits it. Java: Learner"
 
-# %% ../../nbs/10b_learner1_sync.ipynb #25546cd2
+# %% ../../nbs/10b_learner1_sync.ipynb #d9fc6c96
 async def _sync_first_packet(self: Learner, qp: QuorumPacket) -> tuple[bool, bool]:
     "Handle DIFF / SNAP / TRUNC; (snapshot_needed, sync_snapshot). Java: the head of Learner.syncWithLeader"
     p, db = self.peer, self.zk_db
@@ -91,15 +94,15 @@ async def _sync_first_packet(self: Learner, qp: QuorumPacket) -> tuple[bool, boo
         truncated = await asyncio.get_running_loop().run_in_executor(None, ctx.run, db.truncate_log, qp.zxid)
         if not truncated:
             LOG.error("Not able to truncate the log 0x%s", zxid_to_string(qp.zxid))
-            raise LearnerExit(QUORUM_PACKET_ERROR, f"Not able to truncate the log 0x{zxid_to_string(qp.zxid)}")
+            raise learner_exit(QUORUM_PACKET_ERROR, f"Not able to truncate the log 0x{zxid_to_string(qp.zxid)}")
         db.set_last_processed_zxid(qp.zxid)
         return True, False
     LOG.error("Got unexpected packet from leader: %s, exiting ... ", packet_to_string(qp))
-    raise LearnerExit(QUORUM_PACKET_ERROR, f"Got unexpected packet from leader: {packet_to_string(qp)}")
+    raise learner_exit(QUORUM_PACKET_ERROR, f"Got unexpected packet from leader: {packet_to_string(qp)}")
 
 LearnerSync.sync_first_packet = _sync_first_packet
 
-# %% ../../nbs/10b_learner1_sync.ipynb #c2465ea4
+# %% ../../nbs/10b_learner1_sync.ipynb #7d049ad4
 def _pif(data: bytes) -> PacketInFlight:
     e = deserialize_txn(data)
     return PacketInFlight(e.header, e.txn, e.digest)
@@ -195,7 +198,7 @@ async def _take_snapshot(self: Learner, sync_snapshot: bool) -> None:
         await self.zk_db.take_snapshot_async(sync_snapshot)
     except OSError as e:
         get_logger("ZooKeeperServer").error("Severe unrecoverable error, exiting\n%s", java_exception(e))
-        raise LearnerExit(TXNLOG_ERROR_TAKING_SNAPSHOT, f"Unable to take a snapshot: {e}") from e
+        raise learner_exit(TXNLOG_ERROR_TAKING_SNAPSHOT, f"Unable to take a snapshot: {e}") from e
 
 def _start_without_serving(self: Learner) -> None:
     "The learner's server with its processors, not serving yet. Java: zk.startupWithoutServing in Learner.syncWithLeader"
