@@ -221,7 +221,8 @@ def test_observer_applies_inform_without_acking(tmp_path):
 
 def test_disk_failure_in_the_sync_thread_ends_the_follower_with_exit_1(tmp_path, caplog, monkeypatch):
     """If writing the txn log fails in broadcast, Java's SyncThread dies with "Severe unrecoverable error"
-    and the server exits (code 1); zkref's follower ends with LearnerExit(1) and never ACKs the txn.
+    and the server goes to ERROR (ZooKeeperCriticalThread: "Thread SyncThread:N exits, error code 1"; the JVM
+    does not exit), so the role ends; zkref's follower ends with LearnerExit(1) (no exit code) and never ACKs the txn.
     (The disk error is injected: once the broadcast PROPOSAL is appended, ZKDatabase.commit raises ENOSPC.)
     Reference: Java SyncRequestProcessor.run, ZooKeeperCriticalThread.handleException"""
     async def script(recv, send, w):
