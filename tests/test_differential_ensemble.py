@@ -190,8 +190,15 @@ class Quorum:
                 c.close()
             except (OSError, EOFError, AssertionError) as e:
                 (out / "why.txt").open("a").write(f"nudge on port {port}: {e!r}\n")
-        time.sleep(1)                   # evidence gathering, not synchronisation
+        t0 = time.monotonic()
+        try:
+            wait_for(lambda: len({last_zxid(p) for p in self.ports}) == 1 and all(
+                "Outstanding: 0" in four_letter_word(p, "srvr") for p in self.ports), 5, 0.01, "the stalled work done")
+            done = f"every server at one last zxid, nothing outstanding, {time.monotonic() - t0:.3f} s after the nudge"
+        except TimeoutError as e:
+            done = f"{e}: still stalled after the nudge"
         with open(out / "after-nudge.4lw", "w") as f:
+            f.write(f"{done}\n")
             for role, sid, port in zip(ROLES, self.sids, self.ports):
                 for w in ("srvr", "cons"):
                     f.write(f"--- {role} s{sid} {w}\n{four_letter_word(port, w)}\n")
