@@ -21,12 +21,15 @@ import threading
 from pathlib import Path
 
 import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import KazooException
 
 from conftest import ServerProcess, free_ports, java_available, until
 from zkref.config import QuorumPeerConfig
+from zkref.datatree import DataTree
 from zkref.jute import CreateTxn, TxnHeader
 from zkref.main import LOG_ONLY, system_exit_procedure
-from zkref.persistence import marshall_txn_entry
+from zkref.persistence import FileTxnSnapLog, marshall_txn_entry
 from zkref.quorum.election import ServerState
 from zkref.quorum.main import QuorumPeerMain
 from zkref.quorum.zab import (ACK, ACKEPOCH, COMMIT, DIFF, FOLLOWERINFO, LEADERINFO, NEWLEADER, PROPOSAL, SNAP,
@@ -462,3 +465,165 @@ def test_in_process_follower_logs_the_disabled_exit_and_looks_for_a_leader_again
     assert ("ERROR", "ServiceUtils", disabled) in records
     assert not any(msg.startswith("Exiting JVM") for _, _, msg in records)
     assert not any(msg.startswith("Unexpected exception") for _, name, msg in records if name == "QuorumPeer")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Exit 10 wherever ZooKeeperServer.takeSnapshot cannot write its snapshot (start-up, the Snapshot Thread, a new
+# leader), and exit 1 where Java's snapshot is not takeSnapshot's (a new database's snapshot.0)
+
+SEVERE = "Severe unrecoverable error, exiting"
+
+
+def block_snapshot(snap_dir: Path, zxid: int) -> None:
+    "Take the name of the snapshot at `zxid` with a directory that is not empty, so that it cannot be written."
+    # Java's SnapStream opens the file (FileNotFoundException: Is a directory); an empty directory would be replaced
+    taken = snap_dir / f"snapshot.{zxid:x}"
+    taken.mkdir(parents=True)
+    (taken / "keep").write_text("a directory that is not empty cannot be replaced by the snapshot\n")
+
+
+def data_dir_with_txns(data_dir: Path, n: int) -> int:
+    """A data directory as a stopped server leaves it: `snapshot.0` of the empty tree and a txn log of `n`
+    creates (zxids 1..n), written by zkref's own FileTxnSnapLog; the last zxid."""
+    tsl = FileTxnSnapLog(data_dir, data_dir)
+    tsl.save(DataTree(), {}, False)
+    for zxid in range(1, n + 1):
+        tsl.append(TxnHeader(client_id=0, cxid=0, zxid=zxid, time=0, type=1),
+                   CreateTxn(path=f"/n{zxid}", data=b"", acl=[], ephemeral=False, parent_cversion=zxid))
+    tsl.commit()
+    tsl.close()
+    return n
+
+
+def severe_then_exit(thread: str, code: int = 10) -> list[tuple[str, str, str, str]]:
+    "Java's two last lines of a thread whose snapshot cannot be written (ZooKeeperServer.takeSnapshot)."
+    return [("ERROR", thread, "ZooKeeperServer", SEVERE), ("ERROR", thread, "ServiceUtils", f"Exiting JVM with code {code}")]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_snapshot_of_a_new_database_that_cannot_be_written_exits_1_not_10(kind, tmp_path):
+    """A new server's first snapshot, `snapshot.0` of its empty database, is written by `FileTxnSnapLog.restore`
+    itself (an empty database it may trust, `zookeeper.db.autocreate`), not by `takeSnapshot`: when its name is
+    taken the IOException leaves `loadData` before `takeSnapshot` is reached, and the standalone server ends as
+    any failed start does, `Unexpected exception, exiting abnormally` and exit code 1 (UNEXPECTED_ERROR), with
+    no `Severe unrecoverable error` (verified on Debian's Java 3.8.0).
+
+    Reference: Java FileTxnSnapLog.restore (trustEmptyDB → save), ZooKeeperServerMain.main, ExitCode.UNEXPECTED_ERROR
+    """
+    server = ServerProcess(tmp_path / kind, {}, kind=kind)
+    block_snapshot(server.data_dir / "version-2", 0)
+    try:
+        server.start(wait=False)
+        code = wait_exit(server)
+    finally:
+        server.stop()
+    log = server.logs()
+    assert code == 1, log[-3000:]
+    lines = log_lines(log)
+    assert not any(l[3] == SEVERE for l in lines), log[-3000:]
+    # Java logs it as ZooKeeperServerMain (standalone's main) with the exception on the next lines; zkref as
+    # QuorumPeerMain with the exception's message appended (chapter 01): compare the level and the message's start
+    assert any(l[0] == "ERROR" and l[3].startswith("Unexpected exception, exiting abnormally") for l in lines), log[-3000:]
+    assert (lines[-1][0], lines[-1][2], lines[-1][3]) == ("ERROR", "ServiceUtils", "Exiting JVM with code 1"), log[-2000:]
+    assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_snapshot_at_start_that_cannot_be_written_exits_10(kind, tmp_path):
+    """A standalone server's `loadData` ends with `takeSnapshot`: a restarted server (a snapshot and a log to
+    restore, so `restore` writes nothing) snapshots at its last zxid; if that file cannot be written (its name
+    taken by a directory that is not empty) the main thread logs `Snapshotting: 0x3 to …`, `Severe
+    unrecoverable error, exiting` with the IOException, and `Exiting JVM with code 10`
+    (TXNLOG_ERROR_TAKING_SNAPSHOT): the process's last three lines.
+
+    Reference: Java ZooKeeperServer.loadData, ZooKeeperServer.takeSnapshot, ExitCode.TXNLOG_ERROR_TAKING_SNAPSHOT
+    """
+    server = ServerProcess(tmp_path / kind, {}, kind=kind)
+    last = data_dir_with_txns(server.data_dir, 3)
+    snapshot = server.data_dir / "version-2" / f"snapshot.{last:x}"
+    block_snapshot(snapshot.parent, last)
+    try:
+        server.start(wait=False)
+        code = wait_exit(server)
+    finally:
+        server.stop()
+    log = server.logs()
+    assert code == 10, log[-3000:]
+    lines = log_lines(log)
+    assert lines[-3:] == [("INFO", "main", "FileTxnSnapLog", f"Snapshotting: 0x{last:x} to {snapshot}"),
+                          *severe_then_exit("main")], log[-3000:]
+    assert f"java.io.FileNotFoundException: {snapshot} (Is a directory)" in log
+    assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_snapshot_thread_that_cannot_write_its_snapshot_exits_10(kind, tmp_path):
+    """With `-Dzookeeper.snapCount=2` the SyncRequestProcessor rolls the log and starts a `Snapshot Thread`
+    after the second txn; the snapshot's name (here every name it could take, `snapshot.1`…`snapshot.1f`) is
+    taken by a directory, so `takeSnapshot` fails in that thread: `Severe unrecoverable error, exiting`, then
+    `Exiting JVM with code 10` from the same thread, and the process ends while the client writes.
+
+    Reference: Java SyncRequestProcessor.run (Snapshot Thread), ZooKeeperServer.takeSnapshot, ExitCode.TXNLOG_ERROR_TAKING_SNAPSHOT
+    """
+    server = ServerProcess(tmp_path / kind, {}, kind=kind, jvm_flags=["-Dzookeeper.snapCount=2"])
+    for zxid in range(1, 0x20):
+        block_snapshot(server.data_dir / "version-2", zxid)
+    client = KazooClient(hosts=server.hosts, timeout=10, connection_retry=None, command_retry=None)
+    try:
+        server.start()
+        client.start(timeout=20)
+        for i in range(20):            # bounded; the snapshot is due after two txns: the session and a create
+            if server.proc.poll() is not None:
+                break
+            try:
+                client.create(f"/w{i}", b"x")
+            except KazooException:
+                break                                       # the server went away under the request
+        code = wait_exit(server)
+    finally:
+        client.stop()
+        client.close()
+        server.stop()
+    log = server.logs()
+    assert code == 10, log[-3000:]
+    lines = log_lines(log)
+    snap_thread = [l for l in lines if l[1] == "Snapshot Thread"]
+    assert snap_thread[-2:] == severe_then_exit("Snapshot Thread"), log[-3000:]
+    assert snap_thread[0][3].startswith("Snapshotting: 0x"), snap_thread   # (Java logs it as FileTxnSnapLog)
+    assert [l[1] for l in lines if l[2] == "ServiceUtils"] == ["Snapshot Thread"]
+    if kind == "zkref":                                     # (Java's other threads may still log while it exits)
+        assert lines[-1] == snap_thread[-1], log[-2000:]
+    assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_new_leaders_snapshot_that_cannot_be_written_exits_10(kind, tmp_path):
+    """A new leader snapshots its database as `lead()` starts (`zk.loadData()` → `takeSnapshot`), in the
+    discovery phase. Server 2 of a two-server ensemble has the newer data (zxid 0x3, so it is elected), and its
+    `snapshot.3` cannot be written: the peer's thread logs `Severe unrecoverable error, exiting` and `Exiting
+    JVM with code 10`, its last two lines, and the process ends with 10; server 1 is left looking.
+
+    Reference: Java Leader.lead, ZooKeeperServer.loadData, ZooKeeperServer.takeSnapshot, ExitCode.TXNLOG_ERROR_TAKING_SNAPSHOT
+    """
+    q1, e1, q2, e2 = free_ports(4)
+    config = {"tickTime": 500, "initLimit": 10, "syncLimit": 5,
+              "server.1": f"127.0.0.1:{q1}:{e1}", "server.2": f"127.0.0.1:{q2}:{e2}"}
+    one = ServerProcess(tmp_path / kind / "s1", config, myid=1, kind=kind)
+    two = ServerProcess(tmp_path / kind / "s2", config, myid=2, kind=kind)
+    last = data_dir_with_txns(two.data_dir, 3)
+    block_snapshot(two.data_dir / "version-2", last)
+    try:
+        one.start(wait=False)
+        two.start(wait=False)
+        code = wait_exit(two)
+    finally:
+        two.stop()
+        one.stop()
+    log = two.logs()
+    assert code == 10, log[-3000:]
+    lines = log_lines(log)
+    assert any(l[3].startswith("LEADING - LEADER ELECTION TOOK") for l in lines), log[-3000:]
+    thread = peer_thread(lines)[-1][1]
+    assert peer_thread(lines)[-2:] == severe_then_exit(thread), log[-3000:]
+    assert [l[1] for l in lines if l[2] == "ServiceUtils"] == [thread]
+    assert "Traceback" not in log
