@@ -627,3 +627,156 @@ def test_new_leaders_snapshot_that_cannot_be_written_exits_10(kind, tmp_path):
     assert peer_thread(lines)[-2:] == severe_then_exit(thread), log[-3000:]
     assert [l[1] for l in lines if l[2] == "ServiceUtils"] == [thread]
     assert "Traceback" not in log
+
+
+def diff_then_proposals_whose_snapshot_cannot_be_written(snap_dir: Path):
+    "An empty DIFF sync, then the names a snapshot could take are blocked and four txns proposed and committed."
+    def script(send, recv) -> None:
+        handshake_and_diff(send, recv)
+        (snap_dir / "snapshot.0").unlink(missing_ok=True)          # the start-up's restore wrote it
+        for zxid in (0, *range(z(1, 0), z(1, 0x10))):
+            block_snapshot(snap_dir, zxid)
+        for counter in range(1, 5):
+            send(PROPOSAL, z(1, counter), create_txn(z(1, counter), f"/p{counter}"))
+            send(COMMIT, z(1, counter))
+    return script
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_followers_snapshot_thread_that_cannot_write_its_snapshot_exits_10(kind, tmp_path):
+    """A follower's SyncRequestProcessor snapshots as a standalone server's does: with
+    `-Dzookeeper.snapCount=2`, the txns a leader proposes after the sync start a `Snapshot Thread`, and a
+    snapshot that cannot be written ends the follower's process from that thread: `Severe unrecoverable error,
+    exiting`, then `Exiting JVM with code 10`.
+
+    Reference: Java SyncRequestProcessor.run (Snapshot Thread), ZooKeeperServer.takeSnapshot, ExitCode.TXNLOG_ERROR_TAKING_SNAPSHOT
+    """
+    root = tmp_path / kind
+    leader = FakeLeader(diff_then_proposals_whose_snapshot_cannot_be_written(root / "data" / "version-2")).start()
+    q2, e2 = free_ports(2)
+    config = {"tickTime": 500, "initLimit": 10, "syncLimit": 5,
+              "server.1": f"127.0.0.1:{leader.quorum_port}:{leader.election_port}",
+              "server.2": f"127.0.0.1:{q2}:{e2}"}
+    server = ServerProcess(root, config, myid=2, kind=kind, jvm_flags=["-Dzookeeper.snapCount=2"])
+    try:
+        server.start(wait=False)
+        code = wait_exit(server)
+    finally:
+        server.stop()
+        leader.stop()
+    log = server.logs()
+    assert not leader.errors, leader.errors
+    assert code == 10, log[-3000:]
+    lines = log_lines(log)
+    snap_thread = [l for l in lines if l[1] == "Snapshot Thread"]
+    assert snap_thread[-2:] == severe_then_exit("Snapshot Thread"), log[-3000:]
+    assert [l[1] for l in lines if l[2] == "ServiceUtils"] == ["Snapshot Thread"]
+    assert "Traceback" not in log
+
+
+def test_in_process_server_whose_snapshot_fails_logs_the_disabled_exit_and_serves_on(tmp_path, caplog):
+    """Under LOG_ONLY, `requestSystemExit(10)` returns inside `takeSnapshot`, and Java's method goes on: it logs
+    `Snapshot taken in N ms` and its caller carries on, so a server whose `Snapshot Thread` cannot write its
+    snapshot keeps serving from its log. An in-process standalone server (`-Dzookeeper.snapCount=2`, every
+    name a snapshot could take blocked) logs `Severe unrecoverable error, exiting`, `Fatal error, JVM should
+    exit with code 10. Actually System.exit is disabled` and `Snapshot taken in …`, and every write of the
+    client succeeds, before and after.
+
+    Reference: Java ZooKeeperServer.takeSnapshot, ServiceUtils.LOG_ONLY, SyncRequestProcessor.run (Snapshot Thread)
+    """
+    from zkref.config import ServerConfig
+    from zkref.server.main import ZooKeeperServerMain
+
+    assert system_exit_procedure() is LOG_ONLY
+    data = tmp_path / "data"
+    for zxid in range(1, 0x20):
+        block_snapshot(data / "version-2", zxid)
+    port = free_ports(1)[0]
+    cfg = tmp_path / "zoo.cfg"
+    cfg.write_text(f"tickTime=2000\ndataDir={data}\nclientPort={port}\nclientPortAddress=127.0.0.1\n"
+                   "admin.enableServer=false\n")
+    config = ServerConfig({"zookeeper.snapCount": "2"})
+    config.parse(str(cfg))
+    disabled = "Fatal error, JVM should exit with code 10. Actually System.exit is disabled"
+
+    async def scenario():
+        main = ZooKeeperServerMain()
+        task = asyncio.create_task(main.run_from_config(config))
+        client = KazooClient(hosts=f"127.0.0.1:{port}", timeout=10)
+        try:
+            await until(lambda: main.started.is_set() or task.done(), 30, "the server to serve")
+            await asyncio.to_thread(client.start, 20)
+            for i in range(5):
+                await asyncio.to_thread(client.create, f"/w{i}", b"x")
+            await until(lambda: disabled in caplog.text, 30, "the snapshot thread's LOG_ONLY line")
+            for i in range(5, 10):                          # the server serves on
+                await asyncio.to_thread(client.create, f"/w{i}", b"x")
+            children = await asyncio.to_thread(client.get_children, "/")
+            assert sorted(c for c in children if c.startswith("w")) == sorted(f"w{i}" for i in range(10))
+            assert main.zks.is_running()
+        finally:
+            await asyncio.to_thread(client.stop)
+            client.close()
+            main.request_shutdown()
+            await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 30)
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(scenario())
+    records = [(r.levelname, r.name, r.getMessage().split("\n")[0]) for r in caplog.records
+               if r.name in ("ZooKeeperServer", "ServiceUtils")]
+    severe = records.index(("ERROR", "ZooKeeperServer", SEVERE))
+    assert records[severe + 1] == ("ERROR", "ServiceUtils", disabled)
+    assert records[severe + 2][:2] == ("INFO", "ZooKeeperServer") and records[severe + 2][2].startswith("Snapshot taken in")
+    assert not any(msg.startswith("Exiting JVM") for _, _, msg in records)
+
+
+def test_in_process_leader_whose_snapshot_fails_logs_the_disabled_exit_and_leads_on(tmp_path, caplog):
+    """Under LOG_ONLY a new leader whose first snapshot cannot be written goes on as Java's `lead()` does after
+    `takeSnapshot` returns: `Severe unrecoverable error, exiting`, `Fatal error, JVM should exit with code 10.
+    Actually System.exit is disabled`, `Snapshot taken in N ms`, and then it leads: server 1 (a `python -m
+    zkref` process) follows it and a client's write through the leader succeeds.
+
+    Reference: Java Leader.lead, ZooKeeperServer.takeSnapshot, ServiceUtils.LOG_ONLY
+    """
+    assert system_exit_procedure() is LOG_ONLY
+    q1, e1, q2, e2 = free_ports(4)
+    config = {"tickTime": 500, "initLimit": 10, "syncLimit": 5,
+              "server.1": f"127.0.0.1:{q1}:{e1}", "server.2": f"127.0.0.1:{q2}:{e2}"}
+    one = ServerProcess(tmp_path / "s1", config, myid=1)
+    two = ServerProcess(tmp_path / "s2", config, myid=2)       # its zoo.cfg and data; run here, not as a process
+    last = data_dir_with_txns(two.data_dir, 3)
+    block_snapshot(two.data_dir / "version-2", last)
+    peer_config = QuorumPeerConfig()
+    peer_config.parse(str(two.cfg_path))
+    disabled = "Fatal error, JVM should exit with code 10. Actually System.exit is disabled"
+
+    async def scenario():
+        main = QuorumPeerMain()
+        task = asyncio.create_task(main.run_from_config(peer_config))
+        client = KazooClient(hosts=two.hosts, timeout=10)
+        try:
+            await until(lambda: disabled in caplog.text, 60, "the leader's LOG_ONLY line")
+            await until(lambda: main.quorum_peer.peer_state == ServerState.LEADING
+                        and "Have quorum of supporters" in caplog.text, 60, "server 1 to follow")
+            await asyncio.to_thread(client.start, 30)
+            await asyncio.to_thread(client.create, "/after", b"x")
+            stat = (await asyncio.to_thread(client.exists, "/n3"))
+            assert stat is not None and stat.czxid == last           # the restored data is served
+        finally:
+            await asyncio.to_thread(client.stop)
+            client.close()
+            await main.shutdown()
+            await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 60)
+
+    with caplog.at_level(logging.INFO):
+        try:
+            one.start(wait=False)
+            asyncio.run(scenario())
+        finally:
+            one.stop()
+    records = [(r.levelname, r.name, r.getMessage().split("\n")[0]) for r in caplog.records
+               if r.name in ("ZooKeeperServer", "ServiceUtils")]
+    severe = records.index(("ERROR", "ZooKeeperServer", SEVERE))
+    assert records[severe + 1] == ("ERROR", "ServiceUtils", disabled)
+    assert records[severe + 2][:2] == ("INFO", "ZooKeeperServer") and records[severe + 2][2].startswith("Snapshot taken in")
+    assert not any(msg.startswith("Exiting JVM") for _, _, msg in records)
