@@ -150,6 +150,36 @@ def test_leader_server_shutdown_lines_when_it_loses_its_quorum(leader_logs):
     assert_same_role_end(java_lines, zkref_lines)
 
 
+def test_observer_server_shutdown_lines_when_the_leader_goes_away(tmp_path):
+    """An observer whose leader goes away logs `shutdown Observer`, then its ObserverZooKeeperServer's shutdown
+    (ZooKeeperServer.shutdown(boolean), as a follower's): `shutting down`, the RequestThrottler's three lines,
+    ObserverRequestProcessor's `Shutting down`, CommitProcessor's, and FinalRequestProcessor's `shutdown of
+    request processor complete`. zkref's observer logs the same lines in the same order. (Its `Waiting for N ms
+    before reconnecting with the leader` comes before `Peer state changed: looking`, Java's after: zkref waits
+    the jitter at the end of the observer's shutdown, site/divergences.md, ObserverMaster row.)
+    Reference: Java Observer.shutdown; Learner.shutdown; ZooKeeperServer.shutdown(boolean);
+    ObserverRequestProcessor.shutdown"""
+    from conftest import WithObserver
+    found = {}
+    for kind in ("java", "zkref"):
+        e = WithObserver(tmp_path / kind, (kind,) * 4)
+        try:
+            e.start()
+            leader = e.wait_formed([1, 2, 3])
+            wait_for(lambda: e.mode(4) == "observer", 60, what="the observer to serve")
+            e.stop(leader)
+            def looking_again():
+                es = entries(e.log(4))
+                return ("Observer", "shutdown Observer") in es and LOOKING in es[es.index(("Observer", "shutdown Observer")):]
+            wait_for(looking_again, 60, what="the observer to look for a leader again")
+        finally:
+            e.stop_all()
+        found[kind] = [x for x in window(e.log(4), ("Observer", "shutdown Observer"))
+                       if not x[1].startswith("Waiting for ")]
+    assert ("ObserverRequestProcessor", "Shutting down") in found["java"]
+    assert_same_role_end(found["java"], found["zkref"])
+
+
 @pytest.mark.xfail(strict=True, reason="zkref's Leader.shutdown runs twice as the role ends (Leader.lead asks for "
                    "it, then the peer's loop forces it: chapters 10a_leader, 07_peer2_loop) and logs a second "
                    "'Shutting down'; Java's lead() shuts down and the peer's forced shutdown never runs")
