@@ -180,9 +180,6 @@ def test_observer_server_shutdown_lines_when_the_leader_goes_away(tmp_path):
     assert_same_role_end(found["java"], found["zkref"])
 
 
-@pytest.mark.xfail(strict=True, reason="zkref's Leader.shutdown runs twice as the role ends (Leader.lead asks for "
-                   "it, then the peer's loop forces it: chapters 10a_leader, 07_peer2_loop) and logs a second "
-                   "'Shutting down'; Java's lead() shuts down and the peer's forced shutdown never runs")
 def test_leader_logs_shutting_down_once_when_it_loses_its_quorum(leader_logs):
     """Java's Leader.shutdown logs `Shutting down` and `Shutdown called. For the reason …` once as a leader
     loses its quorum: Leader.lead calls it, returns, and QuorumPeer.run sets its leader to null, so its

@@ -75,7 +75,7 @@ def ack_sets_to_string(sids) -> str:
     # Java: SyncedLearnerTracker.ackSetsToString (a HashSet<Long>: small ids print in ascending order)
     return "[" + ", ".join(str(s) for s in sorted(sids)) + "]"
 
-# %% ../../nbs/10a_leader.ipynb #d352896f
+# %% ../../nbs/10a_leader.ipynb #2c4c0f83
 class Leader(LeaderEpoch, LeaderBroadcast, LearnerMasterSyncs):
     "The elected leader: discovery, synchronization and broadcast. Java: Leader"
     def __init__(self, peer):                      # a QuorumPeer, or a ZabPeer (chapter 10c)
@@ -105,6 +105,7 @@ class Leader(LeaderEpoch, LeaderBroadcast, LearnerMasterSyncs):
         self.established = False                  # broadcast reached: serving (the mini cluster's "leader")
         self.stopped = asyncio.Event()
         self.shutdown_reason: str | None = None
+        self.finished: asyncio.Event | None = None   # set once the shutdown's async part has run
         self.server: asyncio.AbstractServer | None = None
         self.tasks: set[asyncio.Task] = set()
         self.to_flush: collections.deque[Proposal] = collections.deque()
@@ -136,7 +137,7 @@ class Leader(LeaderEpoch, LeaderBroadcast, LearnerMasterSyncs):
         host, port = self.peer.quorum_verifier.all_members[self.peer.myid].addr[0]
         return ("0.0.0.0", port) if getattr(self.peer, "quorum_listen_on_all_ips", False) else (host, port)
 
-# %% ../../nbs/10a_leader.ipynb #059d9f7e
+# %% ../../nbs/10a_leader.ipynb #1e17d649
 async def _accept(self: Leader, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     "Java: LearnerCnxAcceptor → new LearnerHandler(...).start()"
     if self.stopped.is_set():
@@ -197,6 +198,7 @@ async def _lead(self: Leader) -> None:
     finally:
         if self.shutdown_reason is None:
             self.request_shutdown("lead() ended")
+    await self.finish_shutdown()       # Java: lead() returns once its shutdown(reason) has stopped everything
 
 def _start_zk_server(self: Leader) -> None:
     "Serve from newEpoch << 32. Java: Leader.startZkServer"
@@ -222,6 +224,8 @@ async def _tick_loop(self: Leader) -> None:
     while not self.stopped.is_set():
         try:
             await asyncio.wait_for(self.stopped.wait(), self.peer.tick_time / 2000)
+            if not getattr(self.peer, "running", True):   # Java: !isRunning() as the peer shuts down: shutdown
+                self.request_shutdown("Unexpected internal error")   # again, which logs "Shutting down" only
             return
         except asyncio.TimeoutError:
             pass
@@ -254,6 +258,20 @@ def _request_shutdown(self: Leader, reason: str) -> None:
 async def _shutdown(self: Leader, reason: str = "") -> None:
     "End the role: stop learners and tasks, flush the log. Java: Leader.shutdown + LeaderZooKeeperServer.shutdown"
     self.request_shutdown(reason or "shutdown")
+    await self.finish_shutdown()
+
+async def _finish_shutdown(self: Leader) -> None:
+    "The rest of Java's Leader.shutdown, once, on the event loop: stop tasks and the server, flush the log."
+    if self.finished is not None:                         # another caller is at it, or it is done
+        await self.finished.wait()
+        return
+    self.finished = asyncio.Event()
+    try:
+        await self._close()
+    finally:
+        self.finished.set()
+
+async def _close(self: Leader) -> None:
     for t in list(self.tasks):
         if t is not asyncio.current_task():
             t.cancel()
@@ -282,3 +300,4 @@ async def _shutdown(self: Leader, reason: str = "") -> None:
 Leader.accept, Leader.lead, Leader.run = _accept, _lead, _lead
 Leader.start_zk_server, Leader.tick_loop = _start_zk_server, _tick_loop
 Leader.request_shutdown, Leader.shutdown = _request_shutdown, _shutdown
+Leader.finish_shutdown, Leader._close = _finish_shutdown, _close

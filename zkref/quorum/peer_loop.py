@@ -126,7 +126,7 @@ def _initialize(self: QuorumPeer) -> None:
 
 QuorumPeerLoop.thread_name, QuorumPeerLoop.start, QuorumPeerLoop.initialize = _thread_name, _start, _initialize
 
-# %% ../../nbs/07_peer2_loop.ipynb #5de368f6
+# %% ../../nbs/07_peer2_loop.ipynb #6a0dd82e
 async def _run(self: QuorumPeer) -> None:
     "LOOKING → a role → LOOKING … until shut down. Java: QuorumPeer.run"
     LOG.debug("Starting quorum peer")
@@ -167,15 +167,18 @@ async def _play_role(self: QuorumPeer, state: ServerState) -> None:
     # Java: the OBSERVING / FOLLOWING / LEADING cases of QuorumPeer.run
     LOG.info("%s", state.name)
     self.role = role = (self.role_factories.get(state) or HOLDING_ROLES[state])(self)
+    led = False
     try:
         await role.run()
+        led = state == ServerState.LEADING         # Java: setLeader(null) once lead() returns: it has shut down
     except asyncio.CancelledError:
         raise
     except Exception as e:
         if getattr(e, "exit_code", None) is None:      # else: the exit was requested (and logged) where it was raised
             LOG.warning("Unexpected exception\n%s", java_exception(e))
     finally:
-        await role.shutdown("Forcing shutdown")
+        if not led:                                 # a learner always; a leader whose lead() failed
+            await role.shutdown("Forcing shutdown")
         self.role = None
         if self.running:
             self.update_server_state()
