@@ -589,7 +589,7 @@ def test_snapshot_thread_that_cannot_write_its_snapshot_exits_10(kind, tmp_path)
     lines = log_lines(log)
     snap_thread = [l for l in lines if l[1] == "Snapshot Thread"]
     assert snap_thread[-2:] == severe_then_exit("Snapshot Thread"), log[-3000:]
-    assert snap_thread[0][3].startswith("Snapshotting: 0x"), snap_thread   # (Java logs it as FileTxnSnapLog)
+    assert snap_thread[0][2] == "FileTxnSnapLog" and snap_thread[0][3].startswith("Snapshotting: 0x"), snap_thread
     assert [l[1] for l in lines if l[2] == "ServiceUtils"] == ["Snapshot Thread"]
     if kind == "zkref":                                     # (Java's other threads may still log while it exits)
         assert lines[-1] == snap_thread[-1], log[-2000:]
