@@ -246,5 +246,39 @@ def test_weighed_connection_throttling_line_once_per_process_quorum(ensembles):
     for j, z in ((jn, zn), (j_other, z_other)):         # first role: follower
         jlog, zlog = java.log(j), zkref.log(z)
         assert around(zlog, jlog, WEIGHED) == around(jlog, zlog, WEIGHED), (j, z)
-        assert around(zlog, jlog, WEIGHED)[1:] == (("QuorumPeer", "FOLLOWING"),
+        # the nearest common line before it was `FOLLOWING` until zkref printed the Learner's settings too
+        assert around(zlog, jlog, WEIGHED)[1:] == (("Learner", "zookeeper.learner.closeSocketAsync = false"),
                                                    ("ZooKeeperServer", "minSessionTimeout set to 1000 ms"))
+
+
+LEARNER_SETTINGS = [("Learner", "leaderConnectDelayDuringRetryMs: 100"), ("Learner", "TCP NoDelay set to: true"),
+                    ("Learner", "zookeeper.learner.asyncSending = false"),
+                    ("Learner", "zookeeper.learner.closeSocketAsync = false")]
+
+
+def test_learner_settings_once_per_process_after_following(ensembles):
+    """Learner's static block logs `leaderConnectDelayDuringRetryMs: 100`, `TCP NoDelay set to: true`,
+    `zookeeper.learner.asyncSending = false` and `zookeeper.learner.closeSocketAsync = false` when the class loads:
+    once per JVM, as the first learner role is made (`new Follower(...)` loads Learner before its argument, the
+    FollowerZooKeeperServer, is constructed). So a first-role follower prints the four lines right after
+    `FOLLOWING` and right before BlueThrottle's `Weighed connection throttling is disabled`; a follower that
+    follows again, or leads, does not print them again; a server that only ever led prints none. zkref prints
+    them the same number of times, in the same place, on every server of the ensemble.
+    Reference: Java Learner static initializer; QuorumPeer.run (case FOLLOWING), QuorumPeer.makeFollower"""
+    (java, jl, jn), (zkref, zl, zn) = ensembles["java"], ensembles["zkref"]
+    j_other = next(i for i in java.ids if i not in (jl, jn))
+    z_other = next(i for i in zkref.ids if i not in (zl, zn))
+    for j, z in ((jl, zl), (jn, zn), (j_other, z_other)):
+        placed = {}
+        for kind, log in (("java", java.log(j)), ("zkref", zkref.log(z))):
+            # the peer thread's classes here (other threads' lines, election notifications or the harness's
+            # four-letter words, may come in between)
+            es = [e for e in entries(log) if e[0] in ("QuorumPeer", "Learner", "BlueThrottle")]
+            at = [i for i, e in enumerate(es) if e == LEARNER_SETTINGS[0]]
+            counts = [sum(1 for e in es if e == line) for line in LEARNER_SETTINGS]
+            placed[kind] = (counts, [(es[i - 1], es[i:i + 4], es[i + 4]) for i in at])
+        assert placed["zkref"] == placed["java"], (j, z, placed)
+        want = 0 if (j, z) == (jl, zl) else 1        # the first leader never followed
+        assert placed["java"][0] == [want] * 4, (j, placed["java"])
+        for before, lines, after in placed["java"][1]:
+            assert (before, lines, after) == (("QuorumPeer", "FOLLOWING"), LEARNER_SETTINGS, WEIGHED)

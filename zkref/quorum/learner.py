@@ -22,12 +22,12 @@ __all__ = ['LOG', 'FLOG', 'OLOG', 'Learner', 'Follower', 'Observer', 'zab_roles'
            'UNEXPECTED_ERROR', 'LearnerExit', 'PacketInFlight', 'LearnerSessionTracker', 'LearnerCommitProcessor',
            'FollowerRequestProcessor', 'FollowerZooKeeperServer']
 
-# %% ../../nbs/10b_learner.ipynb #eeafe9b2
+# %% ../../nbs/10b_learner.ipynb #af2f3626
 from .learner_sync import (QUORUM_PACKET_ERROR, UNEXPECTED_ERROR, UNMATCHED_TXN_COMMIT, LearnerExit,
                                        LearnerSync, PacketInFlight, _pif)
 from .learner_broadcast import LearnerBroadcast
 from ..server.processors import State
-from .learner_connect import LearnerConnection
+from .learner_connect import LearnerConnection, learner_settings
 from .observer_master import ObserverMaster, find_learner_master, wait_for_observer_election_delay
 from .learner_zk_server import (FollowerRequestProcessor, FollowerZooKeeperServer, LearnerCommitProcessor,
                                             LearnerSessionTracker)
@@ -41,7 +41,7 @@ LOG = get_logger("Learner")
 FLOG = get_logger("Follower")
 OLOG = get_logger("Observer")
 
-# %% ../../nbs/10b_learner.ipynb #12bf5c02
+# %% ../../nbs/10b_learner.ipynb #4f55b910
 class Learner(LearnerConnection, LearnerSync, LearnerBroadcast):
     "The parts of Follower and Observer that are the same. Java: Learner"
     info_type = FOLLOWERINFO
@@ -70,6 +70,7 @@ class Learner(LearnerConnection, LearnerSync, LearnerBroadcast):
         self.snapshot_task: asyncio.Task | None = None
         self.completed_sync = False
         self.fatal: BaseException | None = None          # the sync task's disk error, if it died
+        self.settings = learner_settings(peer)           # Java: Learner's static block, logged by the first learner
         self.zks = FollowerZooKeeperServer(self)         # made now (Java: makeFollower), started at NEWLEADER,
                                                          # serving after UPTODATE (chapter 10b1)
         self.metrics = peer_metrics(peer)                # ServerMetrics, shared with the peer and its server
