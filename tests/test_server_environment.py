@@ -282,3 +282,46 @@ def test_learner_settings_once_per_process_after_following(ensembles):
         assert placed["java"][0] == [want] * 4, (j, placed["java"])
         for before, lines, after in placed["java"][1]:
             assert (before, lines, after) == (("QuorumPeer", "FOLLOWING"), LEARNER_SETTINGS, WEIGHED)
+
+
+# The classes the peer's thread logs as it makes a role and its server (other threads' lines left out)
+ROLE_SETUP_CLASSES = ("QuorumPeer", "Leader", "LearnerMaster", "Learner", "BlueThrottle", "ZooKeeperServer",
+                      "ResponseCache", "RequestPathMetricsCollector", "AuthenticationHelper", "Follower")
+SERVER_SETUP_FIRST = ("Weighed connection throttling is disabled", "minSessionTimeout set to ")
+
+
+def server_setup_neighbours(log: str, other: str) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """For each leader role in `log`: the nearest lines before and after its server's setup block (from the
+    constructor's first line, BlueThrottle's or `minSessionTimeout set to`, to `Created server with tickTime`)
+    that `other` (the other implementation's log) prints too, election times and paths left out."""
+    def norm(es):
+        return [(c, re.sub(r"LEADER ELECTION TOOK - \d+ MS", "LEADER ELECTION TOOK - <n> MS", m)) for c, m in es
+                if c in ROLE_SETUP_CLASSES and not m.startswith(LARGE_REQUEST_LINES)]
+    es, known = norm(entries(log)), set(norm(entries(other)))
+    found = []
+    for k in [i for i, e in enumerate(es) if e == ("QuorumPeer", "LEADING")]:
+        start = next(i for i in range(k, len(es)) if es[i][1].startswith(SERVER_SETUP_FIRST))
+        end = next(i for i in range(start, len(es)) if es[i][1].startswith("Created server with tickTime "))
+        found.append((next(e for e in reversed(es[:start]) if e in known),
+                      next(e for e in es[end + 1:] if e in known)))
+    return found
+
+
+def test_leader_makes_its_server_where_java_does(ensembles):
+    """Java's QuorumPeer.makeLeader makes the LeaderZooKeeperServer with the Leader (`new Leader(this, new
+    LeaderZooKeeperServer(...))`), long before a quorum has synced: the server's constructor lines (BlueThrottle's
+    on a first-role leader, `minSessionTimeout set to …` … `Created server with tickTime …`) come after Leader's
+    static lines (`zookeeper.leader.maxTimeToWaitForEpoch = -1ms`, once per JVM) or, on a later leader role,
+    after `LEADING`, and before `LEADING - LEADER ELECTION TOOK`. zkref makes its leader's server at the same
+    place, for the first leader and for the follower that became leader.
+    Reference: Java QuorumPeer.run (case LEADING), QuorumPeer.makeLeader, Leader.lead"""
+    (java, jl, jn), (zkref, zl, zn) = ensembles["java"], ensembles["zkref"]
+    took = ("Leader", "LEADING - LEADER ELECTION TOOK - <n> MS")
+    for j, z in ((jl, zl), (jn, zn)):
+        jlog, zlog = java.log(j), zkref.log(z)
+        java_n, zkref_n = server_setup_neighbours(jlog, zlog), server_setup_neighbours(zlog, jlog)
+        assert zkref_n == java_n, (j, z, zkref_n, java_n)
+    assert server_setup_neighbours(java.log(jl), zkref.log(zl)) == [
+        (("Leader", "zookeeper.leader.maxTimeToWaitForEpoch = -1ms"), took)]
+    assert server_setup_neighbours(java.log(jn), zkref.log(zn)) == [
+        (("Leader", "zookeeper.leader.maxTimeToWaitForEpoch = -1ms"), took)]

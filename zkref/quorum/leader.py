@@ -75,7 +75,7 @@ def ack_sets_to_string(sids) -> str:
     # Java: SyncedLearnerTracker.ackSetsToString (a HashSet<Long>: small ids print in ascending order)
     return "[" + ", ".join(str(s) for s in sorted(sids)) + "]"
 
-# %% ../../nbs/10a_leader.ipynb #2c4c0f83
+# %% ../../nbs/10a_leader.ipynb #810d1021
 class Leader(LeaderEpoch, LeaderBroadcast, LearnerMasterSyncs):
     "The elected leader: discovery, synchronization and broadcast. Java: Leader"
     def __init__(self, peer):                      # a QuorumPeer, or a ZabPeer (chapter 10c)
@@ -97,7 +97,6 @@ class Leader(LeaderEpoch, LeaderBroadcast, LearnerMasterSyncs):
         self.observing_learners: set["LearnerHandler"] = set()
         self.outstanding: dict[int, Proposal] = {}
         self.pending_syncs: dict[int, list] = {}          # zxid -> handlers waiting for SYNC
-        self.zks: "LeaderZooKeeperServer | None" = None   # the server, once a quorum synced
         self.last_committed = self.last_proposed = 0
         self.zxid = 0                              # Java: ZooKeeperServer.hzxid
         self.tick = 0
@@ -123,6 +122,9 @@ class Leader(LeaderEpoch, LeaderBroadcast, LearnerMasterSyncs):
         self.force_snap_sync = ((prop("zookeeper.forceSnapshotSync", None) if callable(prop) else None)
                                 or "").lower() == "true"
         self.ack_logging_frequency = ack_logging_frequency(peer)
+        # Java: QuorumPeer.makeLeader, `new Leader(this, new LeaderZooKeeperServer(...))`: the server is made with
+        # the role (its constructor's lines after Leader's static ones), started once a quorum has synced
+        self.zks = LeaderZooKeeperServer(self)
 
     def is_participant(self, sid: int) -> bool:
         "Java: Leader.isParticipant"
@@ -137,7 +139,7 @@ class Leader(LeaderEpoch, LeaderBroadcast, LearnerMasterSyncs):
         host, port = self.peer.quorum_verifier.all_members[self.peer.myid].addr[0]
         return ("0.0.0.0", port) if getattr(self.peer, "quorum_listen_on_all_ips", False) else (host, port)
 
-# %% ../../nbs/10a_leader.ipynb #1e17d649
+# %% ../../nbs/10a_leader.ipynb #dea5a287
 async def _accept(self: Leader, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     "Java: LearnerCnxAcceptor → new LearnerHandler(...).start()"
     if self.stopped.is_set():
@@ -210,8 +212,7 @@ def _start_zk_server(self: Leader) -> None:
     task = asyncio.get_running_loop().create_task(self.sync_processor(), name=f"SyncThread:{self.peer.myid}")
     self.tasks.add(task)
     self.leader_start_time = time.monotonic()
-    self.zks = LeaderZooKeeperServer(self)
-    self.zks.startup()
+    self.zks.startup()                                    # made with the role (Leader.__init__)
     serve = getattr(self.peer, "set_zookeeper_server", None)
     if serve is not None and (self.peer.prop("zookeeper.leaderServes", "yes") if hasattr(self.peer, "prop") else "yes") != "no":
         serve(self.zks)                                   # Java: self.setZooKeeperServer(zk) unless leaderServes=no
