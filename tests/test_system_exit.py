@@ -521,9 +521,12 @@ def test_snapshot_of_a_new_database_that_cannot_be_written_exits_1_not_10(kind, 
     assert code == 1, log[-3000:]
     lines = log_lines(log)
     assert not any(l[3] == SEVERE for l in lines), log[-3000:]
-    # Java logs it as ZooKeeperServerMain (standalone's main) with the exception on the next lines; zkref as
-    # QuorumPeerMain with the exception's message appended (chapter 01): compare the level and the message's start
-    assert any(l[0] == "ERROR" and l[3].startswith("Unexpected exception, exiting abnormally") for l in lines), log[-3000:]
+    # standalone's own main reports it, the exception on the lines that follow (not parsed into `lines`)
+    assert ("ERROR", "ZooKeeperServerMain", "Unexpected exception, exiting abnormally") in \
+        [(l[0], l[2], l[3]) for l in lines], log[-3000:]
+    after = log[log.index("Unexpected exception, exiting abnormally"):].splitlines()[1]
+    assert after == f"java.io.FileNotFoundException: {server.data_dir / 'version-2' / 'snapshot.0'} (Is a directory)", \
+        log[-3000:]
     assert (lines[-1][0], lines[-1][2], lines[-1][3]) == ("ERROR", "ServiceUtils", "Exiting JVM with code 1"), log[-2000:]
     assert "Traceback" not in log
 

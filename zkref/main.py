@@ -90,7 +90,7 @@ ZOOKEEPER_COMPAT_VERSION = "3.8.4"   # the ZooKeeper release whose behaviour zkr
 ZKREF_VERSION = "0.1.0"
 FULL_VERSION = f"{ZOOKEEPER_COMPAT_VERSION}-zkref-{ZKREF_VERSION}"   # as Java's Version.getFullVersion()
 
-# %% ../nbs/01_initialize_and_run.ipynb #4ed4917d
+# %% ../nbs/01_initialize_and_run.ipynb #ff9f3949
 LOG = get_logger("QuorumPeerMain")
 
 class NotBuiltYet(RuntimeError):
@@ -103,7 +103,11 @@ async def _standalone_main(args: list[str], system_properties: dict[str, str] | 
     except ImportError as e:
         raise NotBuiltYet("the standalone server (chapter 04, zkref.server.main) is not built yet, "
                           f"so zkref cannot serve clients: {e}") from None
-    await ZooKeeperServerMain().initialize_and_run(args, system_properties)
+    try:
+        await ZooKeeperServerMain().initialize_and_run(args, system_properties)
+    except Exception as e:
+        e.java_main = "ZooKeeperServerMain"   # its own main's catch clauses report it (same clauses, its logger)
+        raise
 
 async def _run_from_config(config: QuorumPeerConfig) -> None:
     "The quorum road: `QuorumPeerMain.runFromConfig(config)`."
@@ -168,7 +172,7 @@ def exit_code_for(error: BaseException) -> tuple[ExitCode, str | None]:
     code = getattr(error, "exit_code", None)   # an error that carries its own ExitCode (e.g. exit 13)
     return (ExitCode(code), None) if code is not None else (ExitCode.UNEXPECTED_ERROR, None)
 
-# %% ../nbs/01_initialize_and_run.ipynb #283ca1f2
+# %% ../nbs/01_initialize_and_run.ipynb #cbe581e9
 def run_server(args: list[str]) -> int:
     "Run `initialize_and_run(args)` on a new event loop; return Java's exit code."
     # Java: QuorumPeerMain.main
@@ -188,8 +192,12 @@ def run_server(args: list[str]) -> int:
         code, line = exit_code_for(e)
         if line is None and getattr(e, "exit_code", None) is not None:
             return code          # it asked for its exit (and said why) where it was raised, as Java's does
-        cause = f"{e}" + (f" (caused by: {e.__cause__})" if e.__cause__ else "")
-        LOG.error("%s: %s", line or "Unexpected exception, exiting abnormally", cause)
+        log = get_logger(getattr(e, "java_main", "QuorumPeerMain"))   # the standalone road: ZooKeeperServerMain.main
+        if line == USAGE:        # Java: IllegalArgumentException
+            log.error("Invalid arguments, exiting abnormally", exc_info=e)
+            log.info(USAGE)
+        else:                    # the message, then the exception as logback prints it
+            log.error(line or "Unexpected exception, exiting abnormally", exc_info=e)
         if line:
             print(line, file=sys.stderr)
         request_system_exit(code)
