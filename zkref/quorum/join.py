@@ -10,14 +10,14 @@ import re
 # %% auto #0
 __all__ = ['TRANSITION', 'transitions', 'loop_diagram']
 
-# %% ../../nbs/10_join.ipynb #504c0e60
+# %% ../../nbs/10_join.ipynb #b04b8b09
 TRANSITION = re.compile(
     r"\] - (?P<text>(?:LOOKING|LEADING|FOLLOWING|OBSERVING)\s*$"
     r"|Peer state changed: .*|PeerState set to LOOKING"
     r"|New election\. My id = \d+, proposed zxid=0x\w+"
     r"|(?:LEADING|FOLLOWING|OBSERVING) - LEADER ELECTION TOOK - \d+ MS"
     r"|Getting a (?:diff from the|snapshot from) leader 0x\w+|Truncating log to get in sync with the leader 0x\w+"
-    r"|Have quorum of supporters, sids: \[[\d,]*\]; starting up and setting last processed zxid: 0x\w+"
+    r"|Have quorum of supporters, sids: \[\[[\d, ]*\]\]; starting up and setting last processed zxid: 0x\w+"
     r"|Shutdown called\. For the reason .*|Exception when following the leader"
     r"|Disconnected from leader \(with address: \S+\)\. Was connected for \d+ms\. Sync state: \w+)", re.M)
 

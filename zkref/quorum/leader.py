@@ -139,7 +139,7 @@ class Leader(LeaderEpoch, LeaderBroadcast, LearnerMasterSyncs):
         host, port = self.peer.quorum_verifier.all_members[self.peer.myid].addr[0]
         return ("0.0.0.0", port) if getattr(self.peer, "quorum_listen_on_all_ips", False) else (host, port)
 
-# %% ../../nbs/10a_leader.ipynb #dea5a287
+# %% ../../nbs/10a_leader.ipynb #2b467bbe
 async def _accept(self: Leader, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     "Java: LearnerCnxAcceptor → new LearnerHandler(...).start()"
     if self.stopped.is_set():
@@ -206,7 +206,7 @@ def _start_zk_server(self: Leader) -> None:
     "Serve from newEpoch << 32. Java: Leader.startZkServer"
     self.last_committed = self.zxid
     LLOG.info("Have quorum of supporters, sids: [%s]; starting up and setting last processed zxid: 0x%s",
-              ",".join(str(s) for s in sorted(self.new_leader_acks)), zxid_to_string(self.zxid))
+              ack_sets_to_string(self.new_leader_acks), zxid_to_string(self.zxid))   # Java: ackSetsToString
     self.zk_db.set_last_processed_zxid(self.zxid)
     update_election_vote(self.peer, epoch_of(self.zxid))
     task = asyncio.get_running_loop().create_task(self.sync_processor(), name=f"SyncThread:{self.peer.myid}")
