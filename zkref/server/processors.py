@@ -268,13 +268,3 @@ __getattr__ = lazy_reexports(__name__, {
 
 # %% ../../nbs/11_requests.ipynb #7596eab6
 from . import server_stats as _server_stats_methods  # noqa: F401  adds register_metrics, server_stats, dump_conf, ...
-
-# %% ../../nbs/11_requests.ipynb #2a96c9bd
-from .request_throttler import start_request_throttler
-
-def _start_request_throttler_and_register_metrics(self: ZooKeeperServer) -> None:
-    "Java: startupWithServerState → startRequestThrottler, then registerMetrics"
-    start_request_throttler(self)
-    _server_stats_methods._register_metrics(self)   # chapter 11_requests2's
-
-ZooKeeperServer.register_metrics = _start_request_throttler_and_register_metrics
