@@ -224,13 +224,29 @@ def wait_exit(server: ServerProcess) -> int:
         pytest.fail(f"{server.kind} did not exit within {EXIT_WAIT_S}s:\n{server.logs()[-3000:]}")
 
 
-def follower_of(leader: FakeLeader, root: Path, kind: str) -> ServerProcess:
+def follower_of(leader: FakeLeader, root: Path, kind: str, jvm_flags: tuple[str, ...] = ()) -> ServerProcess:
     "Server 2 of the fake leader's two-server ensemble, `python -m zkref` or Java 3.8, not started."
     q2, e2 = free_ports(2)
     config = {"tickTime": 500, "initLimit": 10, "syncLimit": 5,
               "server.1": f"127.0.0.1:{leader.quorum_port}:{leader.election_port}",
               "server.2": f"127.0.0.1:{q2}:{e2}"}
-    return ServerProcess(root / kind, config, myid=2, kind=kind)
+    return ServerProcess(root / kind, config, myid=2, kind=kind, jvm_flags=jvm_flags)
+
+
+def follow_until_exit(script, root: Path, kind: str, jvm_flags: tuple[str, ...] = ()) -> tuple[int, str, FakeLeader]:
+    """Start a fake leader playing `script` and its follower (`python -m zkref` or Java 3.8); wait for the
+    follower's process to exit, stop both; (exit code, the follower's log, the stopped fake leader). The fake
+    leader saw no error."""
+    leader = FakeLeader(script).start()
+    server = follower_of(leader, root, kind, jvm_flags)
+    try:
+        server.start(wait=False)
+        code = wait_exit(server)
+    finally:
+        server.stop()
+        leader.stop()
+    assert not leader.errors, leader.errors
+    return code, server.logs(), leader
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -245,16 +261,7 @@ def test_commit_not_matching_the_oldest_pending_txn_exits_12(kind, tmp_path):
 
     Reference: Java FollowerZooKeeperServer.commit, ServiceUtils.SYSTEM_EXIT, ExitCode.UNMATCHED_TXN_COMMIT
     """
-    leader = FakeLeader(commit_out_of_order).start()
-    server = follower_of(leader, tmp_path, kind)
-    try:
-        server.start(wait=False)
-        code = wait_exit(server)
-    finally:
-        server.stop()
-        leader.stop()
-    log = server.logs()
-    assert not leader.errors, leader.errors
+    code, log, _ = follow_until_exit(commit_out_of_order, tmp_path, kind)
     assert code == 12, log[-3000:]
     lines = log_lines(log)
     exiting = [l for l in lines if l[2] == "ServiceUtils"]
@@ -287,16 +294,7 @@ def test_unexpected_first_sync_packet_exits_13(kind, tmp_path):
 
     Reference: Java Learner.syncWithLeader, ServiceUtils.SYSTEM_EXIT, ExitCode.QUORUM_PACKET_ERROR
     """
-    leader = FakeLeader(uptodate_instead_of_a_sync).start()
-    server = follower_of(leader, tmp_path, kind)
-    try:
-        server.start(wait=False)
-        code = wait_exit(server)
-    finally:
-        server.stop()
-        leader.stop()
-    log = server.logs()
-    assert not leader.errors, leader.errors
+    code, log, _ = follow_until_exit(uptodate_instead_of_a_sync, tmp_path, kind)
     assert code == 13, log[-3000:]
     lines = log_lines(log)
     unexpected = [l for l in lines if l[3].startswith("Got unexpected packet from leader")]
@@ -335,16 +333,7 @@ def test_snapshot_that_cannot_be_written_during_sync_exits_10(kind, tmp_path):
     Reference: Java ZooKeeperServer.takeSnapshot, Learner.syncWithLeader (NEWLEADER), ExitCode.TXNLOG_ERROR_TAKING_SNAPSHOT
     """
     root = tmp_path / kind
-    leader = FakeLeader(snap_whose_snapshot_cannot_be_written(root / "data" / "version-2")).start()
-    server = follower_of(leader, tmp_path, kind)
-    try:
-        server.start(wait=False)
-        code = wait_exit(server)
-    finally:
-        server.stop()
-        leader.stop()
-    log = server.logs()
-    assert not leader.errors, leader.errors
+    code, log, leader = follow_until_exit(snap_whose_snapshot_cannot_be_written(root / "data" / "version-2"), tmp_path, kind)
     assert code == 10, log[-3000:]
     lines = log_lines(log)
     severe = [l for l in lines if l[3] == "Severe unrecoverable error, exiting"]
@@ -655,20 +644,8 @@ def test_followers_snapshot_thread_that_cannot_write_its_snapshot_exits_10(kind,
     Reference: Java SyncRequestProcessor.run (Snapshot Thread), ZooKeeperServer.takeSnapshot, ExitCode.TXNLOG_ERROR_TAKING_SNAPSHOT
     """
     root = tmp_path / kind
-    leader = FakeLeader(diff_then_proposals_whose_snapshot_cannot_be_written(root / "data" / "version-2")).start()
-    q2, e2 = free_ports(2)
-    config = {"tickTime": 500, "initLimit": 10, "syncLimit": 5,
-              "server.1": f"127.0.0.1:{leader.quorum_port}:{leader.election_port}",
-              "server.2": f"127.0.0.1:{q2}:{e2}"}
-    server = ServerProcess(root, config, myid=2, kind=kind, jvm_flags=["-Dzookeeper.snapCount=2"])
-    try:
-        server.start(wait=False)
-        code = wait_exit(server)
-    finally:
-        server.stop()
-        leader.stop()
-    log = server.logs()
-    assert not leader.errors, leader.errors
+    code, log, _ = follow_until_exit(diff_then_proposals_whose_snapshot_cannot_be_written(root / "data" / "version-2"),
+                                  tmp_path, kind, jvm_flags=("-Dzookeeper.snapCount=2",))
     assert code == 10, log[-3000:]
     lines = log_lines(log)
     snap_thread = [l for l in lines if l[1] == "Snapshot Thread"]
