@@ -224,6 +224,16 @@ def wait_exit(server: ServerProcess) -> int:
         pytest.fail(f"{server.kind} did not exit within {EXIT_WAIT_S}s:\n{server.logs()[-3000:]}")
 
 
+def run_until_exit(server: ServerProcess) -> tuple[int, str]:
+    "Start `server` and wait for its process to exit (stopping it either way): (exit code, its log)."
+    try:
+        server.start(wait=False)
+        code = wait_exit(server)
+    finally:
+        server.stop()
+    return code, server.logs()
+
+
 def follower_of(leader: FakeLeader, root: Path, kind: str, jvm_flags: tuple[str, ...] = ()) -> ServerProcess:
     "Server 2 of the fake leader's two-server ensemble, `python -m zkref` or Java 3.8, not started."
     q2, e2 = free_ports(2)
@@ -403,12 +413,7 @@ def test_invalid_config_ends_with_exiting_jvm_with_code_2(kind, tmp_path):
     """
     server = ServerProcess(tmp_path / kind, {"tickTime": 2000}, kind=kind)
     server.cfg_path.write_text("tickTime=2000\nclientPort=2181\n")      # no dataDir
-    try:
-        server.start(wait=False)
-        code = wait_exit(server)
-    finally:
-        server.stop()
-    log = server.logs()
+    code, log = run_until_exit(server)
     assert code == 2, log[-3000:]
     lines = log_lines(log)
     assert (lines[-1][0], lines[-1][2], lines[-1][3]) == ("ERROR", "ServiceUtils", "Exiting JVM with code 2"), log
@@ -501,12 +506,7 @@ def test_snapshot_of_a_new_database_that_cannot_be_written_exits_1_not_10(kind, 
     """
     server = ServerProcess(tmp_path / kind, {}, kind=kind)
     block_snapshot(server.data_dir / "version-2", 0)
-    try:
-        server.start(wait=False)
-        code = wait_exit(server)
-    finally:
-        server.stop()
-    log = server.logs()
+    code, log = run_until_exit(server)
     assert code == 1, log[-3000:]
     lines = log_lines(log)
     assert not any(l[3] == SEVERE for l in lines), log[-3000:]
@@ -534,12 +534,7 @@ def test_snapshot_at_start_that_cannot_be_written_exits_10(kind, tmp_path):
     last = data_dir_with_txns(server.data_dir, 3)
     snapshot = server.data_dir / "version-2" / f"snapshot.{last:x}"
     block_snapshot(snapshot.parent, last)
-    try:
-        server.start(wait=False)
-        code = wait_exit(server)
-    finally:
-        server.stop()
-    log = server.logs()
+    code, log = run_until_exit(server)
     assert code == 10, log[-3000:]
     lines = log_lines(log)
     assert lines[-3:] == [("INFO", "main", "FileTxnSnapLog", f"Snapshotting: 0x{last:x} to {snapshot}"),
