@@ -22,7 +22,7 @@ from test_standalone_server import RawClient
 from zkref.jute import CreateRequest, CreateTxn, GetChildrenRequest, GetChildrenResponse
 from zkref.log import MYID
 from zkref.proto import OPEN_ACL_UNSAFE, OpCode, encode_request
-from zkref.server.processors import Request
+from zkref.server.processors import Request, State
 
 THROTTLEDOP = -127
 
@@ -130,8 +130,9 @@ def test_learner_refuses_to_forward_a_throttled_request():
         first = await c.wait_for_leader(60)
         sid = next(s for s in c.sids if s != first)
         peer = c.members[sid].runner.main.quorum_peer
-        await until(lambda: peer.role is not None and getattr(peer.role, "zks", None) is not None, 30,
-                    "the follower's server")
+        # running: after UPTODATE (its server exists from NEWLEADER on, and startServing would set RUNNING again)
+        await until(lambda: peer.role is not None and getattr(peer.role, "zks", None) is not None
+                    and peer.role.zks.state == State.RUNNING, 30, "the follower's server to serve")
         follower = peer.role
         request = Request(None, 0x1000003, 11, OpCode.create, b"")
         request.is_throttled = True
