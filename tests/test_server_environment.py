@@ -154,7 +154,9 @@ def throttler_start(log: str, myid: int, other: str, other_myid: int) -> tuple[i
     es, known = norm(entries(log), myid), set(norm(entries(other), other_myid))
     starts = [i for i, (c, m) in enumerate(es) if c == "RequestThrottler" and m.startswith(
         "zookeeper.request_throttler.shutdownTimeout = ")]
-    before = next(e for e in reversed(es[:starts[0]]) if e in known and e[0] not in ("NIOServerCnxn",))
+    # lines Java logs from other threads are not ordered against the peer thread's: the harness's four-letter
+    # words (NIOServerCnxn) and `PrepRequestProcessor (sid:N) started`, logged by Prep's own thread as it runs
+    before = next(e for e in reversed(es[:starts[0]]) if e in known and e[0] not in ("NIOServerCnxn", "PrepRequestProcessor"))
     return len(starts), before
 
 
@@ -325,3 +327,26 @@ def test_leader_makes_its_server_where_java_does(ensembles):
         (("Leader", "zookeeper.leader.maxTimeToWaitForEpoch = -1ms"), took)]
     assert server_setup_neighbours(java.log(jn), zkref.log(zn)) == [
         (("Leader", "zookeeper.leader.maxTimeToWaitForEpoch = -1ms"), took)]
+
+
+FLE_SETTINGS = [("FastLeaderElection", "zookeeper.fastleader.minNotificationInterval = 200 ms"),
+                ("FastLeaderElection", "zookeeper.fastleader.maxNotificationInterval = 60000 ms")]
+ELECTION_SETUP_CLASSES = ("QuorumPeer", "QuorumCnxManager$Listener", "FastLeaderElection", "ZKAuditProvider")
+
+
+def test_election_settings_once_where_java_prints_them(ensembles):
+    """FastLeaderElection's static block logs `zookeeper.fastleader.minNotificationInterval = 200 ms` and
+    `zookeeper.fastleader.maxNotificationInterval = 60000 ms` when the class loads: once per JVM, at the first
+    `new FastLeaderElection` in QuorumPeer.createElectionAlgorithm, after the listener's `Election port bind
+    maximum retries is 3` and before QuorumPeer.start's `ZooKeeper audit is disabled.`; the election that follows
+    a leader's loss makes no new class, so no second pair. zkref prints them once, in the same place, on every
+    server of the ensemble (the role change included).
+    Reference: Java FastLeaderElection static initializer; QuorumPeer.createElectionAlgorithm, QuorumPeer.start"""
+    for kind, (ens, _, _) in ensembles.items():
+        for i in ens.ids:
+            es = [e for e in entries(ens.log(i)) if e[0] in ELECTION_SETUP_CLASSES]
+            at = [k for k, e in enumerate(es) if e == FLE_SETTINGS[0]]
+            assert len(at) == 1 and es[at[0] + 1] == FLE_SETTINGS[1], (kind, i, at)
+            assert sum(1 for e in es if e == FLE_SETTINGS[1]) == 1, (kind, i)
+            assert es[at[0] - 1] == ("QuorumCnxManager$Listener", "Election port bind maximum retries is 3"), (kind, i)
+            assert es[at[0] + 2] == ("ZKAuditProvider", "ZooKeeper audit is disabled."), (kind, i)

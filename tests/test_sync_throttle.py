@@ -279,6 +279,6 @@ def test_limits_are_read_as_integer_getinteger(raw, want):
     """The limits are read as Java's Integer.getInteger reads a system property: Integer.decode (decimal, 0x/#
     hex, 0-prefixed octal, a sign), and the default for anything else — spaces, underscores, overflow.
     Reference: Java LearnerMaster's static block (Integer.getInteger), Integer.decode"""
-    from zkref.quorum.leader_sync import MAX_CONCURRENT_SNAP_SYNCS, java_get_integer
+    from zkref.quorum.leader_sync import MAX_CONCURRENT_SNAP_SYNCS, sync_limits
     props = {} if raw is None else {MAX_CONCURRENT_SNAP_SYNCS: raw}
-    assert java_get_integer(lambda name, default=None: props.get(name, default), MAX_CONCURRENT_SNAP_SYNCS, 10) == want
+    assert sync_limits(lambda name, default=None: props.get(name, default))[0] == want

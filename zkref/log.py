@@ -19,7 +19,7 @@ from socket import timeout as socket_timeout
 # %% auto #0
 __all__ = ['MYID', 'LOG_FORMAT', 'DATE_FORMAT', 'JAVA_LEVEL_NAMES', 'JAVA_CLASSES', 'KEEPER_EXCEPTIONS', 'SOCKET_ERRNO_CLASSES',
            'SOCKET_ERRNO_MESSAGES', 'ZooKeeperContext', 'java_exception', 'JavaFormatter', 'get_logger',
-           'configure_logging', 'as_thread']
+           'configure_logging', 'as_thread', 'run_as_thread', 'static_block', 'forget_static_blocks']
 
 # %% ../nbs/01a_logging.ipynb #f5cbdf65
 #: The `myid` of the server whose code is running; a context variable so that in-process servers differ.
@@ -178,20 +178,50 @@ def configure_logging(level: int | str = "INFO", # root level, as log4j's/logbac
     root.setLevel(level)
     return handler
 
-# %% ../nbs/01a_logging.ipynb #1669a254
+# %% ../nbs/01a_logging.ipynb #56c2edc6
 @contextlib.contextmanager
 def as_thread(name: str # the Java thread's name, e.g. "CommitProcessor:1"
              ):
-    "Log as Java's thread `name` while the block runs (the running asyncio task's name, restored after)."
+    "Log as Java's thread `name` while the block runs (the running asyncio task's name, or a worker thread's, restored after)."
     try:
         task = asyncio.current_task()
-    except RuntimeError:                  # no event loop in this thread: nothing to rename
+    except RuntimeError:                  # no event loop in this thread: rename the thread itself
         task = None
-    old = task.get_name() if task is not None else None
+    thread = threading.current_thread()
+    if task is None and thread is threading.main_thread():
+        yield                             # the main thread logs as `main` whatever its name
+        return
+    old = task.get_name() if task is not None else thread.name
     if task is not None:
         task.set_name(name)
+    else:
+        thread.name = name
     try:
         yield
     finally:
         if task is not None:
             task.set_name(old)
+        else:
+            thread.name = old
+
+def run_as_thread(name: str, # the Java thread's name
+                  fn, *args):
+    "`fn(*args)` logged as Java's thread `name`: for work handed to a worker thread that Java does on its own thread (e.g. `main`)."
+    with as_thread(name):
+        return fn(*args)
+
+# %% ../nbs/01a_logging.ipynb #4bdc3d68
+_static_blocks_run: set[str] = set()     # Java: the JVM's record of the classes it has initialized
+
+def static_block(java_class: str # the Java class whose static initializer this stands for, e.g. "Learner"
+                ) -> bool:
+    "True the first time in this process, False after: whether Java's static block of `java_class` runs now. Java: class initialization (JLS 12.4)"
+    if java_class in _static_blocks_run:
+        return False
+    _static_blocks_run.add(java_class)
+    return True
+
+def forget_static_blocks(*java_classes: str # these, or none given: all
+                        ) -> None:
+    "As in a fresh process: the next `static_block` of these classes (all if none) is true again."
+    _static_blocks_run.difference_update(java_classes or set(_static_blocks_run))

@@ -10,8 +10,8 @@ import tempfile
 import unicodedata
 
 # %% auto #0
-__all__ = ['ConfigException', 'NumberFormatException', 'parse_java_int', 'java_hex', 'java_trim', 'java_split', 'load_properties',
-           'escape_property', 'store_properties', 'atomic_write']
+__all__ = ['ConfigException', 'NumberFormatException', 'parse_java_int', 'java_hex', 'java_trim', 'java_split', 'java_decode',
+           'get_integer', 'load_properties', 'escape_property', 'store_properties', 'atomic_write']
 
 # %% ../nbs/02a_properties.ipynb #e982da35
 class ConfigException(Exception):
@@ -73,6 +73,41 @@ def java_split(s: str, sep: str) -> list[str]:
     while parts and parts[-1] == "":
         parts.pop()
     return parts if s else [""]
+
+# %% ../nbs/02a_properties.ipynb #c86c5757
+def java_decode(s: str,        # the text, untrimmed
+                bits: int = 32 # 32 for Integer.decode, 64 for Long.decode
+               ) -> int:
+    "Decode `s` as `Integer.decode`/`Long.decode` would (sign, then 0x/0X/# hex, 0 octal or decimal), or raise `NumberFormatException`."
+    # Java: Integer.decode, Long.decode
+    if not s:
+        raise NumberFormatException("Zero length string")
+    i = 1 if s[0] in "+-" else 0
+    if s.startswith(("0x", "0X"), i):
+        i, radix = i + 2, 16
+    elif s.startswith("#", i):
+        i, radix = i + 1, 16
+    elif s.startswith("0", i) and len(s) > i + 1:
+        i, radix = i + 1, 8
+    else:
+        radix = 10
+    if s.startswith(("-", "+"), i):
+        raise NumberFormatException("Sign character in wrong position")
+    return parse_java_int(("-" if s[0] == "-" else "") + s[i:], bits, radix)
+
+def get_integer(prop,          # a server's system properties: (name, default) -> str | None; None: none set
+                name: str,     # the property, e.g. "zookeeper.snapCount"
+                default: int,  # when unset or not a number
+                bits: int = 32 # 32 for Integer.getInteger, 64 for Long.getLong
+               ) -> int:
+    "A system property as `Integer.getInteger(name, default)` (or `Long.getLong`, bits=64) reads it."
+    raw = prop(name, None) if prop is not None else None
+    if raw is None:
+        return default
+    try:
+        return java_decode(raw, bits)
+    except NumberFormatException:
+        return default
 
 # %% ../nbs/02a_properties.ipynb #88e11877
 def _logical_lines(text: str):
