@@ -18,14 +18,16 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['CLOG', 'ContainerManager']
 
-# %% ../../nbs/11c_container_manager.ipynb #fe00b60b
+# %% ../../nbs/11c_container_manager.ipynb #3f299fe8
 CLOG = get_logger("ContainerManager")
 
 class ContainerManager:
     "Deletes empty containers and expired TTL nodes. Java: ContainerManager"
     def __init__(self, zks: ZooKeeperServer, check_interval_ms: int = 60000, max_per_minute: int = 10000,
-                 max_never_used_interval_ms: int = 0):
+                 max_never_used_interval_ms: int = 0,
+                 request_processor=None):   # what the deletes go to (a leader's Prep); None: zks.submit_request
         self.zks = zks
+        self.submit = request_processor.process_request if request_processor is not None else zks.submit_request
         self.check_interval_ms, self.max_per_minute = check_interval_ms, max_per_minute
         self.max_never_used_interval_ms = max_never_used_interval_ms
         self.task: asyncio.Task | None = None
@@ -57,7 +59,7 @@ class ContainerManager:
             start = time.monotonic()
             CLOG.info("Attempting to delete candidate container: %s", path)
             from zkref.server.processors import Request   # processors imports this module: import at use
-            self.zks.submit_request(Request(None, 0, 0, OpCode.deleteContainer, path.encode("utf-8"), []))
+            self.submit(Request(None, 0, 0, OpCode.deleteContainer, path.encode("utf-8"), []))   # Java: postDeleteRequest
             wait = min_interval / 1000 - (time.monotonic() - start)
             if wait > 0:
                 await asyncio.sleep(wait)
