@@ -118,3 +118,60 @@ def test_election_port_taken_lines_come_from_javas_threads(tmp_path):
          "able to participate in leader election any longer: 127.0.0.1:<election:1>"),
         ("ERROR", "QuorumPeerListener", "ServiceUtils", "Exiting JVM with code 14")], got["java"]
     assert got["zkref"] == got["java"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 2. A standalone server's shutdown
+
+def standalone_stopped_by_its_sync_thread(workdir, kind: str) -> str:
+    """Start a standalone server whose txn log cannot grow (`zookeeper.preAllocSize` past the file system's
+    largest file: the first append fails with `File too large`), open a session (its createSession is that
+    append), and wait for the process to end; its log."""
+    from kazoo.client import KazooClient
+    from kazoo.handlers.threading import KazooTimeoutError
+    server = ServerProcess(workdir, kind=kind, jvm_flags=["-Dzookeeper.preAllocSize=1099511627776"])   # KB: 1 EiB
+    server.start()
+    try:
+        zk = KazooClient(server.hosts, timeout=5, connection_retry={"max_tries": 0})
+        try:
+            zk.start(timeout=3)               # no answer: the server ends before the session is logged
+        except KazooTimeoutError:
+            pass
+        finally:
+            zk.stop(); zk.close()
+        wait_for(lambda: server.proc.poll() is not None, 30, 0.1, f"{kind} to exit")
+    finally:
+        server.stop()
+    return server.logs()
+
+
+def test_standalone_shutdown_lines_after_its_sync_thread_dies(tmp_path):
+    """A standalone server stops when a critical thread dies: SyncThread:0 fails to write its txn log
+    (`Severe unrecoverable error, from thread : SyncThread:0`, `Thread SyncThread:0 exits, error code 1`, then
+    its own `SyncRequestProcessor exited!`), the server's state turns ERROR, ZooKeeperServerMain's latch opens and
+    `ZooKeeperServer.shutdown` logs, on main and in this order: `shutting down`, the RequestThrottler's `Shutting
+    down`, `Draining request throttler queue` and `RequestThrottler shutdown. Dropped 0 requests` (its thread,
+    joined), the session tracker's `Shutting down`, then the chain front to back: PrepRequestProcessor's
+    `Shutting down`, SyncRequestProcessor's, FinalRequestProcessor's `shutdown of request processor complete`.
+    zkref logs the same lines in the same order (threads Java does not wait for, Prep's `exited loop!` and the
+    session tracker's, compared as a set). On SIGTERM Java 3.8.0's JVM exits without any of them (its
+    divergences row), so this is the way a standalone Java server logs its shutdown.
+    Reference: Java ZooKeeperCriticalThread.handleException, ZooKeeperServerMain.runFromConfig (shutdownLatch),
+    ZooKeeperServer.shutdown(boolean), RequestThrottler.shutdown, PrepRequestProcessor.shutdown,
+    SyncRequestProcessor.run and shutdown, FinalRequestProcessor.shutdown"""
+    from test_role_shutdown_lines import ROLE_CLASSES, assert_same_role_end, split
+    died = ("ZooKeeperServerListenerImpl", "Thread SyncThread:0 exits, error code 1")
+    exited = ("SyncRequestProcessor", "SyncRequestProcessor exited!")
+    final = ("FinalRequestProcessor", "shutdown of request processor complete")
+    found = {}
+    for kind in ("java", "zkref"):
+        es = [(c, m) for _, _, c, m in entries(standalone_stopped_by_its_sync_thread(tmp_path / kind, kind))]
+        assert died in es, (kind, es[-20:])
+        lines = [e for e in es[es.index(died):] if e[0] in ROLE_CLASSES]
+        # SyncThread:0 logs its last line as it dies; Java's main, woken by the ERROR state, may come first
+        assert lines.count(exited) == 1 and lines.index(exited) < lines.index(final), (kind, lines)
+        found[kind] = [e for e in lines if e != exited]
+    ordered = split(found["java"])[0]
+    assert ordered[:2] == [("ZooKeeperServer", "shutting down"), ("RequestThrottler", "Shutting down")], ordered
+    assert ordered[-1] == final, ordered
+    assert_same_role_end(found["java"], found["zkref"])

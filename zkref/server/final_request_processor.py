@@ -13,7 +13,7 @@ from .processors import Request, ZooKeeperServer
 # %% auto #0
 __all__ = ['FLOG', 'FinalRequestProcessor', 'audit_request', 'count_stale_reply', 'session_moved']
 
-# %% ../../nbs/11f_final_request_processor.ipynb #d5391bea
+# %% ../../nbs/11f_final_request_processor.ipynb #17e25125
 FLOG = get_logger("FinalRequestProcessor")
 
 _LAST_OP = {OpCode.ping: "PING", OpCode.createSession: "SESS", OpCode.multi: "MULT", OpCode.multiRead: "MLTR",
@@ -59,6 +59,10 @@ class FinalRequestProcessor:
                 if f is not None:
                     f.close_session(request.session_id, "client_closed_session")
         return rc
+
+    def shutdown(self) -> None:
+        "The last link of the chain: nothing to stop, Java's line. Java: FinalRequestProcessor.shutdown"
+        FLOG.info("shutdown of request processor complete")
 
 # %% ../../nbs/11f_final_request_processor.ipynb #9467f31f
 def _ephemerals_to_delete(zks: ZooKeeperServer, request: Request) -> list[tuple[str, bool]]:

@@ -15,7 +15,7 @@ from .server_lifecycle import take_snapshot_async
 # %% auto #0
 __all__ = ['SLOG', 'SyncRequestProcessor', 'snapshot_thread']
 
-# %% ../../nbs/11e_sync_request_processor.ipynb #c43c6f6b
+# %% ../../nbs/11e_sync_request_processor.ipynb #df6130be
 SLOG = get_logger("SyncRequestProcessor")
 
 class SyncRequestProcessor:
@@ -30,6 +30,8 @@ class SyncRequestProcessor:
         self.task: asyncio.Task | None = None
         self.snapshot_task: asyncio.Task | None = None
         self.busy = False                 # a batch is being logged or handed on
+        self.stopping = False             # shutdown() queued Java's REQUEST_OF_DEATH: end once the queue is empty
+        self.failed = False               # the thread died of an exception (handle_exception)
         self.metrics = zks.server_metrics
 
     def process_request(self, request: Request) -> None:
@@ -57,8 +59,11 @@ class SyncRequestProcessor:
         try:
             while True:
                 if not self.queue:
+                    if self.stopping:           # Java: REQUEST_OF_DEATH, behind everything queued before it
+                        break
                     self.wakeup.clear()
                     await self.wakeup.wait()
+                    continue
                 batch = [self.queue.popleft() for _ in range(min(len(self.queue), self.max_batch_size))]
                 waiting = len(self.queue)
                 for left in range(len(batch) - 1, -1, -1):   # Java samples before each poll: what waits then
@@ -72,12 +77,14 @@ class SyncRequestProcessor:
             raise
         except BaseException as e:
             self.handle_exception(e)
+        SLOG.info("SyncRequestProcessor exited!")      # Java: after the catch, so after a critical error too
 
     def handle_exception(self, e: BaseException) -> None:
         "SyncThread:0 dies: log it and stop the server. Java: ZooKeeperCriticalThread.handleException"
         get_logger("ZooKeeperCriticalThread").error("Severe unrecoverable error, from thread : SyncThread:0\n%s",
                                                     java_exception(e))
         get_logger("ZooKeeperServerListenerImpl").info("Thread SyncThread:0 exits, error code 1")  # UNEXPECTED_ERROR
+        self.failed = True
         self.metrics.unrecoverable_error_count.add(1)
         self.zks.set_state(State.ERROR)         # Java: ZooKeeperServerListenerImpl.notifyStopping
 
@@ -113,6 +120,33 @@ class SyncRequestProcessor:
         "Wait until everything queued so far is logged and answered."
         while self.queue or self.busy:
             await asyncio.sleep(0.005)
+
+    def shutdown(self) -> None:
+        "Java's line and its request of death (the thread logs what is queued, then exits); `join` does the rest. Java: SyncRequestProcessor.shutdown"
+        SLOG.info("Shutting down")
+        self.stopping = True
+        self.wakeup.set()
+
+    async def join(self, timeout_s: float = 10 # then the thread is cancelled (Java's join waits for ever)
+                  ) -> None:
+        "The rest of Java's shutdown: wait for SyncThread:0 to end, flush, stop the next processor (Final)."
+        self.stopping = True                    # the request of death, if shutdown() was not called
+        self.wakeup.set()
+        if self.task is not None:
+            await asyncio.wait({self.task}, timeout=timeout_s)
+            if not self.task.done():
+                self.task.cancel()
+                await asyncio.gather(self.task, return_exceptions=True)
+        if self.snapshot_task is not None:
+            await asyncio.gather(self.snapshot_task, return_exceptions=True)
+        if not self.failed:                     # Java: flush() after the join (each batch was committed already)
+            try:
+                await self.zks.zk_db.commit_async()
+            except OSError:
+                SLOG.warning("Got IO exception during shutdown")
+        stop_next = getattr(self.next, "shutdown", None)
+        if stop_next is not None:               # Java: nextProcessor.shutdown()
+            stop_next()
 
 def _maybe_snapshot(self: SyncRequestProcessor) -> None:
     "After an append: roll the log and start a fuzzy snapshot when the policy says so. Java: SyncRequestProcessor.run"
