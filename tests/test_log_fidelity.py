@@ -175,3 +175,32 @@ def test_standalone_shutdown_lines_after_its_sync_thread_dies(tmp_path):
     assert ordered[:2] == [("ZooKeeperServer", "shutting down"), ("RequestThrottler", "Shutting down")], ordered
     assert ordered[-1] == final, ordered
     assert_same_role_end(found["java"], found["zkref"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 3. The ZooKeeperServer constructor's lines
+
+def test_server_constructor_lines_in_javas_order(tmp_path):
+    """`new ZooKeeperServer(...)` logs, in this order: BlueThrottle's `Weighed connection throttling is disabled`
+    (the connThrottle field, before the constructor's body), `minSessionTimeout set to …`, `maxSessionTimeout set
+    to …`, the two response caches' sizes, the RequestPathMetricsCollector's settings, then
+    initLargeRequestThrottlingSettings's `The max bytes for all large requests are set to 104857600` and `The
+    large request threshold is set to -1`, AuthenticationHelper's two lines and `Created server with …`. zkref
+    logs the same lines in the same order on a standalone server (it has no path-stats collector, so no
+    `zookeeper.pathStats.*` lines: those are left out of Java's).
+    Reference: Java ZooKeeperServer constructor, ZooKeeperServer.initLargeRequestThrottlingSettings"""
+    found = {}
+    for kind in ("java", "zkref"):
+        server = ServerProcess(tmp_path / kind, kind=kind)
+        try:
+            server.start()
+        finally:
+            server.stop()
+        es = [(c, m) for _, t, c, m in entries(server.logs()) if t == "main"]
+        start = es.index(("BlueThrottle", "Weighed connection throttling is disabled"))
+        end = next(i for i in range(start, len(es)) if es[i][1].startswith("Created server with tickTime "))
+        found[kind] = [(c, m.split(" datadir ")[0]) for c, m in es[start:end + 1]
+                       if c not in ("RequestPathMetricsCollector", "ZKDatabase")]
+    assert found["java"][-5:-3] == [("ZooKeeperServer", "The max bytes for all large requests are set to 104857600"),
+                                    ("ZooKeeperServer", "The large request threshold is set to -1")], found["java"]
+    assert found["zkref"] == found["java"]

@@ -201,19 +201,15 @@ def test_standalone_prep_request_processor_start_line_says_sid_0(tmp_path):
 
 
 WEIGHED = ("BlueThrottle", "Weighed connection throttling is disabled")
-# zkref logs the large-request limits earlier in ZooKeeperServer's constructor than Java (chapter 11_requests1):
-# not the placement checked here
-LARGE_REQUEST_LINES = ("The max bytes for all large requests are set to ", "The large request threshold is set to ")
 
 
 def around(log: str, other: str, line: tuple[str, str]) -> tuple[int, tuple[str, str], tuple[str, str]]:
     """How many times `log` has `line`, and the nearest lines before and after its first one that `other` (the
-    other implementation's log) prints too (four-letter-word lines and the large-request limits left out)."""
+    other implementation's log) prints too (four-letter-word lines left out)."""
     es, known = entries(log), set(entries(other))
     at = [i for i, e in enumerate(es) if e == line]
     before = next(e for e in reversed(es[:at[0]]) if e in known and e[0] != "NIOServerCnxn")
-    after = next(e for e in es[at[0] + 1:] if e in known and e[0] != "NIOServerCnxn"
-                 and not e[1].startswith(LARGE_REQUEST_LINES))
+    after = next(e for e in es[at[0] + 1:] if e in known and e[0] != "NIOServerCnxn")
     return len(at), before, after
 
 
@@ -298,7 +294,7 @@ def server_setup_neighbours(log: str, other: str) -> list[tuple[tuple[str, str],
     that `other` (the other implementation's log) prints too, election times and paths left out."""
     def norm(es):
         return [(c, re.sub(r"LEADER ELECTION TOOK - \d+ MS", "LEADER ELECTION TOOK - <n> MS", m)) for c, m in es
-                if c in ROLE_SETUP_CLASSES and not m.startswith(LARGE_REQUEST_LINES)]
+                if c in ROLE_SETUP_CLASSES]
     es, known = norm(entries(log)), set(norm(entries(other)))
     found = []
     for k in [i for i, e in enumerate(es) if e == ("QuorumPeer", "LEADING")]:

@@ -100,21 +100,24 @@ def _finish_session_init(self: ZooKeeperServer, cnxn: ServerCnxn, valid: bool) -
 ZooKeeperServer.process_connect_request, ZooKeeperServer.create_session = _process_connect_request, _create_session
 ZooKeeperServer.reopen_session, ZooKeeperServer.finish_session_init = _reopen_session, _finish_session_init
 
-# %% ../../nbs/11_requests1_client_packets.ipynb #8a828fc0
+# %% ../../nbs/11_requests1_client_packets.ipynb #3e630161
 _NEVER = 2**31 - 1     # no frame is longer: a gate at this size never opens
 
 def _init_throttles(self: ZooKeeperServer) -> None:
-    "Build the connection throttle, the large-request limit and the request throttler from the system properties."
+    "Build the connection throttle and the request throttler from the system properties; large requests off until `init_large_request_throttling_settings`."
     self.conn_throttle = BlueThrottle(self.prop)                          # Java: the connThrottle field
     self.current_large_request_bytes = 0
     self.large_request_max_bytes, self.large_request_threshold, self.large_request_gate = 100 * 1024 * 1024, -1, _NEVER
-    # Java: initLargeRequestThrottlingSettings
-    self.set_large_request_max_bytes(get_integer(self.prop, "zookeeper.largeRequestMaxBytes", self.large_request_max_bytes))
-    self.set_large_request_threshold(get_integer(self.prop, "zookeeper.largeRequestThreshold", -1))
     self.request_throttler = RequestThrottler.from_properties(self)        # None when off
     if self.request_throttler is not None:
         self.enqueue_request = self.request_throttler.submit_request
-    if self.request_throttler is not None or self.large_request_threshold != -1:
+        self.request_finished = MethodType(_request_finished_limited, self)
+
+def _init_large_request_throttling_settings(self: ZooKeeperServer) -> None:
+    "The large-request limit from the system properties, with Java's two lines. Java: initLargeRequestThrottlingSettings"
+    self.set_large_request_max_bytes(get_integer(self.prop, "zookeeper.largeRequestMaxBytes", self.large_request_max_bytes))
+    self.set_large_request_threshold(get_integer(self.prop, "zookeeper.largeRequestThreshold", -1))
+    if self.large_request_threshold != -1:
         self.request_finished = MethodType(_request_finished_limited, self)
 
 def _set_large_request_max_bytes(self: ZooKeeperServer, n: int) -> None:
@@ -158,6 +161,7 @@ def _release_large_request(self: ZooKeeperServer, request: Request) -> None:
 
 Request.large_request_size = -1     # Java: Request.largeRequestSize; set on large requests only
 ZooKeeperServer.init_throttles, ZooKeeperServer.release_large_request = _init_throttles, _release_large_request
+ZooKeeperServer.init_large_request_throttling_settings = _init_large_request_throttling_settings
 ZooKeeperServer.set_large_request_max_bytes = _set_large_request_max_bytes
 ZooKeeperServer.set_large_request_threshold = _set_large_request_threshold
 ZooKeeperServer.check_request_size_when_receiving_message = _check_request_size_when_receiving_message

@@ -31,7 +31,7 @@ from .response_cache import response_caches
 __all__ = ['LOG', 'BANNER', 'environment', 'log_env', 'class_init', 'provider_registry_initialize', 'State', 'BufferStats',
            'ZooKeeperServer']
 
-# %% ../../nbs/11_requests.ipynb #471350ac
+# %% ../../nbs/11_requests.ipynb #956ef2c0
 LOG = get_logger("ZooKeeperServer")
 
 BANNER = ["",
@@ -147,7 +147,7 @@ class ZooKeeperServer:
                               self.prop("zookeeper.DigestAuthenticationProvider.superDigest", None), alg),
                           "ip": IPAuthenticationProvider()}
         provider_registry_initialize(alg)   # a no-op after runFromConfig's call
-        self.init_throttles()   # connection throttle, large requests, RequestThrottler (chapter 11_requests1)
+        self.init_throttles()   # connection throttle, RequestThrottler (chapter 11_requests1)
         self.zk_db = zk_db if zk_db is not None else ZKDatabase(txn_log_factory, self.system_properties())
         self.zk_db.set_metrics(self.server_metrics)   # Java's code reads the one static ServerMetrics; here, this server's
         self.hzxid = 0
@@ -170,6 +170,7 @@ class ZooKeeperServer:
         LOG.info("maxSessionTimeout set to %d ms", self.max_session_timeout)
         # Java: serialized getData / getChildren2 responses by path (chapter 11g)
         self.read_response_cache, self.get_children_response_cache = response_caches(self.prop)
+        self.init_large_request_throttling_settings()   # Java: after the path-stats collector (chapter 11_requests1)
         self.init_enforce_auth()   # Java: new AuthenticationHelper(), last before the line below
         LOG.info("Created server with tickTime %d ms minSessionTimeout %d ms maxSessionTimeout %d ms "
                  "clientPortListenBacklog %d datadir %s snapdir %s", tick_time, self.min_session_timeout,
