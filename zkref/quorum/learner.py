@@ -186,7 +186,7 @@ async def _shutdown(self: Learner, reason: str = "") -> None:
 
 Learner.run, Learner.follow_leader, Learner.shutdown, Learner.is_running = _run, _run, _shutdown, _is_running
 
-# %% ../../nbs/10b_learner.ipynb #87a86c88
+# %% ../../nbs/10b_learner.ipynb #78653426
 class Follower(Learner):
     "A voting learner. Java: Follower"
     info_type, log, acks = FOLLOWERINFO, FLOG, True
@@ -226,9 +226,7 @@ class Observer(Learner):
             self.metrics.learner_commit_received_count.add(1)
             pif = _pif(qp.data)
             log_latency(self.metrics.commit_propagation_latency, pif.hdr.time, int(time.time() * 1000))
-            self.log_request(pif)                      # Java: ObserverZooKeeperServer.commitRequest
-            self.pending_txns.clear()
-            self.apply(pif)
+            self.commit_request(pif)
         elif qp.type == INFORMANDACTIVATE:
             raise NotImplementedError("reconfig (INFORMANDACTIVATE) is not supported by zkref's learner yet")
         elif qp.type == REVALIDATE:
@@ -237,6 +235,25 @@ class Observer(Learner):
             self.zks.commit_processor.sync()
         else:
             OLOG.warning("Unknown packet type: %s", packet_to_string(qp))
+
+    def commit_request(self, pif: PacketInFlight) -> None:
+        "Log it (unless syncEnabled is false), then apply it at once. Java: ObserverZooKeeperServer.commitRequest"
+        if self.zks.sync_enabled:                      # Java: no SyncRequestProcessor at all when off
+            self.log_request(pif)
+            self.pending_txns.clear()                  # nothing waits for a COMMIT on an observer
+        self.apply(pif)
+
+    def finish_sync(self, requests_to_ack: list, packets_not_committed, packets_committed) -> None:
+        "Commit each txn of the sync that its COMMIT or INFORM matched. Java: Learner.syncWithLeader's observer branch"
+        committed = collections.deque(packets_committed)
+        for pif in packets_not_committed:
+            zxid = committed[0] if committed else None
+            if pif.hdr.zxid != zxid:                   # an old leader's outstanding proposal: not committed
+                LOG.warning("Committing 0x%s, but next proposal is 0x%s",
+                            "null" if zxid is None else zxid_to_string(zxid), zxid_to_string(pif.hdr.zxid))
+                continue
+            committed.popleft()
+            self.commit_request(pif)
 
     observe_leader = Learner.run
 

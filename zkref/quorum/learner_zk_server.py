@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from zkref.quorum.learner import Learner
 
 # %% auto #0
-__all__ = ['LOG', 'FLOG', 'LSTLOG', 'FRPLOG', 'ORPLOG', 'SKIP_LEARNER_REQUEST_TO_NEXT_PROCESSOR', 'LearnerSessionTracker',
-           'LearnerCommitProcessor', 'FollowerRequestProcessor', 'FollowerZooKeeperServer']
+__all__ = ['LOG', 'FLOG', 'LSTLOG', 'FRPLOG', 'ORPLOG', 'SKIP_LEARNER_REQUEST_TO_NEXT_PROCESSOR', 'SYNC_ENABLED', 'QPLOG',
+           'OZSLOG', 'LearnerSessionTracker', 'LearnerCommitProcessor', 'FollowerRequestProcessor', 'get_sync_enabled',
+           'FollowerZooKeeperServer']
 
 # %% ../../nbs/10b_learner2_zk_server.ipynb #2be8ee8c
 LOG = get_logger("Learner")
@@ -242,13 +243,30 @@ class FollowerRequestProcessor:
         self.zks.commit_processor.shutdown()
         FINAL_LOG.info("shutdown of request processor complete")   # Java: FinalRequestProcessor.shutdown
 
-# %% ../../nbs/10b_learner2_zk_server.ipynb #3ec9ee32
+# %% ../../nbs/10b_learner2_zk_server.ipynb #6072258a
+SYNC_ENABLED = "zookeeper.observer.syncEnabled"
+QPLOG, OZSLOG = get_logger("QuorumPeer"), get_logger("ObserverZooKeeperServer")
+
+def get_sync_enabled(peer) -> bool:
+    "Does an observer log its txns? The system property, logged, over zoo.cfg's syncEnabled. Java: QuorumPeer.getSyncEnabled"
+    prop = getattr(peer, "prop", None)                  # a bare ZabPeer (the demos) has none
+    value = prop(SYNC_ENABLED, None) if prop is not None else None
+    if value is not None:
+        enabled = value.lower() == "true"               # Java: Boolean.getBoolean
+        QPLOG.info("%s=%s", SYNC_ENABLED, str(enabled).lower())
+        return enabled
+    return getattr(peer, "sync_enabled", True)
+
 class FollowerZooKeeperServer(QuorumZooKeeperServer):
     "A learner's ZooKeeperServer over the peer's database. Java: FollowerZooKeeperServer / ObserverZooKeeperServer"
     def __init__(self, learner: "Learner"):
         super().__init__(learner.peer)                      # the peer's settings and database (chapter 10c)
         self.learner = learner
         self.pending_revalidations: dict[int, object] = {}
+        self.sync_enabled = True                            # a follower always logs its txns
+        if learner.info_type == OBSERVERINFO:               # Java: ObserverZooKeeperServer's field and constructor
+            self.sync_enabled = get_sync_enabled(learner.peer)
+            OZSLOG.info("syncEnabled =%s", str(self.sync_enabled).lower())
 
     def role_gauges(self) -> dict:
         "A follower's own gauge; an observer has none. Java: FollowerZooKeeperServer.registerMetrics"
