@@ -182,6 +182,23 @@ def test_standalone_shutdown_lines_after_its_sync_thread_dies(tmp_path):
     assert_same_role_end(found["java"], found["zkref"])
 
 
+def test_standalone_exit_lines_after_its_sync_thread_dies(tmp_path):
+    """After the shutdown, the process ends as Java's does on the standalone road: ZooKeeperServerMain.main (not
+    QuorumPeerMain's, which never gets control back) logs `Exiting normally`, then ServiceUtils.SYSTEM_EXIT logs
+    `Exiting JVM with code 0` at ERROR (whatever the code) and the process exits 0. Nothing else: Java's mains never
+    call DatadirCleanupManager.shutdown (its daemon timer dies with the JVM), so no `Purge task not started.
+    Ignoring shutdown!`.
+    Reference: Java ZooKeeperServerMain.main, ServiceUtils.SYSTEM_EXIT, QuorumPeerMain.initializeAndRun"""
+    tails = {}
+    for kind in ("java", "zkref"):
+        es = entries(standalone_stopped_by_its_sync_thread(tmp_path / kind, kind))
+        last = max(i for i, e in enumerate(es) if e[3] == "shutdown of request processor complete")
+        tails[kind] = [e for e in es[last + 1:] if e[1] == "main"]
+    assert tails["java"] == [("INFO", "main", "ZooKeeperServerMain", "Exiting normally"),
+                             ("ERROR", "main", "ServiceUtils", "Exiting JVM with code 0")], tails["java"]
+    assert tails["zkref"] == tails["java"]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # 3. The ZooKeeperServer constructor's lines
 

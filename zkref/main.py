@@ -39,17 +39,14 @@ class ExitCode(enum.IntEnum):
     QUORUM_PACKET_ERROR = 13
     UNABLE_TO_BIND_QUORUM_PORT = 14
 
-# %% ../nbs/01_initialize_and_run.ipynb #43494cf9
+# %% ../nbs/01_initialize_and_run.ipynb #80253641
 SULOG = get_logger("ServiceUtils")
 
 def SYSTEM_EXIT(code: int # Java's ExitCode
                ) -> None:
     "Log Java's line and end the process with `code` now: shutdown hooks (atexit) run, nothing else. Java: ServiceUtils.SYSTEM_EXIT"
     try:
-        if code == ExitCode.EXECUTION_FINISHED:
-            SULOG.info("Exiting JVM with code %d", code)
-        else:
-            SULOG.error("Exiting JVM with code %d", code)
+        SULOG.error("Exiting JVM with code %d", code)   # ERROR whatever the code, 0 too, as Java's
         atexit._run_exitfuncs()          # Java: Runtime.exit runs the shutdown hooks; logging.shutdown flushes
     finally:
         for stream in (sys.stdout, sys.stderr):
@@ -62,10 +59,7 @@ def SYSTEM_EXIT(code: int # Java's ExitCode
 def LOG_ONLY(code: int # Java's ExitCode
             ) -> None:
     "Log that the process should exit, and return. Java: ServiceUtils.LOG_ONLY"
-    if code != ExitCode.EXECUTION_FINISHED:
-        SULOG.error("Fatal error, JVM should exit with code %d. Actually System.exit is disabled", code)
-    else:
-        SULOG.info("JVM should exit with code %d. Actually System.exit is disabled", code)
+    SULOG.error("Fatal error, JVM should exit with code %d. Actually System.exit is disabled", code)   # 0 too, as Java's
 
 _system_exit_procedure: list[Callable[[int], None]] = [LOG_ONLY]   # process-wide, as Java's static field
 
@@ -133,9 +127,9 @@ def jvm_system_properties(environ: dict[str, str] | None = None # default: os.en
                 props[key] = value
     return props
 
-# %% ../nbs/01_initialize_and_run.ipynb #60342d86
-async def initialize_and_run(args: list[str]) -> None:
-    "Parse the config, start the purge task, then run as a quorum peer or as a standalone server."
+# %% ../nbs/01_initialize_and_run.ipynb #2d09cd82
+async def initialize_and_run(args: list[str]) -> str:
+    "Parse the config, start the purge task, then run as a quorum peer or as a standalone server; the Java main that ran."
     # Java: QuorumPeerMain.initializeAndRun
     config = QuorumPeerConfig(system_properties=jvm_system_properties())   # the -D flags java would have
     if len(args) == 1:
@@ -146,11 +140,12 @@ async def initialize_and_run(args: list[str]) -> None:
     try:
         if len(args) == 1 and config.is_distributed():               # 3. the fork in the road
             await _run_from_config(config)
-        else:
-            LOG.warning("Either no config or no quorum defined in config, running in standalone mode")
-            await _standalone_main(args, jvm_system_properties())
+            return "QuorumPeerMain"
+        LOG.warning("Either no config or no quorum defined in config, running in standalone mode")
+        await _standalone_main(args, jvm_system_properties())
+        return "ZooKeeperServerMain"          # Java: ZooKeeperServerMain.main ends the JVM itself
     finally:
-        purge_mgr.shutdown()
+        purge_mgr.end_with_process()          # Java's daemon PurgeTask timer just dies with the JVM
 
 # %% ../nbs/01_initialize_and_run.ipynb #f793b438
 USAGE = "Usage: QuorumPeerMain configfile"
@@ -172,13 +167,14 @@ def exit_code_for(error: BaseException) -> tuple[ExitCode, str | None]:
     code = getattr(error, "exit_code", None)   # an error that carries its own ExitCode (e.g. exit 13)
     return (ExitCode(code), None) if code is not None else (ExitCode.UNEXPECTED_ERROR, None)
 
-# %% ../nbs/01_initialize_and_run.ipynb #cbe581e9
+# %% ../nbs/01_initialize_and_run.ipynb #15a2a496
 def run_server(args: list[str]) -> int:
     "Run `initialize_and_run(args)` on a new event loop; return Java's exit code."
     # Java: QuorumPeerMain.main
+    java_main = ["QuorumPeerMain"]                # whose main ends the process: ZooKeeperServerMain on the standalone road
     async def main_task():
         asyncio.current_task().set_name("main")   # log lines say [main:…], as Java's main thread
-        await initialize_and_run(args)
+        java_main[0] = await initialize_and_run(args)
     try:
         asyncio.run(main_task())
     except KeyboardInterrupt:
@@ -202,7 +198,7 @@ def run_server(args: list[str]) -> int:
             print(line, file=sys.stderr)
         request_system_exit(code)
         return code
-    LOG.info("Exiting normally")
+    get_logger(java_main[0]).info("Exiting normally")
     request_system_exit(ExitCode.EXECUTION_FINISHED)
     return ExitCode.EXECUTION_FINISHED
 

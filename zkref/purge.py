@@ -35,7 +35,7 @@ _all_ = ["LOG_FILE_PREFIX", "SNAPSHOT_FILE_PREFIX", "VERSION_DIR", "GZIP_MAGIC",
          "get_log_files", "stream_mode", "is_valid_snapshot", "DatadirException", "open_data_dirs", "java_date_time",
          "find_n_valid_snapshots", "files_to_purge", "purge", "purge_main"]
 
-# %% ../nbs/03_purge.ipynb #03a6c766
+# %% ../nbs/03_purge.ipynb #05919d7b
 class PurgeTaskStatus(enum.Enum):
     NOT_STARTED = 0
     STARTED = 1
@@ -123,9 +123,13 @@ class DatadirCleanupManager:
             CLEANUP_LOG.warning("Purge task not started. Ignoring shutdown!")
             return
         CLEANUP_LOG.info("Shutting down purge task.")
+        self.end_with_process()
+        self.purge_task_status = PurgeTaskStatus.COMPLETED
+
+    def end_with_process(self) -> None:
+        "Stop the task without a line, as the JVM's exit ends Java's daemon `PurgeTask` timer (Java's mains never call shutdown)."
         self._stop.set()
         if self._task is not None:
             self._task.cancel()
         if self._executor is not None:
             self._executor.shutdown(wait=False)
-        self.purge_task_status = PurgeTaskStatus.COMPLETED
