@@ -1264,3 +1264,46 @@ def test_java_quota_warnings_and_hard_limit_match(java_zk):
     ours = [l.split(" - ", 2)[2] for l in buf.getvalue().splitlines() if "RateLogger@" in l]
     assert len(java_lines) == 3 and ours == java_lines
     assert all(" - WARN  [" in l for l in buf.getvalue().splitlines() if "RateLogger@" in l)
+
+
+def quota_scenario(server) -> tuple[list, list[str], list]:
+    """On a server started with enforceQuota=true: a byte hard limit of 10 on /q and a soft count limit of 2, then
+    three creates under it; the replies (None or the error's name), the RateLogger messages, the logged txns."""
+    from kazoo.client import KazooClient
+    from kazoo.exceptions import KazooException
+    limits = b"count=2,bytes=-1=;byteHardLimit=10;countHardLimit=-1"
+    c = KazooClient(hosts=f"127.0.0.1:{server.client_port}", timeout=10)
+    c.start()
+    replies = []
+    try:
+        c.create("/q", b"")
+        c.create("/zookeeper/quota/q/zookeeper_limits", limits, makepath=True)
+        c.create("/zookeeper/quota/q/zookeeper_stats", b"count=0,bytes=0")
+        for path, data in [("/q/a", b"12345"), ("/q/b", b""), ("/q/c", b"123456")]:
+            try:
+                c.create(path, data)
+                replies.append(None)
+            except KazooException as e:
+                replies.append(type(e).__name__)
+    finally:
+        c.stop(); c.close()
+        server.stop()
+    lines = [l.split(" - ", 2)[2] for l in server.logs().splitlines()
+             if "RateLogger@" in l or "ZooKeeperServer@" in l and "zookeeper.enforceQuota = " in l]
+    txns = read_txn_log(next((pathlib.Path(server.data_dir) / "version-2").glob("log.*")))
+    return replies, lines, [(h.type, getattr(t, "err", None)) for h, t, _ in txns]
+
+
+@pytest.mark.java
+def test_server_enforces_quota_as_java(java_zk, zkref_zk):
+    """zookeeper.enforceQuota=true (zoo.cfg `enforceQuota`) makes a running server check every create and setData
+    against the quota above it (the static block logs `zookeeper.enforceQuota = true, Quota Enforce enables`):
+    over the soft count limit the create goes through and RateLogger logs
+    `Message:Quota exceeded: /q [current count=N, softCountLimit=2] Value:null`; over the byte hard limit it is
+    refused with QUOTAEXCEEDED, logged as an error txn (-125). A zkref server gives the same replies, lines and
+    txns as Java's.
+    Reference: Java ZooKeeperServer static block (enforceQuota), PrepRequestProcessor (checkQuota), ZooKeeperServer.checkQuota"""
+    java = quota_scenario(java_zk({"enforceQuota": "true"}))
+    assert java[0] == [None, None, "QuotaExceededError"] and java[2][-2] == (OpCode.error, Code.QUOTAEXCEEDED), java
+    assert java[1][0] == "zookeeper.enforceQuota = true, Quota Enforce enables", java[1]
+    assert quota_scenario(zkref_zk({"enforceQuota": "true"})) == java

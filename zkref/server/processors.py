@@ -31,7 +31,7 @@ from .response_cache import response_caches
 __all__ = ['LOG', 'BANNER', 'environment', 'log_env', 'class_init', 'provider_registry_initialize', 'State', 'BufferStats',
            'ZooKeeperServer']
 
-# %% ../../nbs/11_requests.ipynb #956ef2c0
+# %% ../../nbs/11_requests.ipynb #7f527757
 LOG = get_logger("ZooKeeperServer")
 
 BANNER = ["",
@@ -75,8 +75,12 @@ def class_init(props: dict[str, str] | None = None,  # system properties (zookee
     for line in BANNER:
         banner.info(line)
     log_env()
+    LOG.info("%s = %s", "zookeeper.enableEagerACLCheck",                  # Boolean.getBoolean (chapter 10a2a reads it)
+             str(str(props.get("zookeeper.enableEagerACLCheck", "")).lower() == "true").lower())
     if props.get("zookeeper.skipACL", "no") == "yes":
         LOG.info('zookeeper.skipACL=="yes", ACL checks will be skipped')
+    if str(props.get("zookeeper.enforceQuota", "false")).lower() == "true":   # Boolean.parseBoolean (chapter 07a)
+        LOG.info("%s = %s, Quota Enforce enables", "zookeeper.enforceQuota", "true")
     for name in ("zookeeper.digest.enabled", "zookeeper.closeSessionTxn.enabled"):   # Boolean.parseBoolean
         LOG.info("%s = %s", name, str(props.get(name, "true").lower() == "true").lower())
     return True
