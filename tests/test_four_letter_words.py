@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ZkrefServer, four_letter_word, free_port, wait_for
+from conftest import JavaZooKeeper, ZkrefServer, java_available, four_letter_word, free_port, wait_for
 from test_admin_http import InProcessZkref, workload, write_cfg, zkref_inproc  # noqa: F401 (fixture)
 from zkref.config import ServerConfig
 from zkref.persistence import FileTxnSnapLog, StorageOptions
@@ -279,3 +279,31 @@ def test_python_m_zkref_status(java_zk, tmp_path):
     out = _status(zkref.cfg_path)
     assert out.returncode == 1
     assert out.stdout.splitlines()[-1] == "Error contacting service. It is probably not running."
+
+
+@pytest.mark.parametrize("whitelist", [None, "ruok, stat ,conf", "*"])
+def test_white_list_lines_are_javas(tmp_path, whitelist):
+    """At the first four-letter word a server process answers (here the fixtures' `srvr`), Java logs the known
+    words (its `HashMap<Integer, String>`: `code=word` in that map's order) and the enabled ones (its
+    `HashSet<String>`, in that set's order), once: later words log only `Processing … command`. zkref logs the
+    same two lines, once, before the first `Processing` line.
+    Reference: Java FourLetterCommands.isEnabled (whiteListInitialized, cmd2String, whiteListedCommands)"""
+    if not java_available():
+        pytest.skip("needs Debian's Java ZooKeeper 3.8")
+    config = {} if whitelist is None else {"4lw.commands.whitelist": whitelist}
+    found = {}
+    for cls in (JavaZooKeeper, ZkrefServer):
+        server = cls(tmp_path / cls.kind, dict(config))
+        try:
+            server.start()
+            for word in ("ruok", "stat", "srvr"):
+                four_letter_word(server.client_port, word)
+        finally:
+            server.stop()
+        # (class, message) of the FourLetterCommands lines and of the `Processing … command` lines, in log order
+        lines = [(m[1], m[2]) for m in (re.search(r":(\w+)@\d+\] - (.*)$", l) for l in server.logs().splitlines())
+                 if m and (m[1] == "FourLetterCommands" or m[2].startswith("Processing "))]
+        assert [c for c, _ in lines[:3]] == ["FourLetterCommands", "FourLetterCommands", "NIOServerCnxn"], lines[:3]
+        found[cls.kind] = [e for e in lines if e[0] == "FourLetterCommands"]
+    assert len(found["java"]) == 2, found["java"]
+    assert found["zkref"] == found["java"]
