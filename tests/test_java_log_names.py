@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SERVLET_API_JAR, Ensemble, java_available, wait_for
+from conftest import SERVLET_API_JAR, Ensemble, WithObserver, java_available, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -156,3 +156,46 @@ def test_an_observer_that_goes_and_comes_back_logs_java_exceptions(kind, tmp_pat
             assert python_names(e.log(i)) == [], (i, python_names(e.log(i)))
     finally:
         e.stop_all()
+
+
+def upgrade_refusals(log: str) -> list[tuple[str, str]]:
+    "(level, class) of each `Error creating upgrade request` line."
+    import re
+    return re.findall(r" - (\w+)\s+\[.*:([\w$]+)@\d+\] - Error creating upgrade request$", log, re.M)
+
+
+def test_upgrade_refusal_is_logged_by_each_roles_processor(tmp_path):
+    """The same refusal (an ephemeral on a local session, upgrading off) at a follower is logged by its
+    FollowerRequestProcessor at WARN and at an observer by its ObserverRequestProcessor at INFO, each with the
+    KeeperException under it; zkref logs each as Java 3.8 does.
+    Reference: Java FollowerRequestProcessor.processRequest (LOG.warn), ObserverRequestProcessor.processRequest (LOG.info)"""
+    from kazoo.client import KazooClient
+    if not java_available():
+        pytest.skip("needs Java 3.8")
+    want = "org.apache.zookeeper.KeeperException$EphemeralOnLocalSessionException: KeeperErrorCode = Ephemeral node on local session"
+    got = {}
+    for kind in ("java", "zkref"):
+        e = WithObserver(tmp_path / kind, (kind,) * 4, localSessionsEnabled="true", localSessionsUpgradingEnabled="false")
+        e.start()
+        try:
+            want_modes = ["follower", "follower", "leader", "observer"]
+            wait_for(lambda: e.modes() == want_modes, 90, 0.2, what=f"a leader, 2 followers and the observer ({e.modes()})")
+            leader = next(i for i in e.ids if e.mode(i) == "leader")
+            follower = next(i for i in (1, 2, 3) if i != leader)
+            for i in (follower, 4):
+                zk = KazooClient(hosts=f"127.0.0.1:{e.client(i)}", timeout=10)
+                zk.start(30)
+                try:
+                    with pytest.raises(Exception):
+                        zk.create("/eph", b"", ephemeral=True)
+                finally:
+                    zk.stop()
+                    zk.close()
+                wait_for(lambda: after(e.log(i), "Error creating upgrade request"), 30, 0.2, what=f"server {i}'s line")
+                assert after(e.log(i), "Error creating upgrade request") == [want], (kind, i)
+            got[kind] = (upgrade_refusals(e.log(follower)), upgrade_refusals(e.log(4)))
+        finally:
+            e.stop_all()
+    assert got["java"] == ([("WARN", "FollowerRequestProcessor")], [("INFO", "ObserverRequestProcessor")]), got
+    assert got["zkref"] == got["java"]
+
