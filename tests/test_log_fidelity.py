@@ -226,3 +226,84 @@ def test_server_constructor_lines_in_javas_order(tmp_path):
     assert found["java"][-5:-3] == [("ZooKeeperServer", "The max bytes for all large requests are set to 104857600"),
                                     ("ZooKeeperServer", "The large request threshold is set to -1")], found["java"]
     assert found["zkref"] == found["java"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 4. WatchManagerFactory: the watch managers of each new DataTree
+
+USING_WATCH_MANAGER = ("WatchManagerFactory", "Using org.apache.zookeeper.server.watch.WatchManager as watch manager")
+
+
+def main_lines(log: str) -> list[tuple[str, str]]:
+    "(class, message) of the lines logged on main, in log order."
+    return [(c, m) for _, t, c, m in entries(log) if t == "main"]
+
+
+def data_tree_lines(log: str, after: int) -> list[tuple[str, str]]:
+    "Every WatchManagerFactory line on main, then the `after` lines that follow the first."
+    es = main_lines(log)
+    first = next(i for i, e in enumerate(es) if e[0] == "WatchManagerFactory")
+    return [e for e in es if e[0] == "WatchManagerFactory"] + es[first + 2:first + 2 + after]
+
+
+def test_watch_manager_lines_with_each_new_data_tree(tmp_path, formed_ensembles):
+    """`new DataTree()` makes its data and child watch managers last, each through
+    `WatchManagerFactory.createWatchManager`, which logs `Using org.apache.zookeeper.server.watch.WatchManager as
+    watch manager` for the default `zookeeper.watchManagerName`: two lines per tree, on main when the server's
+    ZKDatabase is made, just before ZKDatabase's `zookeeper.snapshotSizeFactor` and `zookeeper.commitLogCount`
+    lines. zkref logs the same two lines with the same neighbours on a standalone server and on every server of a
+    formed ensemble (its followers synced by DIFF, which makes no new tree; nor does a SIGTERM), and no others.
+    Reference: Java WatchManagerFactory.createWatchManager, DataTree(DigestCalculator), ZKDatabase.createDataTree"""
+    database = [("ZKDatabase", "zookeeper.snapshotSizeFactor = 0.33"), ("ZKDatabase", "zookeeper.commitLogCount=500")]
+    found = {}
+    for kind in ("java", "zkref"):
+        server = ServerProcess(tmp_path / kind, kind=kind)
+        try:
+            server.start()
+        finally:
+            server.stop()
+        found[kind] = data_tree_lines(server.logs(), 2)
+    assert found["java"] == [USING_WATCH_MANAGER] * 2 + database, found["java"]
+    assert found["zkref"] == found["java"]
+    for i in (1, 2, 3):
+        got = {kind: data_tree_lines(e.log(i), 3) for kind, e in formed_ensembles.items()}
+        assert got["java"] == [USING_WATCH_MANAGER] * 2 + database + [
+            ("QuorumPeer", "Using insecure (non-TLS) quorum communication")], (i, got["java"])
+        assert got["zkref"] == got["java"], i
+
+
+def failed_start(workdir, kind: str, watch_manager: str) -> tuple[int, str]:
+    "Start a standalone server with `-Dzookeeper.watchManagerName=<watch_manager>`; its exit code and log."
+    server = ServerProcess(workdir, kind=kind, jvm_flags=[f"-Dzookeeper.watchManagerName={watch_manager}"])
+    server.start(wait=False)
+    try:
+        wait_for(lambda: server.proc.poll() is not None, 60, 0.1, f"{kind} to exit")
+    finally:
+        code = server.stop()
+    return code, server.logs()
+
+
+def test_unknown_watch_manager_ends_the_process_with_code_1(tmp_path):
+    """A `zookeeper.watchManagerName` that names no class fails `WatchManagerFactory.createWatchManager` with
+    `java.io.IOException: Couldn't instantiate foo.Bar` (caused by `java.lang.ClassNotFoundException: foo.Bar`);
+    the DataTree constructor catches it, logs `Unexpected exception when creating WatchManager, exiting
+    abnormally` at ERROR and calls `ServiceUtils.requestSystemExit(ExitCode.UNEXPECTED_ERROR)`: `Exiting JVM with
+    code 1`, exit code 1 (seen on Debian's Java 3.8.0). zkref ends the same way, with the same lines last and the
+    same exception and cause; and, as a divergence, the same way for Java's `WatchManagerOptimized`, which it does
+    not implement (the cause says so).
+    Reference: Java WatchManagerFactory.createWatchManager, DataTree(DigestCalculator), ServiceUtils.requestSystemExit"""
+    failed = [("ERROR", "main", "DataTree", "Unexpected exception when creating WatchManager, exiting abnormally"),
+              ("ERROR", "main", "ServiceUtils", "Exiting JVM with code 1")]
+    for kind in ("java", "zkref"):
+        code, log = failed_start(tmp_path / kind, kind, "foo.Bar")
+        assert code == 1, (kind, log[-3000:])
+        assert entries(log)[-2:] == failed, (kind, entries(log)[-5:])
+        assert "\njava.io.IOException: Couldn't instantiate foo.Bar\n" in log, kind
+        assert "\nCaused by: java.lang.ClassNotFoundException: foo.Bar\n" in log, kind
+        assert USING_WATCH_MANAGER not in main_lines(log), kind
+    optimized = "org.apache.zookeeper.server.watch.WatchManagerOptimized"
+    code, log = failed_start(tmp_path / "optimized", "zkref", optimized)
+    assert code == 1 and entries(log)[-2:] == failed, log[-3000:]
+    assert f"\njava.io.IOException: Couldn't instantiate {optimized}\n" in log
+    assert (f"\nCaused by: java.lang.UnsupportedOperationException: {optimized} is not supported by zkref: "
+            f"it implements only org.apache.zookeeper.server.watch.WatchManager\n") in log

@@ -72,7 +72,7 @@ def _commit_log_count(props: Mapping[str, str]) -> int:
     LOG.info("%s=%s", "zookeeper.commitLogCount", count)
     return count
 
-# %% ../nbs/07c_zkdatabase.ipynb #8526fcda
+# %% ../nbs/07c_zkdatabase.ipynb #86ced79b
 class ZKDatabase:
     "The tree, the sessions and the committed log, persisted through a FileTxnSnapLog. Java: ZKDatabase"
     metrics = None   # the server's ServerMetrics (`set_metrics`); None: dbinittime, snapshottime, watch counts unrecorded
@@ -91,11 +91,12 @@ class ZKDatabase:
         self.sync_thread: SyncThread | None = None   # started by the first commit_async (see Writing)
 
     def create_data_tree(self) -> DataTree:
-        "An empty tree with this server's digest, TTL and quota settings. Java: ZKDatabase.createDataTree"
+        "An empty tree with this server's digest, TTL, quota and watch manager settings. Java: ZKDatabase.createDataTree"
         digest = self.snap_log.options.digest_enabled if self.snap_log else True
         extended = str(self.props.get("zookeeper.extendedTypesEnabled", "false")).strip().lower() == "true"
         enforce = str(self.props.get("zookeeper.enforceQuota", "false")).lower() == "true"   # ZooKeeperServer's static block
-        tree = DataTree(digest_enabled=digest, extended_types_enabled=extended, enforce_quota=enforce)
+        tree = DataTree(digest_enabled=digest, extended_types_enabled=extended, enforce_quota=enforce,
+                        watch_manager_name=self.props.get("zookeeper.watchManagerName"))   # WatchManagerFactory's
         if self.metrics is not None:
             tree.metrics = tree.data_watches.metrics = tree.child_watches.metrics = self.metrics
         return tree
