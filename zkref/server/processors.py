@@ -28,10 +28,10 @@ from .container_manager import ContainerManager
 from .response_cache import response_caches
 
 # %% auto #0
-__all__ = ['LOG', 'BANNER', 'environment', 'log_env', 'class_init', 'provider_registry_initialize', 'State', 'BufferStats',
-           'ZooKeeperServer']
+__all__ = ['LOG', 'BANNER', 'environment', 'log_env', 'class_init', 'sync_settings', 'provider_registry_initialize', 'State',
+           'BufferStats', 'ZooKeeperServer']
 
-# %% ../../nbs/11_requests.ipynb #7f527757
+# %% ../../nbs/11_requests.ipynb #114dd6a1
 LOG = get_logger("ZooKeeperServer")
 
 BANNER = ["",
@@ -84,6 +84,14 @@ def class_init(props: dict[str, str] | None = None,  # system properties (zookee
     for name in ("zookeeper.digest.enabled", "zookeeper.closeSessionTxn.enabled"):   # Boolean.parseBoolean
         LOG.info("%s = %s", name, str(props.get(name, "true").lower() == "true").lower())
     return True
+
+def sync_settings(prop # a server's system properties: (name, default) -> str | None
+                 ) -> tuple[int, int, int]:
+    "`zookeeper.flushDelay` and `maxWriteQueuePollTime` (ms, `Long.getLong`) and `maxBatchSize` (`Integer.getInteger`). Java: ZooKeeperServer's second static block"
+    flush_delay_ms = get_integer(prop, "zookeeper.flushDelay", 0, bits=64)
+    third = abs(flush_delay_ms) // 3 if flush_delay_ms >= 0 else -(abs(flush_delay_ms) // 3)   # Java's / truncates
+    return (flush_delay_ms, get_integer(prop, "zookeeper.maxWriteQueuePollTime", third, bits=64),
+            get_integer(prop, "zookeeper.maxBatchSize", 1000))
 
 def provider_registry_initialize(digest_alg: str = "SHA1",  # zookeeper.DigestAuthenticationProvider.digestAlg
                                 ) -> None:
@@ -146,6 +154,8 @@ class ZooKeeperServer:
         self.reconfig_enabled = bool(getattr(config, "reconfig_enabled", False))
         self.global_outstanding_limit = get_integer(self.prop, "zookeeper.globalOutstandingLimit", 1000)
         self.close_session_txn_enabled = self.options.close_session_txn_enabled
+        # when SyncRequestProcessor (chapter 11e) flushes; Java reads them once per JVM, zkref per server
+        self.flush_delay_ms, self.max_write_queue_poll_time_ms, self.max_batch_size = sync_settings(self.prop)
         alg = self.prop("zookeeper.DigestAuthenticationProvider.digestAlg", "SHA1")
         self.providers = {"digest": DigestAuthenticationProvider(
                               self.prop("zookeeper.DigestAuthenticationProvider.superDigest", None), alg),

@@ -15,21 +15,22 @@ from .server_lifecycle import take_snapshot_async
 # %% auto #0
 __all__ = ['SLOG', 'SyncRequestProcessor', 'snapshot_thread']
 
-# %% ../../nbs/11e_sync_request_processor.ipynb #df6130be
+# %% ../../nbs/11e_sync_request_processor.ipynb #7358a872
 SLOG = get_logger("SyncRequestProcessor")
 
 class SyncRequestProcessor:
     "Logs transactions with group commit, off the event loop. Java: SyncRequestProcessor"
-    def __init__(self, zks: ZooKeeperServer, next_processor, max_batch_size: int = 1000):
+    def __init__(self, zks: ZooKeeperServer, next_processor):
         self.zks, self.next = zks, next_processor
-        self.queue: deque[Request] = deque()
+        self.queue: deque[Request] = deque()        # Java: queuedRequests
         self.wakeup = asyncio.Event()
-        self.max_batch_size = max_batch_size
+        self.to_flush: deque[Request] = deque()     # Java: toFlush, appended and waiting for the next fsync
+        self.last_flush_time = time.monotonic()     # Java: lastFlushTime (set again when the thread starts)
         o = zks.options
         self.policy = SnapshotPolicy(o.snap_count, o.snap_size_bytes)
         self.task: asyncio.Task | None = None
         self.snapshot_task: asyncio.Task | None = None
-        self.busy = False                 # a batch is being logged or handed on
+        self.busy = False                 # a flush is under way: its fsync, then the hand-on
         self.stopping = False             # shutdown() queued Java's REQUEST_OF_DEATH: end once the queue is empty
         self.failed = False               # the thread died of an exception (handle_exception)
         self.metrics = zks.server_metrics
@@ -37,7 +38,7 @@ class SyncRequestProcessor:
     def process_request(self, request: Request) -> None:
         m = self.metrics
         m.sync_processor_queued.add(1)          # Java: SYNC_PROCESSOR_QUEUED, every request
-        if request.hdr is None and not self.queue and not self.busy:   # a read with nothing ahead of it
+        if request.hdr is None and not self.queue and not self.to_flush and not self.busy:   # nothing ahead of it
             m.sync_processor_queue_time.add(0)  # Java takes it at once: queued and taken in the same ms
             m.sync_processor_queue_size.add(0)  # ... and samples the empty queue before its next poll
             try:
@@ -52,27 +53,63 @@ class SyncRequestProcessor:
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self.run(), name="SyncThread:0")
 
+    def get_remaining_delay_ms(self) -> float:
+        "What is left of `zookeeper.flushDelay` since the last flush, 0 once it has passed. Java: SyncRequestProcessor.getRemainingDelay"
+        flush_delay_ms = self.zks.flush_delay_ms
+        duration_ms = (time.monotonic() - self.last_flush_time) * 1000
+        return flush_delay_ms - duration_ms if duration_ms < flush_delay_ms else 0
+
+    def should_flush(self) -> bool:
+        "Flush now: the flush delay has passed (when set), or `to_flush` holds `maxBatchSize` requests (when set). Java: SyncRequestProcessor.shouldFlush"
+        zks = self.zks
+        if zks.flush_delay_ms > 0 and self.get_remaining_delay_ms() == 0:
+            return True
+        return zks.max_batch_size > 0 and len(self.to_flush) >= zks.max_batch_size
+
+    async def _poll(self, timeout_ms: float) -> None:
+        "Wait up to `timeout_ms` for a request (or the request of death). Java: queuedRequests.poll"
+        if timeout_ms <= 0 or self.queue or self.stopping:
+            return
+        self.wakeup.clear()
+        try:
+            await asyncio.wait_for(self.wakeup.wait(), timeout_ms / 1000)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _take(self) -> None:
+        "Wait for a request (or the request of death). Java: queuedRequests.take"
+        while not self.queue and not self.stopping:
+            self.wakeup.clear()
+            await self.wakeup.wait()
+
     async def run(self) -> None:
-        db = self.zks.zk_db
-        queue_size = self.metrics.sync_processor_queue_size
-        queue_size.add(len(self.queue))         # Java: the loop's first SYNC_PROCESSOR_QUEUE_SIZE, before its first poll
+        "SyncThread:0: log each write, flush when `should_flush` or when no request comes within the poll time. Java: SyncRequestProcessor.run"
+        db, zks, m = self.zks.zk_db, self.zks, self.metrics
+        queue_size, queue_time, process_time = (m.sync_processor_queue_size, m.sync_processor_queue_time,
+                                                m.sync_process_time)
+        self.last_flush_time = time.monotonic()
         try:
             while True:
+                queue_size.add(len(self.queue))  # Java samples before each poll
                 if not self.queue:
-                    if self.stopping:           # Java: REQUEST_OF_DEATH, behind everything queued before it
-                        break
-                    self.wakeup.clear()
-                    await self.wakeup.wait()
+                    await self._poll(min(zks.max_write_queue_poll_time_ms, self.get_remaining_delay_ms()))
+                    if not self.queue and not self.stopping:
+                        await self.flush()      # Java: timed out looking for more writes to batch: flush now
+                        await self._take()
+                if not self.queue:              # Java: REQUEST_OF_DEATH, behind everything queued before it
+                    break
+                si = self.queue.popleft()
+                start = time.monotonic()
+                queue_time.add(int((start - si.sync_queue_start_time) * 1000))
+                if si.hdr is not None and db.append(si.hdr, si.txn, si.txn_digest):
+                    self.maybe_snapshot()
+                elif not self.to_flush:         # Java: "optimization for read heavy workloads"
+                    self.next.process_request(si)   # a read (or a throttled request) with no write ahead of it
                     continue
-                batch = [self.queue.popleft() for _ in range(min(len(self.queue), self.max_batch_size))]
-                waiting = len(self.queue)
-                for left in range(len(batch) - 1, -1, -1):   # Java samples before each poll: what waits then
-                    queue_size.add(waiting + left)
-                self.busy = True
-                try:
-                    await self._log_and_hand_on(db, batch)
-                finally:
-                    self.busy = False
+                self.to_flush.append(si)
+                if self.should_flush():
+                    await self.flush()
+                process_time.add(int((time.monotonic() - start) * 1000))   # Java: SYNC_PROCESS_TIME
         except asyncio.CancelledError:
             raise
         except BaseException as e:
@@ -88,37 +125,30 @@ class SyncRequestProcessor:
         self.metrics.unrecoverable_error_count.add(1)
         self.zks.set_state(State.ERROR)         # Java: ZooKeeperServerListenerImpl.notifyStopping
 
-    async def _log_and_hand_on(self, db, batch: list[Request]) -> None:
-        "Append the batch's txns, commit them (one fsync), then pass every request on, in order."
-        m = self.metrics
-        start = time.monotonic()
-        queue_time, process_time = m.sync_processor_queue_time, m.sync_process_time
-        logged, first = 0, len(batch)
-        for i, r in enumerate(batch):
-            queue_time.add(int((start - r.sync_queue_start_time) * 1000))
-            append_start = time.monotonic()
-            if r.hdr is not None and db.append(r.hdr, r.txn, r.txn_digest):
-                if not logged:
-                    first = i
-                logged += 1
-                self.maybe_snapshot()
-            if logged:                          # Java: SYNC_PROCESS_TIME for each request put in toFlush
-                process_time.add(int((time.monotonic() - append_start) * 1000))
-        if logged:
-            m.batch_size.add(len(batch) - first)       # Java's toFlush: the first logged write and all after it
-            flush_start = time.monotonic()
-            await db.commit_async()
-            done = time.monotonic()
-            m.sync_processor_flush_time.add(int((done - flush_start) * 1000))
-            queue_and_flush = m.sync_processor_queue_and_flush_time
-            for r in batch[first:]:
-                queue_and_flush.add(int((done - r.sync_queue_start_time) * 1000))
-        for r in batch:                         # an exception here ends the loop: see handle_exception
-            self.next.process_request(r)
-
     async def flush(self) -> None:
-        "Wait until everything queued so far is logged and answered."
-        while self.queue or self.busy:
+        "Commit what waits in `to_flush` (one fsync, in a worker thread), then pass it on, in order. Java: SyncRequestProcessor.flush"
+        to_flush = self.to_flush
+        if not to_flush:
+            return
+        m = self.metrics
+        m.batch_size.add(len(to_flush))        # Java: BATCH_SIZE
+        self.busy = True
+        try:
+            flush_start = time.monotonic()
+            await self.zks.zk_db.commit_async()
+            m.sync_processor_flush_time.add(int((time.monotonic() - flush_start) * 1000))
+            queue_and_flush, nxt = m.sync_processor_queue_and_flush_time, self.next
+            while to_flush:                     # an exception here ends the loop: see handle_exception
+                r = to_flush.popleft()
+                queue_and_flush.add(int((time.monotonic() - r.sync_queue_start_time) * 1000))
+                nxt.process_request(r)
+        finally:
+            self.busy = False
+        self.last_flush_time = time.monotonic()
+
+    async def wait_until_answered(self) -> None:
+        "Wait until everything queued so far is logged and handed on (for demos and tests)."
+        while self.queue or self.to_flush or self.busy:
             await asyncio.sleep(0.005)
 
     def shutdown(self) -> None:
@@ -129,7 +159,7 @@ class SyncRequestProcessor:
 
     async def join(self, timeout_s: float = 10 # then the thread is cancelled (Java's join waits for ever)
                   ) -> None:
-        "The rest of Java's shutdown: wait for SyncThread:0 to end, flush, stop the next processor (Final)."
+        "The rest of Java's shutdown: wait for SyncThread:0 to end, flush what it left, stop the next processor (Final)."
         self.stopping = True                    # the request of death, if shutdown() was not called
         self.wakeup.set()
         if self.task is not None:
@@ -139,9 +169,9 @@ class SyncRequestProcessor:
                 await asyncio.gather(self.task, return_exceptions=True)
         if self.snapshot_task is not None:
             await asyncio.gather(self.snapshot_task, return_exceptions=True)
-        if not self.failed:                     # Java: flush() after the join (each batch was committed already)
-            try:
-                await self.zks.zk_db.commit_async()
+        if not self.failed:                     # a dead thread's batch stays: zkref's log fails at commit where
+            try:                                # Java's fails at append (its padding), leaving toFlush empty
+                await self.flush()              # Java: flush() after the join (what the thread left in toFlush)
             except OSError:
                 SLOG.warning("Got IO exception during shutdown")
         stop_next = getattr(self.next, "shutdown", None)

@@ -1,0 +1,101 @@
+"""When SyncRequestProcessor flushes: `zookeeper.flushDelay`, `zookeeper.maxWriteQueuePollTime` and
+`zookeeper.maxBatchSize`, on a standalone Java 3.8 server and on zkref, driven the same way (kazoo) and read back
+through `mntr` and the clock (lower bounds only: a loaded machine may always be slower)."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from kazoo.client import KazooClient
+
+from conftest import four_letter_word, java_available
+
+pytestmark = pytest.mark.skipif(not java_available(), reason="needs Debian's Java ZooKeeper 3.8")
+
+CFG = {"4lw.commands.whitelist": "*"}
+
+
+def mntr(port: int) -> dict[str, float]:
+    "The numeric lines of `mntr`, without zk_."
+    out = {}
+    for line in four_letter_word(port, "mntr").splitlines():
+        key, _, value = line.partition("\t")
+        try:
+            out[key.removeprefix("zk_")] = float(value)
+        except ValueError:
+            pass
+    return out
+
+
+def kazoo(hosts: str) -> KazooClient:
+    k = KazooClient(hosts=hosts, timeout=10)
+    k.start(timeout=15)
+    return k
+
+
+def pipelined_creates(server, n: int) -> tuple[dict, dict]:
+    "`mntr` before and after `n` creates sent without waiting for each other's replies (one session)."
+    k = kazoo(server.hosts)
+    try:
+        k.create("/p", b"")                            # the session's txn and this one are flushed before
+        before = mntr(server.client_port)
+        for result in [k.create_async(f"/p/{i}", b"x") for i in range(n)]:
+            result.get(timeout=20)
+        after = mntr(server.client_port)
+    finally:
+        k.stop()
+        k.close()
+    return before, after
+
+
+@pytest.mark.parametrize("max_batch_size", [1, 3])
+def test_max_batch_size_caps_every_flush(java_zk, zkref_zk, max_batch_size):
+    """With -Dzookeeper.maxBatchSize=B, SyncRequestProcessor.shouldFlush is true as soon as toFlush holds B
+    requests, so no flush covers more than B: with B=1 every write is its own flush and its own fsync
+    (FileTxnLog.commit records one fsynctime per fsync), so n pipelined creates add exactly n samples to
+    sync_processor_batch_size and fsynctime; with B=3 they add at least n/3, and none is larger than 3.
+    Reference: Java ZooKeeperServer's second static block (Integer.getInteger(MAX_BATCH_SIZE, 1000)),
+    SyncRequestProcessor.shouldFlush/flush (BATCH_SIZE), FileTxnLog.commit (FSYNC_TIME), 3.8."""
+    n = 30
+    for start in (java_zk, zkref_zk):
+        server = start(CFG, jvm_flags=[f"-Dzookeeper.maxBatchSize={max_batch_size}"])
+        before, after = pipelined_creates(server, n)
+        flushes = after["cnt_sync_processor_batch_size"] - before["cnt_sync_processor_batch_size"]
+        fsyncs = after["cnt_fsynctime"] - before["cnt_fsynctime"]
+        assert fsyncs == flushes, (server.kind, fsyncs, flushes)
+        assert after["max_sync_processor_batch_size"] <= max_batch_size, (server.kind, after)
+        flushed = after["sum_sync_processor_batch_size"] - before["sum_sync_processor_batch_size"]
+        assert flushed >= n, (server.kind, flushed)    # a ping that comes behind a write joins its batch
+        if max_batch_size == 1:
+            assert flushes == flushed == n, (server.kind, flushes, flushed)
+        else:
+            assert flushes >= n / max_batch_size, (server.kind, flushes)
+
+
+@pytest.mark.parametrize("flags, spacing_ms", [
+    (["-Dzookeeper.flushDelay=200", "-Dzookeeper.maxWriteQueuePollTime=200"], 200),
+    (["-Dzookeeper.flushDelay=300"], 100),             # the poll time defaults to flushDelay / 3
+])
+def test_flush_delay_spaces_out_flushes(java_zk, zkref_zk, flags, spacing_ms):
+    """With -Dzookeeper.flushDelay=D a write that SyncThread takes within D ms of the last flush is not flushed
+    until D ms after it (shouldFlush, getRemainingDelay), or until no request came for the poll time,
+    -Dzookeeper.maxWriteQueuePollTime=P (default D/3): the loop polls for min(P, what is left of D) and flushes
+    when the poll times out. A write sent after the previous write's reply is taken after that flush, so k
+    writes in a row take at least (k-1)·min(P, D) ms from the first one's send (the first may be flushed at
+    once: after a quiet spell longer than D nothing holds it). Only lower bounds are asserted.
+    Reference: Java ZooKeeperServer's second static block (Long.getLong(FLUSH_DELAY, 0),
+    Long.getLong(MAX_WRITE_QUEUE_POLL_SIZE, flushDelay / 3)), SyncRequestProcessor.run/shouldFlush/
+    getRemainingDelay, 3.8."""
+    k_writes = 4
+    for start in (java_zk, zkref_zk):
+        server = start(CFG, jvm_flags=flags)
+        k = kazoo(server.hosts)
+        try:
+            begin = time.monotonic()
+            for i in range(k_writes):
+                k.create(f"/w{i}", b"")
+            elapsed_ms = (time.monotonic() - begin) * 1000
+        finally:
+            k.stop()
+            k.close()
+        assert elapsed_ms >= (k_writes - 1) * spacing_ms * 0.95, (server.kind, elapsed_ms)   # timer granularity
