@@ -307,3 +307,36 @@ def test_unknown_watch_manager_ends_the_process_with_code_1(tmp_path):
     assert f"\njava.io.IOException: Couldn't instantiate {optimized}\n" in log
     assert (f"\nCaused by: java.lang.UnsupportedOperationException: {optimized} is not supported by zkref: "
             f"it implements only org.apache.zookeeper.server.watch.WatchManager\n") in log
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 5. SnapStream's static block
+
+@pytest.mark.parametrize("method, mode", [(None, "CHECKED"), ("Gz", "GZIP")])
+def test_snapshot_compression_method_line_at_snapstreams_first_use(tmp_path, method, mode):
+    """SnapStream reads `zookeeper.snapshot.compression.method` into a static field (`gz` → GZIP, case ignored;
+    unset → CHECKED) and its static block logs `zookeeper.snapshot.compression.method = <mode>` once, when the
+    class is first used: on a fresh data directory by Util.makeSnapshotName, just before FileTxnSnapLog.save's
+    `Snapshotting: 0x0 to …`; on a restart by FileSnap.findNValidSnapshots (SnapStream.isValidSnapshot), just
+    before `Reading snapshot …`. zkref logs the line once per process at the same two places, with the same mode.
+    Reference: Java SnapStream (static block, StreamMode.fromString), Util.makeSnapshotName,
+    FileSnap.findNValidSnapshots"""
+    flags = [f"-Dzookeeper.snapshot.compression.method={method}"] if method else []
+    found = {}
+    for kind in ("java", "zkref"):
+        server = ServerProcess(tmp_path / kind, kind=kind, jvm_flags=flags)
+        runs = []
+        for _ in ("fresh", "restart"):
+            start = len(server.logs())
+            try:
+                server.start()
+            finally:
+                server.stop()
+            es = main_lines(server.logs()[start:])
+            firsts = [i for i, (c, _) in enumerate(es) if c == "SnapStream"]
+            runs.append([(c, m.split(" /")[0]) for i in firsts for c, m in es[i:i + 2]])   # each, and the next
+        found[kind] = runs
+    line = ("SnapStream", f"zookeeper.snapshot.compression.method = {mode}")
+    assert found["java"] == [[line, ("FileTxnSnapLog", "Snapshotting: 0x0 to")],
+                             [line, ("FileSnap", "Reading snapshot")]], found["java"]
+    assert found["zkref"] == found["java"]
