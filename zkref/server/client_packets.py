@@ -210,13 +210,13 @@ def list_providers(providers: dict # scheme -> provider, as ZooKeeperServer.prov
     # Java: ProviderRegistry.listProviders (ip is registered first, then digest, then authProvider.* classes)
     return "".join(f"{scheme} " for scheme in JavaHashSet(providers, capacity=16))
 
-# %% ../../nbs/11_requests1_client_packets.ipynb #2032c589
+# %% ../../nbs/11_requests1_client_packets.ipynb #b332a0d2
 def _process_packet(self: ZooKeeperServer, cnxn: ServerCnxn, body: bytes) -> None:
     "One request frame. Java: ZooKeeperServer.processPacket"
     ia = InputArchive(body)
     h = RequestHeader.deserialize(ia)
     rest = body[ia.offset:]
-    cnxn.outstanding += 1
+    cnxn.incr_outstanding_and_check_throttle(h.xid)   # Java: first, against the requests already in process
     if h.type == OpCode.auth:
         LOG.info("got auth packet %s", cnxn.remote_str)
         ap = AuthPacket.from_bytes(rest)
@@ -227,7 +227,6 @@ def _process_packet(self: ZooKeeperServer, cnxn: ServerCnxn, body: bytes) -> Non
                 code = provider.handle_authentication(cnxn, ap.auth or b"")
             except Exception:
                 LOG.warning("Caught runtime exception from AuthenticationProvider: %s", ap.scheme, exc_info=True)
-        cnxn.outstanding -= 1
         if code == Code.OK:
             LOG.info("Session 0x%x: auth success for scheme %s and address %s",
                      cnxn.session_id & (2**64 - 1), ap.scheme, cnxn.remote_str)
@@ -244,11 +243,9 @@ def _process_packet(self: ZooKeeperServer, cnxn: ServerCnxn, body: bytes) -> Non
         # Java: processSasl with no SASL server configured hits its NullPointerException branch and answers OK
         GetSASLRequest.from_bytes(rest)
         LOG.error("cnxn.saslServer is null: cnxn object did not initialize its saslServer properly.")
-        cnxn.outstanding -= 1
         self.send_response(cnxn, ReplyHeader(xid=h.xid, zxid=0, err=0), SetSASLResponse(token=None))
         return
     if not self.enforce_authentication(cnxn, h.xid):
-        cnxn.outstanding -= 1
         return
     # Java: cnxn.getAuthInfo() copies the connection's ConcurrentHashMap-backed set, so whoAmI and an `auth` ACL
     # list the ids in that set's order, not in the order they were added
@@ -259,9 +256,6 @@ def _process_packet(self: ZooKeeperServer, cnxn: ServerCnxn, body: bytes) -> Non
     if len(rest) > self.large_request_gate:     # _NEVER unless zookeeper.largeRequestThreshold is set
         self.check_request_size_when_message_received(si, len(rest))
     self.enqueue_request(si)
-    if self.in_process >= self.global_outstanding_limit:
-        cnxn.disable_recv()
-        self.throttled.add(cnxn)
 
 _VALID_OPS = frozenset(OpCode) - {OpCode.notification, OpCode.check, OpCode.auth, OpCode.sasl, OpCode.error}
 
@@ -282,14 +276,12 @@ def _submit_request(self: ZooKeeperServer, si: Request) -> None:
     if si.cnxn is not None and not self.session_tracker.touch_session(si.session_id, si.cnxn.session_timeout):
         LOG.debug("Dropping request. No session with sessionid 0x%x exists, probably expired and removed",
                   si.session_id & (2**64 - 1))
-        si.cnxn.outstanding -= 1
-        self.release_large_request(si)
+        self.release_large_request(si)      # Java: no reply, so the connection's count stays (its session is gone)
         return
     if si.type not in _VALID_OPS:
         LOG.warning("Received packet at server of unknown type %d", si.type)
         self.release_large_request(si)
         if si.cnxn is not None:
-            si.cnxn.outstanding -= 1
             self.send_response(si.cnxn, ReplyHeader(xid=si.cxid, zxid=si.zxid, err=Code.UNIMPLEMENTED))
             si.cnxn.send_close_session()
         return
@@ -298,39 +290,22 @@ def _submit_request(self: ZooKeeperServer, si: Request) -> None:
     self.first_processor.process_request(si)
 
 def _request_finished(self: ZooKeeperServer, request: Request) -> None:
-    "A reply went out: count it down and let throttled connections read again."
-    if request.cnxn is None:
-        return
-    self.in_process -= 1
-    if request.type != OpCode.createSession:     # the handshake is not an outstanding request
-        request.cnxn.outstanding -= 1
-    if self.throttled and self.in_process < self.global_outstanding_limit:
-        for c in self.throttled:
-            c.enable_recv()
-        self.throttled.clear()
+    "A request is answered next: it is no longer in process. Java: ZooKeeperServer.decInProcess"
+    if request.cnxn is not None:
+        self.in_process -= 1
 
 def _request_finished_limited(self: ZooKeeperServer, request: Request) -> None:
     "`request_finished` of a server with the request throttler or large requests on. Java: decInProcess + requestFinished"
     if request.cnxn is None:
         return
     self.in_process -= 1
-    if request.type != OpCode.createSession:
-        request.cnxn.outstanding -= 1
     self.release_large_request(request)
-    rt = self.request_throttler
-    inflight = 0
-    if rt is not None:
-        rt.wake()
-        inflight = rt.inflight()
-    if self.throttled and self.in_process < self.global_outstanding_limit and inflight <= self.global_outstanding_limit:
-        for c in self.throttled:
-            c.enable_recv()
-        self.throttled.clear()
+    if self.request_throttler is not None:
+        self.request_throttler.wake()
 
 def _remove_cnxn(self: ZooKeeperServer, cnxn: ServerCnxn) -> None:
     "A connection closed: forget its watches. Java: ZKDatabase.removeCnxn"
     self.dt.remove_cnxn(cnxn)
-    self.throttled.discard(cnxn)
 
 def _zks_send_response(self: ZooKeeperServer, cnxn: ServerCnxn, hdr: ReplyHeader, record=None,
                        op: int | None = None, cache_key: str | None = None, stat=None) -> int:
@@ -343,3 +318,23 @@ ZooKeeperServer.process_packet, ZooKeeperServer.submit_request = _process_packet
 ZooKeeperServer.enqueue_request = _enqueue_request
 ZooKeeperServer.send_response = _zks_send_response
 ZooKeeperServer.request_finished, ZooKeeperServer.remove_cnxn = _request_finished, _remove_cnxn
+
+# %% ../../nbs/11_requests1_client_packets.ipynb #d0e38717
+def _get_global_outstanding_limit(self: ZooKeeperServer) -> int:
+    "zookeeper.globalOutstandingLimit. Java: ZooKeeperServer.getGlobalOutstandingLimit"
+    return self.global_outstanding_limit
+
+def _get_inflight(self: ZooKeeperServer) -> int:
+    "Requests queued in the RequestThrottler (0 when it is off). Java: ZooKeeperServer.getInflight"
+    rt = self.request_throttler
+    return 0 if rt is None else rt.inflight()
+
+def _should_throttle(self: ZooKeeperServer, outstanding_count: int) -> bool:
+    "Should a connection with `outstanding_count` requests outstanding stop reading? Java: ZooKeeperServer.shouldThrottle"
+    limit = self.get_global_outstanding_limit()
+    if limit < self.get_inflight() or limit < self.in_process:
+        return outstanding_count > 0
+    return False
+
+ZooKeeperServer.get_global_outstanding_limit, ZooKeeperServer.get_inflight = _get_global_outstanding_limit, _get_inflight
+ZooKeeperServer.should_throttle = _should_throttle

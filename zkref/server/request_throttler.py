@@ -50,7 +50,7 @@ def must_drop(request: Request) -> bool:
     "A request dropped before it on its connection: drop this one too, to keep the order. Java: Request.mustDrop"
     return request.cnxn is not None and getattr(request.cnxn, "invalid", False)
 
-# %% ../../nbs/11_requests5_throttler.ipynb #72eaf409
+# %% ../../nbs/11_requests5_throttler.ipynb #b578306b
 class RequestThrottler:
     "Hold requests while the pipeline is full. Java: org.apache.zookeeper.server.RequestThrottler"
     def __init__(self, zks,                  # the ZooKeeperServer it feeds
@@ -63,6 +63,7 @@ class RequestThrottler:
         self.stale = StaleCheck(zks.prop)
         self.queue: deque[Request] = deque()
         self._wake = asyncio.Event()
+        self.holding = False                 # the queue's head is waiting for room (Java: taken off the queue)
         self.task: asyncio.Task | None = None
 
     @staticmethod
@@ -87,8 +88,8 @@ class RequestThrottler:
         self.throttled_op_wait_time_ms = ms
 
     def inflight(self) -> int:
-        "Requests waiting in the queue. Java: RequestThrottler.getInflight"
-        return len(self.queue)
+        "Requests waiting in the queue, without the one held for room. Java: RequestThrottler.getInflight"
+        return max(len(self.queue) - self.holding, 0)
 
     def wake(self) -> None:
         "A request finished: look again. Java: RequestThrottler.throttleWake"
@@ -103,10 +104,6 @@ class RequestThrottler:
             return
         request.request_throttle_queue_time = time.monotonic()
         self.queue.append(request)
-        cnxn = request.cnxn
-        if cnxn is not None and len(self.queue) > zks.global_outstanding_limit:   # Java: shouldThrottle
-            cnxn.disable_recv()
-            zks.throttled.add(cnxn)
         if self.task is None:
             self.task = asyncio.get_running_loop().create_task(self.run(), name="RequestThrottler")
 
@@ -138,8 +135,12 @@ class RequestThrottler:
                 if zks.in_process >= self.max_requests:
                     m.request_throttle_wait_count.add(1)      # Java: throttleSleep
                     self._wake.clear()
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.stall_time_ms / 1000)
+                    self.holding = True
+                    try:
+                        with contextlib.suppress(asyncio.TimeoutError):
+                            await asyncio.wait_for(self._wake.wait(), self.stall_time_ms / 1000)
+                    finally:
+                        self.holding = False
                     continue
                 self.queue.popleft()
                 if self.stale.is_stale(request):

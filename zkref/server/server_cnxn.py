@@ -87,7 +87,7 @@ class ServerCnxn:
             self.auth_info.append(id_)
             self.auth_info_java_order = None
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #7a70e838
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #c7d84563
 def _send_buffer(self: ServerCnxn, data: bytes) -> None:
     "Queue bytes for the client (dropped once the connection is closed)."
     if self.closed or self.writer.is_closing():
@@ -110,6 +110,7 @@ def _send_response(self: ServerCnxn, hdr: ReplyHeader, record=None,
             record.serialize(oa)
         data = frame(oa.getvalue())
     self.send_buffer(data)
+    self.decr_outstanding_and_check_throttle(hdr.xid)
     return len(data)
 
 def _process(self: ServerCnxn, event) -> None:
@@ -128,6 +129,27 @@ def _send_close_session(self: ServerCnxn) -> None:
 
 ServerCnxn.send_buffer, ServerCnxn.send_response = _send_buffer, _send_response
 ServerCnxn.process, ServerCnxn.send_close_session = _process, _send_close_session
+
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #9f5b8a02
+def _incr_outstanding_and_check_throttle(self: ServerCnxn, xid: int) -> None:
+    "Count a request just read; stop reading if the server says so. Java: ServerCnxn.incrOutstandingAndCheckThrottle"
+    if xid <= 0:                         # pings, auth, setWatches: not outstanding
+        return
+    self.outstanding += 1
+    if self.zks.should_throttle(self.outstanding):
+        self.disable_recv()
+
+def _decr_outstanding_and_check_throttle(self: ServerCnxn, xid: int) -> None:
+    "A reply went out: count it down; read again unless the server says no. Java: ServerCnxn.decrOutstandingAndCheckThrottle"
+    if xid <= 0:                         # notifications (-1) and the replies to uncounted requests
+        return
+    self.outstanding -= 1
+    should_throttle = getattr(self.zks, "should_throttle", None)   # none between two quorum roles
+    if should_throttle is None or not should_throttle(self.outstanding):
+        self.enable_recv()
+
+ServerCnxn.incr_outstanding_and_check_throttle = _incr_outstanding_and_check_throttle
+ServerCnxn.decr_outstanding_and_check_throttle = _decr_outstanding_and_check_throttle
 
 # %% ../../nbs/06_connections1_server_cnxn.ipynb #130c0141
 async def _read_exactly(self: ServerCnxn, n: int, deadline: float | None) -> bytes:
