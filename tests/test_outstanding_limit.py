@@ -4,11 +4,14 @@ Java counts a connection's outstanding requests as it reads them and as it answe
 positive xid (ServerCnxn.incrOutstandingAndCheckThrottle / decrOutstandingAndCheckThrottle), and at each
 count asks ZooKeeperServer.shouldThrottle: is the server holding more than the limit in process, before this
 request is? The count is the `queued=` of `cons`; the server's in-process requests are `outstanding_requests`
-in `mntr`; a connection that is not being read shows interest `[0]` in `cons`.
+in `mntr`; a connection that is not being read shows interest `[0]` in `cons`. The leader's and a follower's
+limit is a share of globalOutstandingLimit (Leader/FollowerZooKeeperServer.getGlobalOutstandingLimit: divided by
+the voters less one when there are more than two); an observer's is all of it.
 
 To watch it deterministically, the server must hold requests: a learner holds every write it forwarded (and,
 behind it, every later request of the session, pings too) until the leader commits it, so the leader is
-SIGSTOPped while a raw client on the observer sends one request at a time. After each, the test waits until
+SIGSTOPped while a raw client on a learner sends one request at a time (the leader holds its own clients' writes
+while both followers are SIGSTOPped). After each, the test waits until
 the server has read it and counted it in process, then notes `queued=` and the interest. Once the connection
 is held nothing more is sent; the leader is continued, every reply must come, in order, and the connection must
 read again. The same scenarios run on a Java 3.8 ensemble and a zkref one.
@@ -103,6 +106,11 @@ def run(kind: str, root) -> dict:
         out["observer_creates"] = feed_until_held(e, 4, [leader], "cccccc", "oc")
         wait_for(lambda: e.modes() == want, 60, 0.2, what="the ensemble as it was")
         out["observer_pings"] = feed_until_held(e, 4, [leader], "cpppcc", "op")
+        followers = [i for i in (1, 2, 3) if i != leader]
+        wait_for(lambda: e.modes() == want, 60, 0.2, what="the ensemble as it was")
+        out["follower_creates"] = feed_until_held(e, followers[0], [leader], "cccc", "fc")
+        wait_for(lambda: e.modes() == want, 60, 0.2, what="the ensemble as it was")
+        out["leader_creates"] = feed_until_held(e, leader, followers, "cccc", "lc")
     finally:
         e.stop_all()
     return out
@@ -139,4 +147,19 @@ def test_pings_are_not_outstanding_on_their_connection(results):
     r = results["observer_pings"]
     assert r["steps"] == [("c", 1, 1), ("p", 1, 1), ("p", 1, 1), ("p", 1, 1), ("c", 2, 0)]
     assert r["replies"] == [(1, 0), (PING_XID, 0), (PING_XID, 0), (PING_XID, 0), (2, 0)]
+    assert r["burst_in_order"]
+
+
+@pytest.mark.parametrize("role", ["follower", "leader"])
+def test_three_voters_share_the_limit_out(results, role):
+    """With three voters, the leader's and a follower's limit is globalOutstandingLimit / (3 - 1): a limit of 1
+    becomes 0, so the second pipelined request finds one in process, more than 0, and the connection is held
+    after two (queued=1, 2; interest 1, 0), where an observer of the same ensemble reads three. The connection is
+    not held for good: once the requests are committed it reads again at its last reply, and a burst of 20 is
+    answered in full, in order, at most two at a time.
+    Reference: Java LeaderZooKeeperServer.getGlobalOutstandingLimit, FollowerZooKeeperServer.getGlobalOutstandingLimit
+    (self.getQuorumSize() > 2 ? self.getQuorumSize() - 1 : 1), ServerCnxn.decrOutstandingAndCheckThrottle."""
+    r = results[f"{role}_creates"]
+    assert r["steps"] == [("c", 1, 1), ("c", 2, 0)]
+    assert r["replies"] == [(1, 0), (2, 0)]
     assert r["burst_in_order"]

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['CPLOG', 'PRPLOG', 'FORWARD_DISABLED', 'LRPLOG', 'TBALOG', 'FINAL_LOG', 'SYNC_LOG', 'ZSLOG', 'exit_or_end_role',
-           'init_batch_sizes', 'CommitProcessor', 'ProposalRequestProcessor', 'LeaderZooKeeperServer']
+           'init_batch_sizes', 'CommitProcessor', 'quorum_outstanding_limit', 'ProposalRequestProcessor',
+           'LeaderZooKeeperServer']
 
 # %% ../../nbs/10a_leader3_zk_server.ipynb #8f15fc50
 def exit_or_end_role(code: int,          # Java's ExitCode
@@ -203,7 +204,16 @@ class CommitProcessor:
         with as_thread(f"CommitProcessor:{self.myid}"):
             CPLOG.info("CommitProcessor exited loop!")
 
-# %% ../../nbs/10a_leader3_zk_server.ipynb #6b1d1f91
+# %% ../../nbs/10a_leader3_zk_server.ipynb #1acc5247
+def quorum_outstanding_limit(limit: int,        # zookeeper.globalOutstandingLimit
+                             quorum_size: int   # the voters (QuorumPeer.getQuorumSize)
+                            ) -> int:
+    "A leader's or a follower's share of the limit. Java: LeaderZooKeeperServer/FollowerZooKeeperServer.getGlobalOutstandingLimit"
+    divisor = quorum_size - 1 if quorum_size > 2 else 1
+    share = abs(limit) // divisor
+    return share if limit >= 0 else -share     # Java's int division truncates toward zero
+
+# %% ../../nbs/10a_leader3_zk_server.ipynb #05add390
 PRPLOG = get_logger("ProposalRequestProcessor")
 FORWARD_DISABLED = "zookeeper.forward_learner_requests_to_commit_processor_disabled"
 # Java classes whose shutdown lines a zkref leader logs where Java's do, though zkref has no such piece here
@@ -293,6 +303,11 @@ class LeaderZooKeeperServer(QuorumZooKeeperServer):
     def server_stats(self) -> dict:
         "As chapter 11's, with `Mode: leader`. Java: LeaderZooKeeperServer.getState"
         return dict(super().server_stats(), server_state="leader")
+
+    def get_global_outstanding_limit(self) -> int:
+        "The leader's share of the limit. Java: LeaderZooKeeperServer.getGlobalOutstandingLimit"
+        return quorum_outstanding_limit(super().get_global_outstanding_limit(),
+                                        len(self.quorum_peer.quorum_verifier.voting_members))
 
     def check_if_valid_global_session(self, sid: int, timeout_ms: int) -> bool:
         "A learner's REVALIDATE: only a global session may move. Java: LeaderZooKeeperServer.checkIfValidGlobalSession"
