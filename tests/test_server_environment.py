@@ -65,7 +65,9 @@ def assert_same_placement(java_log: str, zkref_log: str) -> None:
     # zkref's switch lines are Java's, in Java's order, less the settings it does not read
     assert zkref["switches"] == [s for s in java["switches"] if s in zkref["switches"]]
     assert zkref["switches"] == ["zookeeper.enableEagerACLCheck = false", "zookeeper.digest.enabled = true",
-                                 "zookeeper.closeSessionTxn.enabled = true"]
+                                 "zookeeper.closeSessionTxn.enabled = true", "zookeeper.flushDelay = 0 ms",
+                                 "zookeeper.maxWriteQueuePollTime = 0 ms", "zookeeper.maxBatchSize=1000",
+                                 "zookeeper.intBufferStartingSizeBytes = 1024"]
 
 
 def count(log: str, cls: str, prefix: str) -> int:
@@ -201,6 +203,42 @@ def test_standalone_prep_request_processor_start_line_says_sid_0(tmp_path):
 
 
 
+def test_static_block_lines_follow_the_properties_and_refuse_a_small_buffer(tmp_path):
+    """ZooKeeperServer's second static block logs what it read: `zookeeper.flushDelay = <D> ms`,
+    `zookeeper.maxWriteQueuePollTime = <P> ms` (default D/3), `zookeeper.maxBatchSize=<B>` and
+    `zookeeper.intBufferStartingSizeBytes = <S>`; a starting size below 32 is refused with an ERROR line and an
+    IllegalArgumentException thrown from the static block, an ExceptionInInitializerError that nothing catches:
+    the process ends with exit code 1, printing nothing after it (no 'Unexpected exception' line). Java and zkref
+    print the same lines and end the same way.
+    Reference: Java ZooKeeperServer's second static initializer (setFlushDelay, setMaxWriteQueuePollTime,
+    setMaxBatchSize, INT_BUFFER_STARTING_SIZE_BYTES); ZooKeeperServerMain.runFromConfig"""
+    for cls in (JavaZooKeeper, ZkrefServer):
+        server = cls(tmp_path / cls.kind / "set", jvm_flags=["-Dzookeeper.flushDelay=30", "-Dzookeeper.maxBatchSize=7",
+                                                           "-Dzookeeper.intBufferStartingSizeBytes=64"]).start()
+        server.stop()
+        switches = [m for c, m in entries(server.logs()) if c == "ZooKeeperServer" and m.startswith(STATIC_SWITCHES)]
+        assert switches[-4:] == ["zookeeper.flushDelay = 30 ms", "zookeeper.maxWriteQueuePollTime = 10 ms",
+                                 "zookeeper.maxBatchSize=7", "zookeeper.intBufferStartingSizeBytes = 64"], (cls.kind, switches)
+    refused = {}
+    for cls in (JavaZooKeeper, ZkrefServer):
+        server = cls(tmp_path / cls.kind / "small", jvm_flags=["-Dzookeeper.intBufferStartingSizeBytes=16"])
+        server.start(wait=False)
+        try:
+            code = server.proc.wait(30)
+        finally:
+            server.stop()
+        es = entries(server.logs())
+        error = [(c, m) for c, m in es if m.startswith("Buffer starting size")]
+        at = es.index(error[0]) if error else -1
+        refused[cls.kind] = (code, error, es[at - 1], es[at + 1:],
+                             "java.lang.ExceptionInInitializerError" in server.logs())
+    msg = ('Buffer starting size (16) must be greater than or equal to 32. '
+           'Configure with "-Dzookeeper.intBufferStartingSizeBytes=<size>" ')
+    assert refused["java"] == (1, [("ZooKeeperServer", msg)], ("ZooKeeperServer", "zookeeper.maxBatchSize=1000"),
+                               [], True), refused["java"]
+    assert refused["zkref"] == refused["java"], refused
+
+
 WEIGHED = ("BlueThrottle", "Weighed connection throttling is disabled")
 
 
@@ -217,8 +255,8 @@ def around(log: str, other: str, line: tuple[str, str]) -> tuple[int, tuple[str,
 def test_weighed_connection_throttling_line_once_per_process_standalone(tmp_path):
     """BlueThrottle logs `Weighed connection throttling is disabled` from its static block: once per JVM, as
     `new ZooKeeperServer` makes the connection throttle first thing in its constructor, right after
-    ZooKeeperServer's own static block (the `zookeeper.closeSessionTxn.enabled` switch). zkref logs it once,
-    after the same line.
+    ZooKeeperServer's own static blocks (the last line of the second, `zookeeper.intBufferStartingSizeBytes`).
+    zkref logs it once, after the same line.
     Reference: Java BlueThrottle static initializer (logWeighedThrottlingSetting); ZooKeeperServer constructor"""
     logs = {}
     for cls in (JavaZooKeeper, ZkrefServer):
@@ -226,7 +264,7 @@ def test_weighed_connection_throttling_line_once_per_process_standalone(tmp_path
         server.stop()
         logs[cls.kind] = server.logs()
     java, zkref = around(logs["java"], logs["zkref"], WEIGHED), around(logs["zkref"], logs["java"], WEIGHED)
-    assert zkref[:2] == java[:2] == (1, ("ZooKeeperServer", "zookeeper.closeSessionTxn.enabled = true")), (zkref, java)
+    assert zkref[:2] == java[:2] == (1, ("ZooKeeperServer", "zookeeper.intBufferStartingSizeBytes = 1024")), (zkref, java)
 
 
 def test_weighed_connection_throttling_line_once_per_process_quorum(ensembles):
