@@ -272,9 +272,9 @@ def test_watch_manager_lines_with_each_new_data_tree(tmp_path, formed_ensembles)
         assert got["zkref"] == got["java"], i
 
 
-def failed_start(workdir, kind: str, watch_manager: str) -> tuple[int, str]:
-    "Start a standalone server with `-Dzookeeper.watchManagerName=<watch_manager>`; its exit code and log."
-    server = ServerProcess(workdir, kind=kind, jvm_flags=[f"-Dzookeeper.watchManagerName={watch_manager}"])
+def failed_start_with(workdir, kind: str, flags: list[str]) -> tuple[int, str]:
+    "Start a standalone server with these JVM flags and wait for it to end; its exit code and log."
+    server = ServerProcess(workdir, kind=kind, jvm_flags=flags)
     server.start(wait=False)
     try:
         wait_for(lambda: server.proc.poll() is not None, 60, 0.1, f"{kind} to exit")
@@ -295,14 +295,14 @@ def test_unknown_watch_manager_ends_the_process_with_code_1(tmp_path):
     failed = [("ERROR", "main", "DataTree", "Unexpected exception when creating WatchManager, exiting abnormally"),
               ("ERROR", "main", "ServiceUtils", "Exiting JVM with code 1")]
     for kind in ("java", "zkref"):
-        code, log = failed_start(tmp_path / kind, kind, "foo.Bar")
+        code, log = failed_start_with(tmp_path / kind, kind, ["-Dzookeeper.watchManagerName=foo.Bar"])
         assert code == 1, (kind, log[-3000:])
         assert entries(log)[-2:] == failed, (kind, entries(log)[-5:])
         assert "\njava.io.IOException: Couldn't instantiate foo.Bar\n" in log, kind
         assert "\nCaused by: java.lang.ClassNotFoundException: foo.Bar\n" in log, kind
         assert USING_WATCH_MANAGER not in main_lines(log), kind
     optimized = "org.apache.zookeeper.server.watch.WatchManagerOptimized"
-    code, log = failed_start(tmp_path / "optimized", "zkref", optimized)
+    code, log = failed_start_with(tmp_path / "optimized", "zkref", [f"-Dzookeeper.watchManagerName={optimized}"])
     assert code == 1 and entries(log)[-2:] == failed, log[-3000:]
     assert f"\njava.io.IOException: Couldn't instantiate {optimized}\n" in log
     assert (f"\nCaused by: java.lang.UnsupportedOperationException: {optimized} is not supported by zkref: "
@@ -339,4 +339,54 @@ def test_snapshot_compression_method_line_at_snapstreams_first_use(tmp_path, met
     line = ("SnapStream", f"zookeeper.snapshot.compression.method = {mode}")
     assert found["java"] == [[line, ("FileTxnSnapLog", "Snapshotting: 0x0 to")],
                              [line, ("FileSnap", "Reading snapshot")]], found["java"]
+    assert found["zkref"] == found["java"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 6. NIOServerCnxnFactory.configure's figures
+
+@pytest.mark.parametrize("flags", [
+    [],
+    ["-Dzookeeper.nio.sessionlessCnxnTimeout=2500", "-Dzookeeper.nio.numSelectorThreads=3",
+     "-Dzookeeper.nio.numWorkerThreads=0", "-Dzookeeper.nio.directBufferBytes=0"],
+    ["-Dzookeeper.nio.numSelectorThreads=x", "-Dzookeeper.nio.numWorkerThreads=0x10",
+     "-Dzookeeper.nio.directBufferBytes=1500"]], ids=["defaults", "set", "decoded"])
+def test_nio_configuring_line_has_javas_figures(tmp_path, flags):
+    """NIOServerCnxnFactory.configure logs `Configuring NIO connection handler with <sessionlessCnxnTimeout /
+    1000>s sessionless connection timeout, <n> selector thread(s), <m> worker threads, and <directBufferBytes /
+    1024> kB direct buffers.`: selector threads default to max((int) sqrt(cores / 2), 1), worker threads to
+    2 × cores (0: `no`), a direct buffer size of 0 prints `gathered writes.`, each property read by
+    Integer.getInteger (a bad value is the default, `0x10` is 16), cores being Runtime.availableProcessors().
+    zkref logs the same line on the same machine with the same properties (Debian's Java 3.8.0 alongside).
+    Reference: Java NIOServerCnxnFactory.configure and its static block (directBufferBytes)"""
+    found = {}
+    for kind in ("java", "zkref"):
+        server = ServerProcess(tmp_path / kind, kind=kind, jvm_flags=flags)
+        try:
+            server.start()
+        finally:
+            server.stop()
+        found[kind] = [e for e in main_lines(server.logs()) if e[1].startswith("Configuring NIO connection handler")]
+    assert len(found["java"]) == 1, found["java"]
+    assert found["zkref"] == found["java"]
+
+
+def test_no_nio_selector_thread_ends_the_start(tmp_path):
+    """`zookeeper.nio.numSelectorThreads` below 1 makes NIOServerCnxnFactory.configure throw
+    `java.io.IOException: numSelectorThreads must be at least 1` before its `Configuring NIO …` line; the standalone
+    main logs `Unexpected exception, exiting abnormally` and the process exits with 1 (`Exiting JVM with code 1`).
+    zkref ends the same way. (Java's main also logs `ZooKeeper audit is disabled.` from
+    ZKAuditProvider.addServerStartFailureAuditLog between the two; zkref's start-failure branches do not reach
+    the audit provider, a gap of their own, so that line is left out here.)
+    Reference: Java NIOServerCnxnFactory.configure, ZooKeeperServerMain.main"""
+    found = {}
+    for kind in ("java", "zkref"):
+        code, log = failed_start_with(tmp_path / kind, kind, ["-Dzookeeper.nio.numSelectorThreads=0"])
+        assert code == 1, (kind, log[-3000:])
+        assert "\njava.io.IOException: numSelectorThreads must be at least 1\n" in log, kind
+        es = [e for e in entries(log) if e[2] != "ZKAuditProvider"]
+        assert not [e for e in es if e[3].startswith("Configuring NIO")], kind
+        found[kind] = es[-2:]
+    assert found["java"] == [("ERROR", "main", "ZooKeeperServerMain", "Unexpected exception, exiting abnormally"),
+                             ("ERROR", "main", "ServiceUtils", "Exiting JVM with code 1")], found["java"]
     assert found["zkref"] == found["java"]
