@@ -1307,3 +1307,49 @@ def test_server_enforces_quota_as_java(java_zk, zkref_zk):
     assert java[0] == [None, None, "QuotaExceededError"] and java[2][-2] == (OpCode.error, Code.QUOTAEXCEEDED), java
     assert java[1][0] == "zookeeper.enforceQuota = true, Quota Enforce enables", java[1]
     assert quota_scenario(zkref_zk({"enforceQuota": "true"})) == java
+
+
+def quota_refusals_mntr(server) -> tuple[list, list[str]]:
+    """On a server started with enforceQuota=true and mntr allowed: a byte hard limit of 10 on /q, a count hard limit
+    of 1 on /r/s (a quota below the top namespace) and a soft count limit of 1 on /t; then creates and a setData over
+    and under them. The replies (None or the error's name) and mntr's quota_exceeded_error_per_namespace lines."""
+    from kazoo.client import KazooClient
+    from kazoo.exceptions import KazooException
+    c = KazooClient(hosts=f"127.0.0.1:{server.client_port}", timeout=10)
+    c.start()
+    replies = []
+    try:
+        for path, limits in [("/q", b"count=-1,bytes=-1=;byteHardLimit=10;countHardLimit=-1"),
+                             ("/r/s", b"count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=1"),
+                             ("/t", b"count=1,bytes=-1")]:
+            c.create(path, b"", makepath=True)
+            c.create(f"/zookeeper/quota{path}/zookeeper_limits", limits, makepath=True)
+            c.create(f"/zookeeper/quota{path}/zookeeper_stats", b"count=0,bytes=0")
+        for op, path, data in [("create", "/q/a", b"12345"), ("create", "/q/b", b"123456"), ("set", "/q/a", b"x" * 11),
+                               ("set", "/q/a", b"1234567890"), ("create", "/r/s/x", b""), ("create", "/t/x", b""),
+                               ("create", "/t/y", b"")]:
+            try:
+                c.create(path, data) if op == "create" else c.set(path, data)
+                replies.append(None)
+            except KazooException as e:
+                replies.append(type(e).__name__)
+        mntr = four_letter_word(server.client_port, "mntr")
+    finally:
+        c.stop(); c.close()
+    return replies, sorted(l for l in mntr.splitlines() if "quota_exceeded" in l)
+
+
+@pytest.mark.java
+def test_quota_refusals_counted_per_namespace_as_java(java_zk, zkref_zk):
+    """Each create or setData that a hard quota refuses (QUOTAEXCEEDED) adds 1 to the counter set
+    quota_exceeded_error_per_namespace under the refused path's top-level namespace (`/r/s/x` counts for `r`, even
+    with the quota on `/r/s`); soft-limit overruns, which go through, are not counted. mntr then lists
+    `zk_<namespace>_quota_exceeded_error_per_namespace` with the count. A zkref server gives the same replies and the
+    same mntr lines as Java's.
+    Reference: Java ZooKeeperServer.checkQuota, ZooKeeperServer.updateQuotaExceededMetrics,
+    ServerMetrics.QUOTA_EXCEEDED_ERROR_PER_NAMESPACE"""
+    config = {"enforceQuota": "true", "4lw.commands.whitelist": "mntr"}
+    java = quota_refusals_mntr(java_zk(config))
+    assert java[0] == [None, "QuotaExceededError", "QuotaExceededError", None, "QuotaExceededError", None, None], java
+    assert java[1] == ["zk_q_quota_exceeded_error_per_namespace\t2", "zk_r_quota_exceeded_error_per_namespace\t1"], java
+    assert quota_refusals_mntr(zkref_zk(config)) == java
