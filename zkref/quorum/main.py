@@ -132,7 +132,7 @@ async def _create_cnxn_factory(config: QuorumPeerConfig, addr, secure: bool) -> 
     await factory.configure(addr, config.max_client_cnxns, config.client_port_listen_backlog, secure, config)
     return factory
 
-# %% ../../nbs/05_run_from_config.ipynb #675877d1
+# %% ../../nbs/05_run_from_config.ipynb #aefd766e
 async def _run_from_config(self: QuorumPeerMain, config: QuorumPeerConfig,
                            install_signal_handlers: bool = False, # SIGTERM/SIGINT stop the peer (python -m zkref)
                           ) -> None:
@@ -151,8 +151,7 @@ async def _run_from_config(self: QuorumPeerMain, config: QuorumPeerConfig,
     qp = None
     try:
         metrics = ServerMetrics(provider)
-        provider_registry_initialize((config.system_properties or {}).get(
-            "zookeeper.DigestAuthenticationProvider.digestAlg", "SHA1"))   # Java: ProviderRegistry.initialize
+        provider_registry_initialize(config.system_properties)   # Java: ProviderRegistry.initialize
         plain = secure = None
         if config.client_port_address is not None:                                                   # 3
             plain = await _create_cnxn_factory(config, config.client_port_address, False)

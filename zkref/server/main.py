@@ -53,7 +53,7 @@ class ZooKeeperServerMain:
         if self.shutdown_event is not None:
             self.shutdown_event.set()
 
-# %% ../../nbs/04_standalone.ipynb #52752bf4
+# %% ../../nbs/04_standalone.ipynb #51c448e1
 async def _run_from_config(self: ZooKeeperServerMain, config: ServerConfig) -> None:
     "Start the server and serve until shutdown. Java: ZooKeeperServerMain.runFromConfig"
     LOG.info("Starting server")
@@ -62,8 +62,7 @@ async def _run_from_config(self: ZooKeeperServerMain, config: ServerConfig) -> N
     self.metrics_provider = MetricsProviderBootstrap.start_metrics_provider(                     # 1
         config.metrics_provider_class_name, config.metrics_provider_configuration)
     metrics = ServerMetrics(self.metrics_provider)
-    provider_registry_initialize((config.system_properties or {}).get(
-        "zookeeper.DigestAuthenticationProvider.digestAlg", "SHA1"))   # Java: ProviderRegistry.initialize
+    provider_registry_initialize(config.system_properties)   # Java: ProviderRegistry.initialize
     options = StorageOptions.from_properties(config.system_properties)
     txn_log = FileTxnSnapLog(config.data_log_dir, config.data_dir, options)                     # 2
     pause_monitor = JvmPauseMonitor.from_config(config, metrics) if config.jvm_pause_monitor_to_run else None

@@ -29,10 +29,11 @@ from .container_manager import ContainerManager
 from .response_cache import response_caches
 
 # %% auto #0
-__all__ = ['LOG', 'BANNER', 'environment', 'log_env', 'class_init', 'ExceptionInInitializerError', 'sync_settings',
-           'provider_registry_initialize', 'State', 'BufferStats', 'ZooKeeperServer']
+__all__ = ['LOG', 'BANNER', 'DIGEST_AUTH_ENABLED', 'environment', 'log_env', 'class_init', 'ExceptionInInitializerError',
+           'sync_settings', 'digest_auth_enabled', 'provider_registry_initialize', 'State', 'BufferStats',
+           'ZooKeeperServer']
 
-# %% ../../nbs/11_requests.ipynb #8ecf0fde
+# %% ../../nbs/11_requests.ipynb #8b7c5cc4
 LOG = get_logger("ZooKeeperServer")
 
 BANNER = ["",
@@ -113,11 +114,24 @@ def sync_settings(prop # a server's system properties: (name, default) -> str | 
     return (flush_delay_ms, get_integer(prop, "zookeeper.maxWriteQueuePollTime", third, bits=64),
             get_integer(prop, "zookeeper.maxBatchSize", 1000))
 
-def provider_registry_initialize(digest_alg: str = "SHA1",  # zookeeper.DigestAuthenticationProvider.digestAlg
-                                ) -> None:
-    "Log the ACL digest algorithm once per process. Java: ProviderRegistry.initialize → DigestAuthenticationProvider's static block"
-    if static_block("DigestAuthenticationProvider"):
-        get_logger("DigestAuthenticationProvider").info("ACL digest algorithm is: %s", digest_alg)
+DIGEST_AUTH_ENABLED = "zookeeper.DigestAuthenticationProvider.enabled"
+
+def digest_auth_enabled(prop # a server's system properties: (name, default) -> str | None
+                       ) -> bool:
+    "Whether the `digest` scheme is registered (`Boolean.parseBoolean`, default true). Java: DigestAuthenticationProvider.isEnabled"
+    return str(prop(DIGEST_AUTH_ENABLED, "true")).lower() == "true"
+
+def provider_registry_initialize(props: dict[str, str] | None = None,  # the caller's system properties (its config's)
+                                ) -> bool:
+    "Log the ACL digest algorithm (once per process), then whether `digest` is on; True if it is. Java: ProviderRegistry.initialize"
+    props = props or {}
+    static_block("ProviderRegistry")          # Java: initialized = true, so no later getProvider initializes it again
+    log = get_logger("DigestAuthenticationProvider")
+    if static_block("DigestAuthenticationProvider"):   # isEnabled() is the class's first use: its static block first
+        log.info("ACL digest algorithm is: %s", props.get("zookeeper.DigestAuthenticationProvider.digestAlg", "SHA1"))
+    enabled = digest_auth_enabled(props.get)
+    log.info("%s = %s", DIGEST_AUTH_ENABLED, str(enabled).lower())   # Java: isEnabled logs it at every initialize
+    return enabled
 
 class State(enum.Enum):
     INITIAL = "INITIAL"
@@ -176,11 +190,13 @@ class ZooKeeperServer:
         self.close_session_txn_enabled = self.options.close_session_txn_enabled
         # when SyncRequestProcessor (chapter 11e) flushes; Java reads them once per JVM, zkref per server
         self.flush_delay_ms, self.max_write_queue_poll_time_ms, self.max_batch_size = sync_settings(self.prop)
-        alg = self.prop("zookeeper.DigestAuthenticationProvider.digestAlg", "SHA1")
-        self.providers = {"digest": DigestAuthenticationProvider(
-                              self.prop("zookeeper.DigestAuthenticationProvider.superDigest", None), alg),
-                          "ip": IPAuthenticationProvider()}
-        provider_registry_initialize(alg)   # a no-op after runFromConfig's call
+        if static_block("ProviderRegistry"):   # Java: getProvider initializes the registry if no runFromConfig did
+            provider_registry_initialize(self.system_properties())
+        self.providers = {"ip": IPAuthenticationProvider()}
+        if digest_auth_enabled(self.prop):      # Java: ProviderRegistry.initialize leaves digest out when it is off
+            self.providers["digest"] = DigestAuthenticationProvider(
+                self.prop("zookeeper.DigestAuthenticationProvider.superDigest", None),
+                self.prop("zookeeper.DigestAuthenticationProvider.digestAlg", "SHA1"))
         self.init_throttles()   # connection throttle, RequestThrottler (chapter 11_requests1)
         self.zk_db = zk_db if zk_db is not None else ZKDatabase(txn_log_factory, self.system_properties())
         self.zk_db.set_metrics(self.server_metrics)   # Java's code reads the one static ServerMetrics; here, this server's
