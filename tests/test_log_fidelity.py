@@ -208,8 +208,8 @@ def test_server_constructor_lines_in_javas_order(tmp_path):
     to …`, the two response caches' sizes, the RequestPathMetricsCollector's settings, then
     initLargeRequestThrottlingSettings's `The max bytes for all large requests are set to 104857600` and `The
     large request threshold is set to -1`, AuthenticationHelper's two lines and `Created server with …`. zkref
-    logs the same lines in the same order on a standalone server (it has no path-stats collector, so no
-    `zookeeper.pathStats.*` lines: those are left out of Java's; and it makes its ZKDatabase in this constructor,
+    logs the same lines in the same order on a standalone server (the six `zookeeper.pathStats.*` settings too,
+    though it collects no path statistics; it makes its ZKDatabase in this constructor,
     where Java's startdata makes it later, so the database's lines, ZKDatabase's and its DataTree's two
     WatchManagerFactory lines, are left out of zkref's).
     Reference: Java ZooKeeperServer constructor, ZooKeeperServer.initLargeRequestThrottlingSettings"""
@@ -224,9 +224,12 @@ def test_server_constructor_lines_in_javas_order(tmp_path):
         start = es.index(("BlueThrottle", "Weighed connection throttling is disabled"))
         end = next(i for i in range(start, len(es)) if es[i][1].startswith("Created server with tickTime "))
         found[kind] = [(c, m.split(" datadir ")[0]) for c, m in es[start:end + 1]
-                       if c not in ("RequestPathMetricsCollector", "ZKDatabase", "WatchManagerFactory")]
+                       if c not in ("ZKDatabase", "WatchManagerFactory")]
     assert found["java"][-5:-3] == [("ZooKeeperServer", "The max bytes for all large requests are set to 104857600"),
                                     ("ZooKeeperServer", "The large request threshold is set to -1")], found["java"]
+    assert [m for c, m in found["java"] if c == "RequestPathMetricsCollector"] == [
+        "zookeeper.pathStats.slotCapacity = 60", "zookeeper.pathStats.slotDuration = 15", "zookeeper.pathStats.maxDepth = 6",
+        "zookeeper.pathStats.initialDelay = 5", "zookeeper.pathStats.delay = 5", "zookeeper.pathStats.enabled = false"]
     assert found["zkref"] == found["java"]
 
 
