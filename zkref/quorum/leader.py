@@ -23,13 +23,13 @@ __all__ = ['LLOG', 'ack_logging_frequency', 'ack_sets_to_string', 'Leader', 'Pro
            'SyncPlan', 'sync_follower', 'sync_follower_async', 'LearnerSyncThrottler', 'SyncThrottleException',
            'ProposalRequestProcessor', 'LeaderZooKeeperServer', 'packet_size', 'LearnerHandler']
 
-# %% ../../nbs/10a_leader.ipynb #3b7ea02c
+# %% ../../nbs/10a_leader.ipynb #536d7034
 from .leader_sync import (LearnerMasterSyncs, LearnerSyncThrottler, SyncPlan, SyncThrottleException,
                                       sync_follower, sync_follower_async)
 from .learner_handler import LOG, MARKER_PACKET_INTERVAL, LearnerHandler, _Stop, packet_size
 from .leader_zk_server import LeaderZooKeeperServer, ProposalRequestProcessor
 from .leader_broadcast import LeaderBroadcast, Proposal
-from .leader_epoch import LeaderEpoch
+from .leader_epoch import LeaderEpoch, set_last_seen_quorum_verifier
 from .quorum_tls import learner_refused, start_unified_server
 
 # `from zkref.quorum.leader import *` gives the sync plan's, the handler's, the server's and Proposal too, as before
@@ -127,7 +127,7 @@ class Leader(LeaderEpoch, LeaderBroadcast, LearnerMasterSyncs):
         host, port = self.peer.quorum_verifier.all_members[self.peer.myid].addr[0]
         return ("0.0.0.0", port) if getattr(self.peer, "quorum_listen_on_all_ips", False) else (host, port)
 
-# %% ../../nbs/10a_leader.ipynb #f752a59e
+# %% ../../nbs/10a_leader.ipynb #d83cee9f
 async def _accept(self: Leader, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     "Java: LearnerCnxAcceptor → new LearnerHandler(...).start()"
     if self.stopped.is_set():
@@ -167,6 +167,8 @@ async def _lead(self: Leader) -> None:
             raise IOError(f"Couldn't bind to {host}:{port}") from e
         epoch = await self.get_epoch_to_propose(p.myid, p.accepted_epoch)
         self.zxid = self.last_proposed = self.new_leader_zxid = make_zxid(epoch, 0)
+        if getattr(p.quorum_verifier, "version", 0) == 0:   # Java: a version 0 config would take the NEWLEADER
+            set_last_seen_quorum_verifier(p, str(p.quorum_verifier))   # zxid (ZOOKEEPER-1783); chapter 10a0
         await self.wait_for_epoch_ack(p.myid, *self.leader_state_summary)
         p.set_current_epoch(epoch)
         record(self.trace, "step", p.myid, None, step="currentEpoch", zxid=self.new_leader_zxid)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from zkref.quorum.leader import Leader
 
 # %% auto #0
-__all__ = ['LLOG', 'LeaderEpoch']
+__all__ = ['LLOG', 'QPLOG', 'LeaderEpoch', 'set_last_seen_quorum_verifier']
 
 # %% ../../nbs/10a_leader0_epoch.ipynb #5b142bb8
 LLOG = get_logger("Leader")
@@ -99,13 +99,19 @@ async def _wait_for_new_leader_ack(self: Leader, sid: int, zxid: int) -> None:
 
 LeaderEpoch.wait_for_new_leader_ack = _wait_for_new_leader_ack
 
-# %% ../../nbs/10a_leader0_epoch.ipynb #4e9c3463
+# %% ../../nbs/10a_leader0_epoch.ipynb #0daa4948
+QPLOG = get_logger("QuorumPeer")
+
+def set_last_seen_quorum_verifier(peer,          # the QuorumPeer (or a ZabPeer)
+                                  qv: str):      # the configuration seen, as its text (a NEWLEADER's payload)
+    "Keep a configuration seen but not yet committed; with reconfig off, only say so. Java: QuorumPeer.setLastSeenQuorumVerifier"
+    if not getattr(peer, "reconfig_enabled", False):
+        QPLOG.info("Dynamic reconfig is disabled, we don't store the last seen config.")
+        return
+    raise NotImplementedError("dynamic reconfiguration is not supported by zkref")   # refused at start already
+
 def _quorum_verifier_bytes(self: Leader) -> bytes:
-    "The NEWLEADER payload: the config, its version set to the new leader zxid. Java: Leader.getQuorumVerifierBytes"
-    qv = self.peer.quorum_verifier
-    text = str(qv)
-    if getattr(qv, "version", 0) == 0:             # Java: lead() gives version 0 configs the NEWLEADER zxid
-        text = text.rsplit("version=", 1)[0] + f"version={zxid_to_string(self.new_leader_zxid)}"
-    return text.encode("utf-8")
+    "The NEWLEADER payload: the last seen config, here the current one. Java: Leader.getQuorumVerifierBytes"
+    return str(self.peer.quorum_verifier).encode("utf-8")
 
 LeaderEpoch.quorum_verifier_bytes = _quorum_verifier_bytes

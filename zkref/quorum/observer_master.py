@@ -101,7 +101,7 @@ async def find_learner_master(observer: Observer) -> tuple[int, tuple[str, int]]
     OLOG.info("Observing new leader sid=%d addr=%s", sid, f"/{addr[0]}:{addr[1]}")
     return sid, addr
 
-# %% ../../nbs/10d_observer_master.ipynb #82474c23
+# %% ../../nbs/10d_observer_master.ipynb #295c4b22
 class ObserverLearnerHandler(LearnerHandler):
     "A LearnerHandler that accepts observers only. Java: LearnerHandler.run's check for an ObserverMaster"
     first = True
@@ -151,9 +151,8 @@ class ObserverMaster(LearnerMasterSyncs):
     async def wait_for_new_leader_ack(self, sid: int, zxid: int) -> None:
         pass
 
-    # The NEWLEADER payload. Java: ObserverMaster.getQuorumVerifierBytes, the follower's last seen config, whose
-    # version a Java follower took from its leader's NEWLEADER (the new epoch's first zxid when it was 0);
-    # zkref's learners keep version 0, so the leader's rule (chapter 10a0) gives the same bytes
+    # The NEWLEADER payload. Java: ObserverMaster.getQuorumVerifierBytes, the follower's last seen config: with
+    # reconfig off, its current one, as the leader's (chapter 10a0)
     quorum_verifier_bytes = LeaderEpoch.quorum_verifier_bytes
 
     def process_ack(self, sid: int, zxid: int) -> None:
