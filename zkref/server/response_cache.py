@@ -17,7 +17,7 @@ from ..quotas import Quotas
 __all__ = ['LOG', 'DEFAULT_RESPONSE_CACHE_SIZE', 'GET_DATA_RESPONSE_CACHE_SIZE', 'GET_CHILDREN_RESPONSE_CACHE_SIZE',
            'ResponseCache', 'response_caches', 'serialize_record']
 
-# %% ../../nbs/11g_response_cache.ipynb #69ab73dd
+# %% ../../nbs/11g_response_cache.ipynb #43a63fb7
 LOG = get_logger("ResponseCache")
 DEFAULT_RESPONSE_CACHE_SIZE = 400                 # Java: ResponseCache.DEFAULT_RESPONSE_CACHE_SIZE
 GET_DATA_RESPONSE_CACHE_SIZE = "zookeeper.maxResponseCacheSize"
@@ -35,8 +35,7 @@ class ResponseCache:
         return self.cache_size > 0
 
     def put(self, path: str, data: bytes, stat: Stat) -> None:
-        self.cache[path] = (stat, data)
-        self.cache.move_to_end(path)
+        self.cache[path] = (stat, data)         # a path already there keeps its place, as in Java's map
         if len(self.cache) >= self.cache_size:   # Java: LinkedHashMap.removeEldestEntry, size() >= cacheSize
             self.cache.popitem(last=False)
 
@@ -48,10 +47,9 @@ class ResponseCache:
         if entry[0] != stat:                     # the node changed: invalidate
             del self.cache[path]
             return None
-        self.cache.move_to_end(path)             # Java's map is in access order
-        return entry[1]
+        return entry[1]                          # Java's map is in insertion order: a hit moves nothing
 
-# %% ../../nbs/11g_response_cache.ipynb #80c5ea59
+# %% ../../nbs/11g_response_cache.ipynb #6c2cc013
 def response_caches(prop) -> tuple[ResponseCache, ResponseCache]:
     "The getData and getChildren caches a server makes, sized by its system properties. Java: ZooKeeperServer()"
     read = ResponseCache(get_integer(prop, GET_DATA_RESPONSE_CACHE_SIZE, DEFAULT_RESPONSE_CACHE_SIZE), "getData")
@@ -75,8 +73,8 @@ def serialize_record(zks,                   # the ZooKeeperServer: its caches an
         if cache is not None:
             m = zks.server_metrics
             hits, misses = m.response_packet_get_children_cache_hits, m.response_packet_get_children_cache_missing
-    if (cache is None or not cache.is_enabled() or stat is None or cache_key is None
-            or cache_key.endswith(Quotas.stat_node)):
+    # Java does not ask cache.isEnabled() here: a cache of size 0 is looked up, missed and counted every time
+    if cache is None or stat is None or cache_key is None or cache_key.endswith(Quotas.stat_node):
         oa = OutputArchive(); record.serialize(oa)
         return oa.getvalue()
     data = cache.get(cache_key, stat)
