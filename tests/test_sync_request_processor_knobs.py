@@ -1,6 +1,7 @@
 """When SyncRequestProcessor flushes: `zookeeper.flushDelay`, `zookeeper.maxWriteQueuePollTime` and
-`zookeeper.maxBatchSize`, on a standalone Java 3.8 server and on zkref, driven the same way (kazoo) and read back
-through `mntr` and the clock (lower bounds only: a loaded machine may always be slower)."""
+`zookeeper.maxBatchSize`, on a standalone Java 3.8 server and on zkref, and on every server of a three-server
+Java 3.8 and zkref ensemble (Java's leader and learners log through the same class), driven the same way (kazoo)
+and read back through `mntr` and the clock (lower bounds only: a loaded machine may always be slower)."""
 from __future__ import annotations
 
 import time
@@ -8,7 +9,7 @@ import time
 import pytest
 from kazoo.client import KazooClient
 
-from conftest import four_letter_word, java_available
+from conftest import Ensemble, four_letter_word, java_available, wait_for
 
 pytestmark = pytest.mark.skipif(not java_available(), reason="needs Debian's Java ZooKeeper 3.8")
 
@@ -99,3 +100,97 @@ def test_flush_delay_spaces_out_flushes(java_zk, zkref_zk, flags, spacing_ms):
             k.stop()
             k.close()
         assert elapsed_ms >= (k_writes - 1) * spacing_ms * 0.95, (server.kind, elapsed_ms)   # timer granularity
+
+
+# ---- quorum roles: the leader's Sync (ProposalRequestProcessor -> Sync -> AckRequestProcessor) and each
+# follower's (Sync -> SendAckRequestProcessor) are Java's same SyncRequestProcessor, reading the same knobs
+
+
+def quiet(e: Ensemble, leader: int, before: dict | None = None, n: int = 0) -> dict | None:
+    """Each server's `mntr`, once every follower has received each PROPOSAL the leader sent
+    (learner_proposal_received_count = proposal_count) and every server has flushed each txn it was handed
+    (sync_processor_request_queued = sum_sync_processor_batch_size: only txns reach a quorum server's Sync),
+    at least n more than in `before`; else None."""
+    ms = {i: mntr(e.client(i)) for i in e.ids}
+    proposed = ms[leader]["proposal_count"]
+    if any(ms[i]["learner_proposal_received_count"] != proposed for i in e.ids if i != leader):
+        return None
+    if any(m["sync_processor_request_queued"] != m["sum_sync_processor_batch_size"] for m in ms.values()):
+        return None
+    if before and any(ms[i]["sum_sync_processor_batch_size"] - before[i]["sum_sync_processor_batch_size"] < n for i in e.ids):
+        return None
+    return ms
+
+
+def formed(kind: str, root, flags: list[str]) -> tuple[Ensemble, int]:
+    "A started three-server `kind` ensemble with these JVM flags (system properties) on every server, and its leader."
+    e = Ensemble(root, (kind,) * 3, jvm_flags=flags)
+    e.start()
+    try:
+        return e, e.wait_formed()
+    except BaseException:
+        e.stop_all()
+        raise
+
+
+@pytest.mark.timeout(300)
+def test_max_batch_size_one_is_one_fsync_per_txn_on_every_quorum_server(tmp_path):
+    """With -Dzookeeper.maxBatchSize=1 on every server, every SyncRequestProcessor of the ensemble — the
+    leader's, fed by ProposalRequestProcessor, and each follower's, fed by FollowerZooKeeperServer.logRequest —
+    flushes as soon as toFlush holds one txn, so n creates pipelined through the leader are n flushes and n
+    fsyncs on the leader and on each follower, however the PROPOSALs arrive (a follower that reads several in
+    one go still logs them one fsync each).
+    Reference: Java SyncRequestProcessor.run/shouldFlush/flush (BATCH_SIZE), FileTxnLog.commit (FSYNC_TIME),
+    ZooKeeperServer's second static block (zookeeper.maxBatchSize), LeaderZooKeeperServer/FollowerZooKeeperServer
+    .setupRequestProcessors, 3.8."""
+    n = 30
+    for kind in ("java", "zkref"):
+        e, leader = formed(kind, tmp_path / kind, ["-Dzookeeper.maxBatchSize=1"])
+        try:
+            k = kazoo(f"127.0.0.1:{e.client(leader)}")
+            try:
+                k.create("/p", b"")                    # the session's txn and this one, logged before
+                before = wait_for(lambda: quiet(e, leader), 30, 0.2, what=f"{kind}: every server logged /p")
+                for result in [k.create_async(f"/p/{i}", b"x") for i in range(n)]:
+                    result.get(timeout=30)
+                after = wait_for(lambda: quiet(e, leader, before, n), 30, 0.2, what=f"{kind}: every server flushed the creates")
+            finally:
+                k.stop()
+                k.close()
+            for i in e.ids:
+                d = {key: after[i][key] - before[i].get(key, 0) for key in
+                     ("sync_processor_request_queued", "cnt_sync_processor_batch_size", "sum_sync_processor_batch_size",
+                      "cnt_fsynctime")}
+                role = "leader" if i == leader else "follower"
+                assert d == {"sync_processor_request_queued": n, "cnt_sync_processor_batch_size": n,
+                             "sum_sync_processor_batch_size": n, "cnt_fsynctime": n}, (kind, role, d)
+                assert after[i]["max_sync_processor_batch_size"] == 1, (kind, role, after[i])
+        finally:
+            e.stop_all()
+
+
+@pytest.mark.timeout(300)
+def test_flush_delay_spaces_out_quorum_writes(tmp_path):
+    """With -Dzookeeper.flushDelay=D and -Dzookeeper.maxWriteQueuePollTime=D on every server, each server's
+    SyncRequestProcessor flushes a txn no sooner than D ms after its previous flush (shouldFlush,
+    getRemainingDelay, the poll for min(P, what is left of D)); a write is committed only once a quorum has
+    flushed it, so k writes in a row through the leader take at least (k-1)·D ms from the first one's send.
+    Reference: Java SyncRequestProcessor.run/shouldFlush/getRemainingDelay, ZooKeeperServer's second static
+    block (zookeeper.flushDelay, zookeeper.maxWriteQueuePollTime), Leader.processAck, 3.8."""
+    k_writes, delay_ms = 4, 200
+    flags = [f"-Dzookeeper.flushDelay={delay_ms}", f"-Dzookeeper.maxWriteQueuePollTime={delay_ms}"]
+    for kind in ("java", "zkref"):
+        e, leader = formed(kind, tmp_path / kind, flags)
+        try:
+            k = kazoo(f"127.0.0.1:{e.client(leader)}")
+            try:
+                begin = time.monotonic()
+                for i in range(k_writes):
+                    k.create(f"/w{i}", b"")
+                elapsed_ms = (time.monotonic() - begin) * 1000
+            finally:
+                k.stop()
+                k.close()
+        finally:
+            e.stop_all()
+        assert elapsed_ms >= (k_writes - 1) * delay_ms * 0.95, (kind, elapsed_ms)   # timer granularity

@@ -13,9 +13,56 @@ from .processors import Request, State, ZooKeeperServer
 from .server_lifecycle import take_snapshot_async
 
 # %% auto #0
-__all__ = ['SLOG', 'SyncRequestProcessor', 'snapshot_thread']
+__all__ = ['SLOG', 'get_remaining_delay_ms', 'should_flush', 'poll_time_ms', 'wait_for_request', 'SyncRequestProcessor',
+           'snapshot_thread']
 
-# %% ../../nbs/11e_sync_request_processor.ipynb #7358a872
+# %% ../../nbs/11e_sync_request_processor.ipynb #0143b367
+def get_remaining_delay_ms(zks,                    # the server: flush_delay_ms (zookeeper.flushDelay)
+                           last_flush_time: float  # time.monotonic() at the last flush
+                          ) -> float:
+    "What is left of `zookeeper.flushDelay` since the last flush, 0 once it has passed. Java: SyncRequestProcessor.getRemainingDelay"
+    flush_delay_ms = zks.flush_delay_ms
+    duration_ms = (time.monotonic() - last_flush_time) * 1000
+    return flush_delay_ms - duration_ms if duration_ms < flush_delay_ms else 0
+
+def should_flush(zks,                    # the server: flush_delay_ms, max_batch_size (zookeeper.maxBatchSize)
+                 last_flush_time: float, # time.monotonic() at the last flush
+                 to_flush_size: int      # requests appended and waiting for the fsync (Java: toFlush.size())
+                ) -> bool:
+    "Flush now: the flush delay has passed (when set), or `maxBatchSize` requests wait (when set). Java: SyncRequestProcessor.shouldFlush"
+    if zks.flush_delay_ms > 0 and get_remaining_delay_ms(zks, last_flush_time) == 0:
+        return True
+    return zks.max_batch_size > 0 and to_flush_size >= zks.max_batch_size
+
+def poll_time_ms(zks,                    # the server: max_write_queue_poll_time_ms (zookeeper.maxWriteQueuePollTime)
+                 last_flush_time: float  # time.monotonic() at the last flush
+                ) -> float:
+    "How long the loop waits for one more request before it flushes what it has. Java: SyncRequestProcessor.run's pollTime"
+    return min(zks.max_write_queue_poll_time_ms, get_remaining_delay_ms(zks, last_flush_time))
+
+async def wait_for_request(queue,                       # the requests handed over (Java: queuedRequests)
+                           wakeup: asyncio.Event,       # set whenever one is queued
+                           timeout_ms: float | None,    # None: for ever (Java: take); <= 0: not at all
+                           stopping=lambda: False       # () -> bool: the request of death has come
+                          ) -> None:
+    "Wait until a request is queued, at most `timeout_ms`. Java: queuedRequests.poll(timeout) / take()"
+    if timeout_ms is not None and timeout_ms <= 0:
+        return
+    deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
+    while not queue and not stopping():
+        wakeup.clear()
+        if deadline is None:
+            await wakeup.wait()
+            continue
+        left_s = deadline - time.monotonic()
+        if left_s <= 0:
+            return
+        try:
+            await asyncio.wait_for(wakeup.wait(), left_s)
+        except asyncio.TimeoutError:
+            return
+
+# %% ../../nbs/11e_sync_request_processor.ipynb #6855e9d5
 SLOG = get_logger("SyncRequestProcessor")
 
 class SyncRequestProcessor:
@@ -54,33 +101,20 @@ class SyncRequestProcessor:
         self.task = asyncio.get_running_loop().create_task(self.run(), name="SyncThread:0")
 
     def get_remaining_delay_ms(self) -> float:
-        "What is left of `zookeeper.flushDelay` since the last flush, 0 once it has passed. Java: SyncRequestProcessor.getRemainingDelay"
-        flush_delay_ms = self.zks.flush_delay_ms
-        duration_ms = (time.monotonic() - self.last_flush_time) * 1000
-        return flush_delay_ms - duration_ms if duration_ms < flush_delay_ms else 0
+        "Java: SyncRequestProcessor.getRemainingDelay (the function of the same name, above)"
+        return get_remaining_delay_ms(self.zks, self.last_flush_time)
 
     def should_flush(self) -> bool:
-        "Flush now: the flush delay has passed (when set), or `to_flush` holds `maxBatchSize` requests (when set). Java: SyncRequestProcessor.shouldFlush"
-        zks = self.zks
-        if zks.flush_delay_ms > 0 and self.get_remaining_delay_ms() == 0:
-            return True
-        return zks.max_batch_size > 0 and len(self.to_flush) >= zks.max_batch_size
+        "Java: SyncRequestProcessor.shouldFlush (the function of the same name, above)"
+        return should_flush(self.zks, self.last_flush_time, len(self.to_flush))
 
     async def _poll(self, timeout_ms: float) -> None:
         "Wait up to `timeout_ms` for a request (or the request of death). Java: queuedRequests.poll"
-        if timeout_ms <= 0 or self.queue or self.stopping:
-            return
-        self.wakeup.clear()
-        try:
-            await asyncio.wait_for(self.wakeup.wait(), timeout_ms / 1000)
-        except asyncio.TimeoutError:
-            pass
+        await wait_for_request(self.queue, self.wakeup, timeout_ms, lambda: self.stopping)
 
     async def _take(self) -> None:
         "Wait for a request (or the request of death). Java: queuedRequests.take"
-        while not self.queue and not self.stopping:
-            self.wakeup.clear()
-            await self.wakeup.wait()
+        await wait_for_request(self.queue, self.wakeup, None, lambda: self.stopping)
 
     async def run(self) -> None:
         "SyncThread:0: log each write, flush when `should_flush` or when no request comes within the poll time. Java: SyncRequestProcessor.run"
@@ -92,7 +126,7 @@ class SyncRequestProcessor:
             while True:
                 queue_size.add(len(self.queue))  # Java samples before each poll
                 if not self.queue:
-                    await self._poll(min(zks.max_write_queue_poll_time_ms, self.get_remaining_delay_ms()))
+                    await self._poll(poll_time_ms(zks, self.last_flush_time))
                     if not self.queue and not self.stopping:
                         await self.flush()      # Java: timed out looking for more writes to batch: flush now
                         await self._take()
