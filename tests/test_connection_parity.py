@@ -3,6 +3,7 @@ per-connection statistics `cons` prints, the response cache's eviction and count
 connection line. Each test runs the same steps on a real Java 3.8.0 server and on zkref and compares."""
 import re
 import socket
+import struct
 import time
 
 from kazoo.client import KazooClient
@@ -74,3 +75,90 @@ def test_response_cache_size_zero_counts_misses(zkref_zk, java_zk):
             server.stop()
     assert seen[("java", 0)] == seen[("java", 1)] == (0, 3), seen
     assert seen[("zkref", 0)] == seen[("java", 0)] and seen[("zkref", 1)] == seen[("java", 1)], seen
+
+
+class RawClient:
+    "A ZooKeeper client written out byte by byte, so each packet (xid, ping, reconnect) is the test's choice."
+    def __init__(self, port: int, session_id: int = 0, passwd: bytes = b"\0" * 16):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        body = struct.pack(">iqiq", 0, 0, 30000, session_id) + struct.pack(">i", len(passwd)) + passwd + b"\0"
+        self.send(body)
+        reply = self.recv()
+        _, _, self.session_id, n = struct.unpack(">iiqi", reply[:20])
+        self.passwd = reply[20:20 + n]
+        self.port = self.sock.getsockname()[1]
+
+    def send(self, body: bytes) -> None:
+        self.sock.sendall(struct.pack(">i", len(body)) + body)
+
+    def recv(self) -> bytes:
+        def exactly(n):
+            data = b""
+            while len(data) < n:
+                chunk = self.sock.recv(n - len(data))
+                assert chunk, "the server closed the connection"
+                data += chunk
+            return data
+        return exactly(struct.unpack(">i", exactly(4))[0])
+
+    def get_data(self, xid: int, path: str) -> int:
+        "getData (op 4); the reply's error code."
+        p = path.encode()
+        self.send(struct.pack(">ii", xid, 4) + struct.pack(">i", len(p)) + p + b"\0")
+        return struct.unpack(">iqi", self.recv()[:16])[2]
+
+    def ping(self) -> None:
+        self.send(struct.pack(">ii", -2, 11))
+        assert struct.unpack(">i", self.recv()[:4])[0] == -2
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def cons_line(port: int, client: RawClient, times: str = "est|lresp|llat|avglat|maxlat") -> str:
+    """The client's `cons` line with what differs from run to run masked: its port, the session id, and the
+    `times` fields; minlat is left as printed."""
+    line = next(l for l in four_letter_word(port, "cons").splitlines() if f":{client.port}[" in l).strip()
+    line = re.sub(r":\d+\[", ":P[", re.sub(r"sid=0x[0-9a-f]+", "sid=S", line))
+    return re.sub(rf"({times})=\d+", r"\1=T", line)
+
+
+def test_cons_statistics_as_java(zkref_zk, java_zk):
+    """`cons` prints each connection's statistics as ServerCnxn keeps them: before a `crst` the minimum latency is
+    0 whatever the latencies (the field starts at 0, and updateStatsForResponse only lowers it), a ping (xid -2)
+    updates lop but not lcxid ("don't overwrite with special xids"), a session re-validated on a new connection
+    shows Java's unset fields (lop=null, lcxid=0x0, lzxid=0x0) until its first request, and `crst` resets
+    everything resetStats resets: packets, lop=NA, lcxid (left out), lzxid=-1, lresp, llat and the latencies. A
+    four-letter word's own connection counts its 4 bytes as one packet received. avglat is a long division.
+    Reference: Java ServerCnxn.resetStats, updateStatsForResponse, dumpConnectionInfo, getMinLatency,
+    getAvgLatency; NIOServerCnxn.checkFourLetterWord (packetReceived(4)); CnxnStatResetCommand."""
+    seen = {}
+    for start in (java_zk, zkref_zk):
+        server = start(CFG)
+        port = server.client_port
+        steps = []
+        c = RawClient(port)
+        try:
+            assert c.get_data(1, "/") == 0
+            c.ping()
+            steps.append(cons_line(port, c))
+            c2 = RawClient(port, c.session_id, c.passwd)        # the session moves to a new connection
+            steps.append(cons_line(port, c2))
+            assert four_letter_word(port, "crst") == "Connection stats reset.\n"
+            steps.append(cons_line(port, c2, times="est"))     # reset: the others are 0
+            assert c2.get_data(7, "/") == 0
+            steps.append(re.sub(r"minlat=\d+", "minlat=T", cons_line(port, c2)))   # a real minimum now
+            own = [l.strip() for l in four_letter_word(port, "cons").splitlines() if "sent=0)" in l]
+            steps.append(re.sub(r":\d+\[", ":P[", own[0]) if own else None)
+        finally:
+            c.close()
+            c2.close()
+        seen[server.kind] = steps
+    java = seen["java"]
+    assert ",lop=PING," in java[0] and ",lcxid=0x1," in java[0] and ",minlat=0," in java[0], java[0]
+    assert ",lop=null," in java[1] and ",lcxid=0x0,lzxid=0x0," in java[1], java[1]
+    assert "recved=0,sent=0" in java[2] and ",lop=NA," in java[2] and "lcxid" not in java[2], java[2]
+    assert ",lzxid=0xffffffffffffffff,lresp=0,llat=0,minlat=0,avglat=0,maxlat=0)" in java[2], java[2]
+    assert ",lop=GETD," in java[3] and ",lcxid=0x7," in java[3], java[3]
+    assert java[4] == "/127.0.0.1:P[0](queued=0,recved=1,sent=0)", java[4]
+    assert seen["zkref"] == java, seen

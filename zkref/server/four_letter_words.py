@@ -78,7 +78,7 @@ def log_white_list(words: JavaHashSet # the enabled words (enabled_four_letter_w
     flog.info("The list of known four letter word commands is : [{%s}]", known)
     flog.info("The list of enabled four letter word commands is : [[%s]]", ", ".join(words))
 
-# %% ../../nbs/06_connections2_four_letter_words.ipynb #7e53bafa
+# %% ../../nbs/06_connections2_four_letter_words.ipynb #a053ad9c
 LOG = get_logger("NIOServerCnxn")   # Java logs "Processing ... command" from NIOServerCnxn
 
 ZK_NOT_SERVING = "This ZooKeeper instance is not currently serving requests"
@@ -101,7 +101,6 @@ def _read_trace_mask_argument(self: ServerCnxnFactory, cnxn: ServerCnxn) -> bool
 
 async def _run_four_letter_word(self: ServerCnxnFactory, cnxn: ServerCnxn, cmd: str) -> None:
     "Answer one four-letter word and close, with Java's per-command not-serving rule. Java: NIOServerCnxn.checkFourLetterWord"
-    cnxn.packets_received += 1
     cnxn.answering_4lw = True
     log_white_list(self.enabled_words)
     if cmd not in self.enabled_words:
@@ -125,7 +124,7 @@ async def _run_four_letter_word(self: ServerCnxnFactory, cnxn: ServerCnxn, cmd: 
         cnxn.send_buffer(out.encode("utf-8"))
     cnxn.close("four_letter_word")
 
-# %% ../../nbs/06_connections2_four_letter_words.ipynb #c22d153c
+# %% ../../nbs/06_connections2_four_letter_words.ipynb #bc009d04
 def _full_version() -> str:
     try:
         from zkref.main import FULL_VERSION
@@ -216,9 +215,8 @@ def _reset_stats(cnxn: ServerCnxn, server: bool) -> str:
         cnxn.zks.reset_stats()
         cnxn.factory.packets_received = cnxn.factory.packets_sent = 0
         return "Server stats reset.\n"
-    for c in list(cnxn.factory.cnxns):
-        c.packets_received = c.packets_sent = c.count = c.total_latency = c.max_latency = 0
-        c.min_latency = sys.maxsize
+    for c in list(cnxn.factory.cnxns):          # Java: CnxnStatResetCommand, every connection's resetStats
+        c.reset_stats()
     return "Connection stats reset.\n"
 
 DEFAULT_COMMANDS: dict[str, Callable[[ServerCnxn], str]] = {
