@@ -395,3 +395,34 @@ def test_no_nio_selector_thread_ends_the_start(tmp_path):
     assert found["java"] == [("ERROR", "main", "ZooKeeperServerMain", "Unexpected exception, exiting abnormally"),
                              ("ERROR", "main", "ServiceUtils", "Exiting JVM with code 1")], found["java"]
     assert found["zkref"] == found["java"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The quorum peer's making: QuorumPeer's and X509Util's static blocks, the setters' lines
+
+def test_quorum_peer_setup_lines_in_javas_order(tmp_path):
+    """`QuorumPeerMain.runFromConfig` makes the peer after binding the client port: QuorumPeer's static block logs
+    `zookeeper.quorumCnxnTimeoutMs=-1`, its constructor's QuorumX509Util loads X509Util, whose static block logs
+    `Setting -D jdk.tls.rejectClientInitiatedRenegotiation=true to disable client-initiated TLS renegotiation`; then
+    the setters log (local sessions, tickTime, limits, TLS, multiAddress), `setQuorumSaslEnabled(false)` logs
+    `QuorumPeer communication is not secured! (SASL auth disabled)` and `quorum.cnxn.threads.size set to 20` ends
+    the block. zkref logs the QuorumPeer and X509Util lines of main in the same order.
+    Reference: Java QuorumPeer static initializer and constructor, X509Util static initializer,
+    QuorumPeerMain.runFromConfig, QuorumPeer.setQuorumSaslEnabled"""
+    found = {}
+    for kind in ("java", "zkref"):
+        e = Ensemble(tmp_path / kind, (kind,) * 3)
+        try:
+            e.start()
+            e.wait_formed()
+        finally:
+            e.stop_all()
+        es = [(c, m) for _, t, c, m in entries(e.log(1)) if t == "main"]
+        start = es.index(("QuorumPeerMain", "Starting quorum peer, myid=1"))
+        end = es.index(("QuorumPeer", "quorum.cnxn.threads.size set to 20"))
+        found[kind] = [(c, m) for c, m in es[start:end + 1] if c in ("QuorumPeer", "X509Util")]
+    assert found["java"][:2] == [
+        ("QuorumPeer", "zookeeper.quorumCnxnTimeoutMs=-1"),
+        ("X509Util", "Setting -D jdk.tls.rejectClientInitiatedRenegotiation=true to disable client-initiated TLS renegotiation")]
+    assert ("QuorumPeer", "QuorumPeer communication is not secured! (SASL auth disabled)") in found["java"]
+    assert found["zkref"] == found["java"]
