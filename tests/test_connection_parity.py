@@ -162,3 +162,122 @@ def test_cons_statistics_as_java(zkref_zk, java_zk):
     assert ",lop=GETD," in java[3] and ",lcxid=0x7," in java[3], java[3]
     assert java[4] == "/127.0.0.1:P[0](queued=0,recved=1,sent=0)", java[4]
     assert seen["zkref"] == java, seen
+
+
+LINE = re.compile(r"^\S+ \S+ \[myid:\d*\] - (\w+)\s+\[(.+):(\w+)@\d+\] - (.*)$")
+
+
+def lines_after(server, offset: int) -> list[tuple[str, str, str, str]]:
+    "(level, thread, class, message) of each log line after `offset`, a message's next line joined to it."
+    out = []
+    for raw in server.logs()[offset:].splitlines():
+        m = LINE.match(raw)
+        if m:
+            out.append(m.groups())
+        elif out and raw and not raw.startswith("\tat ") and out[-1][3].endswith(("Unexpected exception", "0x0")):
+            out[-1] = out[-1][:3] + (out[-1][3] + " | " + raw,)
+    return out
+
+
+def connection_scenarios(server) -> dict[str, list]:
+    "Provoke each connection line once; the lines each step logged."
+    port, seen = server.client_port, {}
+
+    def step(name, action, expect):
+        offset = len(server.logs())
+        action()
+        wait_for(lambda: expect in server.logs()[offset:], 10, what=f"{server.kind}: {name}")
+        time.sleep(0.2)                      # a line that should not come would come by now
+        seen[name] = [l for l in lines_after(server, offset) if "cons command from /127.0.0.2" not in l[3]]
+
+    for i in range(5):
+        step(f"srvr{i}", lambda: four_letter_word(port, "srvr"), "Processing srvr command")
+
+    def drop():
+        k = kazoo(server.hosts)
+        k._connection._socket.shutdown(socket.SHUT_RDWR)   # the client's socket goes, its session stays
+        k.stop()
+        k.close()
+    step("drop", drop, "EndOfStreamException")
+
+    def len_error():
+        with socket.create_connection(("127.0.0.1", port)) as c:
+            c.sendall(b"\x7f\xff\xff\xf0")
+            c.recv(10)
+    step("len", len_error, "Len error")
+
+    def registered() -> int:
+        "Connections from 127.0.0.1, as `cons` asked from 127.0.0.2 lists them (the per-IP limit is not its)."
+        with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.2", 0)) as s:
+            s.sendall(b"cons")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        return data.decode().count(" /127.0.0.1:")
+
+    def too_many():
+        held = []
+        try:
+            for n in (1, 2):                 # one at a time: Java counts a connection once its selector has it
+                held.append(socket.create_connection(("127.0.0.1", port)))
+                wait_for(lambda: registered() == n, 10, what=f"{n} connections")
+            held.append(socket.create_connection(("127.0.0.1", port)))
+            wait_for(lambda: "Too many connections" in server.logs(), 10, what="the refusal")
+        finally:
+            for c in held:
+                c.close()
+    step("max", too_many, "Too many connections")
+    return seen
+
+
+def test_connection_lines_and_threads_as_java(zkref_zk, java_zk):
+    """Java's connection lines come from the threads that do the work: a refused connection is logged by the
+    accept thread (`NIOServerCxnFactory.AcceptThread:/127.0.0.1:<port>`) through its RateLogger (`Message:Error
+    accepting new connection: Too many connections from /127.0.0.1 - max is 2 Value:null`); a four-letter word,
+    a Len error and a client that closed its socket by a worker of the pool (`NIOWorkerThread-1`…`-M`, M =
+    zookeeper.nio.numWorkerThreads), which under a serial load takes the steps round robin; the end of a client's
+    stream is `Unexpected exception` at WARN with `EndOfStreamException: Unable to read additional data from
+    client, …` on the next line. Reference: Java NIOServerCnxnFactory.AcceptThread.doAccept, RateLogger,
+    WorkerService (NIOWorker, DaemonThreadFactory's names), NIOServerCnxn.doIO, EndOfStreamException.toString."""
+    seen = {}
+    for start in (java_zk, zkref_zk):
+        server = start(dict(CFG, maxClientCnxns=2), jvm_flags=["-Dzookeeper.nio.numWorkerThreads=3"])
+        accept = f"NIOServerCxnFactory.AcceptThread:/127.0.0.1:{server.client_port}"
+        lines = connection_scenarios(server)
+        workers = []
+        for i in range(5):
+            (level, thread, cls, msg), = lines[f"srvr{i}"]
+            assert (level, cls) == ("INFO", "NIOServerCnxn") and msg.startswith("Processing srvr command from /127."), \
+                (server.kind, lines[f"srvr{i}"])
+            workers.append(int(re.fullmatch(r"NIOWorkerThread-(\d)", thread)[1]))
+        assert all(w in (1, 2, 3) for w in workers) and all(b == a % 3 + 1 for a, b in zip(workers, workers[1:])), \
+            (server.kind, workers)
+        shape = {}
+        for name in ("drop", "len", "max"):
+            shape[name] = [(level, re.sub(r"NIOWorkerThread-[123]$", "NIOWorkerThread-N", thread.replace(accept, "A")),
+                            cls, re.sub(r"/127\.0\.0\.1:\d+|0x[0-9a-f]{6,}", "X", msg)) for level, thread, cls, msg in lines[name]
+                           if cls in ("NIOServerCnxn", "NIOServerCnxnFactory", "RateLogger")]
+        seen[server.kind] = shape
+    java = seen["java"]
+    assert java["drop"] == [("WARN", "NIOWorkerThread-N", "NIOServerCnxn", "Unexpected exception | EndOfStreamException: "
+                             "Unable to read additional data from client, it probably closed the socket: address = X, "
+                             "session = X")], java["drop"]
+    assert java["max"][0] == ("WARN", "A", "RateLogger", "Message:Error accepting new connection: Too many connections "
+                              "from /127.0.0.1 - max is 2 Value:null"), java["max"]
+    assert seen["zkref"] == java, seen
+
+
+def test_io_on_selector_thread_without_workers(zkref_zk, java_zk):
+    """With zookeeper.nio.numWorkerThreads=0 Java has no worker pool: the selector thread that owns the connection
+    does its I/O, so a four-letter word is logged by `NIOServerCxnFactory.SelectorThread-0` (one selector on this
+    machine). Reference: Java WorkerService.schedule (no workers: run on the caller), NIOServerCnxnFactory.configure."""
+    seen = {}
+    for start in (java_zk, zkref_zk):
+        server = start(CFG, jvm_flags=["-Dzookeeper.nio.numWorkerThreads=0", "-Dzookeeper.nio.numSelectorThreads=1"])
+        offset = len(server.logs())
+        four_letter_word(server.client_port, "srvr")
+        wait_for(lambda: "Processing srvr command" in server.logs()[offset:], 10, what="the line")
+        seen[server.kind] = [(level, thread, cls) for level, thread, cls, msg in lines_after(server, offset)
+                             if msg.startswith("Processing srvr")]
+    assert seen["java"] == [("INFO", "NIOServerCxnFactory.SelectorThread-0", "NIOServerCnxn")], seen
+    assert seen["zkref"] == seen["java"], seen

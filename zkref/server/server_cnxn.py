@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['LOG', 'LONG_MAX', 'CnxnIOError', 'EndOfStream', 'CloseRequestException', 'ClientCnxnLimitException', 'ServerCnxn']
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #4023c177
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #4c61accb
 LOG = get_logger("NIOServerCnxn")
 
 class CnxnIOError(IOError):
@@ -65,6 +65,7 @@ class ServerCnxn:
         self.established = time.time()
         self.last_touch_ms = time.monotonic_ns() // 1_000_000   # for the connection expiry `dump` shows
         self.answering_4lw = False
+        self.selector_thread = "NIOServerCxnFactory.SelectorThread-0"   # the factory assigns one at accept
         self._recv = asyncio.Event(); self._recv.set()
         self.task: asyncio.Task | None = None
 
@@ -162,7 +163,7 @@ def _decr_outstanding_and_check_throttle(self: ServerCnxn, xid: int) -> None:
 ServerCnxn.incr_outstanding_and_check_throttle = _incr_outstanding_and_check_throttle
 ServerCnxn.decr_outstanding_and_check_throttle = _decr_outstanding_and_check_throttle
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #130c0141
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #47efe408
 async def _read_exactly(self: ServerCnxn, n: int, deadline: float | None) -> bytes:
     try:
         if deadline is None:
@@ -185,10 +186,30 @@ def _packet_received(self: ServerCnxn, nbytes: int) -> None:
     if metrics is not None:
         metrics.bytes_received_count.add(nbytes)
 
+def _as_thread(self: ServerCnxn, name: str) -> None:
+    "Log what follows as Java's thread `name` (the connection's own task only)."
+    if self.task is not None and self.task is asyncio.current_task():
+        self.task.set_name(name)
+
+def _io_step(self: ServerCnxn) -> None:
+    "Something arrived (or the stream ended): a Java worker takes the step. Java: SelectorThread.handleIO"
+    next_io_thread = getattr(self.factory, "next_io_thread", None)
+    if next_io_thread is not None:
+        self.as_thread(next_io_thread(self))
+
 async def _read_frame(self: ServerCnxn) -> bytes | None:
     "The next frame's body; None after a four-letter word was answered."
     deadline = None if self.initialized else self.factory.sessionless_deadline(self)
-    n = int.from_bytes(await self.read_exactly(4, deadline), "big", signed=True)
+    try:
+        head = await self.read_exactly(4, deadline)
+    except asyncio.TimeoutError:
+        self.as_thread("ConnnectionExpirer")     # Java: NIOServerCnxnFactory.ConnectionExpirerThread
+        raise
+    except CnxnIOError:
+        self.io_step()
+        raise
+    self.io_step()
+    n = int.from_bytes(head, "big", signed=True)
     if not self.initialized and n in CMD_BY_INT:
         self.packet_received(4)                      # Java: NIOServerCnxn.checkFourLetterWord
         await self.factory.run_four_letter_word(self, CMD_BY_INT[n])
@@ -222,13 +243,12 @@ async def _run(self: ServerCnxn) -> None:
                 self.zks.process_connect_request(self, body)
             else:
                 self.zks.process_packet(self, body)
-    except asyncio.TimeoutError:
-        LOG.debug("Closing session-less connection from %s", self.remote_str)
+    except asyncio.TimeoutError:                  # Java logs nothing but close's DEBUG line
         if self.zks is not None:
             self.zks.server_metrics.sessionless_connections_expired.add(1)   # Java: the connection expirer
     except EndOfStream as e:
         if not self.closed:                  # the server closing the socket itself is not news (Java: no line)
-            LOG.info("%s", e)
+            LOG.warning("Unexpected exception\nEndOfStreamException: %s", e)   # Java: EndOfStreamException.toString
     except CloseRequestException:
         LOG.debug("close request")
     except ClientCnxnLimitException as e:     # Java: doIO's ClientCnxnLimitException branch
@@ -247,9 +267,10 @@ async def _run(self: ServerCnxn) -> None:
         self.close("io_exception")
 
 ServerCnxn.read_exactly, ServerCnxn.read_frame, ServerCnxn.run = _read_exactly, _read_frame, _run
+ServerCnxn.as_thread, ServerCnxn.io_step = _as_thread, _io_step
 ServerCnxn.packet_received = _packet_received
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #83d95067
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #0d4f960d
 def _close(self: ServerCnxn, reason: str = "") -> None:
     "Close the connection (idempotent)."
     if self.closed:
@@ -262,9 +283,9 @@ def _close(self: ServerCnxn, reason: str = "") -> None:
             self.zks.remove_cnxn(self)
         except Exception:
             LOG.warning("Unexpected exception removing the watches of %s", self, exc_info=True)
-    if self.session_id:
-        LOG.debug("Closed socket connection for client %s which had sessionid 0x%x (%s)",
-                  self.remote_str, self.session_id & (2**64 - 1), reason)
+    LOG.debug("Closed socket connection for client %s %s", self.remote_str,   # Java: NIOServerCnxn.closeSock
+              f"which had sessionid 0x{self.session_id & (2**64 - 1):x}" if self.session_id
+              else "(no session established for client)")
     try:
         self.writer.close()
     except Exception:
