@@ -426,3 +426,24 @@ def test_quorum_peer_setup_lines_in_javas_order(tmp_path):
         ("X509Util", "Setting -D jdk.tls.rejectClientInitiatedRenegotiation=true to disable client-initiated TLS renegotiation")]
     assert ("QuorumPeer", "QuorumPeer communication is not secured! (SASL auth disabled)") in found["java"]
     assert found["zkref"] == found["java"]
+
+
+def test_leader_connector_lines_come_from_its_thread(tmp_path):
+    """A learner dials its leader from Java's `Learner.LeaderConnector`, which names its thread
+    `LeaderConnector-<address>`: `Successfully connected to leader, using address: /127.0.0.1:<port>` is logged by
+    class `Learner$LeaderConnector` on that thread, at INFO. zkref's followers log it the same way.
+    Reference: Java Learner.connectToLeader, Learner.LeaderConnector.run"""
+    found = {}
+    for kind in ("java", "zkref"):
+        e = Ensemble(tmp_path / kind, (kind,) * 3)
+        try:
+            e.start()
+            leader = e.wait_formed()
+        finally:
+            e.stop_all()
+        found[kind] = sorted({(lv, re.sub(r":\d+$", ":<port>", t), c, re.sub(r":\d+$", ":<port>", m))
+                              for i in e.ids if i != leader for lv, t, c, m in entries(e.log(i))
+                              if m.startswith("Successfully connected to leader")})
+    assert found["java"] == [("INFO", "LeaderConnector-/127.0.0.1:<port>", "Learner$LeaderConnector",
+                              "Successfully connected to leader, using address: /127.0.0.1:<port>")], found["java"]
+    assert found["zkref"] == found["java"]

@@ -45,7 +45,7 @@ class Proposal:
 class LeaderBroadcast:
     "Leader's broadcast phase: propose, ACK, commit, forward; Leader (chapter 10a) inherits it. Java: Leader"
 
-# %% ../../nbs/10a_leader4_broadcast.ipynb #5f261956
+# %% ../../nbs/10a_leader4_broadcast.ipynb #5b34fa86
 def _propose(self: Leader, hdr: TxnHeader, txn,
              digest=None,      # the TxnDigest to send with it, if any
              request=None,     # the client Request it comes from (None: a txn the leader made itself)
@@ -124,7 +124,7 @@ def _try_to_commit(self: Leader, p: Proposal, zxid: int) -> bool:
     if not self.peer.quorum_verifier.contains_quorum({s for s in p.acks if self.is_participant(s)}):
         return False
     if zxid != self.last_committed + 1:
-        LLOG.warning("Commiting zxid 0x%s from %s noy first!", zxid_to_string(zxid), self.peer.myid)
+        LLOG.warning("Commiting zxid 0x%s from %s not first!", zxid_to_string(zxid), self.peer.myid)
         LLOG.warning("First is 0x%s", zxid_to_string(self.last_committed + 1))
     del self.outstanding[zxid]
     log_latency(self.metrics.quorum_ack_latency, p.hdr.time, int(time.time() * 1000))
