@@ -63,7 +63,7 @@ def ack_sets_to_string(sids) -> str:
     # Java: SyncedLearnerTracker.ackSetsToString (a HashSet<Long>: small ids print in ascending order)
     return "[" + ", ".join(str(s) for s in sorted(sids)) + "]"
 
-# %% ../../nbs/10a_leader.ipynb #810d1021
+# %% ../../nbs/10a_leader.ipynb #5830b21e
 class Leader(LeaderEpoch, LeaderBroadcast, LearnerMasterSyncs):
     "The elected leader: discovery, synchronization and broadcast. Java: Leader"
     def __init__(self, peer):                      # a QuorumPeer, or a ZabPeer (chapter 10c)
@@ -95,7 +95,7 @@ class Leader(LeaderEpoch, LeaderBroadcast, LearnerMasterSyncs):
         self.finished: asyncio.Event | None = None   # set once the shutdown's async part has run
         self.server: asyncio.AbstractServer | None = None
         self.tasks: set[asyncio.Task] = set()
-        self.to_flush: collections.deque[Proposal] = collections.deque()
+        self.to_flush: collections.deque[tuple] = collections.deque()   # (entry, hdr, txn, digest) handed to the sync loop, not yet logged (Java: queuedRequests; chapter 10c2)
         self.flush_wakeup = asyncio.Event()
         self.follower_counter = -1
         opts = self.zk_db.snap_log.options         # snapCount / snapSizeLimitInKb, as every SyncRequestProcessor

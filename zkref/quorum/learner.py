@@ -41,7 +41,7 @@ LOG = get_logger("Learner")
 FLOG = get_logger("Follower")
 OLOG = get_logger("Observer")
 
-# %% ../../nbs/10b_learner.ipynb #4f55b910
+# %% ../../nbs/10b_learner.ipynb #9ab35e27
 class Learner(LearnerConnection, LearnerSync, LearnerBroadcast):
     "The parts of Follower and Observer that are the same. Java: Learner"
     info_type = FOLLOWERINFO
@@ -62,7 +62,7 @@ class Learner(LearnerConnection, LearnerSync, LearnerBroadcast):
         self.reason: str | None = None
         self.last_queued = 0
         self.pending_txns: collections.deque[PacketInFlight] = collections.deque()   # logged, not yet committed
-        self.to_flush: collections.deque[PacketInFlight] = collections.deque()       # appended, not yet fsynced
+        self.to_flush: collections.deque[tuple] = collections.deque()   # (entry, hdr, txn, digest) handed to the sync loop, not yet logged (Java: queuedRequests; chapter 10c2)
         self.flush_wakeup = asyncio.Event()
         self.sync_task: asyncio.Task | None = None
         self.snap_policy = SnapshotPolicy(self.zk_db.snap_log.options.snap_count,
