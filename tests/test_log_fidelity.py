@@ -447,3 +447,28 @@ def test_leader_connector_lines_come_from_its_thread(tmp_path):
     assert found["java"] == [("INFO", "LeaderConnector-/127.0.0.1:<port>", "Learner$LeaderConnector",
                               "Successfully connected to leader, using address: /127.0.0.1:<port>")], found["java"]
     assert found["zkref"] == found["java"]
+
+
+def test_quorum_client_port_lines_in_javas_order(tmp_path):
+    """Before it makes the peer, QuorumPeerMain.runFromConfig initializes the auth providers and makes the client
+    port's factory: `ACL digest algorithm is: SHA1`, `zookeeper.DigestAuthenticationProvider.enabled = true`, then
+    ServerCnxnFactory.createFactory's `Using org.apache.zookeeper.server.NIOServerCnxnFactory as server connection
+    factory`, configure's `maxCnxns is not configured…`, `Configuring NIO connection handler…` and `binding to
+    port …`. zkref logs the same lines in the same order on main.
+    Reference: Java QuorumPeerMain.runFromConfig, ProviderRegistry.initialize, ServerCnxnFactory.createFactory,
+    NIOServerCnxnFactory.configure"""
+    found = {}
+    for kind in ("java", "zkref"):
+        e = Ensemble(tmp_path / kind, (kind,) * 3)
+        try:
+            e.start()
+            e.wait_formed()
+        finally:
+            e.stop_all()
+        es = [(c, re.sub(r":\d+$", ":<port>", m)) for _, t, c, m in entries(e.log(1)) if t == "main"]
+        start = es.index(("QuorumPeerMain", "Starting quorum peer, myid=1"))
+        end = next(i for i in range(start, len(es)) if es[i][1].startswith("binding to port"))
+        found[kind] = [(c, m) for c, m in es[start + 1:end + 1] if c != "ServerMetrics"]   # its line names an object
+    assert found["java"][2] == ("ServerCnxnFactory",
+                                "Using org.apache.zookeeper.server.NIOServerCnxnFactory as server connection factory")
+    assert found["zkref"] == found["java"]

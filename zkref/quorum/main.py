@@ -126,7 +126,7 @@ def create_quorum_peer(config: QuorumPeerConfig,                 # the parsed zo
     qp.set_quorum_cnxn_threads_size(config.quorum_cnxn_threads_size)
     return qp
 
-# %% ../../nbs/05_run_from_config.ipynb #6714d924
+# %% ../../nbs/05_run_from_config.ipynb #9dbebcbc
 class QuorumPeerMain:
     "Runs one quorum peer. Java: org.apache.zookeeper.server.quorum.QuorumPeerMain"
     def __init__(self, trace: list | None = None,   # election and state events of this peer (shared lists are fine)
@@ -147,7 +147,7 @@ class QuorumPeerMain:
 
 async def _create_cnxn_factory(config: QuorumPeerConfig, addr, secure: bool) -> ServerCnxnFactory:
     # Java: ServerCnxnFactory.createFactory + configure (binds the port)
-    factory = install_four_letter_words(ServerCnxnFactory())
+    factory = install_four_letter_words(ServerCnxnFactory.create_factory())
     await factory.configure(addr, config.max_client_cnxns, config.client_port_listen_backlog, secure, config)
     return factory
 
