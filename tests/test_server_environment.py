@@ -147,19 +147,23 @@ def test_quorum_prints_the_static_block_once_across_role_changes(ensembles):
             assert_once(ens.log(i))
 
 
+THREADED = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ \[myid:\d*\] - \w+\s+\[(.*):([\w$]+)@\d+\] - (.*)$")
+
+
+def peer_thread_entries(log: str) -> list[tuple[str, str]]:
+    "(class, message) of the lines the peer's own thread (`QuorumPeer[myid=…]…`) logs, in log order."
+    return [(m[2], m[3]) for m in map(THREADED.match, log.splitlines()) if m and m[1].startswith("QuorumPeer[myid=")]
+
+
 def throttler_start(log: str, myid: int, other: str, other_myid: int) -> tuple[int, tuple[str, str]]:
-    """How many times `log` (server `myid`'s) has RequestThrottler's start line, and the line before the first one
-    that `other` (server `other_myid`'s, of the other implementation) prints too. The two servers play the same
-    part but may have different ids: `PrepRequestProcessor (sid:<its own myid>) started` reads `(sid:<myid>)` in
-    both, any other number stays as it is."""
-    def norm(es, i):
-        return [(c, m.replace(f"(sid:{i})", "(sid:<myid>)") if c == "PrepRequestProcessor" else m) for c, m in es]
-    es, known = norm(entries(log), myid), set(norm(entries(other), other_myid))
+    """How many times `log` (server `myid`'s) has RequestThrottler's start line, and the line of the peer's thread
+    before the first one that `other` (server `other_myid`'s, of the other implementation) prints too. Lines of other
+    threads (LearnerHandlers syncing a late follower, Prep's own `started`, the harness's four-letter words) are not
+    ordered against the peer thread's in Java, so they are left out."""
+    es, known = peer_thread_entries(log), set(peer_thread_entries(other))
     starts = [i for i, (c, m) in enumerate(es) if c == "RequestThrottler" and m.startswith(
         "zookeeper.request_throttler.shutdownTimeout = ")]
-    # lines Java logs from other threads are not ordered against the peer thread's: the harness's four-letter
-    # words (NIOServerCnxn) and `PrepRequestProcessor (sid:N) started`, logged by Prep's own thread as it runs
-    before = next(e for e in reversed(es[:starts[0]]) if e in known and e[0] not in ("NIOServerCnxn", "PrepRequestProcessor"))
+    before = next(e for e in reversed(es[:starts[0]]) if e in known)
     return len(starts), before
 
 
