@@ -400,7 +400,7 @@ def test_no_nio_selector_thread_ends_the_start(tmp_path):
 # ---------------------------------------------------------------------------------------------------------
 # The quorum peer's making: QuorumPeer's and X509Util's static blocks, the setters' lines
 
-def test_quorum_peer_setup_lines_in_javas_order(tmp_path):
+def test_quorum_peer_setup_lines_in_javas_order(formed_ensembles):
     """`QuorumPeerMain.runFromConfig` makes the peer after binding the client port: QuorumPeer's static block logs
     `zookeeper.quorumCnxnTimeoutMs=-1`, its constructor's QuorumX509Util loads X509Util, whose static block logs
     `Setting -D jdk.tls.rejectClientInitiatedRenegotiation=true to disable client-initiated TLS renegotiation`; then
@@ -410,13 +410,7 @@ def test_quorum_peer_setup_lines_in_javas_order(tmp_path):
     Reference: Java QuorumPeer static initializer and constructor, X509Util static initializer,
     QuorumPeerMain.runFromConfig, QuorumPeer.setQuorumSaslEnabled"""
     found = {}
-    for kind in ("java", "zkref"):
-        e = Ensemble(tmp_path / kind, (kind,) * 3)
-        try:
-            e.start()
-            e.wait_formed()
-        finally:
-            e.stop_all()
+    for kind, e in formed_ensembles.items():
         es = [(c, m) for _, t, c, m in entries(e.log(1)) if t == "main"]
         start = es.index(("QuorumPeerMain", "Starting quorum peer, myid=1"))
         end = es.index(("QuorumPeer", "quorum.cnxn.threads.size set to 20"))
@@ -428,28 +422,22 @@ def test_quorum_peer_setup_lines_in_javas_order(tmp_path):
     assert found["zkref"] == found["java"]
 
 
-def test_leader_connector_lines_come_from_its_thread(tmp_path):
+def test_leader_connector_lines_come_from_its_thread(formed_ensembles):
     """A learner dials its leader from Java's `Learner.LeaderConnector`, which names its thread
     `LeaderConnector-<address>`: `Successfully connected to leader, using address: /127.0.0.1:<port>` is logged by
     class `Learner$LeaderConnector` on that thread, at INFO. zkref's followers log it the same way.
     Reference: Java Learner.connectToLeader, Learner.LeaderConnector.run"""
     found = {}
-    for kind in ("java", "zkref"):
-        e = Ensemble(tmp_path / kind, (kind,) * 3)
-        try:
-            e.start()
-            leader = e.wait_formed()
-        finally:
-            e.stop_all()
+    for kind, e in formed_ensembles.items():   # only learners dial: every server's log can be read
         found[kind] = sorted({(lv, re.sub(r":\d+$", ":<port>", t), c, re.sub(r":\d+$", ":<port>", m))
-                              for i in e.ids if i != leader for lv, t, c, m in entries(e.log(i))
+                              for i in e.ids for lv, t, c, m in entries(e.log(i))
                               if m.startswith("Successfully connected to leader")})
     assert found["java"] == [("INFO", "LeaderConnector-/127.0.0.1:<port>", "Learner$LeaderConnector",
                               "Successfully connected to leader, using address: /127.0.0.1:<port>")], found["java"]
     assert found["zkref"] == found["java"]
 
 
-def test_quorum_client_port_lines_in_javas_order(tmp_path):
+def test_quorum_client_port_lines_in_javas_order(formed_ensembles):
     """Before it makes the peer, QuorumPeerMain.runFromConfig initializes the auth providers and makes the client
     port's factory: `ACL digest algorithm is: SHA1`, `zookeeper.DigestAuthenticationProvider.enabled = true`, then
     ServerCnxnFactory.createFactory's `Using org.apache.zookeeper.server.NIOServerCnxnFactory as server connection
@@ -458,13 +446,7 @@ def test_quorum_client_port_lines_in_javas_order(tmp_path):
     Reference: Java QuorumPeerMain.runFromConfig, ProviderRegistry.initialize, ServerCnxnFactory.createFactory,
     NIOServerCnxnFactory.configure"""
     found = {}
-    for kind in ("java", "zkref"):
-        e = Ensemble(tmp_path / kind, (kind,) * 3)
-        try:
-            e.start()
-            e.wait_formed()
-        finally:
-            e.stop_all()
+    for kind, e in formed_ensembles.items():
         es = [(c, re.sub(r":\d+$", ":<port>", m)) for _, t, c, m in entries(e.log(1)) if t == "main"]
         start = es.index(("QuorumPeerMain", "Starting quorum peer, myid=1"))
         end = next(i for i in range(start, len(es)) if es[i][1].startswith("binding to port"))
