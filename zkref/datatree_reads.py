@@ -16,7 +16,7 @@ from .znode_basics import JavaHashSet, NoNodeError, _hex
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/07a_datatree2_reads.ipynb #0736bb6d
+# %% ../nbs/07a_datatree2_reads.ipynb #b99f0730
 def _get_data(self: DataTree, path: str, watcher: Hashable | None = None) -> tuple[bytes | None, Stat]:
     "(data, stat) of a node, watching its data if `watcher` is given. Raises NoNodeError."
     # Java: DataTree.getData
@@ -50,7 +50,7 @@ def _get_children(self: DataTree, path: str, watcher: Hashable | None = None) ->
     children = n.get_children()
     if watcher is not None:
         self.child_watches.add_watch(path, watcher)
-    self.update_read_stat(path, sum(len(c) for c in children))
+    self.update_read_stat(path, n.children.chars() if n.children is not None else 0)   # Java: countReadChildrenBytes
     return children, stat
 
 def _get_all_children_number(self: DataTree, path: str) -> int:

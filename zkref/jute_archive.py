@@ -157,7 +157,7 @@ class InputArchive:
         "A nested record: `cls.deserialize(self)`."
         return cls.deserialize(self)
 
-# %% ../nbs/06a1_jute_archives.ipynb #7cecb82d
+# %% ../nbs/06a1_jute_archives.ipynb #6b5779b8
 class _LengthPrefixes(dict):
     "length → its 4 big-endian bytes as a latin-1 str; lengths up to 4096 are kept once computed."
     def __missing__(self, n: int) -> str:
@@ -219,16 +219,16 @@ class OutputArchive:
             self._buf += b"\xff\xff\xff\xff"
             return
         n = len(items)
-        try:
-            ascii_only = "".join(items).isascii()
-        except TypeError:                            # a None (length -1) or a non-string: element by element
-            return self.write_vector(items, OutputArchive.write_ustring)
         key = (n, items[0], items[-1]) if n >= _MEMO_MIN_ITEMS and type(items) is list else None
         if key is not None:
             hit = _USTRINGS_MEMO.get(key)
             if hit is not None and hit[0] == items:  # equal strings (mostly the very same objects): same bytes
                 self._buf += hit[1]
                 return
+        try:
+            ascii_only = "".join(items).isascii()
+        except TypeError:                            # a None (length -1) or a non-string: element by element
+            return self.write_vector(items, OutputArchive.write_ustring)
         out: list = [None] * (2 * n)
         if ascii_only:                               # the usual case: the prefixed strings joined, encoded once
             out[0::2] = map(_LENGTH_PREFIX.__getitem__, map(len, items))

@@ -133,7 +133,7 @@ RESERVED_BITS_MASK = 0x00FFFF0000000000
 RESERVED_BITS_SHIFT = 40
 EXTENDED_FEATURE_VALUE_MASK = ~(0xFF00000000000000 | RESERVED_BITS_MASK) & 0xFFFFFFFFFFFFFFFF
 
-# %% ../nbs/07a1_znode_basics.ipynb #b167ee3d
+# %% ../nbs/07a1_znode_basics.ipynb #f430112b
 def java_string_hash(s: str) -> int:
     "Java's `String.hashCode()`: 31-polynomial over UTF-16 code units, signed 32-bit as Java returns it (`& 0xFFFFFFFF` for the bits)."
     h = 0
@@ -151,7 +151,7 @@ _KEPT_ORDER_MAX = 8192   # sets this big sort again after a change: a copy per c
 class JavaHashSet(MutableSet):
     "A set of strings that iterates in the order `java.util.HashSet<String>` would."
     # Java: java.util.HashMap.putVal/resize/treeifyBin/clone (iteration order only)
-    __slots__ = ("_items", "_next", "_capacity", "_order", "_version")
+    __slots__ = ("_items", "_next", "_capacity", "_order", "_version", "_chars")
 
     def __init__(self, items: Iterable[str] = (), # initial elements, added in order
                  capacity: int = 8):              # initial table size (a power of two), as `new HashSet<>(8)`
@@ -159,6 +159,7 @@ class JavaHashSet(MutableSet):
         self._next = 0
         self._capacity = capacity
         self._version = 0                              # bumped by every add and remove
+        self._chars = 0                                # the names' total length (see `chars`)
         self._order: tuple[int, list[str]] | None = None  # (version, names in iteration order), or not known
         for item in items:
             self.add(item)
@@ -176,6 +177,7 @@ class JavaHashSet(MutableSet):
         self._items[item] = entry = (h, self._next)
         self._next += 1
         self._version += 1
+        self._chars += len(item)
         if crowded:                                    # treeifyBin on a small table resizes instead
             self._capacity *= 2
         if len(self._items) > self._capacity * 3 // 4:  # the load factor 0.75
@@ -198,6 +200,7 @@ class JavaHashSet(MutableSet):
             return False
         order = self._order
         self._version += 1
+        self._chars -= len(item)
         if order is not None and order[0] == self._version - 1 and len(order[1]) < _KEPT_ORDER_MAX:
             names = order[1]
             names = names.copy()
@@ -210,6 +213,10 @@ class JavaHashSet(MutableSet):
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def chars(self) -> int:
+        "The names' total length, kept as they come and go: DataTree.getChildren's read bytes (Java: countReadChildrenBytes)."
+        return self._chars
 
     def _names(self) -> list[str]:
         "The names in iteration order: kept between changes, sorted again only after a resize."
