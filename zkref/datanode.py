@@ -12,7 +12,7 @@ from .znode_basics import EphemeralType, JavaHashSet
 # %% auto #0
 __all__ = ['DataNode', 'create_stat']
 
-# %% ../nbs/07a6_datanode.ipynb #800a263e
+# %% ../nbs/07a6_datanode.ipynb #bb55103a
 class DataNode:
     "One znode: data, ACL index, persisted stat and child names."
     # Java: org.apache.zookeeper.server.DataNode
@@ -40,7 +40,7 @@ class DataNode:
 
     def get_children(self) -> list[str]:
         "The child names, in Java's HashSet order."
-        return list(self.children) if self.children is not None else []
+        return self.children.names() if self.children is not None else []
 
     def num_children(self) -> int:
         return len(self.children) if self.children is not None else 0

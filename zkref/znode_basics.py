@@ -133,7 +133,7 @@ RESERVED_BITS_MASK = 0x00FFFF0000000000
 RESERVED_BITS_SHIFT = 40
 EXTENDED_FEATURE_VALUE_MASK = ~(0xFF00000000000000 | RESERVED_BITS_MASK) & 0xFFFFFFFFFFFFFFFF
 
-# %% ../nbs/07a1_znode_basics.ipynb #f430112b
+# %% ../nbs/07a1_znode_basics.ipynb #12ffcc60
 def java_string_hash(s: str) -> int:
     "Java's `String.hashCode()`: 31-polynomial over UTF-16 code units, signed 32-bit as Java returns it (`& 0xFFFFFFFF` for the bits)."
     h = 0
@@ -146,7 +146,6 @@ def _spread(h: int) -> int:
     h &= 0xFFFFFFFF
     return h ^ (h >> 16)
 
-_KEPT_ORDER_MAX = 8192   # sets this big sort again after a change: a copy per change would cost more
 
 class JavaHashSet(MutableSet):
     "A set of strings that iterates in the order `java.util.HashSet<String>` would."
@@ -182,29 +181,36 @@ class JavaHashSet(MutableSet):
             self._capacity *= 2
         if len(self._items) > self._capacity * 3 // 4:  # the load factor 0.75
             self._capacity *= 2
-        if (order is not None and order[0] == self._version - 1 and self._capacity == capacity
-                and len(order[1]) < _KEPT_ORDER_MAX):
-            # the same table: the new name goes last in its bucket (a new list: iterators keep the old one)
+        if order is not None and order[0] == self._version - 1 and self._capacity == capacity:
+            # the same table: the new name goes last in its bucket
             names = order[1]
             items = self._items
             i = bisect.bisect_right(names, (h & mask, entry[1]),
                                     key=lambda name: (items[name][0] & mask, items[name][1]))
-            names = names.copy()
             names.insert(i, item)
             self._order = (self._version, names)
         return True
 
     def discard(self, item: str) -> bool:
         "Remove `item` if present; True if it was there (Java's `remove`)."
-        if self._items.pop(item, None) is None:
+        items = self._items
+        entry = items.get(item)
+        if entry is None:
             return False
         order = self._order
+        i = -1
+        if order is not None and order[0] == self._version:   # where it stands in the kept order
+            names, mask = order[1], self._capacity - 1
+            i = bisect.bisect_left(names, (entry[0] & mask, entry[1]),
+                                   key=lambda name: (items[name][0] & mask, items[name][1]))
+        del items[item]
         self._version += 1
         self._chars -= len(item)
-        if order is not None and order[0] == self._version - 1 and len(order[1]) < _KEPT_ORDER_MAX:
-            names = order[1]
-            names = names.copy()
-            names.remove(item)
+        if i >= 0:
+            if i < len(names) and names[i] == item:
+                del names[i]
+            else:                                      # not where the key says: cannot happen; keep it right
+                names.remove(item)
             self._order = (self._version, names)
         return True
 
@@ -231,8 +237,12 @@ class JavaHashSet(MutableSet):
         self._order = (version, names)        # a stale version (a change meanwhile) is simply recomputed
         return names
 
+    def names(self) -> list[str]:
+        "The names in Java's iteration order, as a new list (`DataNode.getChildren`'s copy)."
+        return self._names().copy()
+
     def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
+        return iter(self._names().copy())   # the kept list changes in place: iterate a copy
 
     def __repr__(self) -> str:
         return "[" + ", ".join(self) + "]"
