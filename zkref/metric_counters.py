@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 __all__ = ['RESERVOIR_SIZE', 'SimpleCounter', 'SimpleCounterSet', 'AvgMinMaxCounter', 'AvgMinMaxPercentileCounter',
            'AvgMinMaxCounterSet', 'AvgMinMaxPercentileCounterSet']
 
-# %% ../nbs/05b_metric_counters.ipynb #41e30fcf
+# %% ../nbs/05b_metric_counters.ipynb #58e9e210
 class SimpleCounter:
     "A counter; `values()` is `{name: count}`."
     # Java: org.apache.zookeeper.server.metric.SimpleCounter
@@ -22,8 +22,14 @@ class SimpleCounter:
         self.name, self._value, self._lock = name, 0, threading.Lock()
     def inc(self) -> None: self.add(1)
     def add(self, delta: int) -> None:
-        with self._lock:
-            self._value += int(delta)
+        if type(delta) is not int:
+            delta = int(delta)
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._value += delta
+        finally:
+            lock.release()
     def get(self) -> int: return self._value
     def reset(self) -> None:
         with self._lock:
@@ -46,7 +52,7 @@ class SimpleCounterSet:
         for c in list(self._counters.values()): out.update(c.values())
         return out
 
-# %% ../nbs/05b_metric_counters.ipynb #e5dcfd69
+# %% ../nbs/05b_metric_counters.ipynb #fc0afb9e
 def _avg4(total: int, count: int) -> float:
     "total/count rounded half-up to 4 decimals, as Java's AvgMinMaxCounter.getAvg (0 when empty)."
     if count <= 0:
@@ -62,13 +68,18 @@ class AvgMinMaxCounter:
         self.name, self._lock = name, threading.Lock()
         self.reset()
     def add(self, value: int) -> None:   # every request adds a few values: kept to one lock and no calls
-        value = int(value)
-        with self._lock:
+        if type(value) is not int:
+            value = int(value)
+        lock = self._lock
+        lock.acquire()
+        try:
             self._total += value; self._count += 1
             if value < self._min:
                 self._min = value
             if value > self._max:
                 self._max = value
+        finally:
+            lock.release()
     add_data_point = add
     def reset(self) -> None:
         with self._lock:
@@ -91,7 +102,7 @@ class AvgMinMaxCounter:
         return {f"avg_{n}": self.avg, f"min_{n}": self.min, f"max_{n}": self.max,
                 f"cnt_{n}": self.count, f"sum_{n}": self.total}
 
-# %% ../nbs/05b_metric_counters.ipynb #080395e2
+# %% ../nbs/05b_metric_counters.ipynb #a69dbada
 RESERVOIR_SIZE = 4096  # Java: AvgMinMaxPercentileCounter.ResettableUniformReservoir.DEFAULT_SIZE
 
 def _uniform_snapshot_value(ordered: list[int], quantile: float) -> float:
@@ -119,8 +130,11 @@ class AvgMinMaxPercentileCounter(AvgMinMaxCounter):
         self._rng = rng or random.Random()
         super().__init__(name)
     def add(self, value: int) -> None:
-        value = int(value)
-        with self._lock:
+        if type(value) is not int:
+            value = int(value)
+        lock = self._lock
+        lock.acquire()
+        try:
             self._total += value; self._count += 1
             if value < self._min:
                 self._min = value
@@ -133,6 +147,8 @@ class AvgMinMaxPercentileCounter(AvgMinMaxCounter):
                 slot = int(self._rng.random() * self._seen)
                 if slot < RESERVOIR_SIZE:
                     self._reservoir[slot] = value
+        finally:
+            lock.release()
     add_data_point = add
     def reset(self) -> None:
         super().reset()
