@@ -17,6 +17,8 @@ environment measures the standard loop), with its bytecode compiled first as an 
 warm: Java's JIT compiles its hot paths over the first thousands of requests, and a cold JVM flatters zkref.
 `--repeat N` measures each op N times and shows the median run (this VM is noisy). `--depth N` pipelines:
 each session keeps N requests outstanding (the latency is then from sending a request to its reply).
+`--floor` also measures bench/python_floor.py, a CPython server that answers without doing anything: the ceiling
+of any Python code path on this machine with this client, printed as a ratio to Java's reads.
 
 The client is asyncio with raw sockets (zkref.proto encodes the requests), so client overhead is the same for
 both servers. The machine has 2 cores shared with the client: read the figures as relative, not absolute.
@@ -58,7 +60,9 @@ class Server:
         self.proc = None
 
     def start(self) -> float:
-        if self.kind == "java":
+        if self.kind == "floor":
+            cmd, env = [sys.executable, str(ROOT / "bench" / "python_floor.py"), str(self.port)], dict(os.environ)
+        elif self.kind == "java":
             cmd = ["java", "-Xmx512m", f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}",
                    "-Dzookeeper.forceSync=yes", "-cp", JAVA_CLASSPATH,
                    "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(self.workdir / "zoo.cfg")]
@@ -213,7 +217,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ops", type=int, default=2000, help="operations per op type and concurrency level")
     ap.add_argument("--levels", default="1,8,32", help="numbers of concurrent sessions")
-    ap.add_argument("--only", choices=("zkref", "java"), help="benchmark one server only")
+    ap.add_argument("--only", choices=("zkref", "java", "floor"), help="benchmark one server only")
+    ap.add_argument("--floor", action="store_true",
+                    help="also measure bench/python_floor.py: a do-nothing CPython server, the ceiling of any Python code path")
     ap.add_argument("--starts", type=int, default=5, help="fresh starts per server; the median startup is shown")
     ap.add_argument("--repeat", type=int, default=1,
                     help="measure every op and level this many times; the median ops/s (and its latencies) is shown")
@@ -226,7 +232,7 @@ def main(argv=None) -> int:
     # An installed package has its bytecode compiled (pip does it); this checkout may not (and
     # PYTHONDONTWRITEBYTECODE may be set), so compile it once rather than measure the compiler at every start.
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "zkref")], check=True)
-    kinds = [args.only] if args.only else ["zkref"] + (["java"] if java_available() else [])
+    kinds = [args.only] if args.only else ["zkref"] + (["java"] if java_available() else []) + (["floor"] if args.floor else [])
     results = {}
     with tempfile.TemporaryDirectory(prefix="client_bench-") as tmp:
         for kind in kinds:
@@ -256,6 +262,11 @@ def main(argv=None) -> int:
             print(row)
     if "zkref" in results and "java" in results:
         print_targets(results["zkref"], results["java"], levels)
+    if "floor" in results and "java" in results:
+        print("\nceiling: the do-nothing CPython server (bench/python_floor.py) / java, ops/s")
+        for lv in levels:
+            print("  " + "  ".join(f"{op} @ {lv} {results['floor'][2][lv][op][0] / results['java'][2][lv][op][0]:.2f}x"
+                                   for op in READS))
     return 0
 
 
