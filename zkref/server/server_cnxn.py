@@ -163,7 +163,7 @@ def _decr_outstanding_and_check_throttle(self: ServerCnxn, xid: int) -> None:
 ServerCnxn.incr_outstanding_and_check_throttle = _incr_outstanding_and_check_throttle
 ServerCnxn.decr_outstanding_and_check_throttle = _decr_outstanding_and_check_throttle
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #47efe408
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #61773579
 async def _read_exactly(self: ServerCnxn, n: int, deadline: float | None) -> bytes:
     try:
         if deadline is None:
@@ -186,8 +186,10 @@ def _packet_received(self: ServerCnxn, nbytes: int) -> None:
     if metrics is not None:
         metrics.bytes_received_count.add(nbytes)
 
-def _as_thread(self: ServerCnxn, name: str) -> None:
-    "Log what follows as Java's thread `name` (the connection's own task only)."
+def _move_to_thread(self: ServerCnxn, name: str) -> None:
+    """Log what follows as Java's thread `name` (the connection's own task only), until the next move. Unlike
+    chapter 01a's `with as_thread(...)`, nothing is restored: the connection's later lines stay on the worker
+    Java would use."""
     if self.task is not None and self.task is asyncio.current_task():
         self.task.set_name(name)
 
@@ -195,7 +197,7 @@ def _io_step(self: ServerCnxn) -> None:
     "Something arrived (or the stream ended): a Java worker takes the step. Java: SelectorThread.handleIO"
     next_io_thread = getattr(self.factory, "next_io_thread", None)
     if next_io_thread is not None:
-        self.as_thread(next_io_thread(self))
+        self.move_to_thread(next_io_thread(self))
 
 async def _read_frame(self: ServerCnxn) -> bytes | None:
     "The next frame's body; None after a four-letter word was answered."
@@ -203,7 +205,7 @@ async def _read_frame(self: ServerCnxn) -> bytes | None:
     try:
         head = await self.read_exactly(4, deadline)
     except asyncio.TimeoutError:
-        self.as_thread("ConnnectionExpirer")     # Java: NIOServerCnxnFactory.ConnectionExpirerThread
+        self.move_to_thread("ConnnectionExpirer")     # Java: NIOServerCnxnFactory.ConnectionExpirerThread
         raise
     except CnxnIOError:
         self.io_step()
@@ -267,7 +269,7 @@ async def _run(self: ServerCnxn) -> None:
         self.close("io_exception")
 
 ServerCnxn.read_exactly, ServerCnxn.read_frame, ServerCnxn.run = _read_exactly, _read_frame, _run
-ServerCnxn.as_thread, ServerCnxn.io_step = _as_thread, _io_step
+ServerCnxn.move_to_thread, ServerCnxn.io_step = _move_to_thread, _io_step
 ServerCnxn.packet_received = _packet_received
 
 # %% ../../nbs/06_connections1_server_cnxn.ipynb #0d4f960d
