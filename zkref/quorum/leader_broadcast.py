@@ -45,7 +45,7 @@ class Proposal:
 class LeaderBroadcast:
     "Leader's broadcast phase: propose, ACK, commit, forward; Leader (chapter 10a) inherits it. Java: Leader"
 
-# %% ../../nbs/10a_leader4_broadcast.ipynb #5b34fa86
+# %% ../../nbs/10a_leader4_broadcast.ipynb #1ad4ce4e
 def _propose(self: Leader, hdr: TxnHeader, txn,
              digest=None,      # the TxnDigest to send with it, if any
              request=None,     # the client Request it comes from (None: a txn the leader made itself)
@@ -94,7 +94,10 @@ async def _leader_sync_processor(self: Leader) -> None:
                                                     self.peer.myid, java_exception(e))
         self.request_shutdown("Severe unrecoverable error, from thread : SyncThread:%d" % self.peer.myid)
 
-def _process_ack(self: Leader, sid: int, zxid: int) -> None:
+def _process_ack(self: Leader, sid: int, zxid: int,
+                 follower_addr: str | None = None # the leader's end of the learner's socket, as Java prints it
+                                                  # (`/ip:port`); None for the leader's own ACK (Java: null)
+                ) -> None:
     "Count an ACK and commit what it completes. Java: Leader.processAck"
     # Spec: Zab.tla LeaderProcessACK
     if counter_of(zxid) == 0:
@@ -107,7 +110,8 @@ def _process_ack(self: Leader, sid: int, zxid: int) -> None:
         return
     p = self.outstanding.get(zxid)
     if p is None:
-        LLOG.warning("Trying to commit future proposal: zxid 0x%s from %s", zxid_to_string(zxid), sid)
+        LLOG.warning("Trying to commit future proposal: zxid 0x%s from %s", zxid_to_string(zxid),
+                     "null" if follower_addr is None else follower_addr)
         return
     freq = self.ack_logging_frequency
     if freq > 0 and zxid % freq == 0:
@@ -115,16 +119,17 @@ def _process_ack(self: Leader, sid: int, zxid: int) -> None:
         if latency >= 0:
             self.metrics.ack_latency.add(str(sid), latency)
     p.acks.add(sid)
-    self.try_to_commit(p, zxid)
+    self.try_to_commit(p, zxid, follower_addr)
 
-def _try_to_commit(self: Leader, p: Proposal, zxid: int) -> bool:
+def _try_to_commit(self: Leader, p: Proposal, zxid: int, follower_addr: str | None = None) -> bool:
     "Commit `p` if a quorum ACKed it and its predecessor is committed. Java: Leader.tryToCommit"
     if zxid - 1 in self.outstanding:
         return False
     if not self.peer.quorum_verifier.contains_quorum({s for s in p.acks if self.is_participant(s)}):
         return False
     if zxid != self.last_committed + 1:
-        LLOG.warning("Commiting zxid 0x%s from %s not first!", zxid_to_string(zxid), self.peer.myid)
+        LLOG.warning("Commiting zxid 0x%s from %s not first!", zxid_to_string(zxid),
+                     "null" if follower_addr is None else follower_addr)
         LLOG.warning("First is 0x%s", zxid_to_string(self.last_committed + 1))
     del self.outstanding[zxid]
     log_latency(self.metrics.quorum_ack_latency, p.hdr.time, int(time.time() * 1000))

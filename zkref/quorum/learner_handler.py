@@ -31,7 +31,7 @@ MARKER_PACKET_INTERVAL = 1000   # Java: LearnerHandler.markerPacketInterval, a t
 class _Stop(Exception):
     "The leader is shutting down."
 
-# %% ../../nbs/10a_leader2_learner_handler.ipynb #af98dfa6
+# %% ../../nbs/10a_leader2_learner_handler.ipynb #84c0c38a
 def leader_close_socket_async(peer) -> bool:
     """zookeeper.leader.closeSocketAsync (or leader.closeSocketAsync), logged by the first handler of a process.
     Java: LearnerHandler's static block, ConfigUtils.getPropertyBackwardCompatibleWay"""
@@ -64,6 +64,8 @@ class LearnerHandler:
         self.proposal_times: dict[int, float] = {}       # Java: SyncLimitCheck
         peer = writer.get_extra_info("peername") or ("?", 0)
         self.remote = f"/{peer[0]}:{peer[1]}"
+        local = writer.get_extra_info("sockname") or ("?", 0)
+        self.local = f"/{local[0]}:{local[1]}"             # the leader's end, as Java prints an InetSocketAddress
         # the counters `observers` shows (Java: LearnerHandler.getLearnerHandlerInfo)
         self.established_ms = int(time.time() * 1000)
         self.queued_packets_size = 0                       # approximate bytes queued (Java: packetSize)
@@ -172,7 +174,7 @@ class LearnerHandler:
         for z in [z for z in self.proposal_times if z <= zxid]:
             del self.proposal_times[z]
 
-# %% ../../nbs/10a_leader2_learner_handler.ipynb #60b3a47e
+# %% ../../nbs/10a_leader2_learner_handler.ipynb #ba28d8b9
 async def _handler_handshake(self: LearnerHandler) -> int:
     "FOLLOWERINFO → LEADERINFO → ACKEPOCH; the learner's last zxid. Java: the head of LearnerHandler.run"
     leader = self.leader
@@ -289,7 +291,7 @@ def _handler_handle(self: LearnerHandler, qp: QuorumPacket) -> None:
         if self.learner_type == "OBSERVER":
             LOG.debug("Received ACK from Observer %d", self.sid)
         self.ack(qp.zxid)
-        leader.process_ack(self.sid, qp.zxid)
+        leader.process_ack(self.sid, qp.zxid, self.local)   # Java: sock.getLocalSocketAddress()
     elif qp.type == PING:
         leader.touch(qp.data)
     elif qp.type == REVALIDATE:

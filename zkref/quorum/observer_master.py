@@ -101,7 +101,7 @@ async def find_learner_master(observer: Observer) -> tuple[int, tuple[str, int]]
     OLOG.info("Observing new leader sid=%d addr=%s", sid, f"/{addr[0]}:{addr[1]}")
     return sid, addr
 
-# %% ../../nbs/10d_observer_master.ipynb #295c4b22
+# %% ../../nbs/10d_observer_master.ipynb #25bdc273
 class ObserverLearnerHandler(LearnerHandler):
     "A LearnerHandler that accepts observers only. Java: LearnerHandler.run's check for an ObserverMaster"
     first = True
@@ -155,7 +155,7 @@ class ObserverMaster(LearnerMasterSyncs):
     # reconfig off, its current one, as the leader's (chapter 10a0)
     quorum_verifier_bytes = LeaderEpoch.quorum_verifier_bytes
 
-    def process_ack(self, sid: int, zxid: int) -> None:
+    def process_ack(self, sid: int, zxid: int, local_address: str | None = None) -> None:
         "Java: ObserverMaster.processAck"
         if counter_of(zxid) == 0:
             return                                        # the ACK of UPTODATE
