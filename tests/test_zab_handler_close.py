@@ -51,3 +51,25 @@ def test_a_learner_that_goes_away_has_its_socket_closed_once_and_said_so(kind, a
     assert log[i - 1][:2] == ("ERROR", "LearnerHandler") and log[i - 1][2].startswith(
         "Unexpected exception in LearnerHandler: "), (kind, log[i - 1])
     assert log[i + 1][:2] == ("WARN", "LearnerHandler") and "GOODBYE" in log[i + 1][2], (kind, log[i + 1])
+
+
+@pytest.mark.parametrize("kind", ["java", "zkref"])
+def test_a_follower_whose_leader_goes_closes_its_socket_once_and_times_it(kind, tmp_path):
+    """The learner's side: a follower whose leader dies closes its socket to the leader once (Follower.followLeader's
+    catch and Learner.shutdown both call closeSocket; sockBeingClosed lets one through) and adds the time to
+    socket_closing_time, which outlives the role (ServerMetrics): after the two survivors form again, each has
+    one closing counted, the new leader's from when it followed. Reference: Java Learner.closeSocket,
+    closeSockSync (SOCKET_CLOSING_TIME), Follower.followLeader, Learner.shutdown."""
+    e = Ensemble(tmp_path, (kind,) * 3)
+    e.start()
+    try:
+        leader = e.wait_formed()
+        survivors = [i for i in e.ids if i != leader]
+        before = {i: closing_count(e.client(i)) for i in survivors}
+        e.stop(leader, signal.SIGKILL)
+        e.wait_formed(survivors)
+        after = {i: closing_count(e.client(i)) for i in survivors}
+    finally:
+        e.stop_all()
+    assert before == {i: 0 for i in survivors}, (kind, before)
+    assert after == {i: 1 for i in survivors}, (kind, after)

@@ -41,7 +41,7 @@ LOG = get_logger("Learner")
 FLOG = get_logger("Follower")
 OLOG = get_logger("Observer")
 
-# %% ../../nbs/10b_learner.ipynb #9ab35e27
+# %% ../../nbs/10b_learner.ipynb #e234ba4c
 class Learner(LearnerConnection, LearnerSync, LearnerBroadcast):
     "The parts of Follower and Observer that are the same. Java: Learner"
     info_type = FOLLOWERINFO
@@ -54,6 +54,7 @@ class Learner(LearnerConnection, LearnerSync, LearnerBroadcast):
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.unflushed: list[QuorumPacket] = []          # written this loop turn, not yet on the socket
+        self.sock_being_closed = False                   # Java: sockBeingClosed
         self.leader_sid: int | None = None
         self.leader_addr: tuple[str, int] | None = None
         self.so_timeout_ms = peer.tick_time * peer.init_limit
@@ -84,7 +85,7 @@ class Learner(LearnerConnection, LearnerSync, LearnerBroadcast):
         "Observers synced with our observer master; None without one. Java: Follower.getSyncedObserverSize"
         return None if self.om is None else len(self.om.observing_learners)
 
-# %% ../../nbs/10b_learner.ipynb #4da00cb2
+# %% ../../nbs/10b_learner.ipynb #4e06868c
 async def _run(self: Learner) -> None:
     "Follow (or observe) the elected leader until the connection ends. Java: Follower.followLeader"
     p = self.peer
@@ -147,6 +148,18 @@ def _is_running(self: Learner) -> bool:
     "The role goes on while its server runs: a commit processor that died ends it. Java: Learner.isRunning"
     return self.zks is None or self.zks.state == State.RUNNING
 
+def _close_socket(self: Learner) -> None:
+    """Close the connection to the leader once, adding the time it took to socket_closing_time. Java:
+    Learner.closeSocket / closeSockSync (zookeeper.learner.closeSocketAsync's thread is not needed: a close does
+    not block the loop)"""
+    if self.writer is None or self.sock_being_closed:
+        return
+    self.sock_being_closed = True
+    start = time.monotonic()
+    self.flush()                                         # what this loop turn wrote still goes
+    self.writer.close()
+    self.metrics.socket_closing_time.add(int((time.monotonic() - start) * 1000))
+
 async def _shutdown(self: Learner, reason: str = "") -> None:
     "Close the connection, flush the log, bring the tree up to the log. Java: Learner.shutdown + ZooKeeperServer.shutdown"
     if self.stopped.is_set():
@@ -162,9 +175,7 @@ async def _shutdown(self: Learner, reason: str = "") -> None:
             serve(None)
         close_all_connections(self.peer)                 # clients move on to another server
         await self.zks.shutdown()
-    if self.writer is not None:
-        self.flush()                                     # what this loop turn wrote still goes
-        self.writer.close()
+    self.close_socket()
     if self.sync_task is not None:
         self.sync_task.cancel()
         await asyncio.gather(self.sync_task, return_exceptions=True)
@@ -185,6 +196,7 @@ async def _shutdown(self: Learner, reason: str = "") -> None:
         db.clear()
 
 Learner.run, Learner.follow_leader, Learner.shutdown, Learner.is_running = _run, _run, _shutdown, _is_running
+Learner.close_socket = _close_socket
 
 # %% ../../nbs/10b_learner.ipynb #78653426
 class Follower(Learner):
