@@ -420,6 +420,46 @@ def test_invalid_config_ends_with_exiting_jvm_with_code_2(kind, tmp_path):
     assert any(l[3].startswith("Invalid config, exiting abnormally") for l in lines)
 
 
+def failed_start_tail(log: str, first: str) -> tuple[list, list]:
+    """From the log line whose message is `first` to the end: (level, thread, class, message) of each log line, and
+    the other lines that are not stack frames (an exception's first line, what was printed on stderr)."""
+    raw = log.splitlines()
+    start = next(i for i, l in enumerate(raw) if (m := LINE.match(l)) and m["msg"] == first)
+    lines = log_lines("\n".join(raw[start:]))
+    other = [l for l in raw[start:] if not LINE.match(l) and l.strip() and not l.startswith(("\tat ", "\t..."))]
+    return lines, other
+
+
+@pytest.mark.parametrize("flag, exception", [
+    ("-Dzookeeper.maxResponseCacheSize=-4", "java.lang.IllegalArgumentException: Illegal initial capacity: -1"),
+    ("-Dzookeeper.pathStats.sampleRate=often", 'java.lang.NumberFormatException: For input string: "often"')])
+@pytest.mark.parametrize("audit", [False, True])
+def test_invalid_argument_while_making_the_server_ends_as_javas(audit, flag, exception, tmp_path):
+    """A response cache of -4 entries or fewer fails the making of the standalone ZooKeeperServer: Java's LRUCache
+    asks LinkedHashMap for an initial capacity of cacheSize / 4, which throws `IllegalArgumentException: Illegal
+    initial capacity: -1`; so does a pathStats.sampleRate that Float.parseFloat refuses (NumberFormatException, an
+    IllegalArgumentException). ZooKeeperServerMain.main catches it: `Invalid arguments, exiting abnormally`, its own
+    usage line (logged, then printed on stderr), the start-failure audit (whose first use loads ZKAuditProvider:
+    `ZooKeeper audit is disabled.`, or `enabled.` and a serverStart failure line), and exit code 2.
+    Reference: Java ResponseCache.LRUCache, RequestPathMetricsCollector, ZooKeeperServer's constructor, ZooKeeperServerMain.main,
+    ZKAuditProvider.addServerStartFailureAuditLog; verified on Debian's Java 3.8.0."""
+    if not java_available():
+        pytest.skip("needs Debian's Java ZooKeeper 3.8")
+    flags = [flag] + (["-Dzookeeper.audit.enable=true"] if audit else [])
+    seen = {}
+    for kind in ("java", "zkref"):
+        server = ServerProcess(tmp_path / kind, {}, kind=kind, jvm_flags=flags)
+        code, log = run_until_exit(server)
+        lines, other = failed_start_tail(log, "Invalid arguments, exiting abnormally")
+        seen[kind] = (code, [(level, thread, cls, re.sub(r"user=\S+", "user=U", msg)) for level, thread, cls, msg in lines],
+                      other)
+    usage = "Usage: ZooKeeperServerMain configfile | port datadir [ticktime] [maxcnxns]"
+    assert seen["java"][0] == 2 and seen["java"][2] == [exception, usage], seen["java"]
+    assert ("INFO", "main", "ZKAuditProvider", f"ZooKeeper audit is {'enabled' if audit else 'disabled'}.") \
+        in seen["java"][1], seen["java"]
+    assert seen["zkref"] == seen["java"], seen
+
+
 # ---------------------------------------------------------------------------------------------------------
 # In-process: LOG_ONLY
 

@@ -15,9 +15,9 @@ from .log import get_logger
 
 # %% auto #0
 __all__ = ['AUDIT_LOGGER_NAME', 'LOG', 'AuditConstants', 'Result', 'FieldName', 'AuditEvent', 'AuditLogger', 'Slf4jAuditLogger',
-           'get_zk_user', 'ZKAuditProvider', 'create_log_event', 'java_string_hash', 'java_id_hash',
-           'java_auth_info_order', 'session_id_hex', 'perm_string', 'acl_to_string', 'AUDIT_USER_SCHEMES',
-           'users_for_audit', 'create_mode_for_audit']
+           'get_zk_user', 'ZKAuditProvider', 'audit_start_failure', 'create_log_event', 'java_string_hash',
+           'java_id_hash', 'java_auth_info_order', 'session_id_hex', 'perm_string', 'acl_to_string',
+           'AUDIT_USER_SCHEMES', 'users_for_audit', 'create_mode_for_audit']
 
 # %% ../nbs/09d_audit.ipynb #258dfa2a
 class AuditConstants:
@@ -130,7 +130,7 @@ class ZKAuditProvider:
 
     def is_audit_enabled(self) -> bool: return self.enabled
 
-# %% ../nbs/09d_audit.ipynb #196fbb08
+# %% ../nbs/09d_audit.ipynb #91d5cdb0
 def _audit_logger_for(class_name: str | None) -> AuditLogger:
     "The audit logger named by zookeeper.audit.impl.class (Java's default when None)."
     if class_name in (None, "", "org.apache.zookeeper.audit.Slf4jAuditLogger"):
@@ -149,9 +149,22 @@ def _from_properties(cls, props: Mapping[str, str], # zoo.cfg keys and/or zookee
     "The provider a server's configuration asks for."
     enabled = _java_boolean(props.get(cls.AUDIT_ENABLE, props.get("audit.enable")))
     impl = props.get(cls.AUDIT_IMPL_CLASS, props.get("audit.impl.class"))
-    return cls(enabled, _audit_logger_for(impl) if enabled else None, user)
+    provider = cls(enabled, _audit_logger_for(impl) if enabled else None, user)
+    if not _process_provider:
+        _process_provider.append(provider)
+    return provider
 
 ZKAuditProvider.from_properties = classmethod(_from_properties)
+
+_process_provider: list[ZKAuditProvider] = []   # the first one a server made: Java's class state, once per JVM
+
+def audit_start_failure(props: Mapping[str, str] # the -D flags, for a provider made now
+                       ) -> None:
+    """A failed start's audit line (`serverStart`, `failure`), written by the process's provider: the first one a
+    server made, else one made now from `props`, which logs `ZooKeeper audit is disabled.` (or enabled) here, as
+    Java's class is loaded by this call when no server got that far. Java: ZKAuditProvider.addServerStartFailureAuditLog"""
+    provider = _process_provider[0] if _process_provider else ZKAuditProvider.from_properties(props)
+    provider.add_server_start_failure_audit_log()
 
 # %% ../nbs/09d_audit.ipynb #72181cf3
 def create_log_event(user: str | None, operation: str, result: Result, znode: str | None = None,
