@@ -17,10 +17,11 @@ __all__ = ['REQUEST', 'PROPOSAL', 'ACK', 'COMMIT', 'PING', 'REVALIDATE', 'SYNC',
            'FOLLOWERINFO', 'UPTODATE', 'DIFF', 'TRUNC', 'SNAP', 'OBSERVERINFO', 'LEADERINFO', 'ACKEPOCH',
            'INFORMANDACTIVATE', 'PACKET_NAMES', 'LEARNER_PROTOCOL_VERSION', 'SNAP_SIGNATURE', 'make_zxid', 'epoch_of',
            'counter_of', 'zxid_to_string', 'QuorumPacketError', 'read_packet', 'packet', 'packet_bytes', 'ReadDeadline',
-           'read_packet_within', 'packets_bytes', 'packet_to_string', 'packet_record_string', 'describe', 'ZabPeer',
-           'update_election_vote', 'close_all_connections', 'set_zab_state', 'set_sync_mode', 'peer_metrics',
-           'log_latency', 'QuorumZooKeeperServer', 'ZabEvent', 'record', 'zab_diagram', 'trace_violations',
-           'maybe_snapshot', 'group_commit', 'STAT_PERSISTED_SIZE', 'read_snapshot_body', 'snapshot_body']
+           'read_packet_within', 'packets_bytes', 'ping_touches_bytes', 'ping_touches', 'packet_to_string',
+           'packet_record_string', 'describe', 'ZabPeer', 'update_election_vote', 'close_all_connections',
+           'set_zab_state', 'set_sync_mode', 'peer_metrics', 'log_latency', 'QuorumZooKeeperServer', 'ZabEvent',
+           'record', 'zab_diagram', 'trace_violations', 'maybe_snapshot', 'group_commit', 'STAT_PERSISTED_SIZE',
+           'read_snapshot_body', 'snapshot_body']
 
 # %% ../../nbs/10c_zab_packets.ipynb #c52e199d
 from .zab_peer import (ZabPeer, update_election_vote, close_all_connections, set_zab_state, set_sync_mode,
@@ -203,6 +204,23 @@ async def read_packet_within(reader: asyncio.StreamReader,  # the quorum connect
 def packets_bytes(qps: list[QuorumPacket]) -> bytes:
     "Packets back to back, as one write. Java: BufferedOutputStream.flush after several writeRecord"
     return b"".join(qp.to_bytes() for qp in qps)
+
+# %% ../../nbs/10c_zab_packets.ipynb #6d86828f
+_TOUCH = struct.Struct(">qi")
+
+def ping_touches_bytes(touches: dict[int, int] # session id -> timeout (ms)
+                      ) -> bytes:
+    "A PING reply's data. Java: Learner.ping (dos.writeLong(sessionId); dos.writeInt(timeout))"
+    return b"".join(_TOUCH.pack(sid, timeout) for sid, timeout in touches.items())
+
+def ping_touches(data: bytes | None # a PING's data
+                ):
+    "Yield each (session id, timeout) of a PING's data, then raise EOFError if it ends inside an entry. Java: LearnerHandler.run (PING)"
+    data = data or b""
+    whole = len(data) - len(data) % _TOUCH.size
+    yield from _TOUCH.iter_unpack(data[:whole])
+    if whole < len(data):
+        raise EOFError()          # DataInputStream.readLong/readInt: java.io.EOFException, no message
 
 # %% ../../nbs/10c_zab_packets.ipynb #58039231
 def packet_to_string(qp: QuorumPacket) -> str:
