@@ -183,7 +183,8 @@ def lines_after(server, offset: int) -> list[tuple[str, str, str, str]]:
         m = LINE.match(raw)
         if m:
             out.append(m.groups())
-        elif out and raw and not raw.startswith("\tat ") and out[-1][3].endswith(("Unexpected exception", "0x0")):
+        elif (out and raw and not raw.startswith("\tat ") and " | " not in out[-1][3]
+              and (out[-1][3].endswith(("Unexpected exception", "0x0")) or out[-1][3].startswith("Close of session"))):
             out[-1] = out[-1][:3] + (out[-1][3] + " | " + raw,)
     return out
 
@@ -291,4 +292,30 @@ def test_io_on_selector_thread_without_workers(zkref_zk, java_zk):
         seen[server.kind] = [(level, thread, cls) for level, thread, cls, msg in lines_after(server, offset)
                              if msg.startswith("Processing srvr")]
     assert seen["java"] == [("INFO", "NIOServerCxnFactory.SelectorThread-0", "NIOServerCnxn")], seen
+    assert seen["zkref"] == seen["java"], seen
+
+
+def test_client_reset_is_a_socket_exception_not_an_end_of_stream(zkref_zk, java_zk):
+    """A client that resets its connection (SO_LINGER 0, then close: an RST, not a FIN) makes the worker's read
+    throw `java.net.SocketException: Connection reset`: NIOServerCnxn.doIO's catch (IOException) logs `Close of
+    session 0x…` at WARN with the exception, and closes. Unlike a client that closed its side (EndOfStreamException,
+    handleFailedRead), it is not counted in connection_drop_count. Reference: Java NIOServerCnxn.doIO,
+    handleFailedRead (CONNECTION_DROP_COUNT), JDK 17 NioSocketImpl ("Connection reset")."""
+    seen = {}
+    for start in (java_zk, zkref_zk):
+        server = start(CFG, jvm_flags=["-Dzookeeper.nio.numWorkerThreads=1"])
+        before = int(mntr(server.client_port)["connection_drop_count"])
+        c = RawClient(server.client_port)
+        assert c.get_data(1, "/") == 0
+        offset = len(server.logs())
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+        wait_for(lambda: "Close of session" in server.logs()[offset:] or "Unexpected exception" in server.logs()[offset:],
+                 10, what=f"{server.kind}: the server's line")
+        time.sleep(0.2)
+        lines = [(level, thread, cls, re.sub(r"0x[0-9a-f]+", "0xS", msg)) for level, thread, cls, msg in
+                 lines_after(server, offset) if cls == "NIOServerCnxn"]
+        seen[server.kind] = (lines, int(mntr(server.client_port)["connection_drop_count"]) - before)
+    assert seen["java"] == ([("WARN", "NIOWorkerThread-1", "NIOServerCnxn",
+                              "Close of session 0xS | java.net.SocketException: Connection reset")], 0), seen["java"]
     assert seen["zkref"] == seen["java"], seen
