@@ -32,7 +32,7 @@ __all__ = ['LOG', 'BANNER', 'DIGEST_AUTH_ENABLED', 'PATH_STATS', 'environment', 
            'ExceptionInInitializerError', 'sync_settings', 'digest_auth_enabled', 'provider_registry_initialize',
            'request_path_metrics_settings', 'State', 'BufferStats', 'ZooKeeperServer']
 
-# %% ../../nbs/11_requests.ipynb #a707b1a6
+# %% ../../nbs/11_requests.ipynb #5f767b09
 LOG = get_logger("ZooKeeperServer")
 
 BANNER = ["",
@@ -221,8 +221,9 @@ class ZooKeeperServer:
                 self.prop("zookeeper.DigestAuthenticationProvider.superDigest", None),
                 self.prop("zookeeper.DigestAuthenticationProvider.digestAlg", "SHA1"))
         self.init_throttles()   # connection throttle, RequestThrottler (chapter 11_requests1)
-        self.zk_db = zk_db if zk_db is not None else ZKDatabase(txn_log_factory, self.system_properties())
-        self.zk_db.set_metrics(self.server_metrics)   # Java's code reads the one static ServerMetrics; here, this server's
+        self._zk_db = zk_db                            # a standalone server's is made at its first use: startdata
+        if zk_db is not None:
+            zk_db.set_metrics(self.server_metrics)     # Java's code reads the one static ServerMetrics; here, this server's
         self.hzxid = 0
         self.outstanding_changes: deque[ChangeRecord] = deque()
         self.outstanding_changes_for_path: dict[str, ChangeRecord] = {}
@@ -282,6 +283,20 @@ class ZooKeeperServer:
     @audit.setter
     def audit(self, provider: ZKAuditProvider | None) -> None:
         self._audit = provider
+
+    @property
+    def zk_db(self) -> ZKDatabase:
+        """The database: the one passed in (a peer's), else one made over `txn_log_factory` at its first use, which
+        is `startdata` (chapter 11_requests3) on the standalone road: Java's `createZKDatabase`, so its lines
+        (`WatchManagerFactory`, `ZKDatabase`) come after the client port is bound, as Java's."""
+        if self._zk_db is None:
+            self._zk_db = ZKDatabase(self.txn_log_factory, self.system_properties())
+            self._zk_db.set_metrics(self.server_metrics)
+        return self._zk_db
+
+    @zk_db.setter
+    def zk_db(self, db: ZKDatabase) -> None:
+        self._zk_db = db
 
     @property
     def dt(self) -> DataTree:

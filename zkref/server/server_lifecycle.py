@@ -55,7 +55,7 @@ async def take_snapshot_async(zk_db,                  # the ZKDatabase to write
         failed = True
     _snapshot_taken(zk_db, start, failed)
 
-# %% ../../nbs/11_requests3_lifecycle.ipynb #1c681c50
+# %% ../../nbs/11_requests3_lifecycle.ipynb #c9f46348
 def _take_snapshot_now(self: ZooKeeperServer, sync_snap: bool = False) -> None:
     "Java: ZooKeeperServer.takeSnapshot(syncSnap)"
     take_snapshot(self.zk_db, sync_snap)
@@ -71,7 +71,8 @@ def _load_data(self: ZooKeeperServer) -> None:
     self.take_snapshot_now()
 
 async def _startdata(self: ZooKeeperServer) -> None:
-    "Load the database off the event loop. Java: ZooKeeperServer.startdata"
+    "Make the database if there is none yet (Java: createZKDatabase), then load it off the event loop. Java: ZooKeeperServer.startdata"
+    self.zk_db                                     # made here at its first use (chapter 11_requests), on the loop
     await asyncio.get_running_loop().run_in_executor(None, run_as_thread, "main", self.load_data)
 
 ZooKeeperServer.take_snapshot_now, ZooKeeperServer.load_data, ZooKeeperServer.startdata = _take_snapshot_now, _load_data, _startdata
