@@ -319,3 +319,43 @@ def test_client_reset_is_a_socket_exception_not_an_end_of_stream(zkref_zk, java_
     assert seen["java"] == ([("WARN", "NIOWorkerThread-1", "NIOServerCnxn",
                               "Close of session 0xS | java.net.SocketException: Connection reset")], 0), seen["java"]
     assert seen["zkref"] == seen["java"], seen
+
+
+def test_cons_shows_write_interest_while_replies_wait(zkref_zk, java_zk):
+    """`cons` prints each connection's interest ops in hex: 1 (OP_READ) for a connection being read, plus 4
+    (OP_WRITE) while replies wait to be written, so `[5]` for a client that asked for more than it has read yet.
+    Here a client with a small receive buffer sends twenty getData requests for a 900 kB node and reads nothing.
+    Reference: Java ServerCnxn.dumpConnectionInfo (Integer.toHexString(interestOps)), NIOServerCnxn.getInterestOps
+    (getReadInterest: not throttled; getWriteInterest: outgoingBuffers not empty)."""
+    seen = {}
+    for start in (java_zk, zkref_zk):
+        server = start(CFG)
+        k = kazoo(server.hosts)
+        try:
+            k.create("/big", b"x" * 900_000)
+        finally:
+            k.stop()
+            k.close()
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", server.client_port))
+        c = RawClient.__new__(RawClient)
+        c.sock = sock
+        c.send(struct.pack(">iqiq", 0, 0, 30000, 0) + struct.pack(">i", 16) + b"\0" * 16 + b"\0")
+        c.recv()
+        c.port = sock.getsockname()[1]
+        try:
+            p = b"/big"
+            for xid in range(1, 21):
+                c.send(struct.pack(">ii", xid, 4) + struct.pack(">i", len(p)) + p + b"\0")
+
+            def flags() -> str:
+                line = next((l for l in four_letter_word(server.client_port, "cons").splitlines()
+                             if f":{c.port}[" in l), "")
+                return line.split("[", 1)[1].split("]", 1)[0] if "[" in line else ""
+            wait_for(lambda: flags() == "5", 10, what=f"{server.kind}: write interest")
+            seen[server.kind] = flags()
+        finally:
+            sock.close()
+    assert seen == {"java": "5", "zkref": "5"}, seen

@@ -299,7 +299,7 @@ def _close(self: ServerCnxn, reason: str = "") -> None:
 
 ServerCnxn.close = _close
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #2d23a86c
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #326f1496
 LONG_MAX = 2**63 - 1                            # Java: Long.MAX_VALUE, resetStats' minimum latency
 
 def _update_latency(self: ServerCnxn, latency_ms: int) -> None:
@@ -329,8 +329,13 @@ def _avg_latency(self: ServerCnxn) -> int:
 
 def _connection_info(self: ServerCnxn, brief: bool) -> str:
     "One `cons`/`stat` line, as `ServerCnxn.dumpConnectionInfo`."
-    interest = 0 if self.closed or self.answering_4lw or not self._recv.is_set() else 1   # Java: interestOps
-    s = f" {self.remote_str}[{interest}](queued={self.outstanding},recved={self.packets_received},sent={self.packets_sent}"
+    interest = 0                               # Java: getInterestOps, printed in hex: OP_READ 1, OP_WRITE 4
+    if not self.closed:
+        if not self.answering_4lw and self._recv.is_set():
+            interest |= 1                      # reading (not throttled)
+        if self.writer.transport.get_write_buffer_size() > 0:
+            interest |= 4                      # replies wait to be written (Java: outgoingBuffers not empty)
+    s = f" {self.remote_str}[{interest:x}](queued={self.outstanding},recved={self.packets_received},sent={self.packets_sent}"
     if not brief and self.session_id:
         s += (f",sid=0x{self.session_id & (2**64 - 1):x},lop={'null' if self.last_op is None else self.last_op}"
               f",est={int(self.established * 1000)},to={self.session_timeout}")
