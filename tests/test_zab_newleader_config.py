@@ -19,21 +19,30 @@ pytestmark = pytest.mark.skipif(not java_available(), reason="needs Debian's Jav
 DISABLED = "Dynamic reconfig is disabled, we don't store the last seen config."
 
 
+async def register_and_read_to(reader, writer, last: int, sid: int = 3, on_packet=lambda qp: None):
+    """Register as learner `sid` with the leader on the other end (FOLLOWERINFO, LEADERINFO, ACKEPOCH), then read
+    its sync (a SNAP's snapshot body included), handing each packet to `on_packet`, up to the first of type `last`:
+    (the LEADERINFO, that packet). Java: Learner.registerWithLeader, syncWithLeader"""
+    info = LearnerInfo(serverid=sid, protocol_version=LEARNER_PROTOCOL_VERSION, config_version=0)
+    writer.write(packet_bytes(packet(FOLLOWERINFO, 0, info.to_bytes())))
+    leader_info = await read_packet_within(reader, 10)
+    assert leader_info.type == LEADERINFO, leader_info
+    writer.write(packet_bytes(packet(ACKEPOCH, 0, struct.pack(">i", 0))))
+    for _ in range(1000):                                 # SNAP or DIFF, proposals, NEWLEADER, UPTODATE
+        qp = await read_packet_within(reader, 10)
+        if qp.type == SNAP:
+            await asyncio.wait_for(read_snapshot_body(reader), 10)
+        on_packet(qp)
+        if qp.type == last:
+            return leader_info, qp
+    raise AssertionError(f"no packet of type {last}")
+
+
 async def newleader_payload(port: int) -> bytes:
     "Register as sid 3 with the leader at `port` and return its NEWLEADER's data."
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        info = LearnerInfo(serverid=3, protocol_version=LEARNER_PROTOCOL_VERSION, config_version=0)
-        writer.write(packet_bytes(packet(FOLLOWERINFO, 0, info.to_bytes())))
-        assert (await read_packet_within(reader, 10)).type == LEADERINFO
-        writer.write(packet_bytes(packet(ACKEPOCH, 0, struct.pack(">i", 0))))
-        for _ in range(100):                                  # SNAP or DIFF, proposals, then NEWLEADER
-            qp = await read_packet_within(reader, 10)
-            if qp.type == SNAP:
-                await asyncio.wait_for(read_snapshot_body(reader), 10)
-            if qp.type == NEWLEADER:
-                return qp.data
-        raise AssertionError("no NEWLEADER")
+        return (await register_and_read_to(reader, writer, NEWLEADER))[1].data
     finally:
         writer.close()
 

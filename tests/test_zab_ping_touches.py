@@ -10,10 +10,8 @@ import struct
 import pytest
 
 from conftest import Ensemble, java_available, wait_for
-from zkref.jute import LearnerInfo
-from zkref.quorum.zab import (ACK, ACKEPOCH, FOLLOWERINFO, LEADERINFO, LEARNER_PROTOCOL_VERSION, NEWLEADER, PING, SNAP,
-                              UPTODATE, epoch_of, make_zxid, packet, packet_bytes, read_packet_within,
-                              read_snapshot_body)
+from test_zab_newleader_config import register_and_read_to
+from zkref.quorum.zab import ACK, NEWLEADER, PING, UPTODATE, epoch_of, make_zxid, packet, packet_bytes, read_packet_within
 
 pytestmark = pytest.mark.skipif(not java_available(), reason="needs Debian's Java ZooKeeper 3.8")
 
@@ -24,21 +22,10 @@ async def sync_then_ping(port: int, payload: bytes) -> bool:
     "Sync as sid 3 with the leader at `port`, send a PING carrying `payload`; whether the leader then closed the socket."
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        info = LearnerInfo(serverid=3, protocol_version=LEARNER_PROTOCOL_VERSION, config_version=0)
-        writer.write(packet_bytes(packet(FOLLOWERINFO, 0, info.to_bytes())))
-        leader_info = await read_packet_within(reader, 10)
-        assert leader_info.type == LEADERINFO
-        writer.write(packet_bytes(packet(ACKEPOCH, 0, struct.pack(">i", 0))))
-        for _ in range(1000):                                 # SNAP or DIFF, proposals, then NEWLEADER
-            qp = await read_packet_within(reader, 10)
-            if qp.type == SNAP:
-                await asyncio.wait_for(read_snapshot_body(reader), 10)
+        def ack_newleader(qp):
             if qp.type == NEWLEADER:
                 writer.write(packet_bytes(packet(ACK, qp.zxid)))
-            if qp.type == UPTODATE:
-                break
-        else:
-            raise AssertionError("no UPTODATE")
+        leader_info, _ = await register_and_read_to(reader, writer, UPTODATE, on_packet=ack_newleader)
         writer.write(packet_bytes(packet(ACK, make_zxid(epoch_of(leader_info.zxid), 0))))   # Learner: after UPTODATE
         writer.write(packet_bytes(packet(PING, 0, payload)))
         try:
