@@ -32,7 +32,7 @@ __all__ = ['LOG', 'BANNER', 'DIGEST_AUTH_ENABLED', 'PATH_STATS', 'environment', 
            'ExceptionInInitializerError', 'sync_settings', 'digest_auth_enabled', 'provider_registry_initialize',
            'request_path_metrics_settings', 'State', 'BufferStats', 'ZooKeeperServer']
 
-# %% ../../nbs/11_requests.ipynb #5f767b09
+# %% ../../nbs/11_requests.ipynb #0596b686
 LOG = get_logger("ZooKeeperServer")
 
 BANNER = ["",
@@ -301,7 +301,8 @@ class ZooKeeperServer:
     @property
     def dt(self) -> DataTree:
         "The database's tree."
-        return self.zk_db.data_tree
+        db = self._zk_db                      # read per request: the property only when there is none yet
+        return (db if db is not None else self.zk_db).data_tree
 
     @property
     def sessions_with_timeouts(self) -> dict[int, int]:
