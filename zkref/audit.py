@@ -130,7 +130,7 @@ class ZKAuditProvider:
 
     def is_audit_enabled(self) -> bool: return self.enabled
 
-# %% ../nbs/09d_audit.ipynb #91d5cdb0
+# %% ../nbs/09d_audit.ipynb #a4b7edbc
 def _audit_logger_for(class_name: str | None) -> AuditLogger:
     "The audit logger named by zookeeper.audit.impl.class (Java's default when None)."
     if class_name in (None, "", "org.apache.zookeeper.audit.Slf4jAuditLogger"):
@@ -163,7 +163,10 @@ def audit_start_failure(props: Mapping[str, str] # the -D flags, for a provider 
     """A failed start's audit line (`serverStart`, `failure`), written by the process's provider: the first one a
     server made, else one made now from `props`, which logs `ZooKeeper audit is disabled.` (or enabled) here, as
     Java's class is loaded by this call when no server got that far. Java: ZKAuditProvider.addServerStartFailureAuditLog"""
-    provider = _process_provider[0] if _process_provider else ZKAuditProvider.from_properties(props)
+    try:
+        provider = _process_provider[0] if _process_provider else ZKAuditProvider.from_properties(props)
+    except RuntimeError:        # an audit logger that cannot be made (zookeeper.audit.impl.class): the start's
+        return                  # own error has said so; nothing can write the audit line
     provider.add_server_start_failure_audit_log()
 
 # %% ../nbs/09d_audit.ipynb #72181cf3

@@ -18,8 +18,8 @@ from socket import timeout as socket_timeout
 
 # %% auto #0
 __all__ = ['MYID', 'LOG_FORMAT', 'DATE_FORMAT', 'JAVA_LEVEL_NAMES', 'JAVA_CLASSES', 'KEEPER_EXCEPTIONS', 'SOCKET_ERRNO_CLASSES',
-           'SOCKET_ERRNO_MESSAGES', 'ZooKeeperContext', 'java_exception', 'JavaFormatter', 'get_logger',
-           'configure_logging', 'as_thread', 'run_as_thread', 'static_block', 'forget_static_blocks']
+           'SOCKET_ERRNO_MESSAGES', 'ZooKeeperContext', 'java_class_of', 'java_exception', 'JavaFormatter',
+           'get_logger', 'configure_logging', 'as_thread', 'run_as_thread', 'static_block', 'forget_static_blocks']
 
 # %% ../nbs/01a_logging.ipynb #f5cbdf65
 #: The `myid` of the server whose code is running; a context variable so that in-process servers differ.
@@ -47,7 +47,7 @@ class ZooKeeperContext(logging.Filter):
 
 
 
-# %% ../nbs/01a_logging.ipynb #804655aa
+# %% ../nbs/01a_logging.ipynb #d973a1bb
 #: The Java exception a zkref class stands for, by the class's name (for classes that do not say `java_class`).
 JAVA_CLASSES = {
     "IllegalArgumentError": "java.lang.IllegalArgumentException",                  # 07a1
@@ -103,7 +103,8 @@ _BUILTIN_CLASSES = [   # checked in order: a subclass before its base
     (RecursionError, "java.lang.StackOverflowError"),
 ]
 
-def _java_class_of(e: BaseException) -> str | None:
+def java_class_of(e: BaseException) -> str | None:
+    "The Java exception class `e` says it stands for (its `java_class`, or `JAVA_CLASSES` by name); None for a plain Python error."
     for cls in type(e).__mro__:
         named = cls.__dict__.get("java_class") or cls.__dict__.get("java_name")
         if isinstance(named, str):
@@ -126,7 +127,7 @@ def _java_os_error(e: OSError) -> tuple[str, str]:
 def java_exception(e: BaseException) -> str:
     "The first line of the stack trace Java prints for the exception that stands for `e`. Java: Throwable.toString"
     message = str(e)
-    name = _java_class_of(e)
+    name = java_class_of(e)
     if name is None and hasattr(e, "code") and any(c.__name__ == "KeeperException" for c in type(e).__mro__):
         name = "org.apache.zookeeper.KeeperException$" + KEEPER_EXCEPTIONS.get(int(e.code), "SystemErrorException")
     if name is None:
