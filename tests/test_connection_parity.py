@@ -79,8 +79,13 @@ def test_response_cache_size_zero_counts_misses(zkref_zk, java_zk):
 
 class RawClient:
     "A ZooKeeper client written out byte by byte, so each packet (xid, ping, reconnect) is the test's choice."
-    def __init__(self, port: int, session_id: int = 0, passwd: bytes = b"\0" * 16):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(self, port: int, session_id: int = 0, passwd: bytes = b"\0" * 16,
+                 rcvbuf: int | None = None):           # SO_RCVBUF, set before connecting
+        self.sock = socket.socket()
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(10)
+        self.sock.connect(("127.0.0.1", port))
         body = struct.pack(">iqiq", 0, 0, 30000, session_id) + struct.pack(">i", len(passwd)) + passwd + b"\0"
         self.send(body)
         reply = self.recv()
@@ -336,15 +341,7 @@ def test_cons_shows_write_interest_while_replies_wait(zkref_zk, java_zk):
         finally:
             k.stop()
             k.close()
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.settimeout(10)
-        sock.connect(("127.0.0.1", server.client_port))
-        c = RawClient.__new__(RawClient)
-        c.sock = sock
-        c.send(struct.pack(">iqiq", 0, 0, 30000, 0) + struct.pack(">i", 16) + b"\0" * 16 + b"\0")
-        c.recv()
-        c.port = sock.getsockname()[1]
+        c = RawClient(server.client_port, rcvbuf=4096)
         try:
             p = b"/big"
             for xid in range(1, 21):
@@ -357,5 +354,5 @@ def test_cons_shows_write_interest_while_replies_wait(zkref_zk, java_zk):
             wait_for(lambda: flags() == "5", 10, what=f"{server.kind}: write interest")
             seen[server.kind] = flags()
         finally:
-            sock.close()
+            c.close()
     assert seen == {"java": "5", "zkref": "5"}, seen
