@@ -429,9 +429,15 @@ def test_replies_to_a_closed_connection_count_as_stale(zkref_zk, java_zk):
     """A client that hangs up while its writes are still in the pipeline: the server reads them all, then the end
     of the stream, and closes the connection; the writes are applied all the same, and each reply that finds the
     connection closed counts in stale_replies. Java and zkref both count some; a live connection's reply counts
-    none. Reference: FinalRequestProcessor.processRequest (request.isStale() → STALE_REPLIES), NIOServerCnxn.close"""
+    none. Reference: FinalRequestProcessor.processRequest (request.isStale() → STALE_REPLIES), NIOServerCnxn.close
+
+    A flush delay holds the batch while the server reads the hang-up (zookeeper.flushDelay: SyncRequestProcessor
+    polls for more writes until it is over), so the replies find the connection closed on both servers. Without
+    it the race is the disk's: zkref commits a lone client's batch on its event loop (chapter 11e, "Where the
+    commit runs") and answers before it reads the hang-up."""
     n = 300
-    for server in (java_zk(CFG), zkref_zk(CFG)):
+    flags = ["-Dzookeeper.flushDelay=300", "-Dzookeeper.maxWriteQueuePollTime=300"]
+    for server in (java_zk(CFG, jvm_flags=flags), zkref_zk(CFG, jvm_flags=flags)):
         k = kazoo(server.hosts)
         try:
             k.create("/stale", b"")

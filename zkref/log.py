@@ -18,8 +18,9 @@ from socket import timeout as socket_timeout
 
 # %% auto #0
 __all__ = ['MYID', 'LOG_FORMAT', 'DATE_FORMAT', 'JAVA_LEVEL_NAMES', 'JAVA_CLASSES', 'KEEPER_EXCEPTIONS', 'SOCKET_ERRNO_CLASSES',
-           'SOCKET_ERRNO_MESSAGES', 'ZooKeeperContext', 'java_class_of', 'java_exception', 'JavaFormatter',
-           'get_logger', 'configure_logging', 'as_thread', 'run_as_thread', 'static_block', 'forget_static_blocks']
+           'SOCKET_ERRNO_MESSAGES', 'java_thread_name', 'ZooKeeperContext', 'java_class_of', 'java_exception',
+           'JavaFormatter', 'get_logger', 'configure_logging', 'as_thread', 'run_as_thread', 'static_block',
+           'forget_static_blocks']
 
 # %% ../nbs/01a_logging.ipynb #f5cbdf65
 #: The `myid` of the server whose code is running; a context variable so that in-process servers differ.
@@ -28,24 +29,28 @@ MYID: contextvars.ContextVar[str] = contextvars.ContextVar("zkref_myid", default
 LOG_FORMAT = "%(asctime)s,%(msecs)03d [myid:%(myid)s] - %(zklevel)-5s [%(zkthread)s:%(name)s@%(lineno)d] - %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
-# %% ../nbs/01a_logging.ipynb #6e2ce22b
+# %% ../nbs/01a_logging.ipynb #c11aff8b
 JAVA_LEVEL_NAMES = {"WARNING": "WARN", "CRITICAL": "ERROR"}
 
+def java_thread_name() -> str:
+    "The Java thread the running code stands for: its asyncio task's name, else `main` or the thread's name. Java: Thread.currentThread().getName()"
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        task = None
+    if task is not None:
+        return task.get_name()
+    thread = threading.current_thread()
+    return "main" if thread is threading.main_thread() else thread.name
+
 class ZooKeeperContext(logging.Filter):
-    "Adds `myid`, `zkthread` (asyncio task or thread name) and `zklevel` (Java's level name) to every record."
+    "Adds `myid`, `zkthread` (`java_thread_name`) and `zklevel` (Java's level name) to every record."
     # Java: logback's %X{myid} (MDC, set by QuorumPeer) and %t (thread name)
     def filter(self, record: logging.LogRecord) -> bool:
         record.myid = MYID.get()
         record.zklevel = JAVA_LEVEL_NAMES.get(record.levelname, record.levelname)
-        try:
-            task = asyncio.current_task()
-        except RuntimeError:
-            task = None
-        thread = threading.current_thread()
-        record.zkthread = task.get_name() if task else ("main" if thread is threading.main_thread() else thread.name)
+        record.zkthread = java_thread_name()
         return True
-
-
 
 # %% ../nbs/01a_logging.ipynb #d973a1bb
 #: The Java exception a zkref class stands for, by the class's name (for classes that do not say `java_class`).

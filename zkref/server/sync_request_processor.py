@@ -62,11 +62,11 @@ async def wait_for_request(queue,                       # the requests handed ov
         except asyncio.TimeoutError:
             return
 
-# %% ../../nbs/11e_sync_request_processor.ipynb #6855e9d5
+# %% ../../nbs/11e_sync_request_processor.ipynb #98722192
 SLOG = get_logger("SyncRequestProcessor")
 
 class SyncRequestProcessor:
-    "Logs transactions with group commit, off the event loop. Java: SyncRequestProcessor"
+    "Logs transactions with group commit. Java: SyncRequestProcessor"
     def __init__(self, zks: ZooKeeperServer, next_processor):
         self.zks, self.next = zks, next_processor
         self.queue: deque[Request] = deque()        # Java: queuedRequests
@@ -160,7 +160,7 @@ class SyncRequestProcessor:
         self.zks.set_state(State.ERROR)         # Java: ZooKeeperServerListenerImpl.notifyStopping
 
     async def flush(self) -> None:
-        "Commit what waits in `to_flush` (one fsync, in a worker thread), then pass it on, in order. Java: SyncRequestProcessor.flush"
+        "Commit what waits in `to_flush` (one fsync, in the sync thread or, when nothing else waits, on the loop), then pass it on, in order. Java: SyncRequestProcessor.flush"
         to_flush = self.to_flush
         if not to_flush:
             return
@@ -169,7 +169,10 @@ class SyncRequestProcessor:
         self.busy = True
         try:
             flush_start = time.monotonic()
-            await self.zks.zk_db.commit_async()
+            if self.commit_on_loop(len(to_flush)):
+                self.zks.zk_db.commit()         # nobody else is waiting: no hand-off to the sync thread
+            else:
+                await self.zks.zk_db.commit_async()
             m.sync_processor_flush_time.add(int((time.monotonic() - flush_start) * 1000))
             queue_and_flush, nxt = m.sync_processor_queue_and_flush_time, self.next
             while to_flush:                     # an exception here ends the loop: see handle_exception
@@ -179,6 +182,14 @@ class SyncRequestProcessor:
         finally:
             self.busy = False
         self.last_flush_time = time.monotonic()
+
+    LOOP_COMMIT_MAX_MS = 2    # a disk whose last fsync took longer commits on the sync thread, whatever the load
+
+    def commit_on_loop(self, batch: int # the requests the commit makes durable (`to_flush`)
+                      ) -> bool:
+        "Is it cheaper to commit on the event loop itself? Yes when no request outside the batch is in process and the last fsync was quick."
+        log = self.zks.zk_db.snap_log.txn_log
+        return self.zks.in_process <= batch and (log is None or log.sync_elapsed_ms <= self.LOOP_COMMIT_MAX_MS)
 
     async def wait_until_answered(self) -> None:
         "Wait until everything queued so far is logged and handed on (for demos and tests)."
