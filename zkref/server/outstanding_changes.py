@@ -13,7 +13,7 @@ from .processors import ChangeRecord, Request, ZooKeeperServer
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/11_requests4_outstanding_changes.ipynb #b55fe079
+# %% ../../nbs/11_requests4_outstanding_changes.ipynb #a8189016
 def _check_acl(self: ZooKeeperServer, acl, perm: int, ids: list[Id]) -> None:
     check_acl(acl, perm, ids, self.providers, self.skip_acl)
 
@@ -40,7 +40,13 @@ def _add_change_record(self: ZooKeeperServer, c: ChangeRecord) -> None:
     self.server_metrics.outstanding_changes_queued.add(1)
 
 ZooKeeperServer.check_acl, ZooKeeperServer.acl_for_node = _check_acl, _acl_for_node
+def _has_record_for_path(self: ZooKeeperServer, path: str) -> bool:
+    "Would `get_record_for_path` find `path`? (A create's NODEEXISTS check, without making a record or a NONODE.)"
+    rec = self.outstanding_changes_for_path.get(path)
+    return rec.stat is not None if rec is not None else self.dt.get_node(path) is not None
+
 ZooKeeperServer.get_record_for_path, ZooKeeperServer.add_change_record = _get_record_for_path, _add_change_record
+ZooKeeperServer.has_record_for_path = _has_record_for_path
 
 # %% ../../nbs/11_requests4_outstanding_changes.ipynb #0c5459b3
 def _wrap64(v: int) -> int:

@@ -46,7 +46,7 @@ def _quota(zks: ZooKeeperServer, path: str, last, data, op: int) -> None:
     except KeeperError as e:
         raise KeeperException(int(e.code), path) from None
 
-# %% ../../nbs/11d_prep_request_processor1_txns.ipynb #81e69c11
+# %% ../../nbs/11d_prep_request_processor1_txns.ipynb #2d75f18b
 def _p_create(self: PrepRequestProcessor, type_: int, request: Request, record) -> None:
     zks, zxid = self.zks, request.hdr.zxid
     flags, path, acl, data = record.flags, record.path, record.acl, record.data
@@ -84,12 +84,8 @@ def _p_create(self: PrepRequestProcessor, type_: int, request: Request, record) 
     if mode.is_sequential:
         path = path + f"{parent_cversion:010d}"
     _validate_path(path, request.session_id)
-    try:
-        zks.get_record_for_path(path)
+    if zks.has_record_for_path(path):     # Java: getRecordForPath, NoNodeException caught
         raise KeeperException(Code.NODEEXISTS, path)
-    except KeeperException as e:
-        if e.code != Code.NONODE:
-            raise
     if ephemeral_kind(parent.stat.ephemeral_owner, zks.extended_types) == "normal":
         raise KeeperException(Code.NOCHILDRENFOREPHEMERALS, path)
     new_cversion = parent.stat.cversion + 1
