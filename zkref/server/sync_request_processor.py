@@ -62,7 +62,7 @@ async def wait_for_request(queue,                       # the requests handed ov
         except asyncio.TimeoutError:
             return
 
-# %% ../../nbs/11e_sync_request_processor.ipynb #98722192
+# %% ../../nbs/11e_sync_request_processor.ipynb #7552b58e
 SLOG = get_logger("SyncRequestProcessor")
 
 class SyncRequestProcessor:
@@ -169,7 +169,7 @@ class SyncRequestProcessor:
         self.busy = True
         try:
             flush_start = time.monotonic()
-            if self.commit_on_loop(len(to_flush)):
+            if self.commit_on_loop(to_flush):
                 self.zks.zk_db.commit()         # nobody else is waiting: no hand-off to the sync thread
             else:
                 await self.zks.zk_db.commit_async()
@@ -185,11 +185,18 @@ class SyncRequestProcessor:
 
     LOOP_COMMIT_MAX_MS = 2    # a disk whose last fsync took longer commits on the sync thread, whatever the load
 
-    def commit_on_loop(self, batch: int # the requests the commit makes durable (`to_flush`)
+    def commit_on_loop(self, batch # the requests the commit makes durable (`to_flush`)
                       ) -> bool:
-        "Is it cheaper to commit on the event loop itself? Yes when no request outside the batch is in process and the last fsync was quick."
-        log = self.zks.zk_db.snap_log.txn_log
-        return self.zks.in_process <= batch and (log is None or log.sync_elapsed_ms <= self.LOOP_COMMIT_MAX_MS)
+        "Is it cheaper to commit on the event loop itself? Yes when nothing outside the batch waits, nobody else can send meanwhile, and the last fsync was quick."
+        zks = self.zks
+        if zks.in_process > len(batch):           # a request outside the batch is in process: keep the loop free
+            return False
+        log = zks.zk_db.snap_log.txn_log
+        if log is not None and log.sync_elapsed_ms > self.LOOP_COMMIT_MAX_MS:
+            return False
+        senders = {r.cnxn for r in batch if r.cnxn is not None}
+        open_cnxns = sum(len(f.cnxns) for f in (zks.server_cnxn_factory, zks.secure_server_cnxn_factory) if f is not None)
+        return open_cnxns <= len(senders)         # every open connection waits for this batch
 
     async def wait_until_answered(self) -> None:
         "Wait until everything queued so far is logged and handed on (for demos and tests)."
