@@ -34,6 +34,20 @@ log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} [myid:%X{myid}] - %-
 _TAKEN_PORTS: set[int] = set()   # every port handed out in this test session, never handed out again
 
 
+def _split_ports_between_workers() -> None:
+    """Under pytest-xdist (`pytest -n 2`) each worker is a process with its own `_TAKEN_PORTS`, so two
+    of them could hand out the same port: give each its own slice of 20000-32767 (`ZKREF_TEST_PORTS`, read by
+    `zkref.testing.free_port`)."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not worker or not count:
+        return
+    index, size = int(worker.removeprefix("gw")), (32768 - 20000) // int(count)
+    os.environ["ZKREF_TEST_PORTS"] = f"{20000 + index * size}-{20000 + (index + 1) * size - 1}"
+
+
+_split_ports_between_workers()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago and that this session has not handed out before.
 

@@ -11,17 +11,29 @@ import socket
 import time
 
 # %% auto #0
-__all__ = ['free_port', 'listening_socket', 'seed_data_dir']
+__all__ = ['PORT_RANGE_VARIABLE', 'port_range', 'free_port', 'listening_socket', 'seed_data_dir']
 
-# %% ../nbs/12_mini_cluster1_ports.ipynb #1c2ee933
+# %% ../nbs/12_mini_cluster1_ports.ipynb #bc6ccedf
+PORT_RANGE_VARIABLE = "ZKREF_TEST_PORTS"    # e.g. "20000-26383": the ports this process's free_port draws from
+
+def port_range(env: dict | None = None # the environment (default: os.environ)
+              ) -> range:
+    "The ports `free_port` draws from: `ZKREF_TEST_PORTS=lo-hi` (both included) or 20000-32767."
+    spec = (env if env is not None else os.environ).get(PORT_RANGE_VARIABLE)
+    if not spec:
+        return range(20000, 32768)
+    lo, _, hi = spec.partition("-")
+    return range(int(lo), int(hi) + 1)
+
 def free_port(taken: set[int] | None = None, # ports already handed out (not reused; the new one is added)
              ) -> int:
-    "A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral range."
+    "A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral range (from `port_range()`)."
     # Ports the kernel hands out for outgoing connections (32768-60999 on Linux) can be taken by any client on the
     # machine between our check and the server's bind; ports below that range can only be taken by a listener.
     taken = set() if taken is None else taken
+    ports = port_range()
     for _ in range(200):
-        port = random.randrange(20000, 32768)
+        port = random.choice(ports)
         if port in taken:
             continue
         with socket.socket() as s:
@@ -31,7 +43,7 @@ def free_port(taken: set[int] | None = None, # ports already handed out (not reu
                 continue
         taken.add(port)
         return port
-    raise RuntimeError("no free port found in 20000-32767")
+    raise RuntimeError(f"no free port found in {ports.start}-{ports.stop - 1}")
 
 def listening_socket() -> socket.socket:
     "A socket already listening on 127.0.0.1 and a kernel-chosen port (no race: it is ours from now on)."
