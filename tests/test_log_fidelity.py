@@ -199,6 +199,40 @@ def test_standalone_exit_lines_after_its_sync_thread_dies(tmp_path):
     assert tails["zkref"] == tails["java"]
 
 
+def test_slow_fsync_warning_names_the_sync_thread(tmp_path):
+    """An fsync of the txn log slower than `zookeeper.fsync.warningthresholdms` is a WARN of FileTxnLog's on
+    SyncThread:0 whose text names that thread too: `fsync-ing the write ahead log in SyncThread:0 took Nms which will
+    adversely effect operation latency.File size is N bytes. See the ZooKeeper troubleshooting guide` (a threshold of
+    -1 makes every fsync slow). zkref says the same whether the fsync ran on its sync thread or, with one client and
+    nothing else in process, on the event loop itself (chapter 11e, "Where the commit runs"): the thread is the one
+    Java's would be.
+    Reference: Java FileTxnLog.commit (Thread.currentThread().getName()), SyncRequestProcessor"""
+    from kazoo.client import KazooClient
+    text = re.compile(r"fsync-ing the write ahead log in SyncThread:0 took \d+ms which will adversely effect operation "
+                      r"latency\.File size is \d+ bytes\. See the ZooKeeper troubleshooting guide")
+    found = {}
+    for kind in ("java", "zkref"):
+        server = ServerProcess(tmp_path / kind, kind=kind, jvm_flags=["-Dzookeeper.fsync.warningthresholdms=-1"])
+        server.start()
+        try:
+            zk = KazooClient(server.hosts, timeout=10)
+            zk.start(timeout=15)
+            try:
+                zk.create("/slow", b"x")           # its createSession and this create: two fsyncs at least
+            finally:
+                zk.stop(); zk.close()
+            wait_for(lambda: sum("fsync-ing the write ahead log" in line for line in server.logs().splitlines()) >= 2,
+                     10, 0.1, f"{kind}'s fsync warnings")
+        finally:
+            server.stop()
+        found[kind] = [e for e in entries(server.logs()) if e[3].startswith("fsync-ing the write ahead log")]
+    for kind, warnings in found.items():
+        assert len(warnings) >= 2, (kind, warnings)
+        for level, thread, cls, message in warnings:
+            assert (level, thread, cls) == ("WARN", "SyncThread:0", "FileTxnLog"), (kind, level, thread, cls)
+            assert text.fullmatch(message), (kind, message)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # 3. The ZooKeeperServer constructor's lines
 

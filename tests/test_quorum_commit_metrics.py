@@ -208,8 +208,13 @@ def test_a_commit_batch_size_below_one_is_refused_as_a_role_starts(kind, tmp_pat
     try:
         refused = lambda: [i for i in e.ids if refusal in e.log(i)]
         gave_up = lambda: [i for i in e.ids if "Waiting for a quorum of followers, only synced with sids" in e.log(i)]
-        wait_for(lambda: len(refused()) >= 2 and gave_up(), 120, 0.2,
-                 what="two followers refusing the batch size and a leader giving up")
+        try:
+            wait_for(lambda: len(refused()) >= 2 and gave_up(), 120, 0.2,
+                     what="two followers refusing the batch size and a leader giving up")
+        except TimeoutError as timed_out:      # say what each server was doing (seen once under pytest -n 2)
+            tails = "\n".join(f"--- server {i} ({len(e.log(i).splitlines())} lines), last 40:\n"
+                               + "\n".join(e.log(i).splitlines()[-40:]) for i in e.ids)
+            raise AssertionError(f"{timed_out}; refused: {refused()}, gave up: {gave_up()}\n{tails}") from None
         for i in refused():
             lines = e.log(i).splitlines()
             for at in (n for n, line in enumerate(lines) if refusal in line):
