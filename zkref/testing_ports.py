@@ -13,7 +13,7 @@ import time
 # %% auto #0
 __all__ = ['PORT_RANGE_VARIABLE', 'port_range', 'free_port', 'listening_socket', 'seed_data_dir']
 
-# %% ../nbs/12_mini_cluster1_ports.ipynb #bc6ccedf
+# %% ../nbs/12_mini_cluster1_ports.ipynb #56bad43c
 PORT_RANGE_VARIABLE = "ZKREF_TEST_PORTS"    # e.g. "20000-26383": the ports this process's free_port draws from
 
 def port_range(env: dict | None = None # the environment (default: os.environ)
@@ -23,7 +23,13 @@ def port_range(env: dict | None = None # the environment (default: os.environ)
     if not spec:
         return range(20000, 32768)
     lo, _, hi = spec.partition("-")
-    return range(int(lo), int(hi) + 1)
+    try:
+        ports = range(int(lo), int(hi) + 1)
+    except ValueError:
+        ports = range(0)
+    if not ports or ports.start < 1 or ports.stop > 65536:
+        raise ValueError(f"{PORT_RANGE_VARIABLE}={spec!r}: expected lo-hi, two TCP ports with lo <= hi, e.g. 20000-26383")
+    return ports
 
 def free_port(taken: set[int] | None = None, # ports already handed out (not reused; the new one is added)
              ) -> int:

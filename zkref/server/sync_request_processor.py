@@ -13,8 +13,8 @@ from .processors import Request, State, ZooKeeperServer
 from .server_lifecycle import take_snapshot_async
 
 # %% auto #0
-__all__ = ['SLOG', 'get_remaining_delay_ms', 'should_flush', 'poll_time_ms', 'wait_for_request', 'SyncRequestProcessor',
-           'snapshot_thread']
+__all__ = ['SLOG', 'LOOP_COMMIT_MAX_MS', 'get_remaining_delay_ms', 'should_flush', 'poll_time_ms', 'wait_for_request',
+           'SyncRequestProcessor', 'snapshot_thread']
 
 # %% ../../nbs/11e_sync_request_processor.ipynb #0143b367
 def get_remaining_delay_ms(zks,                    # the server: flush_delay_ms (zookeeper.flushDelay)
@@ -62,7 +62,7 @@ async def wait_for_request(queue,                       # the requests handed ov
         except asyncio.TimeoutError:
             return
 
-# %% ../../nbs/11e_sync_request_processor.ipynb #7552b58e
+# %% ../../nbs/11e_sync_request_processor.ipynb #280b422e
 SLOG = get_logger("SyncRequestProcessor")
 
 class SyncRequestProcessor:
@@ -183,21 +183,6 @@ class SyncRequestProcessor:
             self.busy = False
         self.last_flush_time = time.monotonic()
 
-    LOOP_COMMIT_MAX_MS = 2    # a disk whose last fsync took longer commits on the sync thread, whatever the load
-
-    def commit_on_loop(self, batch # the requests the commit makes durable (`to_flush`)
-                      ) -> bool:
-        "Is it cheaper to commit on the event loop itself? Yes when nothing outside the batch waits, nobody else can send meanwhile, and the last fsync was quick."
-        zks = self.zks
-        if zks.in_process > len(batch):           # a request outside the batch is in process: keep the loop free
-            return False
-        log = zks.zk_db.snap_log.txn_log
-        if log is not None and log.sync_elapsed_ms > self.LOOP_COMMIT_MAX_MS:
-            return False
-        senders = {r.cnxn for r in batch if r.cnxn is not None}
-        open_cnxns = sum(len(f.cnxns) for f in (zks.server_cnxn_factory, zks.secure_server_cnxn_factory) if f is not None)
-        return open_cnxns <= len(senders)         # every open connection waits for this batch
-
     async def wait_until_answered(self) -> None:
         "Wait until everything queued so far is logged and handed on (for demos and tests)."
         while self.queue or self.to_flush or self.busy:
@@ -256,3 +241,22 @@ async def _snapshot(self: SyncRequestProcessor) -> None:
 SyncRequestProcessor._snapshot = _snapshot
 
 SyncRequestProcessor.maybe_snapshot = _maybe_snapshot
+
+# %% ../../nbs/11e_sync_request_processor.ipynb #80e2e5fb
+LOOP_COMMIT_MAX_MS = 2    # a disk whose last fsync took longer commits on the sync thread, whatever the load
+
+def _commit_on_loop(self: SyncRequestProcessor,
+                    batch # the requests the commit makes durable (`to_flush`)
+                   ) -> bool:
+    "Is it cheaper to commit on the event loop itself? Yes when nothing outside the batch waits, nobody else can send meanwhile, and the last fsync was quick."
+    zks = self.zks
+    if zks.in_process > len(batch):           # a request outside the batch is in process: keep the loop free
+        return False
+    log = zks.zk_db.snap_log.txn_log
+    if log is not None and log.sync_elapsed_ms > LOOP_COMMIT_MAX_MS:
+        return False
+    senders = {r.cnxn for r in batch if r.cnxn is not None}
+    open_cnxns = sum(len(f.cnxns) for f in (zks.server_cnxn_factory, zks.secure_server_cnxn_factory) if f is not None)
+    return open_cnxns <= len(senders)         # every open connection waits for this batch
+
+SyncRequestProcessor.commit_on_loop = _commit_on_loop
