@@ -430,3 +430,67 @@ def test_default_summaries_equal_javas_classes(tmp_path):
             c.add(v)
         ours = {k: format_monitor_value(v) for k, v in {**p.values(), **c.values()}.items()}
         assert ours == java, data[:10]
+
+
+def test_adds_from_many_threads_are_all_counted():
+    """Java's counters are AtomicLongs (SimpleCounter, AvgMinMaxCounter's total/count/min/max): an add made on any
+    thread is never lost. zkref's adds are appended without a lock and folded in when read or every FOLD_AT values
+    (chapter 05b); four threads adding at once while a fifth reads must still sum exactly.
+    Reference: Java SimpleCounter.add (AtomicLong.addAndGet), AvgMinMaxCounter.addDataPoint."""
+    import threading
+    from zkref.metric_counters import AvgMinMaxCounter, AvgMinMaxPercentileCounter, SimpleCounter
+    s, a, p = SimpleCounter("s"), AvgMinMaxCounter("a"), AvgMinMaxPercentileCounter("p")
+    n, workers, stop = 20_000, 4, threading.Event()
+
+    def adder(k):
+        for i in range(n):
+            s.add(1)
+            a.add(k * n + i)
+            p.add(i % 7)
+
+    def reader():
+        while not stop.is_set():
+            s.get(), a.values(), p.values()
+
+    r = threading.Thread(target=reader)
+    r.start()
+    ts = [threading.Thread(target=adder, args=(k,)) for k in range(workers)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    stop.set()
+    r.join(60)
+    total = workers * n
+    assert s.get() == total
+    assert (a.count, a.min, a.max, a.total) == (total, 0, total - 1, total * (total - 1) // 2)
+    assert p.count == total and p.max == 6 and len(p._reservoir) == 4096
+    s.reset(), a.reset(), p.reset()
+    assert (s.get(), a.count, p.count, p.values()["p50_p"]) == (0, 0, 0, 0)
+
+
+def test_reservoir_sampling_follows_algorithm_r_whatever_the_folds():
+    """Past 4096 values, the n-th value replaces slot ⌊u·n⌋ when that is below 4096 (Java's
+    ResettableUniformReservoir.update, ThreadLocalRandom.nextLong(count)). Folding the pending adds in batches
+    must draw the same random numbers for the same values in the same order as adding them one at a time.
+    Reference: Java AvgMinMaxPercentileCounter.ResettableUniformReservoir.update."""
+    import random
+    from zkref.metric_counters import RESERVOIR_SIZE, AvgMinMaxPercentileCounter
+    values = [random.Random(7).randint(0, 10**6) for _ in range(3 * RESERVOIR_SIZE + 11)]
+    expected, rng, seen = [], random.Random(42), 0          # algorithm R, written out one value at a time
+    for v in values:
+        seen += 1
+        if seen <= RESERVOIR_SIZE:
+            expected.append(v)
+        else:
+            slot = int(rng.random() * seen)
+            if slot < RESERVOIR_SIZE:
+                expected[slot] = v
+    for read_every in (1, 97, 5000):                         # fold after every add, now and then, or by FOLD_AT
+        p = AvgMinMaxPercentileCounter("x", rng=random.Random(42))
+        for i, v in enumerate(values):
+            p.add(v)
+            if i % read_every == 0:
+                p.values()
+        p.values()
+        assert p._reservoir == expected, read_every

@@ -11,30 +11,50 @@ import threading
 from decimal import ROUND_HALF_UP, Decimal
 
 # %% auto #0
-__all__ = ['RESERVOIR_SIZE', 'SimpleCounter', 'SimpleCounterSet', 'AvgMinMaxCounter', 'AvgMinMaxPercentileCounter',
+__all__ = ['FOLD_AT', 'RESERVOIR_SIZE', 'SimpleCounter', 'SimpleCounterSet', 'AvgMinMaxCounter', 'AvgMinMaxPercentileCounter',
            'AvgMinMaxCounterSet', 'AvgMinMaxPercentileCounterSet']
 
-# %% ../nbs/05b_metric_counters.ipynb #58e9e210
+# %% ../nbs/05b_metric_counters.ipynb #dfc7dd8f
+FOLD_AT = 256   # values an `add` may leave pending before it folds them itself
+
+def _take(pending: list) -> list:
+    "The values pending now, removed from `pending`; values other threads append meanwhile stay for the next fold."
+    n = len(pending)
+    items = pending[:n]
+    del pending[:n]
+    return items
+
+def _ints(items: list) -> list:
+    "`items` as Java's long parameters: each converted with `int()` unless already an int."
+    return [v if type(v) is int else int(v) for v in items]
+
+# %% ../nbs/05b_metric_counters.ipynb #69cef5f7
 class SimpleCounter:
     "A counter; `values()` is `{name: count}`."
-    # Java: org.apache.zookeeper.server.metric.SimpleCounter
+    # Java: org.apache.zookeeper.server.metric.SimpleCounter (an AtomicLong)
     def __init__(self, name: str):
-        self.name, self._value, self._lock = name, 0, threading.Lock()
+        self.name, self._value, self._lock, self._pending = name, 0, threading.Lock(), []
     def inc(self) -> None: self.add(1)
     def add(self, delta: int) -> None:
-        if type(delta) is not int:
-            delta = int(delta)
-        lock = self._lock
-        lock.acquire()
-        try:
-            self._value += delta
-        finally:
-            lock.release()
-    def get(self) -> int: return self._value
+        pending = self._pending
+        pending.append(delta)
+        if len(pending) >= FOLD_AT:
+            self._fold()
+    def _fold(self) -> None:
+        "Add the pending deltas to the count."
+        with self._lock:
+            items = _take(self._pending)
+            if items:
+                total = sum(items)
+                self._value += total if type(total) is int else sum(_ints(items))
+    def get(self) -> int:
+        self._fold()
+        return self._value
     def reset(self) -> None:
         with self._lock:
+            _take(self._pending)
             self._value = 0
-    def values(self) -> dict[str, int]: return {self.name: self._value}
+    def values(self) -> dict[str, int]: return {self.name: self.get()}
 
 class SimpleCounterSet:
     "Counters by key; member `k` is reported as `k_<name>`."
@@ -52,7 +72,7 @@ class SimpleCounterSet:
         for c in list(self._counters.values()): out.update(c.values())
         return out
 
-# %% ../nbs/05b_metric_counters.ipynb #fc0afb9e
+# %% ../nbs/05b_metric_counters.ipynb #2609a329
 def _avg4(total: int, count: int) -> float:
     "total/count rounded half-up to 4 decimals, as Java's AvgMinMaxCounter.getAvg (0 when empty)."
     if count <= 0:
@@ -65,44 +85,67 @@ class AvgMinMaxCounter:
     "A BASIC summary: avg, min, max, count and sum of the values added."
     # Java: org.apache.zookeeper.server.metric.AvgMinMaxCounter
     def __init__(self, name: str):
-        self.name, self._lock = name, threading.Lock()
+        self.name, self._lock, self._pending = name, threading.Lock(), []
         self.reset()
-    def add(self, value: int) -> None:   # every request adds a few values: kept to one lock and no calls
-        if type(value) is not int:
-            value = int(value)
-        lock = self._lock
-        lock.acquire()
-        try:
-            self._total += value; self._count += 1
-            if value < self._min:
-                self._min = value
-            if value > self._max:
-                self._max = value
-        finally:
-            lock.release()
+    def add(self, value: int) -> None:
+        pending = self._pending
+        pending.append(value)
+        if len(pending) >= FOLD_AT:
+            self._fold()
     add_data_point = add
+    def _fold(self) -> None:
+        "Fold the pending values into total, count, min and max (and what a subclass keeps: `_absorb`)."
+        with self._lock:
+            items = _take(self._pending)
+            if not items:
+                return
+            total = sum(items)
+            if type(total) is not int:
+                items = _ints(items)
+                total = sum(items)
+            self._total += total; self._count += len(items)
+            low, high = min(items), max(items)
+            if low < self._min:
+                self._min = low
+            if high > self._max:
+                self._max = high
+            self._absorb(items)
+    def _absorb(self, items: list[int]) -> None:
+        "What a subclass keeps of each folded value, in the order they were added (under the lock)."
     def reset(self) -> None:
         with self._lock:
+            _take(self._pending)
             self._total, self._count, self._min, self._max = 0, 0, _LONG_MAX, _LONG_MIN
     def reset_max(self) -> None:
+        self._fold()
         with self._lock:
-            self._max = self.min             # Java: max.set(getMin()), so 0 when there is no data
+            self._max = 0 if self._min == _LONG_MAX else self._min   # Java: max.set(getMin()), 0 with no data
     @property
-    def avg(self) -> float: return _avg4(self._total, self._count)
+    def avg(self) -> float:
+        self._fold()
+        return _avg4(self._total, self._count)
     @property
-    def min(self) -> int: return 0 if self._min == _LONG_MAX else self._min
+    def min(self) -> int:
+        self._fold()
+        return 0 if self._min == _LONG_MAX else self._min
     @property
-    def max(self) -> int: return 0 if self._max == _LONG_MIN else self._max
+    def max(self) -> int:
+        self._fold()
+        return 0 if self._max == _LONG_MIN else self._max
     @property
-    def count(self) -> int: return self._count
+    def count(self) -> int:
+        self._fold()
+        return self._count
     @property
-    def total(self) -> int: return self._total
+    def total(self) -> int:
+        self._fold()
+        return self._total
     def values(self) -> dict[str, int | float]:
         n = self.name
         return {f"avg_{n}": self.avg, f"min_{n}": self.min, f"max_{n}": self.max,
                 f"cnt_{n}": self.count, f"sum_{n}": self.total}
 
-# %% ../nbs/05b_metric_counters.ipynb #a69dbada
+# %% ../nbs/05b_metric_counters.ipynb #efcbb935
 RESERVOIR_SIZE = 4096  # Java: AvgMinMaxPercentileCounter.ResettableUniformReservoir.DEFAULT_SIZE
 
 def _uniform_snapshot_value(ordered: list[int], quantile: float) -> float:
@@ -129,33 +172,27 @@ class AvgMinMaxPercentileCounter(AvgMinMaxCounter):
     def __init__(self, name: str, rng: random.Random | None = None):
         self._rng = rng or random.Random()
         super().__init__(name)
-    def add(self, value: int) -> None:
-        if type(value) is not int:
-            value = int(value)
-        lock = self._lock
-        lock.acquire()
-        try:
-            self._total += value; self._count += 1
-            if value < self._min:
-                self._min = value
-            if value > self._max:
-                self._max = value
-            self._seen += 1
-            if self._seen <= RESERVOIR_SIZE:
-                self._reservoir.append(value)
-            else:   # Java: ThreadLocalRandom.nextLong(count), uniform over the values seen
-                slot = int(self._rng.random() * self._seen)
-                if slot < RESERVOIR_SIZE:
-                    self._reservoir[slot] = value
-        finally:
-            lock.release()
-    add_data_point = add
+    def _absorb(self, items: list[int]) -> None:
+        "Offer each value to the reservoir, in order. Java: ResettableUniformReservoir.update"
+        reservoir, seen = self._reservoir, self._seen
+        room = RESERVOIR_SIZE - seen
+        if room > 0:                          # the first 4096 values all go in
+            reservoir.extend(items[:room])
+            seen += min(room, len(items))
+            items = items[room:]
+        rand = self._rng.random
+        for value in items:                   # then the n-th replaces a random slot with probability 4096/n
+            seen += 1
+            slot = int(rand() * seen)         # Java: ThreadLocalRandom.nextLong(count), uniform over the values seen
+            if slot < RESERVOIR_SIZE:
+                reservoir[slot] = value
+        self._seen = seen
     def reset(self) -> None:
         super().reset()
         with self._lock:
             self._seen, self._reservoir = 0, []
     def values(self) -> dict[str, int | float]:
-        out = super().values()
+        out = super().values()                # folds the pending values first
         ordered = sorted(self._reservoir)
         for label, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)):
             out[f"{label}_{self.name}"] = _java_round(_uniform_snapshot_value(ordered, q))
