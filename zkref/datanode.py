@@ -12,7 +12,7 @@ from .znode_basics import EphemeralType, JavaHashSet
 # %% auto #0
 __all__ = ['DataNode', 'create_stat']
 
-# %% ../nbs/07a6_datanode.ipynb #bb55103a
+# %% ../nbs/07a6_datanode.ipynb #fb4d758f
 class DataNode:
     "One znode: data, ACL index, persisted stat and child names."
     # Java: org.apache.zookeeper.server.DataNode
@@ -49,17 +49,25 @@ class DataNode:
                   extended_types_enabled: bool = False,     # zookeeper.extendedTypesEnabled
                  ) -> Stat:
         "The client-visible `Stat` of this node."
-        # Java: DataNode.copyStat, getClientEphemeralOwner
-        to = to if to is not None else Stat()
-        s = self.stat
+        # Java: DataNode.copyStat, getClientEphemeralOwner. Every read makes one: a new Stat is made in one call
+        # (cheaper than filling a blank one field by field), and a plain node's owner 0 skips the type lookup
+        s, data, children = self.stat, self.data, self.children
+        owner = s.ephemeral_owner
+        if owner != 0 and EphemeralType.get(owner, extended_types_enabled) not in (EphemeralType.NORMAL,
+                                                                                     EphemeralType.VOID):
+            owner = 0
+        n = len(children) if children is not None else 0
+        cversion = s.cversion * 2 - n
+        if not -_INT_SPAN <= cversion < _INT_SPAN:
+            cversion = _to_int(cversion)
+        data_length = len(data) if data is not None else 0
+        if to is None:
+            return Stat(czxid=s.czxid, mzxid=s.mzxid, ctime=s.ctime, mtime=s.mtime, version=s.version,
+                        cversion=cversion, aversion=s.aversion, ephemeral_owner=owner, data_length=data_length,
+                        num_children=n, pzxid=s.pzxid)
         to.aversion, to.ctime, to.czxid, to.mtime, to.mzxid = s.aversion, s.ctime, s.czxid, s.mtime, s.mzxid
-        to.pzxid, to.version = s.pzxid, s.version
-        kind = EphemeralType.get(s.ephemeral_owner, extended_types_enabled)
-        to.ephemeral_owner = s.ephemeral_owner if kind in (EphemeralType.NORMAL, EphemeralType.VOID) else 0
-        to.data_length = len(self.data) if self.data is not None else 0
-        n = self.num_children()
-        to.cversion = _to_int(s.cversion * 2 - n)
-        to.num_children = n
+        to.pzxid, to.version, to.ephemeral_owner = s.pzxid, s.version, owner
+        to.data_length, to.cversion, to.num_children = data_length, cversion, n
         return to
 
     def serialize(self, oa: OutputArchive) -> None:
@@ -76,6 +84,8 @@ class DataNode:
 
     def __repr__(self) -> str:
         return f"DataNode(data={self.data!r}, acl={self.acl}, stat={self.stat}, children={self.children!r})"
+
+_INT_SPAN = 1 << 31
 
 def _to_int(v: int) -> int:
     "Wrap to Java's signed 32-bit `int`."

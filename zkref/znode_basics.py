@@ -45,7 +45,7 @@ class NoNodeError(KeeperError): code = Code.NONODE
 class NodeExistsError(KeeperError): code = Code.NODEEXISTS
 class QuotaExceededError(KeeperError): code = Code.QUOTAEXCEEDED
 
-# %% ../nbs/07a1_znode_basics.ipynb #1ffcf05e
+# %% ../nbs/07a1_znode_basics.ipynb #d6ae3e14
 class IllegalArgumentError(ValueError):
     "Java's `IllegalArgumentException`: the message is Java's, word for word."
 
@@ -69,6 +69,9 @@ def get_top_namespace(path: str | None) -> str | None:
     # Java: PathUtils.getTopNamespace — String.split drops trailing empty strings
     if path is None:
         return None
+    end = path.find("/", 1)
+    if end > 1 and path[0] == "/":           # "/a/…": every read and write asks; no list needed
+        return path[1:end]
     parts = path.split("/")
     while parts and parts[-1] == "":
         parts.pop()

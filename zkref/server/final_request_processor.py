@@ -64,7 +64,7 @@ class FinalRequestProcessor:
         "The last link of the chain: nothing to stop, Java's line. Java: FinalRequestProcessor.shutdown"
         FLOG.info("shutdown of request processor complete")
 
-# %% ../../nbs/11f_final_request_processor.ipynb #9467f31f
+# %% ../../nbs/11f_final_request_processor.ipynb #911cef01
 def _ephemerals_to_delete(zks: ZooKeeperServer, request: Request) -> list[tuple[str, bool]]:
     "The paths a closeSession will delete, in the tree's order, each with whether it exists now."
     named = list(getattr(request.txn, "paths2_delete", None) or [])
@@ -78,11 +78,15 @@ def _after_ephemerals_deleted(zks: ZooKeeperServer, session_id: int, doomed: lis
 
 _AUDIT_PATH_FROM_REQUEST = (OpCode.create, OpCode.create2, OpCode.createContainer, OpCode.delete,
                             OpCode.deleteContainer, OpCode.setData, OpCode.setACL)
+_AUDITED = frozenset((*_AUDIT_PATH_FROM_REQUEST, OpCode.multi, OpCode.reconfig))
 
 def audit_request(zks: ZooKeeperServer, request: Request, rc) -> None:
     "One audit line per write a client made (several for a multi). Java: AuditHelper.addAuditLog"
-    audit, t = zks.audit, request.type
-    if not audit.enabled or t not in (*_AUDIT_PATH_FROM_REQUEST, OpCode.multi, OpCode.reconfig):
+    t = request.type
+    if t not in _AUDITED:                # reads first: the provider is made when the server starts, before any
+        return                           # request (its first use logs `ZooKeeper audit is disabled.`)
+    audit = zks.audit
+    if not audit.enabled:
         return
     failed = request.hdr is not None and request.hdr.type == OpCode.error
     try:
