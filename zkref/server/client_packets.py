@@ -325,7 +325,7 @@ ZooKeeperServer.enqueue_request = _enqueue_request
 ZooKeeperServer.send_response = _zks_send_response
 ZooKeeperServer.request_finished, ZooKeeperServer.remove_cnxn = _request_finished, _remove_cnxn
 
-# %% ../../nbs/11_requests1_client_packets.ipynb #d0e38717
+# %% ../../nbs/11_requests1_client_packets.ipynb #bda4b5ae
 def _get_global_outstanding_limit(self: ZooKeeperServer) -> int:
     "zookeeper.globalOutstandingLimit. Java: ZooKeeperServer.getGlobalOutstandingLimit"
     return self.global_outstanding_limit
@@ -337,6 +337,8 @@ def _get_inflight(self: ZooKeeperServer) -> int:
 
 def _should_throttle(self: ZooKeeperServer, outstanding_count: int) -> bool:
     "Should a connection with `outstanding_count` requests outstanding stop reading? Java: ZooKeeperServer.shouldThrottle"
+    if outstanding_count <= 0:           # Java asks the limits first; the answer is no either way
+        return False
     limit = self.get_global_outstanding_limit()
     if limit < self.get_inflight() or limit < self.in_process:
         return outstanding_count > 0

@@ -64,7 +64,7 @@ class Request:
 
 _NO_REQPATH = frozenset({OpCode.createSession, OpCode.setWatches, OpCode.setWatches2, OpCode.closeSession})
 
-# %% ../../nbs/11_request.ipynb #001f1f76
+# %% ../../nbs/11_request.ipynb #924c089b
 @dataclass
 class ChangeRecord:
     "A node's state after the prepared-but-unapplied transactions. Java: ZooKeeperServer.ChangeRecord"
@@ -77,5 +77,9 @@ class ChangeRecord:
     digest: tuple[int, int] | None = None    # (node digest, tree digest) after this change, when digests are on
 
     def duplicate(self, zxid: int) -> "ChangeRecord":
-        stat = StatPersisted(**{n: getattr(self.stat, n) for n, _ in StatPersisted._jute_fields}) if self.stat else None
+        "A copy at `zxid` that a write may change (its own stat and ACL list). Java: ChangeRecord.duplicate"
+        s = self.stat
+        stat = None if s is None else StatPersisted(   # every write copies one: field by field, in one call
+            czxid=s.czxid, mzxid=s.mzxid, ctime=s.ctime, mtime=s.mtime, version=s.version, cversion=s.cversion,
+            aversion=s.aversion, ephemeral_owner=s.ephemeral_owner, pzxid=s.pzxid)
         return ChangeRecord(zxid, self.path, stat, self.child_count, list(self.acl or []), self.data)
