@@ -296,20 +296,23 @@ def test_requests_held_past_throttled_op_wait_time_get_throttledop(throttled_ops
 
 def _start_lines(flags: list[str], kind: str, workdir) -> dict:
     """Start a standalone server of `kind` with `flags`, stop it; its RequestThrottler lines and the line
-    before the first of them (class and message, digits of a duration blanked; the connection threads' lines
-    of the start's `srvr` polls left out)."""
+    its thread logged before the first of them (class and message, digits of a duration blanked; the
+    connection threads' lines of the start's `srvr` polls left out). Only that thread's: Java's
+    PrepRequestProcessor thread logs `started` as it runs, and was seen once between the two."""
     import re
     from conftest import JavaZooKeeper, ZkrefServer
     cls = JavaZooKeeper if kind == "java" else ZkrefServer
     server = cls(workdir / f"{kind}-{len(flags)}", jvm_flags=flags).start()
     server.stop()
-    line = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ \[myid:\d*\] - \w+\s+\[.*:([\w$]+)@\d+\] - (.*)$")
-    es = [(m[1], re.sub(r"in \d+ ms", "in N ms", m[2])) for m in map(line.match, server.logs().splitlines())
-          if m and m[1] not in ("NIOServerCnxn", "FourLetterCommands")]   # not the test's `srvr` polls
-    first = next(i for i, (cls_, _) in enumerate(es) if cls_ == "RequestThrottler")
+    line = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ \[myid:\d*\] - \w+\s+\[(.*):([\w$]+)@\d+\] - (.*)$")
+    es = [(m[1], m[2], re.sub(r"in \d+ ms", "in N ms", m[3])) for m in map(line.match, server.logs().splitlines())
+          if m and m[2] not in ("NIOServerCnxn", "FourLetterCommands")]   # not the test's `srvr` polls
+    first = next(i for i, (_, cls_, _) in enumerate(es) if cls_ == "RequestThrottler")
+    thread = es[first][0]
+    before = next(e[1:] for e in reversed(es[:first]) if e[0] == thread)
     # up to the server's shutdown (Java's standalone server is stopped by SIGTERM without one)
-    end = next((i for i, e in enumerate(es) if e == ("ZooKeeperServer", "shutting down")), len(es))
-    return {"lines": [msg for cls_, msg in es[:end] if cls_ == "RequestThrottler"], "before": es[first - 1]}
+    end = next((i for i, e in enumerate(es) if e[1:] == ("ZooKeeperServer", "shutting down")), len(es))
+    return {"lines": [msg for _, cls_, msg in es[:end] if cls_ == "RequestThrottler"], "before": before}
 
 
 @pytest.mark.parametrize("flags", [[], ["-Dzookeeper.request_throttle_max_requests=1"],
