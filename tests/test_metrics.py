@@ -494,3 +494,23 @@ def test_reservoir_sampling_follows_algorithm_r_whatever_the_folds():
                 p.values()
         p.values()
         assert p._reservoir == expected, read_every
+
+
+def test_a_value_that_is_no_number_fails_in_add_and_loses_nothing():
+    """Java's add takes a long: a fractional value is truncated, and nothing but a number can be passed. zkref's
+    adds are folded in later (chapter 05b), so a bad value must fail in the caller's `add`, not in a later fold
+    that would drop the values pending with it.
+    Reference: Java SimpleCounter.add(long), AvgMinMaxCounter.add(long)."""
+    from zkref.metric_counters import AvgMinMaxCounter, AvgMinMaxPercentileCounter, SimpleCounter
+    for c in (SimpleCounter("s"), AvgMinMaxCounter("a"), AvgMinMaxPercentileCounter("p")):
+        c.add(3)
+        c.add(2.9)                                    # truncated, as a long parameter
+        with pytest.raises((TypeError, ValueError)):
+            c.add("not a number")
+        with pytest.raises((TypeError, ValueError)):
+            c.add(None)
+        c.add(4)
+        if isinstance(c, SimpleCounter):
+            assert c.get() == 9
+        else:
+            assert (c.count, c.total, c.min, c.max) == (3, 9, 2, 4)

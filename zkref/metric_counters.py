@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 __all__ = ['FOLD_AT', 'RESERVOIR_SIZE', 'SimpleCounter', 'SimpleCounterSet', 'AvgMinMaxCounter', 'AvgMinMaxPercentileCounter',
            'AvgMinMaxCounterSet', 'AvgMinMaxPercentileCounterSet']
 
-# %% ../nbs/05b_metric_counters.ipynb #dfc7dd8f
+# %% ../nbs/05b_metric_counters.ipynb #f2933d82
 FOLD_AT = 256   # values an `add` may leave pending before it folds them itself
 
 def _take(pending: list) -> list:
@@ -24,11 +24,7 @@ def _take(pending: list) -> list:
     del pending[:n]
     return items
 
-def _ints(items: list) -> list:
-    "`items` as Java's long parameters: each converted with `int()` unless already an int."
-    return [v if type(v) is int else int(v) for v in items]
-
-# %% ../nbs/05b_metric_counters.ipynb #69cef5f7
+# %% ../nbs/05b_metric_counters.ipynb #397c957a
 class SimpleCounter:
     "A counter; `values()` is `{name: count}`."
     # Java: org.apache.zookeeper.server.metric.SimpleCounter (an AtomicLong)
@@ -36,6 +32,8 @@ class SimpleCounter:
         self.name, self._value, self._lock, self._pending = name, 0, threading.Lock(), []
     def inc(self) -> None: self.add(1)
     def add(self, delta: int) -> None:
+        if type(delta) is not int:
+            delta = int(delta)
         pending = self._pending
         pending.append(delta)
         if len(pending) >= FOLD_AT:
@@ -45,8 +43,7 @@ class SimpleCounter:
         with self._lock:
             items = _take(self._pending)
             if items:
-                total = sum(items)
-                self._value += total if type(total) is int else sum(_ints(items))
+                self._value += sum(items)
     def get(self) -> int:
         self._fold()
         return self._value
@@ -72,7 +69,7 @@ class SimpleCounterSet:
         for c in list(self._counters.values()): out.update(c.values())
         return out
 
-# %% ../nbs/05b_metric_counters.ipynb #2609a329
+# %% ../nbs/05b_metric_counters.ipynb #e02eeef6
 def _avg4(total: int, count: int) -> float:
     "total/count rounded half-up to 4 decimals, as Java's AvgMinMaxCounter.getAvg (0 when empty)."
     if count <= 0:
@@ -88,6 +85,8 @@ class AvgMinMaxCounter:
         self.name, self._lock, self._pending = name, threading.Lock(), []
         self.reset()
     def add(self, value: int) -> None:
+        if type(value) is not int:
+            value = int(value)
         pending = self._pending
         pending.append(value)
         if len(pending) >= FOLD_AT:
@@ -99,11 +98,7 @@ class AvgMinMaxCounter:
             items = _take(self._pending)
             if not items:
                 return
-            total = sum(items)
-            if type(total) is not int:
-                items = _ints(items)
-                total = sum(items)
-            self._total += total; self._count += len(items)
+            self._total += sum(items); self._count += len(items)
             low, high = min(items), max(items)
             if low < self._min:
                 self._min = low
