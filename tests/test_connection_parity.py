@@ -356,3 +356,88 @@ def test_cons_shows_write_interest_while_replies_wait(zkref_zk, java_zk):
         finally:
             c.close()
     assert seen == {"java": "5", "zkref": "5"}, seen
+
+
+def frames_as_they_arrive(port: int) -> dict:
+    """What a server answers to frames cut anywhere: one request a byte per segment, fifty requests in one
+    segment, a request and a half and then the other half. Each reply is (xid, err)."""
+    c = RawClient(port)
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def replies(k: int) -> list[tuple[int, int]]:
+        out = []
+        for _ in range(k):
+            xid, _zxid, err = struct.unpack(">iqi", c.recv()[:16])
+            out.append((xid, err))
+        return out
+
+    seen = {}
+    for b in get_data_frame(1, "/zookeeper"):       # a byte per segment
+        c.sock.sendall(bytes([b]))
+        time.sleep(0.002)
+    seen["byte by byte"] = replies(1)
+    c.sock.sendall(b"".join(get_data_frame(x, "/" if x % 2 else "/nope") for x in range(2, 52)))
+    seen["fifty in one segment"] = replies(50)
+    two = get_data_frame(52, "/") + get_data_frame(53, "/zookeeper")
+    c.sock.sendall(two[:len(two) - 7])
+    time.sleep(0.1)
+    c.sock.sendall(two[len(two) - 7:])
+    seen["one and a half, then the rest"] = replies(2)
+    c.close()
+    return seen
+
+
+def get_data_frame(xid: int, path: str) -> bytes:
+    "A framed getData request (op 4), no watch."
+    p = path.encode()
+    body = struct.pack(">ii", xid, 4) + struct.pack(">i", len(p)) + p + b"\0"
+    return struct.pack(">i", len(body)) + body
+
+
+def test_frames_are_read_however_they_arrive(zkref_zk, java_zk):
+    """A connection reads whatever has arrived and takes whole frames out of it — a 4-byte length, then that many
+    bytes — so a frame split over many segments waits for its last byte, and several frames in one segment are
+    each answered, in order. Reference: Java NIOServerCnxn.doIO (readLength, readPayload, incomingBuffer)."""
+    seen = {}
+    for start in (java_zk, zkref_zk):
+        server = start(CFG)
+        seen[server.kind] = frames_as_they_arrive(server.client_port)
+        server.stop()
+    java = seen["java"]
+    assert java["byte by byte"] == [(1, 0)], java
+    assert java["fifty in one segment"] == [(x, 0 if x % 2 else -101) for x in range(2, 52)], java
+    assert java["one and a half, then the rest"] == [(52, 0), (53, 0)], java
+    assert seen["zkref"] == java, seen
+
+
+def test_requests_sent_before_the_end_of_the_stream_are_read(zkref_zk, java_zk):
+    """A client that sends its handshake, a create and the end of its stream (SHUT_WR) in one segment: the server
+    reads nothing more while the handshake's session is being made (disableRecv), then reads the create, which
+    takes effect, and then the end, and closes. Java's reply to the create races its close and is usually lost
+    (its pipeline runs on other threads); zkref's pipeline answers in the step that read the request, so the
+    reply goes out before the close: the test asserts what both do — the ConnectResponse first, the node made,
+    the connection closed. Reference: Java NIOServerCnxn.doIO (a read of -1 after the payloads before it),
+    disableRecv/enableRecv around ZooKeeperServer.processConnectRequest/finishSessionInit."""
+    seen = {}
+    for start in (java_zk, zkref_zk):
+        server = start(CFG)
+        s = socket.create_connection(("127.0.0.1", server.client_port), timeout=10)
+        hello = struct.pack(">iqiq", 0, 0, 30000, 0) + struct.pack(">i", 16) + bytes(16) + b"\0"
+        path = b"/before-the-end"
+        create = struct.pack(">ii", 1, 1) + struct.pack(">i", len(path)) + path + struct.pack(">i", 1) + b"x" \
+            + struct.pack(">i", 1) + struct.pack(">i", 31) + struct.pack(">i", 5) + b"world" + struct.pack(">i", 6) \
+            + b"anyone" + struct.pack(">i", 0)
+        s.sendall(struct.pack(">i", len(hello)) + hello + struct.pack(">i", len(create)) + create)
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := s.recv(65536):              # until the server closes
+            data += chunk
+        s.close()
+        first = data[4:4 + struct.unpack(">i", data[:4])[0]] if len(data) >= 4 else b""
+        c = RawClient(server.client_port)
+        made = c.get_data(1, path.decode())
+        c.close()
+        seen[server.kind] = (len(first), made)     # a ConnectResponse with the readOnly byte is 37 bytes
+        server.stop()
+    assert seen["java"] == (37, 0), seen
+    assert seen["zkref"] == seen["java"], seen

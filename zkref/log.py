@@ -17,10 +17,10 @@ import traceback
 from socket import timeout as socket_timeout
 
 # %% auto #0
-__all__ = ['MYID', 'LOG_FORMAT', 'DATE_FORMAT', 'JAVA_LEVEL_NAMES', 'JAVA_CLASSES', 'KEEPER_EXCEPTIONS', 'SOCKET_ERRNO_CLASSES',
-           'SOCKET_ERRNO_MESSAGES', 'java_thread_name', 'ZooKeeperContext', 'java_class_of', 'java_exception',
-           'JavaFormatter', 'get_logger', 'configure_logging', 'as_thread', 'run_as_thread', 'static_block',
-           'forget_static_blocks']
+__all__ = ['MYID', 'LOG_FORMAT', 'DATE_FORMAT', 'JAVA_LEVEL_NAMES', 'IO_THREAD', 'JAVA_CLASSES', 'KEEPER_EXCEPTIONS',
+           'SOCKET_ERRNO_CLASSES', 'SOCKET_ERRNO_MESSAGES', 'java_thread_name', 'ZooKeeperContext', 'java_class_of',
+           'java_exception', 'JavaFormatter', 'get_logger', 'configure_logging', 'as_thread', 'run_as_thread',
+           'static_block', 'forget_static_blocks']
 
 # %% ../nbs/01a_logging.ipynb #f5cbdf65
 #: The `myid` of the server whose code is running; a context variable so that in-process servers differ.
@@ -29,17 +29,23 @@ MYID: contextvars.ContextVar[str] = contextvars.ContextVar("zkref_myid", default
 LOG_FORMAT = "%(asctime)s,%(msecs)03d [myid:%(myid)s] - %(zklevel)-5s [%(zkthread)s:%(name)s@%(lineno)d] - %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
-# %% ../nbs/01a_logging.ipynb #c11aff8b
+# %% ../nbs/01a_logging.ipynb #22dc1a67
 JAVA_LEVEL_NAMES = {"WARNING": "WARN", "CRITICAL": "ERROR"}
 
+#: The Java thread an event-loop callback that is no task stands for (a connection's I/O step); None elsewhere.
+IO_THREAD: contextvars.ContextVar[str | None] = contextvars.ContextVar("zkref_io_thread", default=None)
+
 def java_thread_name() -> str:
-    "The Java thread the running code stands for: its asyncio task's name, else `main` or the thread's name. Java: Thread.currentThread().getName()"
+    "The Java thread the running code stands for: its asyncio task's name, else the callback's `IO_THREAD`, else `main` or the thread's name. Java: Thread.currentThread().getName()"
     try:
         task = asyncio.current_task()
     except RuntimeError:
         task = None
     if task is not None:
         return task.get_name()
+    io_thread = IO_THREAD.get()
+    if io_thread is not None:
+        return io_thread
     thread = threading.current_thread()
     return "main" if thread is threading.main_thread() else thread.name
 
@@ -184,7 +190,7 @@ def configure_logging(level: int | str = "INFO", # root level, as log4j's/logbac
     root.setLevel(level)
     return handler
 
-# %% ../nbs/01a_logging.ipynb #56c2edc6
+# %% ../nbs/01a_logging.ipynb #ed747f54
 @contextlib.contextmanager
 def as_thread(name: str # the Java thread's name, e.g. "CommitProcessor:1"
              ):
@@ -195,7 +201,14 @@ def as_thread(name: str # the Java thread's name, e.g. "CommitProcessor:1"
         task = None
     thread = threading.current_thread()
     if task is None and thread is threading.main_thread():
-        yield                             # the main thread logs as `main` whatever its name
+        if IO_THREAD.get() is None:
+            yield                         # the main thread logs as `main` whatever its name
+            return
+        token = IO_THREAD.set(name)       # an I/O callback (a connection's step): rename the callback's thread
+        try:
+            yield
+        finally:
+            IO_THREAD.reset(token)
         return
     old = task.get_name() if task is not None else thread.name
     if task is not None:

@@ -13,14 +13,14 @@ from .cnxn import ServerCnxn, ServerCnxnFactory
 # %% auto #0
 __all__ = ['connection_info']
 
-# %% ../../nbs/09a12_admin_session_commands.ipynb #165d429f
+# %% ../../nbs/09a12_admin_session_commands.ipynb #789811e1
 def _address(c: ServerCnxn) -> str:
     host, port = c.remote_address
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 def _interest_ops(c: ServerCnxn) -> int:
     "1 (OP_READ) for a connection waiting for requests; 0 while closed, throttled or answering a 4lw."
-    return 0 if c.closed or getattr(c, "answering_4lw", False) or not c._recv.is_set() else 1
+    return 0 if c.closed or getattr(c, "answering_4lw", False) or getattr(c, "throttled", False) else 1
 
 def connection_info(c: ServerCnxn,      # a client connection
                     brief: bool,        # True: the five counters `stat` shows

@@ -78,7 +78,7 @@ def log_white_list(words: JavaHashSet # the enabled words (enabled_four_letter_w
     flog.info("The list of known four letter word commands is : [{%s}]", known)
     flog.info("The list of enabled four letter word commands is : [[%s]]", ", ".join(words))
 
-# %% ../../nbs/06_connections2_four_letter_words.ipynb #a053ad9c
+# %% ../../nbs/06_connections2_four_letter_words.ipynb #87c085b6
 LOG = get_logger("NIOServerCnxn")   # Java logs "Processing ... command" from NIOServerCnxn
 
 ZK_NOT_SERVING = "This ZooKeeper instance is not currently serving requests"
@@ -90,7 +90,7 @@ NOT_SERVING_OUTPUT |= {"isro": "null", "hash": ZK_NOT_SERVING}
 
 def _read_trace_mask_argument(self: ServerCnxnFactory, cnxn: ServerCnxn) -> bool:
     "Take `stmk`'s 8-byte long from what has already arrived; False if it has not (Java: BufferUnderflowException)."
-    buffered = getattr(cnxn.reader, "_buffer", b"")     # asyncio's read buffer: what a non-blocking read sees
+    buffered = cnxn.incoming                             # what has arrived after the word (chapter 06_connections1)
     if len(buffered) < 8:
         return False
     mask = int.from_bytes(bytes(buffered[:8]), "big", signed=True)
@@ -99,7 +99,7 @@ def _read_trace_mask_argument(self: ServerCnxnFactory, cnxn: ServerCnxn) -> bool
     get_logger("ZooTrace").info("Set text trace mask to 0x%x", mask & (2**64 - 1))
     return True
 
-async def _run_four_letter_word(self: ServerCnxnFactory, cnxn: ServerCnxn, cmd: str) -> None:
+def _run_four_letter_word(self: ServerCnxnFactory, cnxn: ServerCnxn, cmd: str) -> None:
     "Answer one four-letter word and close, with Java's per-command not-serving rule. Java: NIOServerCnxn.checkFourLetterWord"
     cnxn.answering_4lw = True
     log_white_list(self.enabled_words)
