@@ -110,7 +110,9 @@ def quiet(e: Ensemble, leader: int, before: dict | None = None, n: int = 0) -> d
     """Each server's `mntr`, once every follower has received each PROPOSAL the leader sent
     (learner_proposal_received_count = proposal_count) and every server has flushed each txn it was handed
     (sync_processor_request_queued = sum_sync_processor_batch_size: only txns reach a quorum server's Sync),
-    at least n more than in `before`; else None."""
+    at least n more than in `before`, and no flush is half counted (BATCH_SIZE is added as a flush starts,
+    FSYNC_TIME once its fsync returns, in Java as in zkref: the counts must read the same twice, 0.3 s apart);
+    else None."""
     ms = {i: mntr(e.client(i)) for i in e.ids}
     proposed = ms[leader]["proposal_count"]
     if any(ms[i]["learner_proposal_received_count"] != proposed for i in e.ids if i != leader):
@@ -118,6 +120,11 @@ def quiet(e: Ensemble, leader: int, before: dict | None = None, n: int = 0) -> d
     if any(m["sync_processor_request_queued"] != m["sum_sync_processor_batch_size"] for m in ms.values()):
         return None
     if before and any(ms[i]["sum_sync_processor_batch_size"] - before[i]["sum_sync_processor_batch_size"] < n for i in e.ids):
+        return None
+    time.sleep(0.3)
+    keys = ("sync_processor_request_queued", "cnt_sync_processor_batch_size", "cnt_fsynctime")
+    again = {i: mntr(e.client(i)) for i in e.ids}
+    if any(again[i].get(key) != ms[i].get(key) for i in e.ids for key in keys):
         return None
     return ms
 
