@@ -191,7 +191,7 @@ def _decr_outstanding_and_check_throttle(self: ServerCnxn, xid: int) -> None:
 ServerCnxn.incr_outstanding_and_check_throttle = _incr_outstanding_and_check_throttle
 ServerCnxn.decr_outstanding_and_check_throttle = _decr_outstanding_and_check_throttle
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #fdf8f358
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #30268cea
 def _packet_received(self: ServerCnxn, nbytes: int) -> None:
     "Count a packet of `nbytes` (length prefix included) on the connection and the server. Java: ServerCnxn.packetReceived"
     self.packets_received += 1
@@ -313,7 +313,9 @@ def _eof_received(self: ServerCnxn) -> bool | None:
         return None
     self.eof_pending = True
     self.data_received(b"")                  # the frames that arrived before the end; then the end, if reading is on
-    return None if self.closed else True     # True: keep the socket, half closed, while a throttle holds it
+    if self.closed or self.writer.get_extra_info("sslcontext") is not None:
+        return None                          # TLS cannot stay half open: its transport closes, and the end is taken
+    return True                              # keep the socket, half closed, while a throttle holds it
 
 def _stream_ended(self: ServerCnxn, e: BaseException | None) -> None:
     "The client closed its side (`e` None) or the socket failed: one last I/O step. Java: doIO's read of -1 or its IOException"
