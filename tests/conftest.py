@@ -86,6 +86,19 @@ def free_ports(n: int) -> list[int]:
     return [free_port() for _ in range(n)]
 
 
+def free_ports_beside(cluster, n: int) -> list[int]:
+    """`n` different free ports that are none of a `zkref.testing.MiniCluster`'s own: the cluster draws its client,
+    quorum and election ports from a set of its own, which `free_port` does not see, so an HTTP port for one of its
+    servers could otherwise be another server's client port, and that server would never serve."""
+    used = {p for m in cluster.members.values() for p in (m.client_port, m.quorum_port, m.election_port)}
+    ports: list[int] = []
+    while len(ports) < n:
+        port = free_port()
+        if port not in used:
+            ports.append(port)
+    return ports
+
+
 def run_on_cluster(scenario, *args, **kwargs):
     "Run `scenario(cluster)` on a new `zkref.testing.MiniCluster(*args, **kwargs)`; always close the cluster."
     import asyncio

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from conftest import free_ports, java_available
+from conftest import free_ports_beside, java_available
 from zkref.testing import MiniCluster
 
 pytestmark = pytest.mark.timeout(300)
@@ -35,11 +35,7 @@ class PrometheusCluster(MiniCluster):
     "A MiniCluster whose zkref servers each serve Prometheus /metrics on 127.0.0.1 and a port of their own."
     def __init__(self, **kw):
         super().__init__(**kw)
-        # the cluster drew its client, quorum and election ports from a set of its own: draw the HTTP ports
-        # around them (a port handed out twice was one server's client port and another's /metrics, once)
-        used = {p for m in self.members.values() for p in (m.client_port, m.quorum_port, m.election_port)}
-        ports = [p for p in free_ports(len(self.sids) + len(used)) if p not in used]
-        self.prometheus_ports = dict(zip(self.sids, ports))
+        self.prometheus_ports = dict(zip(self.sids, free_ports_beside(self, len(self.sids))))
 
     def _config_text(self, sid: int) -> str:
         return super()._config_text(sid) + (f"metricsProvider.className={PROMETHEUS}\n"
