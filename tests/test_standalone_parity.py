@@ -276,6 +276,17 @@ def test_four_letter_word_formats_same_as_java(java_zk, zkref_zk):  # noqa: F811
                      if not line.startswith("Zookeeper version")][:30]
             if w == "dump":   # how many expiry buckets the connections fall in depends on timing
                 lines = [l for i, l in enumerate(lines) if i == 0 or l != lines[i - 1]]
+                kept, skip_blank = [], False   # ... nor when each bucket is its `… expire at …` line and a blank
+                for l in lines:                # one (Java's connections fell in two buckets once, in CI): one of a run
+                    if skip_blank and l == "":
+                        skip_blank = False
+                        continue
+                    skip_blank = False
+                    if l.startswith("# #pir#") and kept[-2:] == [l, ""]:
+                        skip_blank = True
+                        continue
+                    kept.append(l)
+                lines = kept
             out[w] = sorted(lines) if w in ("stat", "cons") else lines   # connections come in no fixed order
         c.close()
         return out
