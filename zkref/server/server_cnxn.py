@@ -191,7 +191,7 @@ def _decr_outstanding_and_check_throttle(self: ServerCnxn, xid: int) -> None:
 ServerCnxn.incr_outstanding_and_check_throttle = _incr_outstanding_and_check_throttle
 ServerCnxn.decr_outstanding_and_check_throttle = _decr_outstanding_and_check_throttle
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #30268cea
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #6da1a941
 def _packet_received(self: ServerCnxn, nbytes: int) -> None:
     "Count a packet of `nbytes` (length prefix included) on the connection and the server. Java: ServerCnxn.packetReceived"
     self.packets_received += 1
@@ -267,6 +267,11 @@ def _read_frames(self: ServerCnxn) -> None:
         if pos:
             del buf[:pos]
 
+ServerCnxn.read_frames, ServerCnxn.read_length, ServerCnxn.end_of_stream = _read_frames, _read_length, _end_of_stream
+ServerCnxn.move_to_thread, ServerCnxn.io_step = _move_to_thread, _io_step
+ServerCnxn.packet_received = _packet_received
+
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #926f3c10
 def _handle_io_error(self: ServerCnxn, e: BaseException) -> None:
     "End the connection for `e`, with Java's lines for it. Java: NIOServerCnxn.doIO's catch blocks"
     if isinstance(e, EndOfStream):
@@ -358,10 +363,7 @@ def _connection_made(self: ServerCnxn, transport) -> None:
 ServerCnxn.connection_made, ServerCnxn.data_received = _connection_made, _data_received
 ServerCnxn.eof_received = _eof_received
 ServerCnxn.connection_lost = _stream_ended                     # after a close of ours, nothing to do
-ServerCnxn.read_frames, ServerCnxn.read_length, ServerCnxn.handle_io_error = _read_frames, _read_length, _handle_io_error
-ServerCnxn.stream_ended, ServerCnxn.end_of_stream, ServerCnxn.expire = _stream_ended, _end_of_stream, _expire
-ServerCnxn.move_to_thread, ServerCnxn.io_step = _move_to_thread, _io_step
-ServerCnxn.packet_received = _packet_received
+ServerCnxn.handle_io_error, ServerCnxn.stream_ended, ServerCnxn.expire = _handle_io_error, _stream_ended, _expire
 
 # %% ../../nbs/06_connections1_server_cnxn.ipynb #d3969617
 def _close(self: ServerCnxn, reason: str = "") -> None:
