@@ -88,6 +88,7 @@ def run(kind: str | tuple[str, ...], root, upgrading: bool) -> dict:
             zk1.create("/p", b"1")
             seen["czxid of the first create"] = rel(zk1.exists("/p").czxid)
             fired = threading.Event()
+            zk2.sync("/p")                    # another session's write: a follower may not have applied it yet
             zk2.get("/p", watch=lambda ev: fired.set())
             zkl.set("/p", b"2")
             wait_for(fired.is_set, 30, what="the data watch of a local session on a follower")
