@@ -52,7 +52,9 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago and that this session has not handed out before.
 
     It comes from `zkref.testing.free_port`: below the kernel's ephemeral range, so no outgoing connection can take
-    it before the server binds it, and never the same port twice (the kernel's `bind(0)` can repeat itself)."""
+    it before the server binds it, and never the same port twice (the kernel's `bind(0)` can repeat itself). That
+    function also keeps the ports it handed out lately to anyone in this process, a `MiniCluster` included, so a
+    port drawn here is none of a cluster's own."""
     from zkref.testing import free_port as _free_port
     return _free_port(_TAKEN_PORTS)
 
@@ -84,19 +86,6 @@ async def until(condition, timeout: float = 10.0, what: str = "condition"):
 def free_ports(n: int) -> list[int]:
     "`n` different free ports (see `free_port`)."
     return [free_port() for _ in range(n)]
-
-
-def free_ports_beside(cluster, n: int) -> list[int]:
-    """`n` different free ports that are none of a `zkref.testing.MiniCluster`'s own: the cluster draws its client,
-    quorum and election ports from a set of its own, which `free_port` does not see, so an HTTP port for one of its
-    servers could otherwise be another server's client port, and that server would never serve."""
-    used = {p for m in cluster.members.values() for p in (m.client_port, m.quorum_port, m.election_port)}
-    ports: list[int] = []
-    while len(ports) < n:
-        port = free_port()
-        if port not in used:
-            ports.append(port)
-    return ports
 
 
 def run_on_cluster(scenario, *args, **kwargs):

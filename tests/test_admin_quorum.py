@@ -19,7 +19,7 @@ import pytest
 from kazoo.client import KazooClient
 
 import zkref.testing
-from conftest import four_letter_word, free_ports_beside, java_available, wait_for
+from conftest import four_letter_word, free_ports, java_available, wait_for
 from zkref.testing import MiniCluster
 
 pytestmark = pytest.mark.timeout(300)
@@ -36,7 +36,7 @@ class AdminCluster(MiniCluster):
     "A MiniCluster whose servers each run the AdminServer on 127.0.0.1 and a port of their own."
     def __init__(self, **kw):
         super().__init__(**kw)
-        self.admin_ports = dict(zip(self.sids, free_ports_beside(self, len(self.sids))))
+        self.admin_ports = dict(zip(self.sids, free_ports(len(self.sids))))
 
     def _config_text(self, sid: int) -> str:
         return super()._config_text(sid).replace(

@@ -490,3 +490,73 @@ def test_quorum_client_port_lines_in_javas_order(formed_ensembles):
     assert found["java"][2] == ("ServerCnxnFactory",
                                 "Using org.apache.zookeeper.server.NIOServerCnxnFactory as server connection factory")
     assert found["zkref"] == found["java"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Request processors' threads
+
+FINAL_DEBUG = ("log4j.logger.org.apache.zookeeper.server.FinalRequestProcessor=DEBUG\n")
+
+
+def test_prep_and_final_lines_name_javas_threads(tmp_path):
+    """Java's PrepRequestProcessor is a thread named `ProcessThread(sid:0 cport:<client port>):`: it logs its
+    start line, `PrepRequestProcessor (sid:0) started, reconfigEnabled=false`, and each request's `Invalid path …
+    with session 0x…, reason: …` from that thread. On a standalone server FinalRequestProcessor runs on
+    SyncThread:0 for every request — a read too, which SyncRequestProcessor.run hands on at once when nothing
+    waits for a flush — so its DEBUG `Processing request:: …` lines name SyncThread:0. zkref runs both inline
+    (in the connection's step); its lines name the same threads.
+    Reference: Java PrepRequestProcessor's constructor, PrepRequestProcessor.run, PrepRequestProcessor.validatePath,
+    SyncRequestProcessor.run"""
+    from kazoo.client import KazooClient
+    from kazoo.exceptions import BadArgumentsError
+    found = {}
+    for kind in ("java", "zkref"):
+        flags, env = [], {"ZOO_LOG_LEVEL": "DEBUG"}
+        if kind == "java":
+            props = tmp_path / "log4j-final-debug.properties"
+            from conftest import JAVA_LOG4J
+            props.write_text(JAVA_LOG4J + FINAL_DEBUG)
+            flags, env = [f"-Dlog4j.configuration=file:{props}"], {}
+        server = ServerProcess(tmp_path / kind, kind=kind, jvm_flags=flags, env=env)
+        server.start()
+        try:
+            zk = KazooClient(server.hosts, timeout=10)
+            zk.start(timeout=15)
+            try:
+                zk.create("/a", b"x")
+                zk.get("/a")
+                with pytest.raises(BadArgumentsError):
+                    zk.create("/a/b\x01", b"")       # a control character: kazoo sends it as it is
+            finally:
+                zk.stop(); zk.close()
+        finally:
+            server.stop()
+        port = server.client_port
+        found[kind] = [(lv, t.replace(f"cport:{port}", "cport:<port>"), c, re.sub(r"0x[0-9a-f]+", "0x<n>", m))
+                       for lv, t, c, m in entries(server.logs())
+                       if (c == "PrepRequestProcessor" and ("started" in m or "Invalid path" in m))
+                       or (c == "FinalRequestProcessor" and m.startswith("Processing request::")
+                           and ("type:getData" in m or "type:create " in m))]
+    prep = "ProcessThread(sid:0 cport:<port>):"
+    assert found["java"][:2] == [
+        ("INFO", prep, "PrepRequestProcessor", "PrepRequestProcessor (sid:0) started, reconfigEnabled=false"),
+        ("DEBUG", "SyncThread:0", "FinalRequestProcessor", found["java"][1][3])], found["java"]
+    assert ("INFO", prep, "PrepRequestProcessor", "Invalid path /a/b\x01 with session 0x<n>, reason: Invalid path "
+            'string "/a/b\x01" caused by invalid character @4') in found["java"], found["java"]
+    assert [t for _, t, _, _ in found["java"]].count("SyncThread:0") == 3, found["java"]   # create, getData, create
+    assert [(lv, t, c) for lv, t, c, _ in found["zkref"]] == [(lv, t, c) for lv, t, c, _ in found["java"]]
+    assert [m for *_, m in found["zkref"] if "Invalid path" in m] == [m for *_, m in found["java"] if "Invalid path" in m]
+
+
+def test_a_leaders_prep_thread_has_no_client_port(formed_ensembles):
+    """A leader's PrepRequestProcessor thread is named as a standalone one's, with the peer's id and the client
+    port of its server — which a quorum server is given only after its processors start (QuorumPeer
+    .setZooKeeperServer follows startup), so the name says `cport:-1`: `ProcessThread(sid:<leader> cport:-1):`.
+    Reference: Java PrepRequestProcessor's constructor, ZooKeeperServer.getClientPort, Leader.lead"""
+    started = re.compile(r"PrepRequestProcessor \(sid:(\d+)\) started, reconfigEnabled=false")
+    for kind, e in formed_ensembles.items():
+        lines = [(lv, t, c, m) for i in e.ids for lv, t, c, m in entries(e.log(i))
+                 if c == "PrepRequestProcessor" and started.match(m)]
+        assert len(lines) == 1, (kind, lines)             # the leader's, once
+        (lv, thread, _, message), = lines
+        assert (lv, thread) == ("INFO", f"ProcessThread(sid:{started.match(message)[1]} cport:-1):"), (kind, lines)

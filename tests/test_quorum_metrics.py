@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from conftest import free_ports_beside, java_available
+from conftest import free_ports, java_available
 from zkref.testing import MiniCluster
 
 pytestmark = pytest.mark.timeout(300)
@@ -35,7 +35,7 @@ class PrometheusCluster(MiniCluster):
     "A MiniCluster whose zkref servers each serve Prometheus /metrics on 127.0.0.1 and a port of their own."
     def __init__(self, **kw):
         super().__init__(**kw)
-        self.prometheus_ports = dict(zip(self.sids, free_ports_beside(self, len(self.sids))))
+        self.prometheus_ports = dict(zip(self.sids, free_ports(len(self.sids))))
 
     def _config_text(self, sid: int) -> str:
         return super()._config_text(sid) + (f"metricsProvider.className={PROMETHEUS}\n"

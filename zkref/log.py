@@ -20,7 +20,7 @@ from socket import timeout as socket_timeout
 __all__ = ['MYID', 'LOG_FORMAT', 'DATE_FORMAT', 'JAVA_LEVEL_NAMES', 'IO_THREAD', 'JAVA_CLASSES', 'KEEPER_EXCEPTIONS',
            'SOCKET_ERRNO_CLASSES', 'SOCKET_ERRNO_MESSAGES', 'java_thread_name', 'ZooKeeperContext', 'java_class_of',
            'java_exception', 'JavaFormatter', 'get_logger', 'configure_logging', 'as_thread', 'run_as_thread',
-           'static_block', 'forget_static_blocks']
+           'on_thread', 'static_block', 'forget_static_blocks']
 
 # %% ../nbs/01a_logging.ipynb #f5cbdf65
 #: The `myid` of the server whose code is running; a context variable so that in-process servers differ.
@@ -29,7 +29,7 @@ MYID: contextvars.ContextVar[str] = contextvars.ContextVar("zkref_myid", default
 LOG_FORMAT = "%(asctime)s,%(msecs)03d [myid:%(myid)s] - %(zklevel)-5s [%(zkthread)s:%(name)s@%(lineno)d] - %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
-# %% ../nbs/01a_logging.ipynb #22dc1a67
+# %% ../nbs/01a_logging.ipynb #871641e6
 JAVA_LEVEL_NAMES = {"WARNING": "WARN", "CRITICAL": "ERROR"}
 
 #: The Java thread an event-loop callback that is no task stands for (a connection's I/O step); None elsewhere.
@@ -50,12 +50,13 @@ def java_thread_name() -> str:
     return "main" if thread is threading.main_thread() else thread.name
 
 class ZooKeeperContext(logging.Filter):
-    "Adds `myid`, `zkthread` (`java_thread_name`) and `zklevel` (Java's level name) to every record."
+    "Adds `myid`, `zkthread` (`java_thread_name`, unless the line names its thread: `on_thread`) and `zklevel` (Java's level name) to every record."
     # Java: logback's %X{myid} (MDC, set by QuorumPeer) and %t (thread name)
     def filter(self, record: logging.LogRecord) -> bool:
         record.myid = MYID.get()
         record.zklevel = JAVA_LEVEL_NAMES.get(record.levelname, record.levelname)
-        record.zkthread = java_thread_name()
+        if "zkthread" not in record.__dict__:
+            record.zkthread = java_thread_name()
         return True
 
 # %% ../nbs/01a_logging.ipynb #d973a1bb
@@ -228,6 +229,12 @@ def run_as_thread(name: str, # the Java thread's name
     "`fn(*args)` logged as Java's thread `name`: for work handed to a worker thread that Java does on its own thread (e.g. `main`)."
     with as_thread(name):
         return fn(*args)
+
+# %% ../nbs/01a_logging.ipynb #15e95fa7
+def on_thread(name: str # the Java thread's name, e.g. "ProcessThread(sid:0 cport:2181):"
+             ) -> dict:
+    "The `extra=` that logs one line as Java's thread `name`, whoever runs the code (see `ZooKeeperContext`)."
+    return {"zkthread": name}
 
 # %% ../nbs/01a_logging.ipynb #4bdc3d68
 _static_blocks_run: set[str] = set()     # Java: the JVM's record of the classes it has initialized

@@ -25,7 +25,7 @@ from .testing_views import ClusterViews
 _all_ = ["free_port", "listening_socket", "seed_data_dir", "LinkProxy", "who_is_calling", "JAVA_CLASSPATH",
          "JAVA_LOG4J", "STATE_LINE", "InProcessRunner", "Member", "ProcessRunner", "java_available", "ClusterViews"]
 
-# %% ../nbs/12_mini_cluster.ipynb #f76063a0
+# %% ../nbs/12_mini_cluster.ipynb #129208aa
 class MiniCluster(ClusterViews):
     "An ensemble on 127.0.0.1 with scenario verbs, in-process or one process per server."
     def __init__(self, n: int = 3,                       # participants, sids 1..n
@@ -55,12 +55,11 @@ class MiniCluster(ClusterViews):
         self.link_proxies: list[LinkProxy] = []
         self.members: dict[int, Member] = {}
         self._proxy_socks: dict[int, socket.socket] = {}   # proxy port -> its socket, listening from now on
-        taken: set[int] = set()
         for sid in range(1, n + observers + 1):
             runtime = "java" if sid in java else mode
             proxy_ports = [self._reserve() if proxies else 0 for _ in range(2)]
-            self.members[sid] = Member(sid, sid > n, runtime, self.root / f"server{sid}", free_port(taken),
-                                       free_port(taken), free_port(taken), *proxy_ports)
+            self.members[sid] = Member(sid, sid > n, runtime, self.root / f"server{sid}", free_port(),
+                                       free_port(), free_port(), *proxy_ports)
         self.election_proxy_ports = {sid: m.election_proxy_port for sid, m in self.members.items()}
         self._qv = None
 

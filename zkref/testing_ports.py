@@ -11,9 +11,9 @@ import socket
 import time
 
 # %% auto #0
-__all__ = ['PORT_RANGE_VARIABLE', 'port_range', 'free_port', 'listening_socket', 'seed_data_dir']
+__all__ = ['PORT_RANGE_VARIABLE', 'HANDED_OUT', 'port_range', 'free_port', 'listening_socket', 'seed_data_dir']
 
-# %% ../nbs/12_mini_cluster1_ports.ipynb #56bad43c
+# %% ../nbs/12_mini_cluster1_ports.ipynb #ea5bc02d
 PORT_RANGE_VARIABLE = "ZKREF_TEST_PORTS"    # e.g. "20000-26383": the ports this process's free_port draws from
 
 def port_range(env: dict | None = None # the environment (default: os.environ)
@@ -31,23 +31,29 @@ def port_range(env: dict | None = None # the environment (default: os.environ)
         raise ValueError(f"{PORT_RANGE_VARIABLE}={spec!r}: expected lo-hi, two TCP ports with lo <= hi, e.g. 20000-26383")
     return ports
 
-def free_port(taken: set[int] | None = None, # ports already handed out (not reused; the new one is added)
+HANDED_OUT: dict[int, None] = {}    # the ports this process's free_port() handed out lately, oldest first
+
+# Java: PortAssignment.unique (test support: one port allocator for the whole process)
+def free_port(taken: set[int] | None = None, # ports not to hand out besides HANDED_OUT (the new one is added)
              ) -> int:
     "A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral range (from `port_range()`)."
     # Ports the kernel hands out for outgoing connections (32768-60999 on Linux) can be taken by any client on the
     # machine between our check and the server's bind; ports below that range can only be taken by a listener.
-    taken = set() if taken is None else taken
     ports = port_range()
     for _ in range(200):
         port = random.choice(ports)
-        if port in taken:
+        if port in HANDED_OUT or (taken is not None and port in taken):
             continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-        taken.add(port)
+        if taken is not None:
+            taken.add(port)
+        HANDED_OUT[port] = None
+        while len(HANDED_OUT) > len(ports) // 2:
+            del HANDED_OUT[next(iter(HANDED_OUT))]
         return port
     raise RuntimeError(f"no free port found in {ports.start}-{ports.stop - 1}")
 

@@ -67,9 +67,9 @@ class IPAuthenticationProvider:
             return False
     def user_name(self, id_: str) -> str: return id_
 
-# %% ../../nbs/11b_auth.ipynb #4b58ca4a
+# %% ../../nbs/11b_auth.ipynb #c985b340
 def fix_acl(path: str, auth_info: list[Id], acls: list[ACL] | None,
-            providers: dict) -> list[ACL]:
+            providers: dict, log_as: dict | None = None) -> list[ACL]:
     "The ACL a create/setACL will store, or INVALIDACL. Java: PrepRequestProcessor.fixupACL"
     uniq: list[ACL] = []
     for a in acls or []:
@@ -88,7 +88,7 @@ def fix_acl(path: str, auth_info: list[Id], acls: list[ACL] | None,
             for cid in auth_info:
                 ap = providers.get(cid.scheme)
                 if ap is None:
-                    PLOG.error("Missing AuthenticationProvider for %s", cid.scheme)
+                    PLOG.error("Missing AuthenticationProvider for %s", cid.scheme, extra=log_as)   # Prep's thread
                 elif ap.is_authenticated():
                     valid = True
                     out.append(ACL(perms=a.perms, id=cid))

@@ -107,7 +107,7 @@ def _who_am_i(zks: ZooKeeperServer, request: Request) -> WhoAmIResponse:
         infos.append(ClientInfo(auth_scheme=i.scheme, user=ap.user_name(i.id) if ap else None))
     return WhoAmIResponse(client_info=infos)
 
-# %% ../../nbs/11f_final_request_processor1_replies.ipynb #ac78591e
+# %% ../../nbs/11f_final_request_processor1_replies.ipynb #8ca778d3
 def _respond(self: FinalRequestProcessor, request: Request, rc):
     "The (err, response record) of one request. Java: the switch in FinalRequestProcessor.processRequest"
     zks, cnxn, t = self.zks, request.cnxn, request.type
@@ -117,7 +117,7 @@ def _respond(self: FinalRequestProcessor, request: Request, rc):
         raise KeeperException(request.txn.err)
     if request.exception is not None and t != OpCode.multi:
         raise request.exception
-    FLOG.debug("%s", request)
+    FLOG.debug("%s", request, extra=self.log_as)
     count_stale_reply(zks, cnxn)
     rcerr = Code(rc.err) if rc is not None and rc.err else Code.OK
     if t == OpCode.multi:

@@ -13,7 +13,7 @@ from .processors import Request, ZooKeeperServer
 # %% auto #0
 __all__ = ['FLOG', 'FinalRequestProcessor', 'audit_request', 'count_stale_reply', 'session_moved']
 
-# %% ../../nbs/11f_final_request_processor.ipynb #17e25125
+# %% ../../nbs/11f_final_request_processor.ipynb #c790dbb5
 FLOG = get_logger("FinalRequestProcessor")
 
 _LAST_OP = {OpCode.ping: "PING", OpCode.createSession: "SESS", OpCode.multi: "MULT", OpCode.multiRead: "MLTR",
@@ -29,6 +29,7 @@ class FinalRequestProcessor:
     "Applies transactions and answers requests. Java: FinalRequestProcessor"
     def __init__(self, zks: ZooKeeperServer):
         self.zks = zks
+        self.log_as: dict | None = None  # `on_thread(name)`: Java's thread for its lines (standalone: SyncThread:0)
 
     def apply_request(self, request: Request):
         "Apply the txn (if any) to the sessions and the tree. Java: applyRequest + ZooKeeperServer.processTxn"
@@ -39,7 +40,7 @@ class FinalRequestProcessor:
                 cr = zks.outstanding_changes.popleft()
                 zks.server_metrics.outstanding_changes_removed.add(1)   # Java: ZooKeeperServer.processTxn
                 if cr.zxid < hdr.zxid:
-                    FLOG.warning("Zxid outstanding 0x%x is less than current 0x%x", cr.zxid, hdr.zxid)
+                    FLOG.warning("Zxid outstanding 0x%x is less than current 0x%x", cr.zxid, hdr.zxid, extra=self.log_as)
                 if zks.outstanding_changes_for_path.get(cr.path) is cr:
                     del zks.outstanding_changes_for_path[cr.path]
         if request.type == OpCode.createSession and isinstance(request.txn, CreateSessionTxn):
@@ -115,7 +116,7 @@ def count_stale_reply(zks, cnxn) -> None:
     if getattr(cnxn, "closed", False):     # Java: Request.isStale → ServerCnxn.isStale, set by close()
         zks.server_metrics.stale_replies.add(1)
 
-# %% ../../nbs/11f_final_request_processor.ipynb #ee35652e
+# %% ../../nbs/11f_final_request_processor.ipynb #2c171737
 def session_moved(request: Request, rc) -> bool:
     "Did the leader refuse this request with SESSIONMOVED (its exception, its error txn, or a multi's op)?"
     moved = int(Code.SESSIONMOVED)
@@ -129,7 +130,7 @@ def session_moved(request: Request, rc) -> bool:
 def _final_process_request(self: FinalRequestProcessor, request: Request) -> None:
     "Apply, answer, count. Java: FinalRequestProcessor.processRequest"
     zks = self.zks
-    FLOG.debug("Processing request:: %s", request)
+    FLOG.debug("Processing request:: %s", request, extra=self.log_as)
     rc = self.apply_request(request)
     cnxn = request.cnxn
     if cnxn is None:
@@ -142,7 +143,7 @@ def _final_process_request(self: FinalRequestProcessor, request: Request) -> Non
     if request.is_throttled:              # held too long by the RequestThrottler (chapter 11_requests5)
         return self.answer_throttled(request, last_zxid)
     if request.type in (OpCode.ping, OpCode.createSession):
-        FLOG.debug("%s", request)          # Java logs every request that passed the error checks, before its case
+        FLOG.debug("%s", request, extra=self.log_as)   # Java logs every request that passed the error checks, before its case
         count_stale_reply(zks, cnxn)
     if request.type == OpCode.ping:
         self.update_stats(request, last_zxid)
@@ -160,8 +161,9 @@ def _final_process_request(self: FinalRequestProcessor, request: Request) -> Non
     except KeeperException as e:          # the tree's KeeperError too
         err, rsp = e.code, None
     except Exception as e:
-        FLOG.error("Failed to process %s\n%s", request, java_exception(e))
-        FLOG.error("Dumping request buffer for request type %s: 0x%s", op_name(request.type), request.body.hex())
+        FLOG.error("Failed to process %s\n%s", request, java_exception(e), extra=self.log_as)
+        FLOG.error("Dumping request buffer for request type %s: 0x%s", op_name(request.type), request.body.hex(),
+                   extra=self.log_as)
         # Java answers whatever its `rsp` held when it failed: a multiRead's results so far (zkref's other answers
         # are made whole or not at all)
         err, rsp = Code.MARSHALLINGERROR, getattr(e, "response", None)

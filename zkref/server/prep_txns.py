@@ -20,7 +20,7 @@ from .sessions import request_owner
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/11d_prep_request_processor1_txns.ipynb #8bffc525
+# %% ../../nbs/11d_prep_request_processor1_txns.ipynb #3cd7bd38
 def _parent_and_validate(zks: ZooKeeperServer, path: str) -> str:
     "Java: PrepRequestProcessor.getParentPathAndValidate"
     i = path.rfind("/")
@@ -28,11 +28,11 @@ def _parent_and_validate(zks: ZooKeeperServer, path: str) -> str:
         raise KeeperException(Code.BADARGUMENTS, path)
     return path[:i]
 
-def _validate_path(path: str, sid: int) -> None:
+def _validate_path(path: str, sid: int, log_as: dict | None = None) -> None:
     try:
         validate_path(path)
     except ValueError as e:
-        PLOG.info("Invalid path %s with session 0x%x, reason: %s", path, sid & (2**64 - 1), e)
+        PLOG.info("Invalid path %s with session 0x%x, reason: %s", path, sid & (2**64 - 1), e, extra=log_as)
         raise KeeperException(Code.BADARGUMENTS, path) from None
 
 def _check_and_inc_version(current: int, expected: int, path: str) -> int:
@@ -46,7 +46,7 @@ def _quota(zks: ZooKeeperServer, path: str, last, data, op: int) -> None:
     except KeeperError as e:
         raise KeeperException(int(e.code), path) from None
 
-# %% ../../nbs/11d_prep_request_processor1_txns.ipynb #2d75f18b
+# %% ../../nbs/11d_prep_request_processor1_txns.ipynb #5d59318b
 def _p_create(self: PrepRequestProcessor, type_: int, request: Request, record) -> None:
     zks, zxid = self.zks, request.hdr.zxid
     flags, path, acl, data = record.flags, record.path, record.acl, record.data
@@ -74,16 +74,16 @@ def _p_create(self: PrepRequestProcessor, type_: int, request: Request, record) 
         raise TypeError('Cannot invoke "String.lastIndexOf(int)" because "path" is null')
     i = path.rfind("/")
     if i == -1 or "\0" in path:
-        PLOG.info("Invalid path %s with session 0x%x", path, request.session_id & (2**64 - 1))
+        PLOG.info("Invalid path %s with session 0x%x", path, request.session_id & (2**64 - 1), extra=self.log_as)
         raise KeeperException(Code.BADARGUMENTS, path)
     parent_path = path[:i]
-    list_acl = fix_acl(path, request.auth_info, acl, zks.providers)
+    list_acl = fix_acl(path, request.auth_info, acl, zks.providers, self.log_as)
     parent = zks.get_record_for_path(parent_path)
     zks.check_acl(parent.acl, Perms.CREATE, request.auth_info)
     parent_cversion = parent.stat.cversion
     if mode.is_sequential:
         path = path + f"{parent_cversion:010d}"
-    _validate_path(path, request.session_id)
+    _validate_path(path, request.session_id, self.log_as)
     if zks.has_record_for_path(path):     # Java: getRecordForPath, NoNodeException caught
         raise KeeperException(Code.NODEEXISTS, path)
     if ephemeral_kind(parent.stat.ephemeral_owner, zks.extended_types) == "normal":
@@ -119,7 +119,7 @@ def _p_create(self: PrepRequestProcessor, type_: int, request: Request, record) 
 
 PrepRequestProcessor.p_create = _p_create
 
-# %% ../../nbs/11d_prep_request_processor1_txns.ipynb #8a4b869c
+# %% ../../nbs/11d_prep_request_processor1_txns.ipynb #a0c960fd
 def _p_request2txn(self: PrepRequestProcessor, type_: int, zxid: int, request: Request, record) -> None:
     "Build the txn of one write (or raise KeeperException). Java: PrepRequestProcessor.pRequest2Txn"
     zks, st = self.zks, self.zks.session_tracker
@@ -158,7 +158,7 @@ def _p_request2txn(self: PrepRequestProcessor, type_: int, zxid: int, request: R
     elif type_ == OpCode.setData:
         st.check_session(request.session_id, request_owner(request))
         path = record.path
-        _validate_path(path, request.session_id)
+        _validate_path(path, request.session_id, self.log_as)
         node = zks.get_record_for_path(path)
         zks.check_acl(node.acl, Perms.WRITE, request.auth_info)
         _quota(zks, path, node.data, record.data, OpCode.setData)
@@ -173,8 +173,8 @@ def _p_request2txn(self: PrepRequestProcessor, type_: int, zxid: int, request: R
     elif type_ == OpCode.setACL:
         st.check_session(request.session_id, request_owner(request))
         path = record.path
-        _validate_path(path, request.session_id)
-        list_acl = fix_acl(path, request.auth_info, record.acl, zks.providers)
+        _validate_path(path, request.session_id, self.log_as)
+        list_acl = fix_acl(path, request.auth_info, record.acl, zks.providers, self.log_as)
         node = zks.get_record_for_path(path)
         zks.check_acl(node.acl, Perms.ADMIN, request.auth_info)
         new_version = _check_and_inc_version(node.stat.aversion, record.version, path)
@@ -188,7 +188,7 @@ def _p_request2txn(self: PrepRequestProcessor, type_: int, zxid: int, request: R
     elif type_ == OpCode.check:
         st.check_session(request.session_id, request_owner(request))
         path = record.path
-        _validate_path(path, request.session_id)
+        _validate_path(path, request.session_id, self.log_as)
         node = zks.get_record_for_path(path)
         zks.check_acl(node.acl, Perms.READ, request.auth_info)
         request.txn = CheckVersionTxn(path=path, version=_check_and_inc_version(node.stat.version, record.version, path))
@@ -220,12 +220,12 @@ def _p_request2txn(self: PrepRequestProcessor, type_: int, zxid: int, request: R
         zks.server_metrics.close_session_prep_time.add(int((time.monotonic() - start) * 1000))   # Java: CLOSE_SESSION_PREP_TIME
     elif type_ == OpCode.reconfig:
         if not zks.reconfig_enabled:
-            PLOG.error("Reconfig operation requested but reconfig feature is disabled.")
+            PLOG.error("Reconfig operation requested but reconfig feature is disabled.", extra=self.log_as)
             raise KeeperException(Code.RECONFIGDISABLED)
         st.check_session(request.session_id, request_owner(request))
         raise KeeperException(Code.UNIMPLEMENTED)
     else:
-        PLOG.warning("unknown type %d", type_)
+        PLOG.warning("unknown type %d", type_, extra=self.log_as)
     if request.txn_digest is None:
         zks.set_txn_digest(request)
 
