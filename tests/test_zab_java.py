@@ -145,10 +145,13 @@ def test_follower_joins_java_ensemble_by_snap_and_replicates_writes(ensemble, zk
     assert steps.index(("step", "acceptedEpoch")) < steps.index(("send", "ACKEPOCH"))
     i_nl = steps.index(("recv", "NEWLEADER"))
     assert steps[i_nl + 1:i_nl + 3] == [("step", "currentEpoch"), ("send", "ACK")]
-    # every broadcast proposal was ACKed after its fsync
-    proposals = [e.zxid for e in trace if e.kind == "recv" and e.type == "PROPOSAL"]
-    acks = [e.zxid for e in trace if e.kind == "send" and e.type == "ACK"]
-    assert len(proposals) >= 6 and set(proposals) <= set(acks)
+    # every broadcast proposal was ACKed after its fsync (the session's close, proposed as the client left, may
+    # still be on its way to the disk: wait for its ACK, then read the trace again)
+    proposed = lambda t: {e.zxid for e in t if e.kind == "recv" and e.type == "PROPOSAL"}
+    acked = lambda t: {e.zxid for e in t if e.kind == "send" and e.type == "ACK"}
+    wait_for(lambda: proposed(t := f.trace()) <= acked(t), 30, what="an ACK for every PROPOSAL")
+    trace = f.trace()
+    assert len(proposed(trace)) >= 6 and proposed(trace) <= acked(trace)
 
     f.stop()
     snap_dir = tmp_path / "zkref3" / "version-2"
