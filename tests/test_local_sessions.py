@@ -93,13 +93,16 @@ def run(kind: str | tuple[str, ...], root, upgrading: bool) -> dict:
             zkl.set("/p", b"2")
             wait_for(fired.is_set, 30, what="the data watch of a local session on a follower")
             seen["watch fired"] = True
-            for name, zk in (("follower", zk1), ("leader", zkl)):
+            for name, zk, port in (("follower", zk1, p1), ("leader", zkl, p_l)):
                 try:
                     path = zk.create(f"/eph-{name}", b"", ephemeral=True)
                     stat = zk2.sync(path) and zk2.exists(path)
                     seen[f"ephemeral via {name}"] = ("ok", rel(stat.czxid), stat.ephemeralOwner == zk.client_id[0])
                 except EphemeralOnLocalSessionError as err:
                     seen[f"ephemeral via {name}"] = ("error", type(err).__name__)
+                # a Java leader applies a commit after sending it to the followers: wait until it has what the
+                # server that answered the create has
+                wait_for(lambda: zxid(p_l) >= zxid(port), 10, what="the leader to apply what its follower applied")
                 seen[f"zxid after ephemeral via {name}"] = rel(zxid(p_l))
             seen["local_sessions after ephemerals"] = [mntr(p)["local_sessions"] for p in (p1, p2, p_l)]
             seen["global_sessions after ephemerals"] = mntr(p_l)["global_sessions"]

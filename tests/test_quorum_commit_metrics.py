@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 
 import pytest
 
@@ -100,6 +101,14 @@ def session(port: int, path: str) -> None:
                 assert (xid, err) == struct.unpack_from(">ii", f, 4)[:1] + (0,), (xid, err)
 
 
+def commit_counts_settled(port: int) -> bool:
+    "Do the server's commit and Final counts read the same twice, 0.3 s apart?"
+    counts = lambda: {k: v for k, v in rows(port).items() if "commit" in k or "final" in k}
+    first = counts()
+    time.sleep(0.3)
+    return counts() == first
+
+
 def run(kind: str, root, jvm_flags=(), sessions=SESSIONS) -> dict[str, dict[str, str]]:
     "Form a `kind` ensemble with an observer, run the workload's sessions, return each role's `mntr`."
     e = WithObserver(root, (kind,) * 4, jvm_flags=list(jvm_flags))
@@ -115,6 +124,8 @@ def run(kind: str, root, jvm_flags=(), sessions=SESSIONS) -> dict[str, dict[str,
         for r in ("leader", "follower", "other_follower", "observer"):
             wait_for(lambda: n(rows(e.client(role[r])), "request_commit_queued") >= txns, 30,
                      what=f"the {r}'s commits")
+            # a commit is counted as it is queued, its processing later: wait until the counts read the same twice
+            wait_for(lambda: commit_counts_settled(e.client(role[r])), 30, what=f"the {r}'s commit counts to settle")
         assert e.modes() == want, "the ensemble changed roles during the test"
         return {r: rows(e.client(i)) for r, i in role.items()}
     finally:

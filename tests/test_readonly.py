@@ -57,6 +57,9 @@ class Ensemble(conftest.Ensemble):
         "Form, then stop the leader and one follower; the survivor, once it says `ro` to isro."
         leader = self.wait_formed()
         lone = next(i for i in self.ids if i != leader)
+        last_zxid = lambda i: four_letter_word(self.client(i), "srvr").partition("Zxid: ")[2].split("\n")[0]
+        wait_for(lambda: last_zxid(lone) == last_zxid(leader) != "", 30, 0.1,   # the survivor has every commit
+                 what="the survivor to apply what the leader applied")
         for i in [i for i in self.ids if i != lone]:
             self.stop(i)
         wait_for(lambda: four_letter_word(self.client(lone), "isro") == "ro", 60, 0.1,

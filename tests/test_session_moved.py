@@ -93,9 +93,11 @@ def run(kinds: tuple[str, ...], root) -> dict:
         seen["reconnected on B"] = new.session_id == sid
         seen["old follower connection: read"] = outcome(old, OpCode.getData, GetDataRequest("/eph-a", False))
         seen["old follower connection: sync"] = outcome(old, OpCode.sync, SyncRequest("/"))
+        wait_for(lambda: zxid(pl) >= zxid(pa), 10, what="the leader to apply what follower A applied")   # Java's may lag
         before = zxid(pl)
         seen["old follower connection: write"] = outcome(old, OpCode.create, CreateRequest("/x", b"", OPEN_ACL_UNSAFE, 0))
         seen["zxids the refused write took"] = settle(lambda: zxid(pl) - before, 1)
+        new.call(OpCode.sync, SyncRequest("/eph-a"))   # made through A: B need not have it without a sync
         h, body = new.call(OpCode.getData, GetDataRequest("/eph-a", False))
         seen["B reads the ephemeral made via A"] = (h.err, h.err == 0 and GetDataResponse.from_bytes(body).stat.ephemeral_owner == sid)
         seen["ephemeral via B"] = outcome(new, OpCode.create, CreateRequest("/eph-b", b"b", OPEN_ACL_UNSAFE, EPHEMERAL))

@@ -271,6 +271,7 @@ def test_sessions_of_java_followers_live_and_expire_on_the_zkref_leader(zkref_le
                                 stdout=subprocess.PIPE, text=True)
         try:
             killed_sid = int(proc.stdout.readline().strip(), 16)
+            alive.sync("/owned-by-killed-client")   # written through another follower: no read-your-writes without sync
             assert alive.exists("/owned-by-killed-client") is not None
         finally:
             proc.kill()

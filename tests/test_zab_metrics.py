@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import socket
 import struct
+import time
 
 import pytest
 from kazoo.client import KazooClient
@@ -246,7 +247,16 @@ def run_with_observer(kind: str, root) -> dict[str, str]:
             zk.stop()
             zk.close()
         wait_for(lambda: n(rows(e.client(3)), "learner_commit_received_count") >= TXNS, 30, what="the observer's INFORMs")
-        return rows(e.client(3))
+        # an INFORM is counted as it arrives, applied and flushed later: read mntr once every txn handed to Sync is
+        # flushed and the compared counts read the same twice, 0.3 s apart
+        def settled():
+            first = rows(e.client(3))
+            if n(first, "sync_processor_request_queued") != n(first, "sum_sync_processor_batch_size"):
+                return None
+            time.sleep(0.3)
+            again = rows(e.client(3))
+            return again if all(first.get(k) == again.get(k) for k in OBSERVER_EQUAL) else None
+        return wait_for(settled, 30, what="the observer's counts to settle")
     finally:
         e.stop_all()
 
