@@ -250,7 +250,8 @@ def test_connection_lines_and_threads_as_java(zkref_zk, java_zk):
     accept thread (`NIOServerCxnFactory.AcceptThread:/127.0.0.1:<port>`) through its RateLogger (`Message:Error
     accepting new connection: Too many connections from /127.0.0.1 - max is 2 Value:null`); a four-letter word,
     a Len error and a client that closed its socket by a worker of the pool (`NIOWorkerThread-1`…`-M`, M =
-    zookeeper.nio.numWorkerThreads), which under a serial load takes the steps round robin; the end of a client's
+    zookeeper.nio.numWorkerThreads: a pool's thread takes whichever task is queued, mostly in turn under a serial
+    load, which zkref makes always); the end of a client's
     stream is `Unexpected exception` at WARN with `EndOfStreamException: Unable to read additional data from
     client, …` on the next line. Reference: Java NIOServerCnxnFactory.AcceptThread.doAccept, RateLogger,
     WorkerService (NIOWorker, DaemonThreadFactory's names), NIOServerCnxn.doIO, EndOfStreamException.toString."""
@@ -267,8 +268,9 @@ def test_connection_lines_and_threads_as_java(zkref_zk, java_zk):
             assert (level, cls) == ("INFO", "NIOServerCnxn") and msg.startswith("Processing srvr command from /127."), \
                 (server.kind, lines[f"srvr{i}"])
             workers.append(int(re.fullmatch(r"NIOWorkerThread-(\d)", thread)[1]))
-        assert all(w in (1, 2, 3) for w in workers) and all(b == a % 3 + 1 for a, b in zip(workers, workers[1:])), \
-            (server.kind, workers)
+        assert all(w in (1, 2, 3) for w in workers), (server.kind, workers)
+        if server.kind == "zkref":   # zkref deals the steps in turn; Java's pool mostly does (once: [1, 3, 2, 1, 3])
+            assert all(b == a % 3 + 1 for a, b in zip(workers, workers[1:])), (server.kind, workers)
         shape = {}
         for name in ("srvr0", "srvr1", "srvr2", "srvr3", "srvr4", "drop", "len", "max"):
             shape[name] = [(level, re.sub(r"NIOWorkerThread-[123]$", "NIOWorkerThread-N", thread.replace(accept, "A")),
