@@ -5,8 +5,8 @@ SHELL := /bin/bash
 # The interpreter the venv is made from: the distribution's python3 when it is 3.11 or later and can make a
 # venv (Debian: package python3-venv), else python3 on PATH; `make PYTHON=/path/to/python3.11 ...` chooses.
 # Debian builds its python3 with profile-guided and link-time optimisation and links libpython into the
-# executable; a python3 built from source without --enable-optimizations (pyenv's default) runs zkref's
-# request path 10-20 % slower (site/benchmarks.md, "Which python3").
+# executable; a python3 built from source without --enable-optimizations (pyenv's default) executes 11-13 %
+# more instructions per request in zkref (site/benchmarks.md, "Which python3").
 ifeq ($(origin PYTHON),undefined)
 PYTHON := $(or $(shell for p in /usr/bin/python3 python3; do $$p -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo $$p; break; }; done),python3)
 endif
