@@ -2,13 +2,13 @@
 #   make run   [CFG=path/to/zoo.cfg]  installs what the server needs, then runs `python -m zkref [CFG]`
 #   make test                         installs everything, then runs every check CI runs
 SHELL := /bin/bash
-# The interpreter the venv is made from: the distribution's python3 when it is 3.11 or later and can make a
-# venv (Debian: package python3-venv), else python3 on PATH; `make PYTHON=/path/to/python3.11 ...` chooses.
-# Debian builds its python3 with profile-guided and link-time optimisation and links libpython into the
+# The interpreter the venv is made from: the distribution's /usr/bin/python3.11 when it can make a venv
+# (Debian: package python3.11-venv), else python3 on PATH; `make PYTHON=/path/to/python3.11 ...` chooses.
+# Debian builds its python3.11 with profile-guided and link-time optimisation and links libpython into the
 # executable; a python3 built from source without --enable-optimizations (pyenv's default) executes 11-13 %
 # more instructions per request in zkref (site/benchmarks.md, "Which python3").
 ifeq ($(origin PYTHON),undefined)
-PYTHON := $(or $(shell for p in /usr/bin/python3 python3; do $$p -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo $$p; break; }; done),python3)
+PYTHON := $(or $(shell /usr/bin/python3.11 -c 'import ensurepip' >/dev/null 2>&1 && echo /usr/bin/python3.11),python3)
 endif
 VENV ?= .venv
 PY := $(VENV)/bin/python
