@@ -41,7 +41,7 @@ _all_ = ["FOUR_LETTER_WORDS", "TELNET_CLOSE_CMD", "CMD_BY_INT", "LOG", "ZK_NOT_S
          "CloseRequestException", "ServerCnxn", "cmd_srvr", "cmd_envi", "cmd_cons", "dump_connections", "cmd_dump",
          "cmd_mntr"]
 
-# %% ../../nbs/06_connections.ipynb #c5a0258d
+# %% ../../nbs/06_connections.ipynb #30f4fc1f
 FLOG = get_logger("NIOServerCnxnFactory")
 
 class ServerCnxnFactory:
@@ -69,6 +69,7 @@ class ServerCnxnFactory:
         self.accept_thread_name = "NIOServerCxnFactory.AcceptThread:"
         self.accept_error_logger = RateLogger()  # Java: AcceptThread.acceptErrorLogger
         self.accepted = self.work_requests = 0   # for the selector and worker names, round robin
+        self._worker_names: tuple[str, ...] = ()  # NIOWorkerThread-1..N, made once: a name is taken for every frame
 
     @classmethod
     def create_factory(cls) -> "ServerCnxnFactory":
@@ -82,8 +83,12 @@ class ServerCnxnFactory:
         # Java: SelectorThread.handleIO → workerPool.schedule(IOWorkRequest); with no workers, the selector does it
         if self.worker_threads <= 0:
             return cnxn.selector_thread
-        self.work_requests += 1
-        return f"NIOWorkerThread-{(self.work_requests - 1) % self.worker_threads + 1}"
+        names = self._worker_names
+        if len(names) != self.worker_threads:   # the first frame, or configure() changed the pool's size
+            names = self._worker_names = tuple(f"NIOWorkerThread-{i}" for i in range(1, self.worker_threads + 1))
+        n = self.work_requests
+        self.work_requests = n + 1
+        return names[n % len(names)]
 
     def sessionless_deadline(self, cnxn: ServerCnxn) -> float:
         return cnxn.established_monotonic + self.sessionless_timeout_ms / 1000

@@ -191,7 +191,7 @@ def _decr_outstanding_and_check_throttle(self: ServerCnxn, xid: int) -> None:
 ServerCnxn.incr_outstanding_and_check_throttle = _incr_outstanding_and_check_throttle
 ServerCnxn.decr_outstanding_and_check_throttle = _decr_outstanding_and_check_throttle
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #6da1a941
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #aa9a68bc
 def _packet_received(self: ServerCnxn, nbytes: int) -> None:
     "Count a packet of `nbytes` (length prefix included) on the connection and the server. Java: ServerCnxn.packetReceived"
     self.packets_received += 1
@@ -209,7 +209,9 @@ def _move_to_thread(self: ServerCnxn, name: str) -> None:
 def _io_step(self: ServerCnxn) -> None:
     "Something arrived (or the stream ended): a Java worker takes the step. Java: SelectorThread.handleIO"
     next_io_thread = getattr(self.factory, "next_io_thread", None)
-    self.move_to_thread(next_io_thread(self) if next_io_thread is not None else self.io_thread)
+    name = next_io_thread(self) if next_io_thread is not None else self.io_thread
+    self.io_thread = name                # move_to_thread's two steps, inline: this runs for every frame
+    IO_THREAD.set(name)
 
 def _end_of_stream(self: ServerCnxn) -> EndOfStream:
     "Java: EndOfStreamException, with the client's address and session"
