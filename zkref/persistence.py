@@ -90,7 +90,7 @@ class FileTxnSnapLog:
         "Java: FileTxnSnapLog.shouldForceWriteInitialSnapshotAfterLeaderElection"
         return self.options.snapshot_trust_empty and self.get_last_snapshot_info() is None
 
-# %% ../nbs/07b_persistence.ipynb #4bf7eda9
+# %% ../nbs/07b_persistence.ipynb #4de95b28
 def _save(self, dt, sessions: Mapping[int, int], sync_snap: bool = False) -> Path:
     "Write a snapshot of the tree now; blocking. Java: FileTxnSnapLog.save"
     last_zxid = dt.last_processed_zxid
@@ -137,7 +137,12 @@ def _tsl_close(self):
 
 FileTxnSnapLog.save, FileTxnSnapLog.truncate_log, FileTxnSnapLog.close = _save, _truncate_log, _tsl_close
 FileTxnSnapLog.append = lambda self, header, txn=None, digest=None: self.txn_log.append(header, txn, digest)
-FileTxnSnapLog.commit = lambda self: self.txn_log.commit()
+def _tsl_commit(self: FileTxnSnapLog) -> None:
+    "Write + fsync what was appended; nothing once `close` has dropped the log (all it held was written then). Java: FileTxnSnapLog.commit"
+    if self.txn_log is not None:         # a role's shutdown may commit after the peer closed its files
+        self.txn_log.commit()
+
+FileTxnSnapLog.commit = _tsl_commit
 FileTxnSnapLog.roll_log = lambda self: self.txn_log.roll_log()
 FileTxnSnapLog.get_total_log_size = lambda self: self.txn_log.get_total_log_size()
 FileTxnSnapLog.get_txn_log_elapsed_sync_time = lambda self: self.txn_log.sync_elapsed_ms
