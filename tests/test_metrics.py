@@ -434,8 +434,9 @@ def test_default_summaries_equal_javas_classes(tmp_path):
 
 def test_adds_from_many_threads_are_all_counted():
     """Java's counters are AtomicLongs (SimpleCounter, AvgMinMaxCounter's total/count/min/max): an add made on any
-    thread is never lost. zkref's adds are appended without a lock and folded in when read or every FOLD_AT values
-    (chapter 05b); four threads adding at once while a fifth reads must still sum exactly.
+    thread is never lost. zkref's adds are appended without a lock and folded in when read or by the folder thread
+    (chapter 05b); four threads adding at once (through `add` and `add_int`) while a fifth reads must still sum
+    exactly.
     Reference: Java SimpleCounter.add (AtomicLong.addAndGet), AvgMinMaxCounter.addDataPoint."""
     import threading
     from zkref.metric_counters import AvgMinMaxCounter, AvgMinMaxPercentileCounter, SimpleCounter
@@ -444,9 +445,14 @@ def test_adds_from_many_threads_are_all_counted():
 
     def adder(k):
         for i in range(n):
-            s.add(1)
-            a.add(k * n + i)
-            p.add(i % 7)
+            if i % 2:
+                s.add(1)
+                a.add(k * n + i)
+                p.add(i % 7)
+            else:
+                s.add_int(1)
+                a.add_int(k * n + i)
+                p.add_int(i % 7)
 
     def reader():
         while not stop.is_set():
@@ -486,7 +492,7 @@ def test_reservoir_sampling_follows_algorithm_r_whatever_the_folds():
             slot = int(rng.random() * seen)
             if slot < RESERVOIR_SIZE:
                 expected[slot] = v
-    for read_every in (1, 97, 5000):                         # fold after every add, now and then, or by FOLD_AT
+    for read_every in (1, 97, 5000):                         # fold after every add, now and then, or at the end
         p = AvgMinMaxPercentileCounter("x", rng=random.Random(42))
         for i, v in enumerate(values):
             p.add(v)
@@ -514,3 +520,51 @@ def test_a_value_that_is_no_number_fails_in_add_and_loses_nothing():
             assert c.get() == 9
         else:
             assert (c.count, c.total, c.min, c.max) == (3, 9, 2, 4)
+
+
+def test_pending_adds_are_folded_without_a_reader():
+    """A counter nobody reads must not grow without bound: Java's AtomicLong/LongAdder holds one number whatever the
+    adds. zkref's `add_int` only appends (chapter 05b), so the folder thread folds every live counter's pending
+    values every FOLD_EVERY seconds; a counter that no one reads holds at most one round's adds.
+    Reference: Java SimpleCounter (AtomicLong), AvgMinMaxCounter (AtomicLongs), chapter 05b's folder thread."""
+    import threading
+    import time
+    from zkref.metric_counters import FOLD_EVERY, AvgMinMaxPercentileCounter, SimpleCounter
+    s, p = SimpleCounter("s"), AvgMinMaxPercentileCounter("p")
+    for i in range(10_000):
+        s.add_int(1)
+        p.add_int(i)
+    deadline = time.monotonic() + 10 * FOLD_EVERY
+    while (s._pending or p._pending) and time.monotonic() < deadline:
+        time.sleep(FOLD_EVERY / 5)
+    assert not s._pending and not p._pending            # folded without get/values being called
+    assert s._value == 10_000 and (p._count, p._total, p._min, p._max) == (10_000, 49_995_000, 0, 9_999)
+    assert len(p._reservoir) == 4096
+    assert [t for t in threading.enumerate() if t.name == "zkref-metrics-folder" and t.daemon]
+
+
+def test_every_provider_metric_takes_add_int():
+    """The request path counts through `add_int` (chapter 05b); every provider's counters, summaries and their sets
+    take it with the same meaning as `add`: the default provider (Java's DefaultMetricsProvider), Prometheus
+    (Java's PrometheusMetricsProvider) and the null provider (Java's NullMetricsProvider).
+    Reference: Java Counter.add(long), Summary.add(long), CounterSet.add(String, long), SummarySet.add(String, long)."""
+    from zkref.metrics_provider import BASIC, ADVANCED, DefaultMetricsProvider, NullMetricsProvider
+    from zkref.prometheus import PrometheusMetricsProvider
+    for provider in (DefaultMetricsProvider(), PrometheusMetricsProvider(), NullMetricsProvider()):
+        ctx = provider.get_root_context()
+        c, cs = ctx.get_counter("c"), ctx.get_counter_set("cs")
+        b, a = ctx.get_summary("b", BASIC), ctx.get_summary("a", ADVANCED)
+        bs, as_ = ctx.get_summary_set("bs", BASIC), ctx.get_summary_set("as", ADVANCED)
+        c.add(2); c.add_int(3); cs.add("k", 2); cs.add_int("k", 3)
+        for m in (b, a):
+            m.add(2); m.add_int(4)
+        for m in (bs, as_):
+            m.add("k", 2); m.add_int("k", 4)
+        if isinstance(provider, NullMetricsProvider):
+            continue
+        got = {}
+        provider.dump(lambda k, v: got.__setitem__(k, v))
+        if isinstance(provider, DefaultMetricsProvider):
+            assert got["c"] == 5 and got["k_cs"] == 5
+            assert all(got[f"{f}_{n}"] == v for n in ("b", "a", "k_bs", "k_as")
+                       for f, v in (("cnt", 2), ("sum", 6), ("min", 2), ("max", 4)))

@@ -178,14 +178,14 @@ def _split_path(path: str) -> tuple[str, str]:
 
 
 
-# %% ../nbs/07a_datatree.ipynb #d4d00449
+# %% ../nbs/07a_datatree.ipynb #5836f967
 def _update_write_stat(self: DataTree, path: str, nbytes: int) -> None:
     "Java: DataTree.updateWriteStat"
     if self.metrics is None:            # a tree without a server: nothing to count into (checked first: per txn)
         return
     ns = get_top_namespace(path)
     if ns is not None:
-        self.metrics.write_per_namespace.add(ns, len(path) + nbytes)
+        self.metrics.write_per_namespace.add_int(ns, len(path) + nbytes)
 
 def _update_read_stat(self: DataTree, path: str, nbytes: int) -> None:
     "Java: DataTree.updateReadStat"
@@ -193,7 +193,7 @@ def _update_read_stat(self: DataTree, path: str, nbytes: int) -> None:
         return
     ns = get_top_namespace(path)
     if ns is not None:
-        self.metrics.read_per_namespace.add(ns, len(path) + nbytes + STAT_OVERHEAD_BYTES)
+        self.metrics.read_per_namespace.add_int(ns, len(path) + nbytes + STAT_OVERHEAD_BYTES)
 
 DataTree.update_write_stat, DataTree.update_read_stat = _update_write_stat, _update_read_stat
 

@@ -170,11 +170,12 @@ class DefaultMetricsProvider(MetricsProvider):
     def dump(self, sink) -> None: self.root_context.dump(sink)
     def reset_all_values(self) -> None: self.root_context.reset()
 
-# %% ../nbs/05c_metrics_provider.ipynb #35842d23
+# %% ../nbs/05c_metrics_provider.ipynb #93fa9339
 class _Null:
     "A counter, counter set, summary and summary set that records nothing."
     def inc(self, *a) -> None: pass
     def add(self, *a) -> None: pass
+    add_int = add
     def get(self) -> int: return 0
 
 class NullMetricsContext(MetricsContext):

@@ -65,7 +65,7 @@ class TimeWindowQuantiles:
                 return value
         return weighted[-1][0]
 
-# %% ../nbs/05d1_prometheus_metrics.ipynb #0f2d1dec
+# %% ../nbs/05d1_prometheus_metrics.ipynb #8ccaacc8
 LABEL = "key"   # Java: PrometheusMetricsProvider.LABEL
 LOG = get_logger("PrometheusMetricsProvider")
 
@@ -81,6 +81,7 @@ class PrometheusCounter:
             return
         with self._lock:
             self._value += delta
+    add_int = add        # the request path's add (chapter 05b): the same checks here
     def get(self) -> int: return int(self._value)
     def family(self) -> Metric:
         from prometheus_client.metrics_core import Metric   # imported when first scraped (startup time)
@@ -100,6 +101,7 @@ class PrometheusLabelledCounter:
             return
         with self._lock:
             self._values[key] = self._values.get(key, 0) + delta
+    add_int = add
     def family(self) -> Metric:
         from prometheus_client.metrics_core import Metric   # imported when first scraped (startup time)
         m = Metric(self.name, self.name, "counter")
@@ -108,7 +110,7 @@ class PrometheusLabelledCounter:
                 m.add_sample(self.name, {LABEL: key}, float(value))
         return m
 
-# %% ../nbs/05d1_prometheus_metrics.ipynb #14b9d859
+# %% ../nbs/05d1_prometheus_metrics.ipynb #8d3fb410
 _QUANTILES = {BASIC: (0.5,), ADVANCED: (0.5, 0.9, 0.99)}   # Java: the .quantile(…) calls in PrometheusSummary
 
 class _SummaryChild:
@@ -131,6 +133,7 @@ class PrometheusSummary:
             child.total += value
             child.window.insert(value)
     def add(self, value: int) -> None: self._observe((), float(value))
+    add_int = add            # the request path's add (chapter 05b)
     def family(self) -> Metric:
         from prometheus_client.metrics_core import Metric   # imported when first scraped (startup time)
         m = Metric(self.name, self.name, "summary")
@@ -149,6 +152,7 @@ class PrometheusLabelledSummary(PrometheusSummary):
     # Java: PrometheusMetricsProvider.PrometheusLabelledSummary
     _labelled = True
     def add(self, key: str, value: int) -> None: self._observe((key,), float(value))
+    add_int = add
 
 # %% ../nbs/05d1_prometheus_metrics.ipynb #e46a57a3
 _FAILED = object()   # a gauge that raised

@@ -211,7 +211,7 @@ def list_providers(providers: dict # scheme -> provider, as ZooKeeperServer.prov
     # Java: ProviderRegistry.listProviders (ip is registered first, then digest, then authProvider.* classes)
     return "".join(f"{scheme} " for scheme in JavaHashSet(providers, capacity=16))
 
-# %% ../../nbs/11_requests1_client_packets.ipynb #aab5450a
+# %% ../../nbs/11_requests1_client_packets.ipynb #a8b912c6
 _REQUEST_HEADER = struct.Struct(">ii")   # RequestHeader: int xid, int type
 
 def _process_packet(self: ZooKeeperServer, cnxn: ServerCnxn, body: bytes) -> None:
@@ -270,7 +270,7 @@ def _enqueue_request(self: ZooKeeperServer, si: Request) -> None:
     # Java queues it for the RequestThrottler's thread, which samples the wait; with the throttle off it passes
     # at once (the learner requests a leader gets, and the container manager's deletes, skip this, as in Java).
     # A server with the throttle on has the throttler's submit_request instead (init_throttles).
-    self.server_metrics.request_throttle_queue_time.add(int((time.monotonic() - si.create_time) * 1000))
+    self.server_metrics.request_throttle_queue_time.add_int(int((time.monotonic() - si.create_time) * 1000))
     self.submit_request(si)
 
 def _submit_request(self: ZooKeeperServer, si: Request) -> None:

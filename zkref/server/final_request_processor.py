@@ -14,7 +14,7 @@ from .processors import Request, ZooKeeperServer
 # %% auto #0
 __all__ = ['FLOG', 'FinalRequestProcessor', 'audit_request', 'count_stale_reply', 'session_moved']
 
-# %% ../../nbs/11f_final_request_processor.ipynb #c790dbb5
+# %% ../../nbs/11f_final_request_processor.ipynb #2d9e40f6
 FLOG = get_logger("FinalRequestProcessor")
 
 _LAST_OP = {OpCode.ping: "PING", OpCode.createSession: "SESS", OpCode.multi: "MULT", OpCode.multiRead: "MLTR",
@@ -39,7 +39,7 @@ class FinalRequestProcessor:
         if hdr is not None:
             while zks.outstanding_changes and zks.outstanding_changes[0].zxid <= hdr.zxid:
                 cr = zks.outstanding_changes.popleft()
-                zks.server_metrics.outstanding_changes_removed.add(1)   # Java: ZooKeeperServer.processTxn
+                zks.server_metrics.outstanding_changes_removed.add_int(1)   # Java: ZooKeeperServer.processTxn
                 if cr.zxid < hdr.zxid:
                     FLOG.warning("Zxid outstanding 0x%x is less than current 0x%x", cr.zxid, hdr.zxid, extra=self.log_as)
                 if zks.outstanding_changes_for_path.get(cr.path) is cr:
@@ -53,7 +53,7 @@ class FinalRequestProcessor:
         if hdr is not None:   # Java: the header's wall-clock time, from the leader (or standalone Prep)
             latency = int(time.time() * 1000) - hdr.time
             if latency >= 0:                                  # another server's clock may be ahead
-                zks.server_metrics.propagation_latency.add(latency)
+                zks.server_metrics.propagation_latency.add_int(latency)
         if doomed:
             _after_ephemerals_deleted(zks, request.session_id, doomed)
         if request.type == OpCode.closeSession and request.cnxn is None:
@@ -117,7 +117,7 @@ def count_stale_reply(zks, cnxn) -> None:
     if getattr(cnxn, "closed", False):     # Java: Request.isStale → ServerCnxn.isStale, set by close()
         zks.server_metrics.stale_replies.add(1)
 
-# %% ../../nbs/11f_final_request_processor.ipynb #e2c0794f
+# %% ../../nbs/11f_final_request_processor.ipynb #1c9a3e28
 def session_moved(request: Request, rc) -> bool:
     "Did the leader refuse this request with SESSIONMOVED (its exception, its error txn, or a multi's op)?"
     moved = int(Code.SESSIONMOVED)
@@ -175,14 +175,14 @@ def _final_process_request(self: FinalRequestProcessor, request: Request) -> Non
         size = zks.send_response(cnxn, hdr, rsp, request.type, self.path, rsp.stat)
     else:
         size = zks.send_response(cnxn, hdr, rsp)
-    zks.server_metrics.response_bytes.add(size)   # Java: RESPONSE_BYTES, header + record without the length
+    zks.server_metrics.response_bytes.add_int(size)   # Java: RESPONSE_BYTES, header + record without the length
     if request.type == OpCode.closeSession:
         cnxn.send_close_session()
 
 def _update_stats(self: FinalRequestProcessor, request: Request, last_zxid: int) -> None:
     zks, cnxn = self.zks, request.cnxn
     latency = int((time.monotonic() - request.create_time) * 1000)
-    (zks.server_metrics.update_latency if request.hdr is not None else zks.server_metrics.read_latency).add(latency)
+    (zks.server_metrics.update_latency if request.hdr is not None else zks.server_metrics.read_latency).add_int(latency)
     zks.latency_count += 1
     zks.total_latency += latency
     zks.min_latency = latency if zks.latency_count == 1 else min(zks.min_latency, latency)

@@ -13,7 +13,7 @@ from .processors import ChangeRecord, Request, ZooKeeperServer
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/11_requests4_outstanding_changes.ipynb #a8189016
+# %% ../../nbs/11_requests4_outstanding_changes.ipynb #5268d3db
 def _check_acl(self: ZooKeeperServer, acl, perm: int, ids: list[Id]) -> None:
     check_acl(acl, perm, ids, self.providers, self.skip_acl)
 
@@ -37,7 +37,7 @@ def _add_change_record(self: ZooKeeperServer, c: ChangeRecord) -> None:
     "Java: PrepRequestProcessor.addChangeRecord"
     self.outstanding_changes.append(c)
     self.outstanding_changes_for_path[c.path] = c
-    self.server_metrics.outstanding_changes_queued.add(1)
+    self.server_metrics.outstanding_changes_queued.add_int(1)
 
 ZooKeeperServer.check_acl, ZooKeeperServer.acl_for_node = _check_acl, _acl_for_node
 def _has_record_for_path(self: ZooKeeperServer, path: str) -> bool:

@@ -28,7 +28,7 @@ def prep_thread_name(zks) -> str:
     f = getattr(zks, "server_cnxn_factory", None)
     return f"ProcessThread(sid:{get_server_id(zks)} cport:{f.local_port if f is not None else -1}):"
 
-# %% ../../nbs/11d_prep_request_processor.ipynb #994efbf2
+# %% ../../nbs/11d_prep_request_processor.ipynb #405a5d78
 PLOG = get_logger("PrepRequestProcessor")
 
 class PrepRequestProcessor:
@@ -42,22 +42,22 @@ class PrepRequestProcessor:
         self.log_as = on_thread(prep_thread_name(zks))     # Java: the thread's name, on each of its lines
         PLOG.info("PrepRequestProcessor (sid:%d) started, reconfigEnabled=%s", get_server_id(zks),
                   str(zks.reconfig_enabled).lower(), extra=self.log_as)
-        self.queue_size.add(0)          # Java: the thread's first PREP_PROCESSOR_QUEUE_SIZE, before its first take
+        self.queue_size.add_int(0)      # Java: the thread's first PREP_PROCESSOR_QUEUE_SIZE, before its first take
 
     def process_request(self, request: Request) -> None:
         "Prepare one request and pass it on. Java: PrepRequestProcessor.processRequest + run + pRequest"
-        self.queued_count.add(1)                                  # Java: PREP_PROCESSOR_QUEUED
+        self.queued_count.add_int(1)                              # Java: PREP_PROCESSOR_QUEUED
         start = time.monotonic()
-        self.queue_time.add(int((start - request.create_time) * 1000))   # Java: PREP_PROCESSOR_QUEUE_TIME
+        self.queue_time.add_int(int((start - request.create_time) * 1000))   # Java: PREP_PROCESSOR_QUEUE_TIME
         request.hdr, request.txn, request.txn_digest = None, None, None
         if not request.is_throttled:              # Java: a throttled request gets no txn (chapter 11_requests5)
             self.p_request_helper(request)
         request.zxid = self.zks.get_zxid()
         prepared = time.monotonic()
-        self.process_time.add(int((prepared - start) * 1000))            # Java: PREP_PROCESS_TIME
+        self.process_time.add_int(int((prepared - start) * 1000))            # Java: PREP_PROCESS_TIME
         self.next.process_request(request)
-        self.proposal_time.add(int((time.monotonic() - prepared) * 1000))  # Java: PROPOSAL_PROCESS_TIME
-        self.queue_size.add(0)          # Java: PREP_PROCESSOR_QUEUE_SIZE before the next take; nothing waits here
+        self.proposal_time.add_int(int((time.monotonic() - prepared) * 1000))  # Java: PROPOSAL_PROCESS_TIME
+        self.queue_size.add_int(0)      # Java: PREP_PROCESSOR_QUEUE_SIZE before the next take; nothing waits here
 
     def shutdown(self) -> None:
         "Java's two lines (the second its thread's, woken by the request of death), then the next processor's shutdown. Java: PrepRequestProcessor.shutdown"

@@ -53,7 +53,7 @@ class ResponseCache:
             return None
         return entry[1]                          # Java's map is in insertion order: a hit moves nothing
 
-# %% ../../nbs/11g_response_cache.ipynb #6c2cc013
+# %% ../../nbs/11g_response_cache.ipynb #dc10d791
 def response_caches(prop) -> tuple[ResponseCache, ResponseCache]:
     "The getData and getChildren caches a server makes, sized by its system properties. Java: ZooKeeperServer()"
     read = ResponseCache(get_integer(prop, GET_DATA_RESPONSE_CACHE_SIZE, DEFAULT_RESPONSE_CACHE_SIZE), "getData")
@@ -86,7 +86,7 @@ def serialize_record(zks,                   # the ZooKeeperServer: its caches an
         oa = OutputArchive(); record.serialize(oa)
         data = oa.getvalue()
         cache.put(cache_key, data, stat)
-        misses.add(1)
+        misses.add_int(1)
     else:
-        hits.add(1)
+        hits.add_int(1)
     return data

@@ -191,14 +191,14 @@ def _decr_outstanding_and_check_throttle(self: ServerCnxn, xid: int) -> None:
 ServerCnxn.incr_outstanding_and_check_throttle = _incr_outstanding_and_check_throttle
 ServerCnxn.decr_outstanding_and_check_throttle = _decr_outstanding_and_check_throttle
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #aa9a68bc
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #88904b2c
 def _packet_received(self: ServerCnxn, nbytes: int) -> None:
     "Count a packet of `nbytes` (length prefix included) on the connection and the server. Java: ServerCnxn.packetReceived"
     self.packets_received += 1
     self.factory.packets_received += 1
     metrics = getattr(self.zks, "server_metrics", None)   # none while a quorum role holds (PendingZabServer)
     if metrics is not None:
-        metrics.bytes_received_count.add(nbytes)
+        metrics.bytes_received_count.add_int(nbytes)
 
 def _move_to_thread(self: ServerCnxn, name: str) -> None:
     """Log what follows as Java's thread `name`: the rest of the I/O step under way, and the connection's lines

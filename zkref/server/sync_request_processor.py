@@ -62,7 +62,7 @@ async def wait_for_request(queue,                       # the requests handed ov
         except asyncio.TimeoutError:
             return
 
-# %% ../../nbs/11e_sync_request_processor.ipynb #280b422e
+# %% ../../nbs/11e_sync_request_processor.ipynb #826d9416
 SLOG = get_logger("SyncRequestProcessor")
 
 class SyncRequestProcessor:
@@ -84,10 +84,10 @@ class SyncRequestProcessor:
 
     def process_request(self, request: Request) -> None:
         m = self.metrics
-        m.sync_processor_queued.add(1)          # Java: SYNC_PROCESSOR_QUEUED, every request
+        m.sync_processor_queued.add_int(1)      # Java: SYNC_PROCESSOR_QUEUED, every request
         if request.hdr is None and not self.queue and not self.to_flush and not self.busy:   # nothing ahead of it
-            m.sync_processor_queue_time.add(0)  # Java takes it at once: queued and taken in the same ms
-            m.sync_processor_queue_size.add(0)  # ... and samples the empty queue before its next poll
+            m.sync_processor_queue_time.add_int(0)  # Java takes it at once: queued and taken in the same ms
+            m.sync_processor_queue_size.add_int(0)  # ... and samples the empty queue before its next poll
             try:
                 self.next.process_request(request)
             except Exception as e:              # Java runs Final on SyncThread:0 for reads too
@@ -124,7 +124,7 @@ class SyncRequestProcessor:
         self.last_flush_time = time.monotonic()
         try:
             while True:
-                queue_size.add(len(self.queue))  # Java samples before each poll
+                queue_size.add_int(len(self.queue))  # Java samples before each poll
                 if not self.queue:
                     await self._poll(poll_time_ms(zks, self.last_flush_time))
                     if not self.queue and not self.stopping:
@@ -134,7 +134,7 @@ class SyncRequestProcessor:
                     break
                 si = self.queue.popleft()
                 start = time.monotonic()
-                queue_time.add(int((start - si.sync_queue_start_time) * 1000))
+                queue_time.add_int(int((start - si.sync_queue_start_time) * 1000))
                 if si.hdr is not None and db.append(si.hdr, si.txn, si.txn_digest):
                     self.maybe_snapshot()
                 elif not self.to_flush:         # Java: "optimization for read heavy workloads"
@@ -143,7 +143,7 @@ class SyncRequestProcessor:
                 self.to_flush.append(si)
                 if self.should_flush():
                     await self.flush()
-                process_time.add(int((time.monotonic() - start) * 1000))   # Java: SYNC_PROCESS_TIME
+                process_time.add_int(int((time.monotonic() - start) * 1000))   # Java: SYNC_PROCESS_TIME
         except asyncio.CancelledError:
             raise
         except BaseException as e:
@@ -165,7 +165,7 @@ class SyncRequestProcessor:
         if not to_flush:
             return
         m = self.metrics
-        m.batch_size.add(len(to_flush))        # Java: BATCH_SIZE
+        m.batch_size.add_int(len(to_flush))        # Java: BATCH_SIZE
         self.busy = True
         try:
             flush_start = time.monotonic()
@@ -173,11 +173,11 @@ class SyncRequestProcessor:
                 self.zks.zk_db.commit()         # nobody else is waiting: no hand-off to the sync thread
             else:
                 await self.zks.zk_db.commit_async()
-            m.sync_processor_flush_time.add(int((time.monotonic() - flush_start) * 1000))
+            m.sync_processor_flush_time.add_int(int((time.monotonic() - flush_start) * 1000))
             queue_and_flush, nxt = m.sync_processor_queue_and_flush_time, self.next
             while to_flush:                     # an exception here ends the loop: see handle_exception
                 r = to_flush.popleft()
-                queue_and_flush.add(int((time.monotonic() - r.sync_queue_start_time) * 1000))
+                queue_and_flush.add_int(int((time.monotonic() - r.sync_queue_start_time) * 1000))
                 nxt.process_request(r)
         finally:
             self.busy = False
