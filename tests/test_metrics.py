@@ -568,3 +568,42 @@ def test_every_provider_metric_takes_add_int():
             assert got["c"] == 5 and got["k_cs"] == 5
             assert all(got[f"{f}_{n}"] == v for n in ("b", "a", "k_bs", "k_as")
                        for f, v in (("cnt", 2), ("sum", 6), ("min", 2), ("max", 4)))
+
+
+def test_a_provider_without_add_int_still_counts_the_request_path():
+    """`metricsProvider.className` may name a provider class of the user's (a dotted Python path; divergences
+    page). Its metrics may know only Java's `add`; the request path's `add_int` (chapter 05b) must then reach that
+    `add`, and everything else of the metric stays the provider's.
+    Reference: Java ServerMetrics.metricsProviderInitialized (any MetricsProvider's Counter/Summary.add)."""
+    from zkref.metrics import ServerMetrics
+    from zkref.metrics_provider import MetricsContext, MetricsProvider
+
+    class Recorder:
+        def __init__(self, name):
+            self.name, self.seen = name, []
+        def add(self, *a):
+            self.seen.append(a)
+
+    class Context(MetricsContext):
+        def __init__(self):
+            self.made = {}
+        def _make(self, name, *_):
+            return self.made.setdefault(name, Recorder(name))
+        get_counter = get_counter_set = get_summary = get_summary_set = _make
+        def register_gauge(self, *a): pass
+        def unregister_gauge(self, *a): pass
+        def register_gauge_set(self, *a): pass
+        def unregister_gauge_set(self, *a): pass
+
+    class Provider(MetricsProvider):
+        def __init__(self):
+            self.ctx = Context()
+        def get_root_context(self):
+            return self.ctx
+
+    m = ServerMetrics(Provider())
+    m.read_latency.add_int(7)
+    m.read_per_namespace.add_int("app", 12)
+    m.response_bytes.add(3)
+    assert m.read_latency.seen == [(7,)] and m.read_latency.name == "readlatency"
+    assert m.read_per_namespace.seen == [("app", 12)] and m.response_bytes.seen == [(3,)]

@@ -224,7 +224,15 @@ def max_file_descriptor_count() -> int:
     except (OSError, ValueError):
         return -1
 
-# %% ../nbs/05a_metrics.ipynb #45a41283
+# %% ../nbs/05a_metrics.ipynb #3e7a5957
+class _AddInt:
+    "A provider's metric without `add_int`: the same metric, with `add_int` as its `add`."
+    def __init__(self, metric):
+        self._metric = metric
+        self.add_int = metric.add
+    def __getattr__(self, name: str):
+        return getattr(self._metric, name)
+
 class ServerMetrics:
     "Every metric of ServerMetrics.java, as attributes, from one provider (one per server)."
     # Java: org.apache.zookeeper.server.ServerMetrics (an instance, not a static singleton)
@@ -241,7 +249,7 @@ class ServerMetrics:
                 metric = ctx.get_summary(name, level[0])
             else:
                 metric = ctx.get_summary_set(name, level[0])
-            setattr(self, field.lower(), metric)
+            setattr(self, field.lower(), metric if hasattr(metric, "add_int") else _AddInt(metric))
 
     def register_gauges(self, gauges: Mapping[str, Gauge]) -> None:
         "Register (or replace) gauges by name, e.g. {'znode_count': tree.node_count}; from a coroutine, also bind its loop."
