@@ -303,3 +303,30 @@ async def _until_serving(c: MiniCluster, sids) -> dict[int, str]:
         if len(modes) == len(sids):
             return modes
         await asyncio.sleep(0.1)
+
+
+def test_a_second_learner_shutdown_waits_for_the_first_to_write_the_log():
+    """A follower's role can end by itself (the leader is gone) while the peer shuts down too. The peer closes its
+    log files right after `role.shutdown` returns, so a second `shutdown` must not return before the first has
+    made its last disk write (the commit that Learner.shutdown → ZooKeeperServer.shutdown runs); otherwise the
+    peer closes the files under that commit, as one CI run saw (`'NoneType' object has no attribute 'commit'`).
+    Java's shutdowns run on the thread that calls them, so the peer's own call is what writes.
+    Reference: Java Learner.shutdown, QuorumPeer.shutdown (follower.shutdown() before zkDb.close())."""
+    async def scenario(c):
+        await c.start()
+        leader = await settled(c)
+        await c.wait_serving()
+        follower = next(s for s in c.sids if s != leader)
+        peer = c.members[follower].runner.main.quorum_peer
+        role = peer.role
+        first = asyncio.create_task(role.shutdown("the leader is gone"))
+        await asyncio.sleep(0)                          # the first shutdown has begun
+        assert role.stopped.is_set() and not role.finished.is_set()
+        await role.shutdown("quorum Peer shutdown")     # what the peer's own shutdown calls
+        finished_when_second_returned = role.finished.is_set()
+        await first
+        await c.stop(follower)                          # closes the peer's files after the role's last write
+        return finished_when_second_returned, c.logs(follower)
+    finished, log = run(scenario, 3)
+    assert finished
+    assert "Error updating DB" not in log and "Traceback" not in log

@@ -90,7 +90,7 @@ class FileTxnSnapLog:
         "Java: FileTxnSnapLog.shouldForceWriteInitialSnapshotAfterLeaderElection"
         return self.options.snapshot_trust_empty and self.get_last_snapshot_info() is None
 
-# %% ../nbs/07b_persistence.ipynb #4de95b28
+# %% ../nbs/07b_persistence.ipynb #b2e9cc14
 def _save(self, dt, sessions: Mapping[int, int], sync_snap: bool = False) -> Path:
     "Write a snapshot of the tree now; blocking. Java: FileTxnSnapLog.save"
     last_zxid = dt.last_processed_zxid
@@ -139,7 +139,7 @@ FileTxnSnapLog.save, FileTxnSnapLog.truncate_log, FileTxnSnapLog.close = _save, 
 FileTxnSnapLog.append = lambda self, header, txn=None, digest=None: self.txn_log.append(header, txn, digest)
 def _tsl_commit(self: FileTxnSnapLog) -> None:
     "Write + fsync what was appended; nothing once `close` has dropped the log (all it held was written then). Java: FileTxnSnapLog.commit"
-    if self.txn_log is not None:         # a role's shutdown may commit after the peer closed its files
+    if self.txn_log is not None:         # a guard: a role's shutdown ends before its peer closes the files (10b)
         self.txn_log.commit()
 
 FileTxnSnapLog.commit = _tsl_commit

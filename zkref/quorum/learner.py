@@ -41,7 +41,7 @@ LOG = get_logger("Learner")
 FLOG = get_logger("Follower")
 OLOG = get_logger("Observer")
 
-# %% ../../nbs/10b_learner.ipynb #e234ba4c
+# %% ../../nbs/10b_learner.ipynb #cfa3b41d
 class Learner(LearnerConnection, LearnerSync, LearnerBroadcast):
     "The parts of Follower and Observer that are the same. Java: Learner"
     info_type = FOLLOWERINFO
@@ -60,6 +60,8 @@ class Learner(LearnerConnection, LearnerSync, LearnerBroadcast):
         self.so_timeout_ms = peer.tick_time * peer.init_limit
         self.read_deadline = ReadDeadline()              # Java: the socket's soTimeout
         self.stopped = asyncio.Event()
+        self.finished = asyncio.Event()                  # set when shutdown's last disk write is done
+        self.shutdown_task: asyncio.Task | None = None   # the task running shutdown
         self.reason: str | None = None
         self.last_queued = 0
         self.pending_txns: collections.deque[PacketInFlight] = collections.deque()   # logged, not yet committed
@@ -85,7 +87,7 @@ class Learner(LearnerConnection, LearnerSync, LearnerBroadcast):
         "Observers synced with our observer master; None without one. Java: Follower.getSyncedObserverSize"
         return None if self.om is None else len(self.om.observing_learners)
 
-# %% ../../nbs/10b_learner.ipynb #4e06868c
+# %% ../../nbs/10b_learner.ipynb #12d85267
 async def _run(self: Learner) -> None:
     "Follow (or observe) the elected leader until the connection ends. Java: Follower.followLeader"
     p = self.peer
@@ -161,11 +163,24 @@ def _close_socket(self: Learner) -> None:
     self.metrics.socket_closing_time.add(int((time.monotonic() - start) * 1000))
 
 async def _shutdown(self: Learner, reason: str = "") -> None:
-    "Close the connection, flush the log, bring the tree up to the log. Java: Learner.shutdown + ZooKeeperServer.shutdown"
+    """Close the connection, flush the log, bring the tree up to the log. Java: Learner.shutdown + ZooKeeperServer.shutdown
+
+    Once: a second caller (the peer shutting down while the role ends by itself) waits until the first has made
+    its last disk write, so that whoever closes the peer's files afterwards does not close them under that write."""
     if self.stopped.is_set():
+        if self.shutdown_task is not None and self.shutdown_task is not asyncio.current_task():
+            await self.finished.wait()
         return
     self.reason = reason
     self.stopped.set()
+    self.shutdown_task = asyncio.current_task()
+    try:
+        await self._shut_down()
+    finally:
+        self.finished.set()
+
+async def _shut_down(self: Learner) -> None:
+    "The steps of `shutdown`, run once."
     self.log.info("shutdown %s", "Observer" if self.info_type == OBSERVERINFO else "Follower")
     if self.om is not None:
         self.om.stop()
@@ -196,6 +211,7 @@ async def _shutdown(self: Learner, reason: str = "") -> None:
         db.clear()
 
 Learner.run, Learner.follow_leader, Learner.shutdown, Learner.is_running = _run, _run, _shutdown, _is_running
+Learner._shut_down = _shut_down
 Learner.close_socket = _close_socket
 
 # %% ../../nbs/10b_learner.ipynb #78653426
