@@ -211,19 +211,20 @@ def list_providers(providers: dict # scheme -> provider, as ZooKeeperServer.prov
     # Java: ProviderRegistry.listProviders (ip is registered first, then digest, then authProvider.* classes)
     return "".join(f"{scheme} " for scheme in JavaHashSet(providers, capacity=16))
 
-# %% ../../nbs/11_requests1_client_packets.ipynb #a8b912c6
+# %% ../../nbs/11_requests1_client_packets.ipynb #3b4d11f4
 _REQUEST_HEADER = struct.Struct(">ii")   # RequestHeader: int xid, int type
 
 def _process_packet(self: ZooKeeperServer, cnxn: ServerCnxn, body: bytes) -> None:
     "One request frame. Java: ZooKeeperServer.processPacket"
     if len(body) >= 8:                   # the header's two ints in one step: every request has one
-        h, rest = RequestHeader(*_REQUEST_HEADER.unpack_from(body)), body[8:]
+        (xid, op), rest = _REQUEST_HEADER.unpack_from(body), body[8:]   # the RequestHeader's two fields
     else:                                # too short: the archive raises Java's EOFException (JuteError)
         ia = InputArchive(body)
         h = RequestHeader.deserialize(ia)
+        xid, op = h.xid, h.type
         rest = body[ia.offset:]
-    cnxn.incr_outstanding_and_check_throttle(h.xid)   # Java: first, against the requests already in process
-    if h.type == OpCode.auth:
+    cnxn.incr_outstanding_and_check_throttle(xid)   # Java: first, against the requests already in process
+    if op == OpCode.auth:
         LOG.info("got auth packet %s", cnxn.remote_str)
         ap = AuthPacket.from_bytes(rest)
         provider = self.providers.get(ap.scheme)
@@ -236,29 +237,29 @@ def _process_packet(self: ZooKeeperServer, cnxn: ServerCnxn, body: bytes) -> Non
         if code == Code.OK:
             LOG.info("Session 0x%x: auth success for scheme %s and address %s",
                      cnxn.session_id & (2**64 - 1), ap.scheme, cnxn.remote_str)
-            self.send_response(cnxn, ReplyHeader(xid=h.xid, zxid=0, err=0))
+            self.send_response(cnxn, ReplyHeader(xid=xid, zxid=0, err=0))
         else:
             if provider is None:
                 LOG.warning("No authentication provider for scheme: %s has %s", ap.scheme, list_providers(self.providers))
             else:
                 LOG.warning("Authentication failed for scheme: %s", ap.scheme)
-            self.send_response(cnxn, ReplyHeader(xid=h.xid, zxid=0, err=Code.AUTHFAILED))
+            self.send_response(cnxn, ReplyHeader(xid=xid, zxid=0, err=Code.AUTHFAILED))
             cnxn.send_close_session()
         return
-    if h.type == OpCode.sasl:
+    if op == OpCode.sasl:
         # Java: processSasl with no SASL server configured hits its NullPointerException branch and answers OK
         GetSASLRequest.from_bytes(rest)
         LOG.error("cnxn.saslServer is null: cnxn object did not initialize its saslServer properly.")
-        self.send_response(cnxn, ReplyHeader(xid=h.xid, zxid=0, err=0), SetSASLResponse(token=None))
+        self.send_response(cnxn, ReplyHeader(xid=xid, zxid=0, err=0), SetSASLResponse(token=None))
         return
-    if not self.enforce_authentication(cnxn, h.xid):
+    if not self.enforce_authentication(cnxn, xid):
         return
     # Java: cnxn.getAuthInfo() copies the connection's ConcurrentHashMap-backed set, so whoAmI and an `auth` ACL
     # list the ids in that set's order, not in the order they were added
     ids = cnxn.auth_info_java_order
     if ids is None:                      # ordered once per addauth, not once per request
         ids = cnxn.auth_info_java_order = java_auth_info_order(cnxn.auth_info)
-    si = Request(cnxn, cnxn.session_id, h.xid, h.type, rest, list(ids))
+    si = Request(cnxn, cnxn.session_id, xid, op, rest, list(ids))
     if len(rest) > self.large_request_gate:     # _NEVER unless zookeeper.largeRequestThreshold is set
         self.check_request_size_when_message_received(si, len(rest))
     self.enqueue_request(si)
