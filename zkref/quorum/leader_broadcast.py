@@ -45,7 +45,7 @@ class Proposal:
 class LeaderBroadcast:
     "Leader's broadcast phase: propose, ACK, commit, forward; Leader (chapter 10a) inherits it. Java: Leader"
 
-# %% ../../nbs/10a_leader4_broadcast.ipynb #1ad4ce4e
+# %% ../../nbs/10a_leader4_broadcast.ipynb #c5882f6e
 def _propose(self: Leader, hdr: TxnHeader, txn,
              digest=None,      # the TxnDigest to send with it, if any
              request=None,     # the client Request it comes from (None: a txn the leader made itself)
@@ -68,7 +68,7 @@ def _propose(self: Leader, hdr: TxnHeader, txn,
     for f in list(self.forwarding_followers):
         f.queue_packet(p.packet)
     queue_for_sync(self, p, hdr, txn, digest)      # Java: ProposalRequestProcessor → SyncRequestProcessor
-    self.metrics.proposal_count.add(1)
+    self.metrics.proposal_count.add_int(1)
     return p
 
 def _next_txn_header(self: Leader, session_id: int, cxid: int, op: int) -> TxnHeader:
@@ -136,7 +136,7 @@ def _try_to_commit(self: Leader, p: Proposal, zxid: int, follower_addr: str | No
     self.last_committed = zxid
     for f in list(self.forwarding_followers):        # Java: Leader.commit
         f.queue_packet(packet(COMMIT, zxid))
-    self.metrics.commit_count.add(1)
+    self.metrics.commit_count.add_int(1)
     for o in list(self.observing_learners):          # Java: Leader.inform
         o.queue_packet(packet(INFORM, zxid, p.packet.data))
     self.apply(p)

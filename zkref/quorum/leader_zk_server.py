@@ -44,7 +44,7 @@ def exit_or_end_role(code: int,          # Java's ExitCode
     if end_role is not None:
         end_role()
 
-# %% ../../nbs/10a_leader3_zk_server.ipynb #8e0464b4
+# %% ../../nbs/10a_leader3_zk_server.ipynb #061bf57e
 CPLOG = get_logger("CommitProcessor")
 
 def _ms(start: float) -> int:
@@ -74,16 +74,16 @@ class CommitProcessor:
 
     def _turn_start(self, commits_waiting: int) -> float:
         m = self.metrics
-        m.reads_queued_in_commit_processor.add(self.reads_queued)
-        m.writes_queued_in_commit_processor.add(self.writes_queued)
-        m.commits_queued_in_commit_processor.add(commits_waiting)
+        m.reads_queued_in_commit_processor.add_int(self.reads_queued)
+        m.writes_queued_in_commit_processor.add_int(self.writes_queued)
+        m.commits_queued_in_commit_processor.add_int(commits_waiting)
         return time.monotonic()
 
     def _issue_read(self, request) -> None:
         "Java: sendToNextProcessor → CommitWorkRequest.doWork (reads)"
         self.reads_queued -= 1
         m = self.metrics
-        m.read_commitproc_time.add(_ms(request.commit_proc_queue_start_time))
+        m.read_commitproc_time.add_int(_ms(request.commit_proc_queue_start_time))
         start = time.monotonic()
         try:
             self.zks.final.process_request(request)
@@ -93,7 +93,7 @@ class CommitProcessor:
                 CPLOG.error("Exception thrown by downstream processor, unable to continue.")
             self.stopped = True
             return
-        m.read_final_proc_time.add(_ms(start))
+        m.read_final_proc_time.add_int(_ms(start))
 
     def process_request(self, request) -> None:
         "A request of this server's clients (on the leader, of a learner's too). Java: CommitProcessor.processRequest + run"
@@ -111,12 +111,12 @@ class CommitProcessor:
         if write or q:
             q = self.waiting.setdefault(request.session_id, collections.deque())
             q.append(request)
-            self.metrics.requests_in_session_queue.add(len(q))
+            self.metrics.requests_in_session_queue.add_int(len(q))
         else:
             reads = 1
             self._issue_read(request)
-        self.metrics.reads_issued_in_commit_proc.add(reads)
-        self.metrics.commit_process_time.add(_ms(start))
+        self.metrics.reads_issued_in_commit_proc.add_int(reads)
+        self.metrics.commit_process_time.add_int(_ms(start))
 
     def commit(self, committed, match=None) -> None:
         """A committed request: apply it — as the oldest local write of its session if `match(head)` says it is that
@@ -126,16 +126,16 @@ class CommitProcessor:
         if committed.is_throttled:                  # a bug: nothing throttled is proposed (Java: run)
             return self.exit_on_throttled("Throttled request in committed pool: %s. Exiting.", committed)
         m = self.metrics
-        m.commits_queued.add(1)
+        m.commits_queued.add_int(1)
         committed.commit_recv_time = time.monotonic()
         start = self._turn_start(1)
-        m.reads_issued_in_commit_proc.add(0)                     # no new requests this turn
-        m.time_waiting_empty_pool_in_commit_processor_read.add(0)   # waitForEmptyPool: nothing runs in a pool
+        m.reads_issued_in_commit_proc.add_int(0)                     # no new requests this turn
+        m.time_waiting_empty_pool_in_commit_processor_read.add_int(0)   # waitForEmptyPool: nothing runs in a pool
         write_start, drain = time.monotonic(), None
         q = self.waiting.get(committed.session_id)
         if q and q[0].needs_commit and (match or (lambda head: head is committed))(q[0]):
-            m.pending_session_queue_size.add(len(self.waiting))
-            m.requests_in_session_queue.add(len(q))
+            m.pending_session_queue_size.add_int(len(self.waiting))
+            m.requests_in_session_queue.add_int(len(q))
             local = q.popleft()
             if local is not committed:
                 local.hdr, local.txn, local.zxid = committed.hdr, committed.txn, committed.zxid
@@ -145,30 +145,30 @@ class CommitProcessor:
             if committed.is_throttled:              # our write matched a commit: it cannot have been throttled
                 return self.exit_on_throttled("Throttled request in committed & pending pool: %s. Exiting.", committed)
             self.writes_queued -= 1
-            m.write_commitproc_time.add(_ms(committed.commit_proc_queue_start_time))
-            m.local_write_committed_time.add(_ms(committed.commit_recv_time))
+            m.write_commitproc_time.add_int(_ms(committed.commit_proc_queue_start_time))
+            m.local_write_committed_time.add_int(_ms(committed.commit_recv_time))
         else:
-            m.server_write_committed_time.add(_ms(committed.commit_recv_time))
+            m.server_write_committed_time.add_int(_ms(committed.commit_recv_time))
         final_start = time.monotonic()
         try:
             self.zks.final.process_request(committed)
         except Exception as e:
             self.handle_exception(e)
             return
-        m.write_final_proc_time.add(_ms(final_start))
-        m.write_batch_time_in_commit_processor.add(_ms(write_start))
-        m.writes_issued_in_commit_proc.add(1)
+        m.write_final_proc_time.add_int(_ms(final_start))
+        m.write_batch_time_in_commit_processor.add_int(_ms(write_start))
+        m.writes_issued_in_commit_proc.add_int(1)
         reads = 0
         if drain is not None:
             while q and not q[0].needs_commit and not self.stopped:
                 self._issue_read(q.popleft())
                 reads += 1
-            m.reads_after_write_in_session_queue.add(reads)
+            m.reads_after_write_in_session_queue.add_int(reads)
             if not q:
                 self.waiting.pop(drain, None)
-        m.session_queues_drained.add(0 if drain is None else 1)
-        m.read_issued_from_session_queue.add(reads)
-        m.commit_process_time.add(_ms(start))
+        m.session_queues_drained.add_int(0 if drain is None else 1)
+        m.read_issued_from_session_queue.add_int(reads)
+        m.commit_process_time.add_int(_ms(start))
 
     def exit_on_throttled(self, message: str, request) -> None:
         "A throttled request among the commits: Java's ERROR line and exit 1; here the processor stops and the role ends."

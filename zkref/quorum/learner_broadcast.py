@@ -94,7 +94,7 @@ LearnerBroadcast.maybe_snapshot = maybe_snapshot
 LearnerBroadcast.apply, LearnerBroadcast.commit = _apply, _commit
 LearnerBroadcast.acks = True
 
-# %% ../../nbs/10b_learner3_broadcast.ipynb #46b5ac33
+# %% ../../nbs/10b_learner3_broadcast.ipynb #2263228f
 def _ping(self: Learner, qp: QuorumPacket) -> None:
     "Echo a PING with the session touches. Java: Learner.ping"
     tracker = self.zks.session_tracker if self.zks is not None else None   # none before NEWLEADER
@@ -107,7 +107,7 @@ def _follower_process_packet(self: Learner, qp: QuorumPacket) -> None:
     if qp.type == PING:
         self.ping(qp)
     elif qp.type == PROPOSAL:
-        self.metrics.learner_proposal_received_count.add(1)
+        self.metrics.learner_proposal_received_count.add_int(1)
         pif = _pif(qp.data)
         if pif.hdr.zxid != self.last_queued + 1:
             FLOG.warning("Got zxid 0x%s expected 0x%s", zxid_to_string(pif.hdr.zxid), zxid_to_string(self.last_queued + 1))
@@ -115,7 +115,7 @@ def _follower_process_packet(self: Learner, qp: QuorumPacket) -> None:
         self.log_request(pif)
         log_latency(self.metrics.proposal_latency, pif.hdr.time, int(time.time() * 1000))
     elif qp.type == COMMIT:
-        self.metrics.learner_commit_received_count.add(1)
+        self.metrics.learner_commit_received_count.add_int(1)
         self.commit(qp.zxid)
     elif qp.type == COMMITANDACTIVATE:
         raise NotImplementedError("reconfig (COMMITANDACTIVATE) is not supported by zkref's learner yet")
