@@ -607,3 +607,21 @@ def test_a_provider_without_add_int_still_counts_the_request_path():
     m.response_bytes.add(3)
     assert m.read_latency.seen == [(7,)] and m.read_latency.name == "readlatency"
     assert m.read_per_namespace.seen == [("app", 12)] and m.response_bytes.seen == [(3,)]
+
+
+def test_a_bad_value_given_to_add_int_is_logged_and_the_counter_goes_on(caplog):
+    """`add_int` trusts its caller (chapter 05b): a value that is no int is only found when the folder thread folds
+    it. That fold must say so and leave the counter working, and the other counters folding, instead of killing the
+    folder thread (which would let every counter's pending values grow for the life of the process).
+    Reference: Java SimpleCounter.add(long) — a bad value cannot reach Java's counter at all."""
+    import logging
+    from zkref.metric_counters import SimpleCounter, fold_all
+    bad, good = SimpleCounter("bad"), SimpleCounter("good")
+    bad.add_int("not a number")
+    good.add_int(2)
+    with caplog.at_level(logging.WARNING, logger="MetricsFolder"):
+        fold_all()
+    assert "Cannot fold the values added to bad" in caplog.text
+    assert good.get() == 2 and not bad._pending
+    bad.add_int(5)
+    assert bad.get() == 5
