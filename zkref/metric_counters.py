@@ -65,7 +65,7 @@ def _fold_forever() -> None:
         time.sleep(FOLD_EVERY)
         fold_all()
 
-# %% ../nbs/05b_metric_counters.ipynb #f91359da
+# %% ../nbs/05b_metric_counters.ipynb #e4b0fae7
 class SimpleCounter:
     "A counter; `values()` is `{name: count}`."
     # Java: org.apache.zookeeper.server.metric.SimpleCounter (an AtomicLong)
@@ -102,8 +102,7 @@ class SimpleCounterSet:
     def add(self, key: str, delta: int) -> None: self._for_key(key).add(delta)
     def add_int(self, key: str, delta: int) -> None:
         "`add` for a delta that is an int by construction (see `SimpleCounter.add_int`)."
-        counter = self._counters.get(key)
-        (counter or self._for_key(key)).add_int(delta)
+        (self._counters.get(key) or self._for_key(key)).add_int(delta)
     def reset(self) -> None:
         for c in list(self._counters.values()): c.reset()
     def values(self) -> dict[str, int]:
@@ -233,7 +232,7 @@ class AvgMinMaxPercentileCounter(AvgMinMaxCounter):
             out[f"{label}_{self.name}"] = _java_round(_uniform_snapshot_value(ordered, q))
         return out
 
-# %% ../nbs/05b_metric_counters.ipynb #cd15b3fd
+# %% ../nbs/05b_metric_counters.ipynb #01d5e09d
 class AvgMinMaxCounterSet:
     "BASIC summaries by key; key `k` reports as `avg_k_<name>`…"
     # Java: org.apache.zookeeper.server.metric.AvgMinMaxCounterSet
@@ -246,8 +245,7 @@ class AvgMinMaxCounterSet:
     add_data_point = add
     def add_int(self, key: str, value: int) -> None:
         "`add` for a value that is an int by construction (see `SimpleCounter.add_int`)."
-        counter = self._counters.get(key)
-        (counter or self._for_key(key)).add_int(value)
+        (self._counters.get(key) or self._for_key(key)).add_int(value)
     def reset(self) -> None:
         for c in list(self._counters.values()): c.reset()
     def reset_max(self) -> None:
