@@ -74,7 +74,7 @@ def serve(cfg: str, out: str) -> int:
                 stamps.append(("packet<", op[0], clock()))
         return timed
 
-    wrap(ServerCnxn, "read_frame", "frame")
+    wrap(ServerCnxn, "read_frames", "frame")   # one frame per call here: one session, one request at a time
     ZooKeeperServer.process_packet = packet_op(ZooKeeperServer.process_packet)
     wrap(PrepRequestProcessor, "process_request", "prep")
     wrap(PrepRequestProcessor, "p_request2txn", "txn")
@@ -94,7 +94,7 @@ def timeline(stamps: list, op: int) -> list[tuple[str, float]]:
     "Median gap between consecutive stamps of the requests of `op` that took the most common path."
     requests, current = [], []
     for tag, o, ns in stamps:
-        if tag == "frame":
+        if tag == "frame>":                    # a request's stamps start where its frame is read
             if current:
                 requests.append(current)
             current = []
@@ -147,13 +147,14 @@ def main(argv=None) -> int:
         cfg.write_text(f"tickTime=2000\ndataDir={tmp}/data\nclientPort={port}\nclientPortAddress=127.0.0.1\n"
                        f"admin.enableServer=false\nforceSync=yes\n")
         env = dict(os.environ, ZOO_LOG_LEVEL="WARN", PYTHONPATH=str(ROOT))
+        log = Path(tmp) / "server.log"
         proc = subprocess.Popen([sys.executable, __file__, "--serve", str(cfg), str(out)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
         try:
             deadline = time.monotonic() + 30
             while "Mode:" not in four_letter_word(port, "srvr", timeout=1):
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the server did not start")
+                    raise RuntimeError(f"the server did not start:\n{log.read_text()[-2000:]}")
                 time.sleep(0.05)
             asyncio.run(drive(port, args.op, args.ops))
         finally:
