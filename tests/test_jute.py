@@ -231,6 +231,47 @@ def test_truncated_or_corrupted_records_raise_only_jute_error(name, data):
         pass
 
 
+def _has_own_from_bytes(cls) -> bool:
+    jute.jute_source(cls)                # compiles the class, if nothing used it yet
+    return "from_bytes" in cls.__dict__
+
+
+PATH_FIRST = sorted(n for n, cls in RECORDS.items() if _has_own_from_bytes(cls))
+
+
+def test_the_path_first_records_have_their_own_from_bytes():
+    "The records most requests are (a path, then fixed-size fields) get chapter 06a2's direct `from_bytes`."
+    assert {"GetDataRequest", "ExistsRequest", "GetChildrenRequest", "GetChildren2Request", "DeleteRequest",
+            "CheckVersionRequest", "GetACLRequest", "SyncRequest", "AddWatchRequest"} <= set(PATH_FIRST)
+    assert "SetDataRequest" not in PATH_FIRST and "CreateRequest" not in PATH_FIRST
+
+
+def _decode(decode):
+    try:
+        return decode()
+    except JuteError as e:
+        return ("JuteError", str(e))
+
+
+@pytest.mark.parametrize("name", PATH_FIRST)
+@FUZZ
+@given(data=st.data(), max_buffer=st.sampled_from([JUTE_MAXBUFFER, 0, 2 ** 31]))
+def test_a_path_first_records_from_bytes_agrees_with_the_archive(name, data, max_buffer):
+    """The direct `from_bytes` of a path-first record gives what reading it through `InputArchive` gives: the
+    same record, or a JuteError with the same message (a null or over-long path, a length past the end, too few
+    bytes for the rest, bytes that are not UTF-8). Valid encodings, cut or with a byte changed, and random bytes.
+
+    Reference: Java BinaryInputArchive.readString (checkLength, readFully, new String(b, UTF_8)).
+    """
+    cls = RECORDS[name]
+    b = data.draw(st.one_of(st.binary(max_size=40), record_strategy(cls).map(cls.to_bytes)))
+    if b and data.draw(st.booleans()):
+        i = data.draw(st.integers(0, len(b) - 1))
+        b = b[:i] + bytes([data.draw(st.integers(0, 255))]) + b[i + 1:]
+    b = b[:data.draw(st.integers(0, len(b)))]
+    assert _decode(lambda: cls.from_bytes(b, max_buffer)) == _decode(lambda: cls.deserialize(InputArchive(b, max_buffer)))
+
+
 def test_lengths_over_the_limit_are_unreasonable():
     """A buffer or ustring length outside 0..maxBuffer+extra (extra = max(1024, maxBuffer)) raises
     "Unreasonable length = N" before anything is read or allocated; -1 is null.

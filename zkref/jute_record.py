@@ -6,13 +6,14 @@
 __all__ = ['Byte', 'Boolean', 'Int', 'Long', 'UString', 'Buffer', 'RECORDS', 'JuteType', 'Vector', 'Record', 'jute',
            'jute_source']
 
-# %% ../nbs/06a2_jute_records.ipynb #2f3b96fe
+# %% ../nbs/06a2_jute_records.ipynb #160fb21c
 import dataclasses
 import struct
 import typing
 from typing import Annotated, Any
 
-from .jute_archive import JUTE_MAXBUFFER, InputArchive, JuteError, OutputArchive
+from .jute_archive import (JUTE_MAXBUFFER, InputArchive, JuteError, OutputArchive, _total_buffer_size,
+                                decode_ustring)
 
 # %% ../nbs/06a2_jute_records.ipynb #14bf9519
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +64,7 @@ class Record:
         "Decode one record from the start of `data`."
         return cls.deserialize(InputArchive(data, max_buffer))
 
-# %% ../nbs/06a2_jute_records.ipynb #b191525f
+# %% ../nbs/06a2_jute_records.ipynb #8bfafc18
 def _code(t) -> str:
     "The struct code of a fixed-size jute type, or '' (strings, buffers, vectors, records)."
     jt = _jute_type(t)
@@ -130,13 +131,40 @@ def _compile(cls, fields: list[tuple[str, Any]]) -> str:
            "def serialize(self, oa):\n    try:\n" + "".join(f"        {w}\n" for w in wr) +
            "    except (struct.error, AttributeError, TypeError) as e:\n"
            f"        raise JuteError(f'cannot serialize {cls.__name__}: {{e}}') from None\n")
+    src += _path_first_from_bytes(fields, ns)
     exec(dunders + src, ns)
     cls.deserialize = classmethod(ns["deserialize"])
+    if "from_bytes" in ns:
+        cls.from_bytes = classmethod(ns["from_bytes"])
     cls.serialize = ns["serialize"]
     for name in ("__init__", "__repr__", "__eq__", "__hash__"):
         setattr(cls, name, ns[name])
     cls._jute_source = src
     return src
+
+def _path_first_from_bytes(fields: list[tuple[str, Any]], ns: dict) -> str:
+    """For a record that is a ustring and then only fixed-size fields (most read requests: a path and a watch
+    flag or a version), the source of a `from_bytes` that reads it straight from the bytes; '' for any other."""
+    first = _jute_type(fields[0][1]) if fields else None
+    if first is None or first.name != "ustring" or not all(_code(t) for _, t in fields[1:]):
+        return ""
+    ns.update(JUTE_MAXBUFFER=JUTE_MAXBUFFER, MAX_LENGTH=_total_buffer_size(JUTE_MAXBUFFER),
+              _total_buffer_size=_total_buffer_size, decode_ustring=decode_ustring,
+              REST=struct.Struct(">" + "".join(_code(t) for _, t in fields[1:])))
+    rest = ", *REST.unpack_from(_data, _end)" if len(fields) > 1 else ""
+    return ("\ndef from_bytes(cls, _data, _max_buffer=JUTE_MAXBUFFER):\n"
+            "    if type(_data) is bytes:\n"
+            "        _n = int.from_bytes(_data[:4], 'big', signed=True) if len(_data) >= 4 else -1\n"
+            "        _end = 4 + _n\n"
+            "        if (0 <= _n and _end + REST.size <= len(_data) and\n"
+            "                _n <= (MAX_LENGTH if _max_buffer == JUTE_MAXBUFFER else _total_buffer_size(_max_buffer))):\n"
+            "            _b = _data[4:_end]\n"
+            "            try:\n"
+            "                _s = _b.decode('utf-8')\n"
+            "            except UnicodeDecodeError:\n"
+            "                _s = decode_ustring(_b)\n"
+            f"            return cls(_s{rest})\n"
+            "    return cls.deserialize(IA(_data, _max_buffer))   # the rest, and every error, as the archive reads it\n")
 
 def _dataclass_methods(cls, ns: dict) -> str:
     "Source of the `__init__`, `__repr__`, `__eq__` and `__hash__` a dataclass would write (eq, unsafe_hash)."
