@@ -170,7 +170,7 @@ def _send_close_session(self: ServerCnxn) -> None:
 ServerCnxn.send_buffer, ServerCnxn.send_response = _send_buffer, _send_response
 ServerCnxn.process, ServerCnxn.send_close_session = _process, _send_close_session
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #9f5b8a02
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #2f1bcffd
 def _incr_outstanding_and_check_throttle(self: ServerCnxn, xid: int) -> None:
     "Count a request just read; stop reading if the server says so. Java: ServerCnxn.incrOutstandingAndCheckThrottle"
     if xid <= 0:                         # pings, auth, setWatches: not outstanding
@@ -184,6 +184,8 @@ def _decr_outstanding_and_check_throttle(self: ServerCnxn, xid: int) -> None:
     if xid <= 0:                         # notifications (-1) and the replies to uncounted requests
         return
     self.outstanding -= 1
+    if not self.throttled:               # reading is on: Java's enableRecv would find nothing to do, and
+        return                           # shouldThrottle only reads counters, so neither need be asked
     should_throttle = getattr(self.zks, "should_throttle", None)   # none between two quorum roles
     if should_throttle is None or not should_throttle(self.outstanding):
         self.enable_recv()
