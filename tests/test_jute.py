@@ -244,6 +244,8 @@ def test_the_path_first_records_have_their_own_from_bytes():
     assert {"GetDataRequest", "ExistsRequest", "GetChildrenRequest", "GetChildren2Request", "DeleteRequest",
             "CheckVersionRequest", "GetACLRequest", "SyncRequest", "AddWatchRequest"} <= set(PATH_FIRST)
     assert "SetDataRequest" not in PATH_FIRST and "CreateRequest" not in PATH_FIRST
+    get_data = RECORDS["GetDataRequest"]          # called as any record's from_bytes is, keywords included
+    assert get_data.from_bytes(data=get_data("/a", True).to_bytes(), max_buffer=0) == get_data("/a", True)
 
 
 def _decode(decode):

@@ -64,7 +64,7 @@ class Record:
         "Decode one record from the start of `data`."
         return cls.deserialize(InputArchive(data, max_buffer))
 
-# %% ../nbs/06a2_jute_records.ipynb #8bfafc18
+# %% ../nbs/06a2_jute_records.ipynb #c548e23f
 def _code(t) -> str:
     "The struct code of a fixed-size jute type, or '' (strings, buffers, vectors, records)."
     jt = _jute_type(t)
@@ -151,20 +151,21 @@ def _path_first_from_bytes(fields: list[tuple[str, Any]], ns: dict) -> str:
     ns.update(JUTE_MAXBUFFER=JUTE_MAXBUFFER, MAX_LENGTH=_total_buffer_size(JUTE_MAXBUFFER),
               _total_buffer_size=_total_buffer_size, decode_ustring=decode_ustring,
               REST=struct.Struct(">" + "".join(_code(t) for _, t in fields[1:])))
-    rest = ", *REST.unpack_from(_data, _end)" if len(fields) > 1 else ""
-    return ("\ndef from_bytes(cls, _data, _max_buffer=JUTE_MAXBUFFER):\n"
-            "    if type(_data) is bytes:\n"
-            "        _n = int.from_bytes(_data[:4], 'big', signed=True) if len(_data) >= 4 else -1\n"
+    rest = ", *REST.unpack_from(data, _end)" if len(fields) > 1 else ""
+    return ("\ndef from_bytes(cls, data, max_buffer=JUTE_MAXBUFFER):   # Record.from_bytes's signature\n"
+            "    'Decode one record from the start of `data`: directly when plainly well formed, else through the archive.'\n"
+            "    if type(data) is bytes:\n"
+            "        _n = int.from_bytes(data[:4], 'big', signed=True) if len(data) >= 4 else -1\n"
             "        _end = 4 + _n\n"
-            "        if (0 <= _n and _end + REST.size <= len(_data) and\n"
-            "                _n <= (MAX_LENGTH if _max_buffer == JUTE_MAXBUFFER else _total_buffer_size(_max_buffer))):\n"
-            "            _b = _data[4:_end]\n"
+            "        if (0 <= _n and _end + REST.size <= len(data) and\n"
+            "                _n <= (MAX_LENGTH if max_buffer == JUTE_MAXBUFFER else _total_buffer_size(max_buffer))):\n"
+            "            _b = data[4:_end]\n"
             "            try:\n"
             "                _s = _b.decode('utf-8')\n"
             "            except UnicodeDecodeError:\n"
             "                _s = decode_ustring(_b)\n"
             f"            return cls(_s{rest})\n"
-            "    return cls.deserialize(IA(_data, _max_buffer))   # the rest, and every error, as the archive reads it\n")
+            "    return cls.deserialize(IA(data, max_buffer))   # the rest, and every error, as the archive reads it\n")
 
 def _dataclass_methods(cls, ns: dict) -> str:
     "Source of the `__init__`, `__repr__`, `__eq__` and `__hash__` a dataclass would write (eq, unsafe_hash)."
