@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['LOG', 'LONG_MAX', 'CnxnIOError', 'EndOfStream', 'CloseRequestException', 'ClientCnxnLimitException', 'ServerCnxn']
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #b4f9e086
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #f1230d3c
 LOG = get_logger("NIOServerCnxn")
 
 class CnxnIOError(IOError):
@@ -67,6 +67,7 @@ class ServerCnxn(asyncio.Protocol):
         self.selector_thread = "NIOServerCxnFactory.SelectorThread-0"   # the factory assigns one at accept
         self.io_thread = self.selector_thread    # the Java thread of the connection's current I/O step
         self.incoming = bytearray()              # bytes read, not yet a whole frame (Java: incomingBuffer)
+        self.taken = -1                          # while read_frames passes a request on: how much of `incoming` it took
         self.payload_len = -1                    # a frame's length, read, its payload awaited; -1: reading a length
         self.throttled = False                   # reading is off (Java: NIOServerCnxn.throttled)
         self.expirer: asyncio.TimerHandle | None = None   # the sessionless-connection timeout, until the handshake
@@ -193,7 +194,7 @@ def _decr_outstanding_and_check_throttle(self: ServerCnxn, xid: int) -> None:
 ServerCnxn.incr_outstanding_and_check_throttle = _incr_outstanding_and_check_throttle
 ServerCnxn.decr_outstanding_and_check_throttle = _decr_outstanding_and_check_throttle
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #88904b2c
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #99bbe42b
 def _packet_received(self: ServerCnxn, nbytes: int) -> None:
     "Count a packet of `nbytes` (length prefix included) on the connection and the server. Java: ServerCnxn.packetReceived"
     self.packets_received += 1
@@ -266,8 +267,11 @@ def _read_frames(self: ServerCnxn) -> None:
                     self.expirer = None
                 self.zks.process_connect_request(self, body)
             else:                                      # Java: readRequest
+                self.taken = pos                       # Sync may ask what lies behind it (chapter 11e, a lone write)
                 self.zks.process_packet(self, body)
+                self.taken = -1
     finally:
+        self.taken = -1
         if pos:
             del buf[:pos]
 
