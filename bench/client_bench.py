@@ -8,7 +8,8 @@ For each server (started fresh, forceSync=yes, on 127.0.0.1 and a free port) it 
 (create, getData, setData, exists, getChildren of a node with 1,000 children as the issue asks (`--children`),
 delete) and each number of concurrent sessions the
 throughput (ops/s), the p50/p99 latency of request/reply round trips (synchronous, or pipelined with --depth) and
-the server's CPU time per operation (user + system, all threads, from /proc: what each operation costs the server). With both servers it
+the server's CPU time per operation (user + system, all threads, from /proc: what each operation costs the server;
+a second table splits it into user-space and kernel time, beside this client's own CPU per operation). With both servers it
 ends with the issue's targets (reads >= 1.0x Java's ops/s, writes >= 0.8x, p50 at 1 session <= Java's,
 startup and memory <= 0.5x), each marked met or NOT met for this run.
 
@@ -168,10 +169,16 @@ async def pipelined(c: Session, requests, depth: int, lat: list[float]) -> None:
     await reader
 
 
+def cpu_split(pid: int) -> tuple[float, float]:
+    "User and system (kernel) CPU time of a process, all its threads (from /proc/<pid>/stat), in seconds."
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def cpu_seconds(pid: int) -> float:
     "User + system CPU time of a process, all its threads (from /proc/<pid>/stat)."
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_split(pid))
 
 
 CHILDREN_PARENT = "/bench-children"
@@ -188,7 +195,8 @@ async def ensure_children(c: Session, children: int) -> None:
 
 async def run_level(port: int, pid: int, sessions: int, ops_total: int, depth: int = 1,
                     children: int = 1000) -> dict[str, tuple]:
-    "For each op: (ops/s, p50 ms, p99 ms, server CPU µs/op) with `sessions` sessions, `depth` requests outstanding in each."
+    """For each op: (ops/s, p50 ms, p99 ms, server CPU µs/op, of which user and kernel, client CPU µs/op) with
+    `sessions` sessions, `depth` requests outstanding in each."""
     clients = [await Session().open(port) for _ in range(sessions)]
     root = f"/bench-{sessions}-{time.monotonic_ns()}"
     await clients[0].call(*request("create", root))
@@ -210,12 +218,13 @@ async def run_level(port: int, pid: int, sessions: int, ops_total: int, depth: i
                 if err:
                     raise RuntimeError(f"{op} {path}: error {err}")
 
-        t0, cpu0 = time.perf_counter(), cpu_seconds(pid)
+        t0, (usr0, sys0), client0 = time.perf_counter(), cpu_split(pid), time.process_time()
         await asyncio.gather(*(worker(i, c) for i, c in enumerate(clients)))
-        elapsed, cpu = time.perf_counter() - t0, cpu_seconds(pid) - cpu0
+        elapsed, (usr1, sys1), client = time.perf_counter() - t0, cpu_split(pid), time.process_time() - client0
         lat.sort()
+        per_op = lambda seconds: seconds / len(lat) * 1e6   # noqa: E731
         out[op] = (len(lat) / elapsed, lat[len(lat) // 2] * 1000, lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
-                   cpu / len(lat) * 1e6)
+                   per_op(usr1 - usr0 + sys1 - sys0), per_op(usr1 - usr0), per_op(sys1 - sys0), per_op(client))
     await clients[0].call(*request("delete", root))
     for c in clients:
         c.close()
@@ -279,9 +288,10 @@ def main(argv=None) -> int:
         for op in OPS:
             row = f"{op + ' @ ' + str(lv):24}"
             for v in results.values():
-                ops_s, p50, p99, cpu = v[2][lv][op]
+                ops_s, p50, p99, cpu = v[2][lv][op][:4]
                 row += f"{ops_s:>16.0f}{p50:>9.2f}{p99:>9.2f}{cpu:>10.0f}"
             print(row)
+    print_cpu_split(results, levels)
     if "zkref" in results and "java" in results:
         print_targets(results["zkref"], results["java"], levels)
     if "floor" in results and "java" in results:
@@ -293,6 +303,22 @@ def main(argv=None) -> int:
 
 
 READS, WRITES = ("getData", "exists", "getChildren"), ("create", "setData", "delete")
+
+
+def print_cpu_split(results: dict, levels: list[int]) -> None:
+    """Where each op's CPU went: the server's user-space and kernel time per op, and the client's (this process).
+    The kernel's share (socket calls, fsync, wake-ups) is about the same for any server; the user-space share is
+    the server's own code. /proc counts in clock ticks (10 ms), so a figure moves in steps of 10 ms / ops."""
+    print("\nCPU per op (us): the server's user-space and kernel time, and this client's")
+    print(f"{'':24}" + "".join(f"{k:>44}" for k in results))
+    print(f"{'op @ sessions':24}" + "".join(f"{'server user  server kernel  client':>44}" for _ in results))
+    for lv in levels:
+        for op in OPS:
+            row = f"{op + ' @ ' + str(lv):24}"
+            for v in results.values():
+                _, _, _, _, usr, kernel, client = v[2][lv][op]
+                row += f"{usr:>23.0f}{kernel:>14.0f}{client:>7.0f}"
+            print(row)
 
 
 def print_targets(z, j, levels: list[int]):
