@@ -3,6 +3,7 @@
 (enum): EnumType.__getattr__ removed, as it is no longer needed for enum attribute access."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,6 @@ print(json.dumps(out, sort_keys=True))
 def survey(mode: str) -> dict:
     r = subprocess.run([sys.executable, "-c", SURVEY, mode], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
-    import json
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
