@@ -9,6 +9,7 @@ createSession → PROPOSAL → COMMIT).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import threading
 from pathlib import Path
@@ -71,6 +72,10 @@ class ZkrefLeaderNode(LoopThreadNode):
             self.peer = ZabPeer(myid=self.myid, quorum_verifier=self.qv, txn_factory=files, zk_db=db,
                                 tick_time=TICK_MS, init_limit=10, sync_limit=5, leader_id=vote.id,
                                 accepted_epoch=accepted, current_epoch=current, zab_trace=[])
+            # The election keeps answering on `ep`: the leader's new epoch must reach the vote it answers with,
+            # as QuorumPeer.updateElectionVote does on Java's one QuorumPeer object (ZOOKEEPER-1732).
+            self.peer.update_election_vote = lambda epoch: setattr(
+                ep, "current_vote", dataclasses.replace(ep.current_vote, peer_epoch=epoch))
             return vote, ep.peer_state
         return self.call(go())
 
@@ -368,6 +373,9 @@ def test_late_java_peer_finds_and_follows_the_zkref_leader(java_zk, tmp_path):
         node.lead()
         first.wait_serving(90)
         wait_for(node.started, 30)
+        # Java Leader.lead: once started, the leader answers LOOKING peers with the new epoch, so its LEADING
+        # vote and a follower's FOLLOWING vote agree and a late peer can follow on them alone (ZOOKEEPER-1732)
+        assert node.call(_v(lambda: node.eperoot.current_vote.peer_epoch)) == 2
         node.propose_create("/before-late-join", b"x")
         late = java_zk(cfg(), name="java2", myid=2, wait=False)
         late.wait_serving(90)
