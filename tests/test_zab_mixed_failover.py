@@ -5,6 +5,7 @@ The servers are real processes (zkref through the launcher of `test_zab_failures
 """
 from __future__ import annotations
 
+import re
 import signal
 
 import pytest
@@ -106,3 +107,39 @@ def kazoo_stat(e: Ensemble, i: int, path: str) -> int:
     finally:
         zk.stop()
         zk.close()
+
+
+NOTIFICATION = re.compile(r"Notification: my state:LOOKING; n\.sid:(\d+), n\.state:(LEADING|FOLLOWING), "
+                          r"n\.leader:(\d+), n\.round:0x[0-9a-f]+, n\.peerEpoch:0x([0-9a-f]+)")
+
+
+@pytest.mark.parametrize("kinds", [("java", "zkref", "zkref"), ("java", "java", "zkref"), ("zkref", "java", "java")],
+                         ids=["late-java+2zkref", "late-java+java+zkref-leader", "late-zkref+2java"])
+def test_late_peer_hears_the_new_epoch_from_leader_and_follower_and_follows(kinds, tmp_path):
+    """Servers 2 and 3 form an ensemble (3 leads: same history, higher id) and take a write; server 1 starts
+    late. Everyone it asks answers with the vote of the running epoch, the leader LEADING and the follower
+    FOLLOWING, both with the new peerEpoch: Java's leader and learners update their election vote once the epoch
+    is settled, so that a new server finds the leader on their answers alone (QuorumPeer.updateElectionVote,
+    ZOOKEEPER-1732; FastLeaderElection.receivedFollowingNotification counts equal votes and checkLeader wants
+    the leader's own LEADING). The late server follows and serves the write.
+    Reference: Java Leader.lead, Learner.syncWithLeader (updateElectionVote), Vote.equals"""
+    e = Ensemble(tmp_path, kinds, trace=False)
+    try:
+        e.start(2, 3)
+        assert e.wait_formed([2, 3], timeout=120) == 3
+        zk = kazoo(e.hosts([2]))
+        try:
+            epoch = epoch_of(zk.create("/before-the-late-peer", b"x", include_data=True)[1].czxid)
+        finally:
+            zk.stop()
+            zk.close()
+        e.start(1)
+        assert e.wait_formed(timeout=120) == 3
+        heard = {(int(sid), state, int(leader), int(ep, 16)) for sid, state, leader, ep in NOTIFICATION.findall(e.log(1))}
+        print(f"server 1 ({kinds[0]}) heard:", sorted(heard))
+        assert (3, "LEADING", 3, epoch) in heard
+        assert (2, "FOLLOWING", 3, epoch) in heard
+        assert {ep for _, _, _, ep in heard} == {epoch}, "an answer with a stale epoch"
+        assert children_on(e, 1, "/") >= {"before-the-late-peer"}
+    finally:
+        e.stop_all()
