@@ -278,7 +278,7 @@ def main(argv=None) -> int:
                         results[kind] = (sorted(startups)[len(startups) // 2], srv.rss_mb(), res)
                 finally:
                     srv.stop()
-    # the interpreter's build changes zkref's figures by 10 % or more (site/benchmarks.md, "Which python3")
+    # the interpreter's build changes zkref's figures by 10 % or more (site/benchmark-history.md, "Which python3")
     print(f"zkref runs on Python {sys.version.split()[0]}, {os.path.realpath(sys.executable)}")
     print(f"{'':24}" + "".join(f"{k:>44}" for k in results))
     print(f"{'startup (s)':24}" + "".join(f"{v[0]:>44.2f}" for v in results.values()))
