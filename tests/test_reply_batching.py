@@ -3,10 +3,11 @@
 Java's `NIOServerCnxn.sendBuffer` only queues a reply on the connection (`outgoingBuffers`); the selector thread
 writes everything queued with one gathering write when the socket is writable (`NIOServerCnxn.handleWrite`). zkref
 holds a connection's replies while the requests of one read are processed (when the read brought more than one),
-and while SyncThread hands on a committed batch in which a connection has more than one request; then it writes
-each connection's queue once (chapter 06_connections1, "Sending"). These tests run the standalone server in this process, so that the writes to each connection's
-transport can be counted, and talk to it over a real socket: every reply arrives, in order, with each watch event
-before the reply of the write that fired it, and what was queued before a close is written before the close.
+and while SyncThread hands on a committed batch that several connections share, one of them with more than one
+request in it; then it writes each connection's queue once (chapter 06_connections1, "Sending"; chapter 11e).
+These tests run the standalone server in this process, so that the writes to each connection's transport can be
+counted, and talk to it over real sockets: every reply arrives, in order, with each watch event before the reply
+of the write that fired it, and what was queued before a close is written before the close.
 """
 from __future__ import annotations
 
