@@ -449,3 +449,46 @@ def test_replies_to_a_closed_connection_count_as_stale(zkref_zk, java_zk):
             assert number(mntr(server.client_port), "stale_replies") == stale
         finally:
             k.stop(); k.close()
+
+
+def test_srst_resets_every_counter_and_summary_as_in_java(zkref_zk, java_zk):
+    """`srst` is ServerStats.reset: the latencies, packet counts and response sizes, then
+    ServerMetrics.getMetrics().resetAll(), which zeroes every counter and summary of the metrics provider. Gauges
+    (znode count, uptime, ...) keep their values. After the same workload and `srst`, the `mntr` values that are
+    not zero are the same names on zkref as on Java 3.8. Reference: ServerStats.reset, StatResetCommand,
+    DefaultMetricsProvider.resetAllValues (3.8)."""
+    nonzero = {}
+    for start in (java_zk, zkref_zk):
+        server = start(CFG)
+        workload(server.hosts)                           # every client closed before the reset
+        wait_for(lambda: number(mntr(server.client_port), "cnt_node_deleted_watch_count") >= 1, 10,
+                 what="node_deleted_watch_count")
+        before = mntr(server.client_port)
+        assert number(before, "cnt_updatelatency") > 0 and number(before, "max_sync_processor_batch_size") > 0
+        assert four_letter_word(server.client_port, "srst") == "Server stats reset.\n"
+        after = mntr(server.client_port)                 # this mntr is the only request since the reset
+        nonzero[server.kind] = sorted(k for k, v in after.items() if v not in ("0", "0.0"))
+        assert number(after, "cnt_updatelatency") == number(after, "max_sync_processor_batch_size") == 0
+        assert number(after, "packets_received") == 1 and number(after, "bytes_received_count") == 4
+        assert number(after, "znode_count") == number(before, "znode_count") > 0
+    assert nonzero["zkref"] == nonzero["java"], (set(nonzero["zkref"]) ^ set(nonzero["java"]))
+
+
+def test_four_letter_word_answers_count_as_sent_in_java_writers_pieces(zkref_zk, java_zk):
+    """A command's answer goes through a PrintWriter, a BufferedWriter of 8,192 characters and SendBufferWriter;
+    each piece the buffered writer passes on is written and counted as one packet sent. So after `srst` (its own
+    answer one packet), a `mntr` of more than 8,192 characters counts two and `conf` or `envi` one, as `srvr`'s
+    `Sent:` line shows (before its own answer). Reference: ServerCnxn.cleanupWriterSocket,
+    NIOServerCnxn.SendBufferWriter and sendBufferSync → packetSent (3.8)."""
+    seen = {}
+    for start in (java_zk, zkref_zk):
+        server = start(CFG)
+        four_letter_word(server.client_port, "srst")
+        sent = []
+        for word in ("mntr", "conf", "envi", "mntr"):
+            assert len(four_letter_word(server.client_port, word)) > (8192 if word == "mntr" else 0)
+            srvr = four_letter_word(server.client_port, "srvr").splitlines()
+            sent.append(int(next(line for line in srvr if line.startswith("Sent:")).split()[1]))
+        seen[server.kind] = sent
+    assert seen["java"] == [3, 5, 7, 10], seen["java"]     # what Java printed
+    assert seen["zkref"] == seen["java"], seen

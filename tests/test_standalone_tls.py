@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import free_port, wait_for
+from conftest import four_letter_word, free_port, wait_for
 from test_standalone_server import RawClient
 from zkref.jute import CreateRequest, GetDataRequest, GetDataResponse
 from zkref.proto import OPEN_ACL_UNSAFE, OpCode
@@ -126,3 +126,45 @@ def test_java_client_over_tls(zkref_zk, pki):  # noqa: F811
     h, body = raw.call(OpCode.getData, GetDataRequest(path="/java-tls", watch=False))
     assert h.err == 0 and GetDataResponse.from_bytes(body).data == b"x"
     raw.close()
+
+
+NETTY = [f"/usr/share/java/netty-{m}.jar" for m in ("buffer", "codec", "common", "handler", "resolver", "transport",
+                                                     "transport-native-unix-common")]
+
+
+def test_server_stats_count_both_client_ports_as_in_java(zkref_zk, java_zk, pki):  # noqa: F811
+    """Java keeps one ServerStats per server, whichever port a client came in on: after `srst`, a plain session
+    and two TLS sessions make `mntr`'s num_alive_connections (ZooKeeperServer.getNumAliveConnections adds the
+    plain and the secure factory), packets_received and packets_sent, and `srvr`'s `Connections:`, count both
+    ports. Java serves secureClientPort with its Netty factory (serverCnxnFactory), from the same PEM files.
+    Reference: ServerStats, ZooKeeperServer.getNumAliveConnections (3.8)."""
+    from zkref.jute import ConnectRequest
+    from zkref.proto import frame
+    if not all(os.path.exists(j) for j in NETTY):
+        pytest.skip("Netty jars are not installed")
+    seen = {}
+    for start in (java_zk, zkref_zk):
+        secure = free_port()
+        config = {"4lw.commands.whitelist": "*", "secureClientPort": secure,
+                  "ssl.keyStore.location": pki / "server.pem", "ssl.trustStore.location": pki / "ca.pem"}
+        if start is java_zk:
+            config["serverCnxnFactory"] = "org.apache.zookeeper.server.NettyServerCnxnFactory"
+        srv = start(config, classpath=NETTY) if start is java_zk else start(config)
+        wait_for(lambda: "Server stats reset." in four_letter_word(srv.client_port, "srst"), 10, what="srst")
+        clients = [RawClient(srv.client_port)]
+        for _ in range(2):
+            s = tls_connect(secure, pki)
+            s.sendall(frame(ConnectRequest(time_out=10000, passwd=bytes(16)).to_bytes() + b"\0"))
+            raw = RawClient.__new__(RawClient)
+            raw.sock, raw.events, raw.xid = s, [], 0
+            raw.read_frame()                            # the ConnectResponse
+            clients.append(raw)
+        m = dict(line.split("\t", 1) for line in four_letter_word(srv.client_port, "mntr").splitlines())
+        srvr = four_letter_word(srv.client_port, "srvr").splitlines()
+        seen[srv.kind] = (m["zk_num_alive_connections"], m["zk_packets_received"], m["zk_packets_sent"],
+                          next(line for line in srvr if line.startswith("Connections:")))
+        for c in clients:
+            c.close()
+    # three sessions and the mntr connection; three handshakes and the mntr; srst's answer and three ConnectResponses
+    assert seen["java"] == ("4", "4", "4", "Connections: 4"), seen["java"]
+    assert seen["zkref"] == seen["java"], seen

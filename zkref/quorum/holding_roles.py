@@ -55,7 +55,7 @@ def quorum_packet(ptype: int, zxid: int, data: bytes | None = None) -> bytes:
     "A QuorumPacket's bytes."
     return QuorumPacket(type=ptype, zxid=zxid, data=data, authinfo=None).to_bytes()
 
-# %% ../../nbs/07_peer1_holding_roles.ipynb #533f9273
+# %% ../../nbs/07_peer1_holding_roles.ipynb #1d71d549
 class PendingZabServer:
     "What the client port talks to while a role holds: `srvr` tells the mode; sessions are refused."
     def __init__(self, peer: QuorumPeer, mode: str):
@@ -76,10 +76,12 @@ class PendingZabServer:
         return ZK_NOT_SERVING + "\n"
 
     def server_stats(self) -> dict:
-        f = self.peer.cnxn_factory
+        "What `srvr` prints while a role holds: the packets and connections of both client ports (Java: ServerStats)."
+        factories = [f for f in (self.peer.cnxn_factory, self.peer.secure_cnxn_factory) if f is not None]
         return dict(min_latency=0, avg_latency=0.0, max_latency=0,
-                    packets_received=f.packets_received if f else 0, packets_sent=f.packets_sent if f else 0,
-                    num_alive_connections=len(f.cnxns) if f else 0, outstanding_requests=0,
+                    packets_received=sum(f.packets_received for f in factories),
+                    packets_sent=sum(f.packets_sent for f in factories),
+                    num_alive_connections=sum(len(f.cnxns) for f in factories), outstanding_requests=0,
                     last_processed_zxid=self.peer.zk_db.get_data_tree_last_processed_zxid(),
                     server_state=self.mode, znode_count=self.peer.zk_db.get_node_count())
 

@@ -150,7 +150,7 @@ async def _shutdown(self: AdminServer) -> None:
 
 AdminServer.start, AdminServer.shutdown = _start, _shutdown
 
-# %% ../../nbs/09a_admin.ipynb #881b100b
+# %% ../../nbs/09a_admin.ipynb #7d8263aa
 def quorum_srvr(cnxn: ServerCnxn, with_clients: bool = False) -> str:
     "`srvr` / `stat`, with the leader's proposal sizes. Java: StatCommand"
     out = cmd_srvr(cnxn, with_clients)
@@ -165,8 +165,7 @@ def quorum_mntr(cnxn: ServerCnxn) -> str:
 
 def quorum_srst(cnxn: ServerCnxn) -> str:
     "`srst`: reset the server's statistics, and a leader's proposal sizes. Java: StatResetCommand"
-    cnxn.zks.reset_stats()
-    cnxn.factory.packets_received = cnxn.factory.packets_sent = 0
+    cnxn.zks.reset_stats()                      # Java: ServerStats.reset (chapter 11_requests2)
     ps = getattr(getattr(cnxn.zks, "leader", None), "proposal_stats", None)
     if ps is not None:
         ps.reset()

@@ -97,7 +97,7 @@ def environment_entries() -> list[tuple[str, str]]:
     lines = cmd_envi(None).splitlines()[1:]            # after "Environment:"
     return [tuple(line.split("=", 1)) for line in lines if "=" in line]
 
-# %% ../../nbs/09a1_admin_commands.ipynb #07403e45
+# %% ../../nbs/09a1_admin_commands.ipynb #05fe79ef
 CLOG = get_logger("Commands")
 
 @admin_command("server_stats", "srvr")
@@ -144,11 +144,8 @@ def _dirs(zks, kwargs, r: CommandResponse) -> None:
 
 @admin_command("stat_reset", "srst")
 def _srst(zks, kwargs, r: CommandResponse) -> None:
-    "Reset the server's latency and packet counters. Java: Commands.StatResetCommand"
-    zks.reset_stats()
-    for f in (zks.server_cnxn_factory, zks.secure_server_cnxn_factory):
-        if f is not None:
-            f.packets_received = f.packets_sent = 0
+    "Reset the server's statistics and metrics. Java: Commands.StatResetCommand"
+    zks.reset_stats()                            # Java: ServerStats.reset (chapter 11_requests2)
 
 @admin_command("connection_stat_reset", "crst")
 def _crst(zks, kwargs, r: CommandResponse) -> None:

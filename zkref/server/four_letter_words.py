@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['FOUR_LETTER_WORDS', 'TELNET_CLOSE_CMD', 'CMD_BY_INT', 'CMD2STRING', 'LOG', 'ZK_NOT_SERVING', 'NOT_SERVING_OUTPUT',
-           'DEFAULT_COMMANDS', 'four_letter_int', 'enabled_four_letter_words', 'log_white_list', 'cmd_srvr', 'cmd_envi',
-           'cmd_cons', 'dump_connections', 'cmd_dump', 'cmd_mntr']
+           'COMMAND_WRITER_CHARS', 'DEFAULT_COMMANDS', 'four_letter_int', 'enabled_four_letter_words', 'log_white_list',
+           'write_command_output', 'cmd_srvr', 'cmd_envi', 'cmd_cons', 'dump_connections', 'cmd_dump', 'cmd_mntr']
 
 # %% ../../nbs/06_connections2_four_letter_words.ipynb #1cbfdd25
 FOUR_LETTER_WORDS = ("conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srst", "srvr",
@@ -78,7 +78,7 @@ def log_white_list(words: JavaHashSet # the enabled words (enabled_four_letter_w
     flog.info("The list of known four letter word commands is : [{%s}]", known)
     flog.info("The list of enabled four letter word commands is : [[%s]]", ", ".join(words))
 
-# %% ../../nbs/06_connections2_four_letter_words.ipynb #87c085b6
+# %% ../../nbs/06_connections2_four_letter_words.ipynb #81758895
 LOG = get_logger("NIOServerCnxn")   # Java logs "Processing ... command" from NIOServerCnxn
 
 ZK_NOT_SERVING = "This ZooKeeper instance is not currently serving requests"
@@ -87,6 +87,13 @@ ZK_NOT_SERVING = "This ZooKeeper instance is not currently serving requests"
 NOT_SERVING_OUTPUT: dict[str, str] = {w: ZK_NOT_SERVING + "\n" for w in (
     "conf", "cons", "crst", "dirs", "dump", "srst", "srvr", "stat", "wchc", "wchp", "wchs", "mntr")}
 NOT_SERVING_OUTPUT |= {"isro": "null", "hash": ZK_NOT_SERVING}
+
+COMMAND_WRITER_CHARS = 8192   # Java: BufferedWriter's default buffer, between a command's PrintWriter and SendBufferWriter
+
+def write_command_output(cnxn: ServerCnxn, out: str) -> None:
+    "A command's answer, in the pieces Java's writers pass on: each is one packet sent. Java: ServerCnxn.cleanupWriterSocket, SendBufferWriter"
+    for i in range(0, len(out), COMMAND_WRITER_CHARS):
+        cnxn.send_buffer(out[i:i + COMMAND_WRITER_CHARS].encode("utf-8"))   # Java: sendBufferSync → packetSent
 
 def _read_trace_mask_argument(self: ServerCnxnFactory, cnxn: ServerCnxn) -> bool:
     "Take `stmk`'s 8-byte long from what has already arrived; False if it has not (Java: BufferUnderflowException)."
@@ -120,11 +127,10 @@ def _run_four_letter_word(self: ServerCnxnFactory, cnxn: ServerCnxn, cmd: str) -
             except Exception:
                 LOG.warning("Error running %s", cmd, exc_info=True)
                 out = ""
-    if out:
-        cnxn.send_buffer(out.encode("utf-8"))
+    write_command_output(cnxn, out)
     cnxn.close("four_letter_word")
 
-# %% ../../nbs/06_connections2_four_letter_words.ipynb #bc009d04
+# %% ../../nbs/06_connections2_four_letter_words.ipynb #8a163101
 def _full_version() -> str:
     try:
         from zkref.main import FULL_VERSION
@@ -212,8 +218,7 @@ def cmd_mntr(cnxn: ServerCnxn) -> str:
 def _reset_stats(cnxn: ServerCnxn, server: bool) -> str:
     "`crst` (connection statistics) and `srst` (server statistics)."
     if server:
-        cnxn.zks.reset_stats()
-        cnxn.factory.packets_received = cnxn.factory.packets_sent = 0
+        cnxn.zks.reset_stats()                  # Java: ServerStats.reset (chapter 11_requests2): metrics too
         return "Server stats reset.\n"
     for c in list(cnxn.factory.cnxns):          # Java: CnxnStatResetCommand, every connection's resetStats
         c.reset_stats()

@@ -13,17 +13,16 @@ from .processors import ZooKeeperServer
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/11_requests2_server_stats.ipynb #196e0dca
+# %% ../../nbs/11_requests2_server_stats.ipynb #82d46bb4
 def _register_metrics(self: ZooKeeperServer) -> None:
     "The gauges `mntr` and Prometheus show. Java: ZooKeeperServer.registerMetrics"
-    f = lambda: self.server_cnxn_factory
-    stats = self.server_stats
+    stats, cnxn_factories = self.server_stats, self.cnxn_factories
     self.server_metrics.register_gauges({
         "avg_latency": lambda: stats()["avg_latency"], "max_latency": lambda: self.max_latency,
         "min_latency": lambda: self.min_latency,
-        "packets_received": lambda: f().packets_received if f() else 0,
-        "packets_sent": lambda: f().packets_sent if f() else 0,
-        "num_alive_connections": lambda: len(f().cnxns) if f() else 0,
+        "packets_received": lambda: sum(f.packets_received for f in cnxn_factories()),
+        "packets_sent": lambda: sum(f.packets_sent for f in cnxn_factories()),
+        "num_alive_connections": lambda: sum(len(f.cnxns) for f in cnxn_factories()),
         "outstanding_requests": lambda: self.in_process,
         "uptime": lambda: int((time.monotonic() - self.start_time) * 1000),
         "znode_count": lambda: self.dt.node_count(), "watch_count": lambda: self.dt.watch_count(),
@@ -58,14 +57,20 @@ def _dump_monitor_values(self: ZooKeeperServer, sink) -> None:
 ZooKeeperServer.register_metrics, ZooKeeperServer.dump_monitor_values = _register_metrics, _dump_monitor_values
 ZooKeeperServer.unregister_metrics = _unregister_metrics
 
-# %% ../../nbs/11_requests2_server_stats.ipynb #fe5507bd
+# %% ../../nbs/11_requests2_server_stats.ipynb #d2d6f8de
+def _cnxn_factories(self: ZooKeeperServer) -> list:
+    "The plain and the secure connection factory, those that exist. Java: what ServerStats and getNumAliveConnections add up"
+    return [f for f in (self.server_cnxn_factory, self.secure_server_cnxn_factory) if f is not None]
+
 def _server_stats(self: ZooKeeperServer) -> dict:
-    f = self.server_cnxn_factory
+    "What `srvr`/`stat` print: the server's numbers over both client ports. Java: ServerStats"
+    factories = self.cnxn_factories()
     cnt = self.latency_count
     return dict(min_latency=self.min_latency, max_latency=self.max_latency,
                 avg_latency=round(self.total_latency / cnt, 4) if cnt else 0.0,
-                packets_received=f.packets_received if f else 0, packets_sent=f.packets_sent if f else 0,
-                num_alive_connections=len(f.cnxns) if f else 0, outstanding_requests=self.in_process,
+                packets_received=sum(f.packets_received for f in factories),
+                packets_sent=sum(f.packets_sent for f in factories),
+                num_alive_connections=sum(len(f.cnxns) for f in factories), outstanding_requests=self.in_process,
                 last_processed_zxid=self.dt.last_processed_zxid, server_state="standalone",
                 znode_count=self.dt.node_count())
 
@@ -93,9 +98,13 @@ def _dump_dirs(self: ZooKeeperServer) -> str:
     return f"datadir_size: {_dir_size(tsl.snap_dir)}\nlogdir_size: {_dir_size(tsl.data_dir)}\n"
 
 def _reset_stats(self: ZooKeeperServer) -> None:
-    "`srst`. Java: ServerStats.reset"
-    self.min_latency = self.max_latency = self.total_latency = self.latency_count = 0
+    "`srst`: latencies, packet counts, response sizes, then every counter and summary of the metrics. Java: ServerStats.reset"
+    self.min_latency = self.max_latency = self.total_latency = self.latency_count = 0   # Java: resetLatency
+    for f in self.cnxn_factories():                                                       # Java: resetRequestCounters
+        f.packets_received = f.packets_sent = 0
     self.client_response_stats.reset()
+    self.server_metrics.reset_all()                                   # Java: ServerMetrics.getMetrics().resetAll()
 
+ZooKeeperServer.cnxn_factories = _cnxn_factories
 ZooKeeperServer.server_stats, ZooKeeperServer.dump_conf = _server_stats, _dump_conf
 ZooKeeperServer.dump_dirs, ZooKeeperServer.reset_stats = _dump_dirs, _reset_stats
