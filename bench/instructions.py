@@ -8,7 +8,7 @@ noise of bench/client_bench.py, and the VM offers no hardware counters to `perf`
 instructions a process executes whatever the machine is doing meanwhile: the same run twice gives the same count
 to a fraction of a percent. For each operation this script starts `python -m zkref` (forceSync=yes, a temporary
 data directory) under callgrind twice, once for `--small` and once for `--large` requests over `--sessions`
-sessions (one outstanding each, as client_bench.py's client), and prints the difference divided by the difference
+sessions (one outstanding each, as client_bench.py's client; `--depth N` pipelines N in each), and prints the difference divided by the difference
 of the request counts: the user-space instructions one request costs the server — Python, uvloop, libc; not the
 kernel's share (the socket calls, the fsync), which is the same for any server code. The start-up and the setup
 requests cancel out. `delete` is measured as a create and a delete less a create. With `--base` the same runs are
@@ -35,14 +35,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
-from client_bench import Session, request  # noqa: E402
+from client_bench import Session, pipelined, request  # noqa: E402
 from conftest import four_letter_word, free_port  # noqa: E402
 
 OPS = ("getData", "exists", "getChildren", "setData", "create", "delete")
 
 
-async def drive(port: int, op: str, sessions: int, n: int) -> None:
-    "`n` requests of `op` (for delete: n creates, then n deletes) over `sessions` sessions, one outstanding each."
+async def drive(port: int, op: str, sessions: int, n: int, depth: int = 1) -> None:
+    "`n` requests of `op` (for delete: n creates, then n deletes) over `sessions` sessions, `depth` outstanding in each."
     clients = [await Session().open(port) for _ in range(sessions)]
     await clients[0].call(*request("create", "/i"))
     per = max(1, n // sessions)
@@ -52,6 +52,8 @@ async def drive(port: int, op: str, sessions: int, n: int) -> None:
 
     async def run(name, path_of):
         async def one(ci, c):
+            if depth > 1:
+                return await pipelined(c, [(*request(name, path_of(ci, i)), "") for i in range(per)], depth, [])
             for i in range(per):
                 await c.call(*request(name, path_of(ci, i)))
         await each(one)
@@ -64,7 +66,7 @@ async def drive(port: int, op: str, sessions: int, n: int) -> None:
         await run(op, lambda ci, i: "/i")
 
 
-def instructions(root: Path, op: str, sessions: int, n: int) -> int:
+def instructions(root: Path, op: str, sessions: int, n: int, depth: int = 1) -> int:
     "Instructions the server executed, start to exit, serving `n` requests of `op` with the code of `root`."
     with tempfile.TemporaryDirectory() as tmp:
         wd, port = Path(tmp), free_port()
@@ -82,7 +84,7 @@ def instructions(root: Path, op: str, sessions: int, n: int) -> int:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the server did not start under valgrind:\n{log.read_text()[-2000:]}")
                 time.sleep(0.5)
-            asyncio.run(drive(port, op, sessions, n))
+            asyncio.run(drive(port, op, sessions, n, depth))
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(300)
@@ -92,12 +94,12 @@ def instructions(root: Path, op: str, sessions: int, n: int) -> int:
         return int(found[-1])
 
 
-def per_request(root: Path, op: str, sessions: int, small: int, large: int) -> float:
+def per_request(root: Path, op: str, sessions: int, small: int, large: int, depth: int = 1) -> float:
     "User-space instructions per request of `op` (a delete: create+delete less create)."
-    count = lambda o, n: instructions(root, o, sessions, n)   # noqa: E731
+    count = lambda o, n: instructions(root, o, sessions, n, depth)   # noqa: E731
     per = (count(op, large) - count(op, small)) / (large - small)
     if op == "delete":
-        per -= per_request(root, "create", sessions, small, large)
+        per -= per_request(root, "create", sessions, small, large, depth)
     return per
 
 
@@ -107,6 +109,7 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=1)
     ap.add_argument("--small", type=int, default=500, help="requests in the first run")
     ap.add_argument("--large", type=int, default=2500, help="requests in the second run")
+    ap.add_argument("--depth", type=int, default=1, help="requests each session keeps outstanding (as client_bench.py's)")
     ap.add_argument("--base", type=Path, help="another checkout to compare with (its zkref package is used)")
     args = ap.parse_args()
     if shutil.which("valgrind") is None:
@@ -118,10 +121,10 @@ def main() -> None:
     head = f"{'op @ sessions':<20}{'this checkout':>16}"
     print(head + (f"{'base':>16}{'this / base':>14}" if args.base else ""), flush=True)
     for op in ops:
-        mine = per_request(ROOT, op, args.sessions, args.small, args.large)
-        line = f"{op + ' @ ' + str(args.sessions):<20}{mine:>16,.0f}"
+        mine = per_request(ROOT, op, args.sessions, args.small, args.large, args.depth)
+        line = f"{op + ' @ ' + str(args.sessions) + (f' d{args.depth}' if args.depth > 1 else ''):<20}{mine:>16,.0f}"
         if args.base:
-            base = per_request(args.base.resolve(), op, args.sessions, args.small, args.large)
+            base = per_request(args.base.resolve(), op, args.sessions, args.small, args.large, args.depth)
             line += f"{base:>16,.0f}{mine / base:>13.3f}x"
         print(line, flush=True)
 
