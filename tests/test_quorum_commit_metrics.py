@@ -239,3 +239,17 @@ def test_a_commit_batch_size_below_one_is_refused_as_a_role_starts(kind, tmp_pat
         assert [e.mode(i) for i in e.ids] == [None] * 3                    # and nobody serves
     finally:
         e.stop_all()
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_learner_request_processor_samples_its_queue_as_javas(both, role):
+    """A learner's first processor (Java's FollowerRequestProcessor, ObserverRequestProcessor) samples its queue's
+    size into learner_request_processor_queue_size once as its thread starts and then before every take: on a
+    follower or observer whose one session sent eight requests (createSession, create, setData, getData, exists,
+    getData, sync, closeSession), nine samples; on the follower without clients, one; the leader has no such
+    processor. Reference: FollowerRequestProcessor.run, ObserverRequestProcessor.run (3.8)."""
+    java, zkref = both
+    key = "cnt_learner_request_processor_queue_size"
+    want = {"leader": 0, "follower": 9, "other_follower": 1, "observer": 9}[role]
+    assert n(java[role], key) == want, java[role].get(key)               # what Java printed
+    assert n(zkref[role], key) == want

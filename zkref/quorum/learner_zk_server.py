@@ -153,7 +153,7 @@ class _NoExpiry:
     buckets: dict = {}
 _NO_EXPIRY = _NoExpiry()
 
-# %% ../../nbs/10b_learner2_zk_server.ipynb #534c40b5
+# %% ../../nbs/10b_learner2_zk_server.ipynb #694d0d8a
 def _needs_commit(request) -> bool:
     "Java: CommitProcessor.needCommit (a local session's createSession and closeSession need none)"
     return (request.type in _FORWARDED and not getattr(request, "local_session", False)
@@ -202,6 +202,8 @@ class FollowerRequestProcessor:
             self.skip_learner_requests = str(prop(SKIP_LEARNER_REQUEST_TO_NEXT_PROCESSOR) or "").lower() == "true"
             FRPLOG.info("Initialized FollowerRequestProcessor with %s as %s", SKIP_LEARNER_REQUEST_TO_NEXT_PROCESSOR,
                         str(self.skip_learner_requests).lower())
+        self.queue_size = zks.server_metrics.learner_request_processor_queue_size
+        self.queue_size.add_int(0)          # Java: the thread's first sample, before its first take
 
     def process_request(self, request) -> None:
         "Java: ZooKeeperServer.submitRequestNow's setLocalSessionFlag, then FollowerRequestProcessor.processRequest + run"
@@ -217,11 +219,14 @@ class FollowerRequestProcessor:
 
     def run_one(self, request) -> None:
         "Queue it locally (or not), then forward it to the leader. Java: FollowerRequestProcessor.run, one request"
-        if self.eager_acl_check and not auth_write_request(self.zks, request):   # Java: authWriteRequest first
-            return
-        self.maybe_send_request_to_next_processor(request)
-        if _needs_commit(request):                      # a local session's create/closeSession stays here
-            self.zks.learner.request(request)
+        try:
+            if self.eager_acl_check and not auth_write_request(self.zks, request):   # Java: authWriteRequest first
+                return
+            self.maybe_send_request_to_next_processor(request)
+            if _needs_commit(request):                  # a local session's create/closeSession stays here
+                self.zks.learner.request(request)
+        finally:
+            self.queue_size.add_int(0)      # Java: the sample before the next take (LEARNER_REQUEST_PROCESSOR_QUEUE_SIZE)
 
     def maybe_send_request_to_next_processor(self, request) -> None:
         "Java: FollowerRequestProcessor.maybeSendRequestToNextProcessor"
