@@ -88,7 +88,14 @@ def feed_until_held(e: WithObserver, target: int, stopped: list[int], plan: str,
         c.xid += 1
         burst += encode_request(c.xid, OpCode.create, CreateRequest(path=f"/{tag}b{c.xid}", data=b"", acl=OPEN_ACL_UNSAFE, flags=0))
     c.sock.sendall(burst)
-    burst_xids = [c.reply()[0].xid for _ in range(20)]
+    burst_xids = []
+    try:
+        for _ in range(20):
+            burst_xids.append(c.reply()[0].xid)
+    except OSError as err:           # say what the server showed when its replies stopped (a socket timeout)
+        raise AssertionError(f"{tag}: {len(burst_xids)} of the burst's 20 replies came ({err!r}); server {target}'s "
+                             f"cons:\n{four_letter_word(port, 'cons')}in process: {in_process(port)}; "
+                             f"modes: {e.modes()}") from err
     c.close()
     return {"steps": steps, "replies": replies, "sent": sent_xids, "burst_in_order": burst_xids == list(range(c.xid - 19, c.xid + 1))}
 
