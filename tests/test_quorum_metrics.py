@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from conftest import free_ports, java_available
+from conftest import Ensemble, four_letter_word, free_ports, java_available, wait_for
 from zkref.testing import MiniCluster
 
 pytestmark = pytest.mark.timeout(300)
@@ -243,3 +243,32 @@ def test_gauges_follow_the_role(tmp_path):
         finally:
             await c.close()
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", ["java", "zkref"])
+def test_packet_counts_start_again_with_each_role(kind, tmp_path):
+    """Java keeps the packet counts in the ServerStats of each ZooKeeperServer, and every role of a quorum peer is
+    a new server object: after the leader goes and a new one is elected, `srvr` on a server that had answered 30
+    four-letter words counts only the packets that came since its new role began.
+    Reference: ServerCnxn.packetReceived/packetSent (serverStats() of the factory's current server), ServerStats,
+    QuorumPeer.run (makeFollower/makeLeader: a new FollowerZooKeeperServer/LeaderZooKeeperServer per role)."""
+    if kind == "java" and not java_available():
+        pytest.skip("Java ZooKeeper (Debian package zookeeper) is not installed")
+    e = Ensemble(tmp_path / kind, (kind,) * 3)
+    e.start()
+    try:
+        leader = e.wait_formed()
+        watched = next(i for i in e.ids if i != leader)
+        for _ in range(30):
+            four_letter_word(e.client(watched), "ruok")
+        received = lambda: int(next(line.split()[1] for line in four_letter_word(e.client(watched), "srvr").splitlines()
+                                    if line.startswith("Received:")))
+        before = received()
+        assert before > 30
+        e.stop(leader)
+        rest = [i for i in e.ids if i != leader]
+        wait_for(lambda: sorted(e.modes(rest)) == ["follower", "leader"], 90, 0.2, what="a new leader")
+        after = received()
+        assert 0 < after < 30, (before, after)
+    finally:
+        e.stop_all()

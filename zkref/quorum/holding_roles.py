@@ -55,11 +55,12 @@ def quorum_packet(ptype: int, zxid: int, data: bytes | None = None) -> bytes:
     "A QuorumPacket's bytes."
     return QuorumPacket(type=ptype, zxid=zxid, data=data, authinfo=None).to_bytes()
 
-# %% ../../nbs/07_peer1_holding_roles.ipynb #1d71d549
+# %% ../../nbs/07_peer1_holding_roles.ipynb #0273d42b
 class PendingZabServer:
     "What the client port talks to while a role holds: `srvr` tells the mode; sessions are refused."
     def __init__(self, peer: QuorumPeer, mode: str):
         self.peer, self.mode = peer, mode
+        self.packets_received = self.packets_sent = 0   # counted by the connections while it holds
 
     def is_running(self) -> bool:
         return True
@@ -76,11 +77,10 @@ class PendingZabServer:
         return ZK_NOT_SERVING + "\n"
 
     def server_stats(self) -> dict:
-        "What `srvr` prints while a role holds: the packets and connections of both client ports (Java: ServerStats)."
+        "What `srvr` prints while a role holds: its own packet counts, the connections of both client ports (Java: ServerStats)."
         factories = [f for f in (self.peer.cnxn_factory, self.peer.secure_cnxn_factory) if f is not None]
         return dict(min_latency=0, avg_latency=0.0, max_latency=0,
-                    packets_received=sum(f.packets_received for f in factories),
-                    packets_sent=sum(f.packets_sent for f in factories),
+                    packets_received=self.packets_received, packets_sent=self.packets_sent,
                     num_alive_connections=sum(len(f.cnxns) for f in factories), outstanding_requests=0,
                     last_processed_zxid=self.peer.zk_db.get_data_tree_last_processed_zxid(),
                     server_state=self.mode, znode_count=self.peer.zk_db.get_node_count())

@@ -41,7 +41,7 @@ _all_ = ["FOUR_LETTER_WORDS", "TELNET_CLOSE_CMD", "CMD_BY_INT", "LOG", "ZK_NOT_S
          "CloseRequestException", "ServerCnxn", "cmd_srvr", "cmd_envi", "cmd_cons", "dump_connections", "cmd_dump",
          "cmd_mntr"]
 
-# %% ../../nbs/06_connections.ipynb #30f4fc1f
+# %% ../../nbs/06_connections.ipynb #01ee459d
 FLOG = get_logger("NIOServerCnxnFactory")
 
 class ServerCnxnFactory:
@@ -63,7 +63,6 @@ class ServerCnxnFactory:
         self.sessionless_timeout_ms = 10000
         self.enabled_words: set[str] = {"srvr"}
         self.commands: dict[str, Callable[[ServerCnxn], str]] = dict(DEFAULT_COMMANDS)
-        self.packets_received = self.packets_sent = 0
         self.trace_mask = 306                    # Java: ZooTrace's default (request, packet, session, warning)
         self.selector_threads, self.worker_threads = 1, 0   # Java's thread counts, for the names lines carry
         self.accept_thread_name = "NIOServerCxnFactory.AcceptThread:"

@@ -32,7 +32,7 @@ __all__ = ['LOG', 'BANNER', 'DIGEST_AUTH_ENABLED', 'PATH_STATS', 'environment', 
            'ExceptionInInitializerError', 'sync_settings', 'digest_auth_enabled', 'provider_registry_initialize',
            'request_path_metrics_settings', 'State', 'BufferStats', 'ZooKeeperServer']
 
-# %% ../../nbs/11_requests.ipynb #0596b686
+# %% ../../nbs/11_requests.ipynb #1fe512b1
 LOG = get_logger("ZooKeeperServer")
 
 BANNER = ["",
@@ -237,6 +237,7 @@ class ZooKeeperServer:
         self.container_manager = None
         self.in_process = 0
         self.min_latency, self.max_latency, self.total_latency, self.latency_count = 0, 0, 0, 0
+        self.packets_received = self.packets_sent = 0   # Java: ServerStats, counted by the connections (chapter 06)
         self.shutdown_event = asyncio.Event()
         self.data_loaded = False
         LOG.info("minSessionTimeout set to %d ms", self.min_session_timeout)

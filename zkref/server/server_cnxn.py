@@ -130,7 +130,7 @@ class ServerCnxn(asyncio.Protocol):
             self.auth_info.append(id_)
             self.auth_info_java_order = None
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #ef6d5593
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #4d0f7308
 class _HeldReplies(threading.local):
     cnxns: list | None = None            # the connections that queued a frame in this turn; None: not holding
 
@@ -164,7 +164,9 @@ def _send_buffer(self: ServerCnxn, data: bytes) -> None:
             self.outgoing = [data]
             held.append(self)
     self.packets_sent += 1
-    self.factory.packets_sent += 1
+    zks = self.factory.zks
+    if zks is not None:                  # Java: serverStats().incrementPacketsSent(), the current server's stats
+        zks.packets_sent += 1
 
 def _flush_outgoing(self: ServerCnxn) -> None:
     "Write the queued frames with one write. Java: NIOServerCnxn.handleWrite (a gathering write of outgoingBuffers)"
@@ -230,12 +232,15 @@ def _decr_outstanding_and_check_throttle(self: ServerCnxn, xid: int) -> None:
 ServerCnxn.incr_outstanding_and_check_throttle = _incr_outstanding_and_check_throttle
 ServerCnxn.decr_outstanding_and_check_throttle = _decr_outstanding_and_check_throttle
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #fa7009c0
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #569ed590
 def _packet_received(self: ServerCnxn, nbytes: int) -> None:
     "Count a packet of `nbytes` (length prefix included) on the connection and the server. Java: ServerCnxn.packetReceived"
     self.packets_received += 1
-    self.factory.packets_received += 1
-    metrics = getattr(self.zks, "server_metrics", None)   # none while a quorum role holds (PendingZabServer)
+    zks = self.factory.zks
+    if zks is None:                      # Java: serverStats() is null without a server
+        return
+    zks.packets_received += 1            # Java: serverStats().incrementPacketsReceived()
+    metrics = getattr(zks, "server_metrics", None)   # none while a quorum role holds (PendingZabServer)
     if metrics is not None:
         metrics.bytes_received_count.add_int(nbytes)
 

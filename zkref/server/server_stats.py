@@ -13,15 +13,14 @@ from .processors import ZooKeeperServer
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/11_requests2_server_stats.ipynb #82d46bb4
+# %% ../../nbs/11_requests2_server_stats.ipynb #317ffc91
 def _register_metrics(self: ZooKeeperServer) -> None:
     "The gauges `mntr` and Prometheus show. Java: ZooKeeperServer.registerMetrics"
     stats, cnxn_factories = self.server_stats, self.cnxn_factories
     self.server_metrics.register_gauges({
         "avg_latency": lambda: stats()["avg_latency"], "max_latency": lambda: self.max_latency,
         "min_latency": lambda: self.min_latency,
-        "packets_received": lambda: sum(f.packets_received for f in cnxn_factories()),
-        "packets_sent": lambda: sum(f.packets_sent for f in cnxn_factories()),
+        "packets_received": lambda: self.packets_received, "packets_sent": lambda: self.packets_sent,
         "num_alive_connections": lambda: sum(len(f.cnxns) for f in cnxn_factories()),
         "outstanding_requests": lambda: self.in_process,
         "uptime": lambda: int((time.monotonic() - self.start_time) * 1000),
@@ -57,7 +56,7 @@ def _dump_monitor_values(self: ZooKeeperServer, sink) -> None:
 ZooKeeperServer.register_metrics, ZooKeeperServer.dump_monitor_values = _register_metrics, _dump_monitor_values
 ZooKeeperServer.unregister_metrics = _unregister_metrics
 
-# %% ../../nbs/11_requests2_server_stats.ipynb #d2d6f8de
+# %% ../../nbs/11_requests2_server_stats.ipynb #4f738a4b
 def _cnxn_factories(self: ZooKeeperServer) -> list:
     "The plain and the secure connection factory, those that exist. Java: what ServerStats and getNumAliveConnections add up"
     return [f for f in (self.server_cnxn_factory, self.secure_server_cnxn_factory) if f is not None]
@@ -68,8 +67,7 @@ def _server_stats(self: ZooKeeperServer) -> dict:
     cnt = self.latency_count
     return dict(min_latency=self.min_latency, max_latency=self.max_latency,
                 avg_latency=round(self.total_latency / cnt, 4) if cnt else 0.0,
-                packets_received=sum(f.packets_received for f in factories),
-                packets_sent=sum(f.packets_sent for f in factories),
+                packets_received=self.packets_received, packets_sent=self.packets_sent,
                 num_alive_connections=sum(len(f.cnxns) for f in factories), outstanding_requests=self.in_process,
                 last_processed_zxid=self.dt.last_processed_zxid, server_state="standalone",
                 znode_count=self.dt.node_count())
@@ -100,8 +98,7 @@ def _dump_dirs(self: ZooKeeperServer) -> str:
 def _reset_stats(self: ZooKeeperServer) -> None:
     "`srst`: latencies, packet counts, response sizes, then every counter and summary of the metrics. Java: ServerStats.reset"
     self.min_latency = self.max_latency = self.total_latency = self.latency_count = 0   # Java: resetLatency
-    for f in self.cnxn_factories():                                                       # Java: resetRequestCounters
-        f.packets_received = f.packets_sent = 0
+    self.packets_received = self.packets_sent = 0                                         # Java: resetRequestCounters
     self.client_response_stats.reset()
     self.server_metrics.reset_all()                                   # Java: ServerMetrics.getMetrics().resetAll()
 
