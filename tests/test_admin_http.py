@@ -567,3 +567,36 @@ def test_hash_lists_digests_as_java_does(both):
     lines = [four_letter_word(s.client_port, "hash") for s in (java, zkref)]
     for text in lines:
         assert re.fullmatch(r"([0-9a-f]+: -?\d+\n)+", text), text
+
+
+@pytest.mark.java
+def test_slow_fsyncs_count_in_server_stats_as_javas(java_zk, zkref_zk):
+    """FileTxnLog.commit counts every fsync slower than zookeeper.fsync.warningthresholdms (here -1 ms: every one)
+    in the ServerStats of the server that set itself on the log (ZooKeeperServer's constructor), logs Java's
+    warning for each, and `stats` shows the count as server_stats.fsync_threshold_exceed_count; `stat_reset`
+    leaves it. One session and five creates are six commits, one fsync each.
+    Reference: FileTxnLog.commit (incrementFsyncThresholdExceedCount), FileTxnSnapLog.setServerStats,
+    ServerStats.reset, Commands.StatCommand (3.8)."""
+    from test_standalone_server import RawClient
+    from zkref.jute import CreateRequest
+    from zkref.proto import OPEN_ACL_UNSAFE, OpCode
+    seen = {}
+    for start in (java_zk, zkref_zk):
+        port = free_port()
+        config = {"admin.enableServer": "true", "admin.serverAddress": "127.0.0.1", "admin.serverPort": port,
+                  "fsync.warningthresholdms": "-1"}
+        server = start(config, classpath=[SERVLET_API_JAR]) if start is java_zk else start(config)
+        count = lambda: json.loads(http(port, "/commands/stats")[2])["server_stats"]["fsync_threshold_exceed_count"]
+        wait_for(lambda: http(port, "/commands/ruok")[0] == 200, 30, what="the AdminServer")
+        counts = [count()]
+        c = RawClient(server.client_port)
+        for i in range(5):
+            h, _ = c.call(OpCode.create, CreateRequest(path=f"/slow{i}", data=b"", acl=OPEN_ACL_UNSAFE, flags=0))
+            assert h.err == 0
+        counts.append(count())
+        http(port, "/commands/stat_reset")
+        counts.append(count())
+        c.close()
+        seen[server.kind] = (counts, server.logs().count("fsync-ing the write ahead log in"))
+    assert seen["java"] == ([0, 6, 6], 6), seen["java"]    # what Java printed
+    assert seen["zkref"] == seen["java"], seen

@@ -90,7 +90,7 @@ class FileTxnSnapLog:
         "Java: FileTxnSnapLog.shouldForceWriteInitialSnapshotAfterLeaderElection"
         return self.options.snapshot_trust_empty and self.get_last_snapshot_info() is None
 
-# %% ../nbs/07b_persistence.ipynb #b2e9cc14
+# %% ../nbs/07b_persistence.ipynb #3f4e06c1
 def _save(self, dt, sessions: Mapping[int, int], sync_snap: bool = False) -> Path:
     "Write a snapshot of the tree now; blocking. Java: FileTxnSnapLog.save"
     last_zxid = dt.last_processed_zxid
@@ -120,6 +120,7 @@ def _truncate_log(self, zxid: int) -> bool:
         truncated = FileTxnLog(self.data_dir, self.options).truncate(zxid)
         self.txn_log = FileTxnLog(self.data_dir, self.options)
         self.txn_log.metrics = self.metrics     # its fsyncs still count in fsynctime
+        self.txn_log.server_stats = self.server_stats   # ... and in the server's slow fsyncs
         self.snap_log = FileSnap(self.snap_dir, self.options)
         return truncated
     except (OSError, EOFError, JuteError) as e:
@@ -157,7 +158,15 @@ def _set_total_log_size(self, size: int):
     "Java: FileTxnSnapLog.setTotalLogSize"
     self.txn_log.prev_logs_running_total = size
 
-FileTxnSnapLog.set_total_log_size = _set_total_log_size
+def _set_server_stats(self, server_stats # the server whose `fsync_threshold_exceed_count` the log's slow fsyncs add to
+                     ) -> None:
+    "Java: FileTxnSnapLog.setServerStats (each new ZooKeeperServer, a quorum role's too, sets its own)"
+    self.server_stats = server_stats
+    if self.txn_log is not None:
+        self.txn_log.server_stats = server_stats
+
+FileTxnSnapLog.server_stats = None
+FileTxnSnapLog.set_total_log_size, FileTxnSnapLog.set_server_stats = _set_total_log_size, _set_server_stats
 
 # %% ../nbs/07b_persistence.ipynb #ce8be4a0
 from . import persistence_restore as _persistence_restore  # noqa: E402,F401  restore, process_transaction, fast_forward_from_edits

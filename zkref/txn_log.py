@@ -33,7 +33,7 @@ __all__ = ['LOG', 'FileTxnLog', 'TXNLOG_MAGIC', 'SNAP_MAGIC', 'VERSION', 'LOG_FI
            'op2string', 'deserialize_txn', 'calculate_file_size_with_padding', 'CRC_ERROR', 'FileTxnIterator',
            'UTIL_LOG']
 
-# %% ../nbs/07b1_txn_log.ipynb #3cbc0358
+# %% ../nbs/07b1_txn_log.ipynb #c9d33541
 LOG = get_logger("FileTxnLog")
 
 @dataclasses.dataclass
@@ -54,6 +54,7 @@ class FileTxnLog:
         self.db_id = 0                        # Java never assigns dbId: log headers carry 0
         self.sync_elapsed_ms = -1
         self.metrics = None                   # the server's ServerMetrics (ZKDatabase.set_metrics): fsynctime
+        self.server_stats = None              # the server counting slow fsyncs (Java: setServerStats; chapter 11_requests2)
         self.prev_logs_running_total = 0
         self._lock = threading.Lock()         # guards the queue and the current-file name
         self._commit_lock = threading.Lock()  # one commit at a time
@@ -121,7 +122,7 @@ FileTxnLog.append, FileTxnLog.roll_log = _append, _roll_log
 FileTxnLog._current_size_locked, FileTxnLog.get_current_log_size = _current_size_locked, _get_current_log_size
 FileTxnLog.get_total_log_size = _get_total_log_size
 
-# %% ../nbs/07b1_txn_log.ipynb #8db184a4
+# %% ../nbs/07b1_txn_log.ipynb #1991767e
 def _write_file_batch(self, path: Path, new_file: bool, chunks: list[bytes]) -> _OpenLog:
     "Write the queued bytes of one file, padding it the way FilePadding does."
     f = self._files.get(path)
@@ -179,6 +180,8 @@ def _commit(self):
                         LOG.warning("fsync-ing the write ahead log in %s took %dms which will adversely effect "
                                     "operation latency.File size is %d bytes. See the ZooKeeper troubleshooting guide",
                                     java_thread_name(), self.sync_elapsed_ms, os.fstat(f.fd).st_size)
+                        if self.server_stats is not None:   # Java: serverStats.incrementFsyncThresholdExceedCount()
+                            self.server_stats.fsync_threshold_exceed_count += 1
                     if self.metrics is not None:
                         self.metrics.fsync_time.add(self.sync_elapsed_ms)   # Java: FSYNC_TIME, once per fsync
         except BaseException as e:

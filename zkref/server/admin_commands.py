@@ -28,7 +28,7 @@ from .admin_session_commands import _all_connection_info, connection_info
 _all_ = ["COMMANDS", "ZKREF_COMMANDS", "jackson_dumps", "CommandResponse", "Command", "admin_command",
          "primary_names", "run_command", "connection_info"]
 
-# %% ../../nbs/09a1_admin_commands.ipynb #79a51e83
+# %% ../../nbs/09a1_admin_commands.ipynb #343388f9
 def quorum_peer(zks):
     "The QuorumPeer behind a quorum server; None for a standalone one. Java: QuorumZooKeeperServer.self"
     role = getattr(zks, "leader", None) or getattr(zks, "learner", None)
@@ -81,7 +81,7 @@ def server_stats_map(zks) -> dict[str, Any]:
                "min_buffer_size": m.get("min_client_response_size", -1),
                "max_buffer_size": m.get("max_client_response_size", -1)}
     return {"packets_sent": s["packets_sent"], "packets_received": s["packets_received"],
-            "fsync_threshold_exceed_count": m.get("fsync_threshold_exceed_count", 0),
+            "fsync_threshold_exceed_count": getattr(zks, "fsync_threshold_exceed_count", 0),   # Java: ServerStats
             "client_response_stats": buffers, "provider_null": False, "server_state": s["server_state"],
             "outstanding_requests": s["outstanding_requests"], "min_latency": s["min_latency"],
             "avg_latency": float(s["avg_latency"]), "max_latency": s["max_latency"],

@@ -87,7 +87,7 @@ def _loggers(zks, kwargs, r: CommandResponse) -> None:
     else:
         r.put("loggers", levels)
 
-# %% ../../nbs/09a3_admin_management.ipynb #a8176a99
+# %% ../../nbs/09a3_admin_management.ipynb #9d6dfc89
 def _server_bean(zks) -> dict[str, Any]:
     "Java: ZooKeeperServerBean (ZooKeeperServerMXBean's attributes)."
     s, m = zks.server_stats(), monitor_values(zks)
@@ -110,7 +110,7 @@ def _server_bean(zks) -> dict[str, Any]:
             "AuthFailedCount": m.get("auth_failed_count", 0),
             "NonMTLSRemoteConnCount": m.get("non_mtls_remote_conn_count", 0),
             "NonMTLSLocalConnCount": m.get("non_mtls_local_conn_count", 0),
-            "FsyncThresholdExceedCount": m.get("fsync_threshold_exceed_count", 0),
+            "FsyncThresholdExceedCount": getattr(zks, "fsync_threshold_exceed_count", 0),
             "SecureClientAddress": f"{sf.local_address[0]}:{sf.local_port}" if sf is not None and sf.local_address else "",
             "MaxCnxns": next((x.max_cnxns for x in (f, sf) if x is not None), 0),   # Java: ServerCnxnHelper.getMaxCnxns
             "JuteMaxBufferSize": next((x.max_buffer for x in (f, sf) if x is not None and hasattr(x, "max_buffer")),

@@ -32,7 +32,7 @@ __all__ = ['LOG', 'BANNER', 'DIGEST_AUTH_ENABLED', 'PATH_STATS', 'environment', 
            'ExceptionInInitializerError', 'sync_settings', 'digest_auth_enabled', 'provider_registry_initialize',
            'request_path_metrics_settings', 'State', 'BufferStats', 'ZooKeeperServer']
 
-# %% ../../nbs/11_requests.ipynb #1fe512b1
+# %% ../../nbs/11_requests.ipynb #3295cd3c
 LOG = get_logger("ZooKeeperServer")
 
 BANNER = ["",
@@ -201,6 +201,8 @@ class ZooKeeperServer:
         self.server_metrics = server_metrics or ServerMetrics(DefaultMetricsProvider())
         self.start_time = time.monotonic()
         self.txn_log_factory = txn_log_factory
+        self.fsync_threshold_exceed_count = 0           # Java: ServerStats; the log counts its slow fsyncs here
+        txn_log_factory.set_server_stats(self)          # Java: the constructor's txnLogFactory.setServerStats
         self.tick_time = tick_time
         self.min_session_timeout = tick_time * 2 if min_session_timeout == -1 else min_session_timeout
         self.max_session_timeout = tick_time * 20 if max_session_timeout == -1 else max_session_timeout
