@@ -307,3 +307,16 @@ def test_white_list_lines_are_javas(tmp_path, whitelist):
         found[cls.kind] = [e for e in lines if e[0] == "FourLetterCommands"]
     assert len(found["java"]) == 2, found["java"]
     assert found["zkref"] == found["java"]
+
+
+@pytest.mark.java
+def test_envi_gives_the_machines_values_as_the_jvm_does(both):
+    """`envi`'s machine rows are the JVM's: `os.name` and `os.version` as uname gives them, `os.arch` as OpenJDK
+    names the machine (amd64 on x86_64), and `user.name` from the password database, whatever $USER says (a
+    service manager often leaves it unset). Both servers run on this machine as this user, so the rows are equal.
+    Reference: Java Environment.list, EnvCommand; OpenJDK's os.arch and user.name (java_props_md.c)."""
+    java, zkref = both
+    rows = lambda port: dict(line.split("=", 1) for line in four_letter_word(port, "envi").splitlines() if "=" in line)
+    keys = ("os.name", "os.arch", "os.version", "user.name")
+    j, z = rows(java.client_port), rows(zkref.client_port)
+    assert {k: z[k] for k in keys} == {k: j[k] for k in keys}

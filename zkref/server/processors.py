@@ -32,7 +32,7 @@ __all__ = ['LOG', 'BANNER', 'DIGEST_AUTH_ENABLED', 'PATH_STATS', 'environment', 
            'ExceptionInInitializerError', 'sync_settings', 'digest_auth_enabled', 'provider_registry_initialize',
            'request_path_metrics_settings', 'State', 'BufferStats', 'ZooKeeperServer']
 
-# %% ../../nbs/11_requests.ipynb #3295cd3c
+# %% ../../nbs/11_requests.ipynb #a8d1c67d
 LOG = get_logger("ZooKeeperServer")
 
 BANNER = ["",
@@ -47,18 +47,8 @@ BANNER = ["",
 
 def environment() -> list[tuple[str, str]]:
     "The `Server environment:` keys and values, Python's where Java's are the JVM's. Java: Environment.list"
-    import platform, pwd, socket, sys, tempfile
-    from zkref.server.cnxn import _full_version
-    try:
-        user = pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        user = "<NA>"
-    return [("zookeeper.version", _full_version()), ("host.name", socket.gethostname()),
-            ("java.version", platform.python_version()), ("java.vendor", platform.python_implementation()),
-            ("java.home", sys.prefix), ("java.class.path", os.pathsep.join(sys.path)),
-            ("java.io.tmpdir", tempfile.gettempdir()), ("os.name", platform.system()),
-            ("os.arch", platform.machine()), ("os.version", platform.release()), ("user.name", user),
-            ("user.home", os.path.expanduser("~")), ("user.dir", os.getcwd())]
+    from zkref.server.four_letter_words import environment_rows   # envi's rows (chapter 06_connections2)
+    return [(k, v) for k, v in environment_rows() if k not in ("java.library.path", "java.compiler")]
 
 def log_env(log=None) -> None:
     "Log one `Server environment:key=value` line per entry. Java: Environment.logEnv"
