@@ -600,3 +600,16 @@ def test_slow_fsyncs_count_in_server_stats_as_javas(java_zk, zkref_zk):
         seen[server.kind] = (counts, server.logs().count("fsync-ing the write ahead log in"))
     assert seen["java"] == ([0, 6, 6], 6), seen["java"]    # what Java printed
     assert seen["zkref"] == seen["java"], seen
+
+
+@pytest.mark.java
+def test_system_properties_are_names_java_has(both):
+    """`system_properties` lists system properties: every name zkref gives is one Java 3.8's JVM gives for the
+    same zoo.cfg (zkref has fewer: no JVM internals), and none of Environment.list's rows that are not
+    properties — the `os.memory.*` figures, `java.compiler`.
+    Reference: Commands.SystemPropertiesCommand (System.getProperties), Environment.list"""
+    java, zkref = both
+    j = json.loads(http(java.admin_port, "/commands/system_properties")[2])
+    z = json.loads(http(zkref.admin_port, "/commands/system_properties")[2])
+    assert not any(k.startswith("os.memory.") or k == "java.compiler" for k in j)   # what Java printed
+    assert set(z) - set(j) == set()

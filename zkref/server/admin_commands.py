@@ -154,7 +154,7 @@ def _crst(zks, kwargs, r: CommandResponse) -> None:
     for c in list(f.cnxns) if f is not None else []:
         c.reset_stats()                          # Java: ServerCnxn.resetStats (chapter 06_connections1)
 
-# %% ../../nbs/09a1_admin_commands.ipynb #6e9b7d91
+# %% ../../nbs/09a1_admin_commands.ipynb #04f5fcda
 @admin_command("configuration", "conf", "config")
 def _conf(zks, kwargs, r: CommandResponse) -> None:
     "The server's effective settings. Java: Commands.ConfCommand, ZooKeeperServerConf.toMap"
@@ -176,7 +176,10 @@ def _env(zks, kwargs, r: CommandResponse) -> None:
 def _sysp(zks, kwargs, r: CommandResponse) -> None:
     "zkref's system properties (the `-D`s and zoo.cfg's unknown keys) and the environment rows, sorted."
     # Java: Commands.SystemPropertiesCommand (System.getProperties, sorted)
-    props = {k: v for k, v in environment_entries() if k.startswith(("java.", "os.", "user."))}
+    # Environment.list's rows that are system properties too: not the memory rows (Runtime's figures), nor
+    # java.compiler (no such property since Java 9: Environment prints <NA> for it)
+    props = {k: v for k, v in environment_entries()
+             if k.startswith(("java.", "os.", "user.")) and not k.startswith("os.memory.") and k != "java.compiler"}
     props.update({"file.separator": os.sep, "path.separator": os.pathsep, "line.separator": os.linesep})
     if zks is not None:
         props.update(zks.system_properties())
