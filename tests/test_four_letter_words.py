@@ -320,3 +320,30 @@ def test_envi_gives_the_machines_values_as_the_jvm_does(both):
     keys = ("os.name", "os.arch", "os.version", "user.name")
     j, z = rows(java.client_port), rows(zkref.client_port)
     assert {k: z[k] for k in keys} == {k: j[k] for k in keys}
+
+
+@pytest.mark.java
+def test_watch_dumps_list_paths_in_javas_hash_order(java_zk, zkref_zk):
+    """`wchp` and `wchc` print the paths as Java's tables hold them — a HashMap<String, Set<Watcher>> by path, a
+    HashSet<String> per watcher — so in the order of the strings' hashCode, not the order the watches came in.
+    One session watches twelve paths (some then fire and are gone); both dumps list the rest as Java 3.8 does.
+    Reference: WatchManager.addWatch/triggerWatch/dumpWatches (watchTable, watch2Paths), java.util.HashMap."""
+    from test_standalone_server import RawClient
+    from zkref.jute import CreateRequest, GetDataRequest, SetDataRequest
+    from zkref.proto import OPEN_ACL_UNSAFE, OpCode
+    paths = ["/zz", "/w10", "/w9", "/a", "/a-b", "/b", "/config-x", "/m", "/q1", "/q2", "/q10", "/longer"]
+    seen = {}
+    for start in (java_zk, zkref_zk):
+        server = start({"4lw.commands.whitelist": "*"})
+        c = RawClient(server.client_port)
+        for p in paths:
+            assert c.call(OpCode.create, CreateRequest(path=p, data=b"", acl=OPEN_ACL_UNSAFE, flags=0))[0].err == 0
+        for p in paths:
+            assert c.call(OpCode.getData, GetDataRequest(path=p, watch=True))[0].err == 0
+        for p in ("/w9", "/q1"):                         # two of them fire, and leave both tables
+            assert c.call(OpCode.setData, SetDataRequest(path=p, data=b"x", version=-1))[0].err == 0
+        dumps = [four_letter_word(server.client_port, w) for w in ("wchp", "wchc")]
+        seen[server.kind] = [re.sub(r"0x[0-9a-f]+", "0xS", d) for d in dumps]
+        c.close()
+    assert seen["java"][0].count("\t0xS") == len(paths) - 2            # what Java printed
+    assert seen["zkref"] == seen["java"], seen

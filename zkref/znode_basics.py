@@ -136,7 +136,7 @@ RESERVED_BITS_MASK = 0x00FFFF0000000000
 RESERVED_BITS_SHIFT = 40
 EXTENDED_FEATURE_VALUE_MASK = ~(0xFF00000000000000 | RESERVED_BITS_MASK) & 0xFFFFFFFFFFFFFFFF
 
-# %% ../nbs/07a1_znode_basics.ipynb #12ffcc60
+# %% ../nbs/07a1_znode_basics.ipynb #ed505d61
 def java_string_hash(s: str) -> int:
     "Java's `String.hashCode()`: 31-polynomial over UTF-16 code units, signed 32-bit as Java returns it (`& 0xFFFFFFFF` for the bits)."
     h = 0
@@ -166,11 +166,13 @@ class JavaHashSet(MutableSet):
         for item in items:
             self.add(item)
 
-    def add(self, item: str) -> bool:
+    def add(self, item: str,
+            spread_hash: int | None = None # `HashMap.hash(item)` when the caller has it already
+           ) -> bool:
         "Add `item`; True if it was not there."
         if item in self._items:
             return False
-        h = _spread(java_string_hash(item))
+        h = spread_hash if spread_hash is not None else 0 if item is None else _spread(java_string_hash(item))
         capacity = self._capacity
         mask = capacity - 1
         crowded = (capacity < 64 and len(self._items) >= 8
@@ -179,7 +181,7 @@ class JavaHashSet(MutableSet):
         self._items[item] = entry = (h, self._next)
         self._next += 1
         self._version += 1
-        self._chars += len(item)
+        self._chars += 0 if item is None else len(item)
         if crowded:                                    # treeifyBin on a small table resizes instead
             self._capacity *= 2
         if len(self._items) > self._capacity * 3 // 4:  # the load factor 0.75
@@ -208,7 +210,7 @@ class JavaHashSet(MutableSet):
                                    key=lambda name: (items[name][0] & mask, items[name][1]))
         del items[item]
         self._version += 1
-        self._chars -= len(item)
+        self._chars -= 0 if item is None else len(item)
         if i >= 0:
             if i < len(names) and names[i] == item:
                 del names[i]
