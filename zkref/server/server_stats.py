@@ -56,9 +56,9 @@ def _dump_monitor_values(self: ZooKeeperServer, sink) -> None:
 ZooKeeperServer.register_metrics, ZooKeeperServer.dump_monitor_values = _register_metrics, _dump_monitor_values
 ZooKeeperServer.unregister_metrics = _unregister_metrics
 
-# %% ../../nbs/11_requests2_server_stats.ipynb #4f738a4b
+# %% ../../nbs/11_requests2_server_stats.ipynb #db163a3d
 def _cnxn_factories(self: ZooKeeperServer) -> list:
-    "The plain and the secure connection factory, those that exist. Java: what ServerStats and getNumAliveConnections add up"
+    "The plain and the secure connection factory, those that exist. Java: what getNumAliveConnections adds up"
     return [f for f in (self.server_cnxn_factory, self.secure_server_cnxn_factory) if f is not None]
 
 def _server_stats(self: ZooKeeperServer) -> dict:
