@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['FOUR_LETTER_WORDS', 'TELNET_CLOSE_CMD', 'CMD_BY_INT', 'CMD2STRING', 'LOG', 'ZK_NOT_SERVING', 'NOT_SERVING_OUTPUT',
            'COMMAND_WRITER_CHARS', 'DEFAULT_COMMANDS', 'four_letter_int', 'enabled_four_letter_words', 'log_white_list',
-           'write_command_output', 'cmd_srvr', 'java_os_arch', 'java_user_name', 'environment_rows', 'cmd_envi',
-           'cmd_cons', 'dump_connections', 'cmd_dump', 'cmd_mntr']
+           'write_command_output', 'cmd_srvr', 'java_os_arch', 'java_user_name', 'environment_rows', 'environment_list',
+           'cmd_envi', 'cmd_cons', 'dump_connections', 'cmd_dump', 'cmd_mntr']
 
 # %% ../../nbs/06_connections2_four_letter_words.ipynb #1cbfdd25
 FOUR_LETTER_WORDS = ("conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srst", "srvr",
@@ -133,7 +133,7 @@ def _run_four_letter_word(self: ServerCnxnFactory, cnxn: ServerCnxn, cmd: str) -
     write_command_output(cnxn, out)
     cnxn.close("four_letter_word")
 
-# %% ../../nbs/06_connections2_four_letter_words.ipynb #beed03d7
+# %% ../../nbs/06_connections2_four_letter_words.ipynb #bff08db7
 def _full_version() -> str:
     try:
         from zkref.main import FULL_VERSION
@@ -172,8 +172,8 @@ def java_user_name() -> str:
     except KeyError:
         return "?"
 
-def environment_rows() -> list[tuple[str, str]]:
-    "Java's Environment.list before the memory rows, with Python's values where Java's are the JVM's. Java: Environment.list"
+def environment_rows() -> list[tuple[str, str | None]]:
+    "Java's Environment.list before the memory rows, Python's values where Java's are the JVM's; None: no such property. Java: Environment.list"
     try:
         host = socket.gethostname()
     except OSError:
@@ -182,14 +182,18 @@ def environment_rows() -> list[tuple[str, str]]:
             ("java.version", platform.python_version()), ("java.vendor", platform.python_implementation()),
             ("java.home", sys.prefix), ("java.class.path", os.pathsep.join(sys.path)),
             ("java.library.path", ""), ("java.io.tmpdir", tempfile.gettempdir()),
-            ("java.compiler", "<NA>"), ("os.name", platform.system()), ("os.arch", java_os_arch()),
+            ("java.compiler", None), ("os.name", platform.system()), ("os.arch", java_os_arch()),
             ("os.version", platform.release()), ("user.name", java_user_name()),
             ("user.home", os.path.expanduser("~")), ("user.dir", os.getcwd())]
 
+def environment_list() -> list[tuple[str, str]]:
+    "Every row of Java's Environment.list as it prints them: a missing property as `<NA>`, then the memory figures. Java: Environment.list"
+    rows = [(k, "<NA>" if v is None else v) for k, v in environment_rows()]   # Java: Environment.put
+    return rows + [(f"os.memory.{k}", f"{v}MB") for k, v in _memory_mb().items()]
+
 def cmd_envi(cnxn: ServerCnxn) -> str:
     "The output of `envi`. Java: EnvCommand"
-    rows = environment_rows() + [(f"os.memory.{k}", f"{v}MB") for k, v in _memory_mb().items()]
-    return "Environment:\n" + "".join(f"{k}={v}\n" for k, v in rows)
+    return "Environment:\n" + "".join(f"{k}={v}\n" for k, v in environment_list())
 
 def _memory_mb() -> dict[str, int]:
     "Java's Runtime free/max/total memory, read as this process's size and the machine's memory."

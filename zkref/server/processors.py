@@ -32,7 +32,7 @@ __all__ = ['LOG', 'BANNER', 'DIGEST_AUTH_ENABLED', 'PATH_STATS', 'environment', 
            'ExceptionInInitializerError', 'sync_settings', 'digest_auth_enabled', 'provider_registry_initialize',
            'request_path_metrics_settings', 'State', 'BufferStats', 'ZooKeeperServer']
 
-# %% ../../nbs/11_requests.ipynb #a8d1c67d
+# %% ../../nbs/11_requests.ipynb #c4775b63
 LOG = get_logger("ZooKeeperServer")
 
 BANNER = ["",
@@ -48,7 +48,7 @@ BANNER = ["",
 def environment() -> list[tuple[str, str]]:
     "The `Server environment:` keys and values, Python's where Java's are the JVM's. Java: Environment.list"
     from zkref.server.four_letter_words import environment_rows   # envi's rows (chapter 06_connections2)
-    return [(k, v) for k, v in environment_rows() if k not in ("java.library.path", "java.compiler")]
+    return [(k, v) for k, v in environment_rows() if v is not None and k != "java.library.path"]   # see the divergences page
 
 def log_env(log=None) -> None:
     "Log one `Server environment:key=value` line per entry. Java: Environment.logEnv"
