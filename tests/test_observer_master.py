@@ -221,7 +221,7 @@ def test_zkref_observations_match_java(synced, observations):
     Reference: Java ObserverMaster, FollowerZooKeeperServer.registerMetrics (synced_observers), QuorumPeer.updateObserverMasterList"""
     e = synced[0]
     if e.servers[4].kind == "java":                 # the oracle's run: its observations are kept for the zkref run
-        assert JAVA_SEEN == observations
+        JAVA_SEEN.update(observations)             # (here too: under pytest-xdist the test above may run elsewhere)
         return
     if not JAVA_SEEN:
         pytest.skip("no Java run to compare with (Java not installed, or its run deselected)")
