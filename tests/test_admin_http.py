@@ -613,3 +613,84 @@ def test_system_properties_are_names_java_has(both):
     z = json.loads(http(zkref.admin_port, "/commands/system_properties")[2])
     assert not any(k.startswith("os.memory.") or k == "java.compiler" for k in j)   # what Java printed
     assert set(z) - set(j) == set()
+
+
+def _client_views(port: int, admin_port: int, sessions: int = 16) -> tuple[dict, list, list[int]]:
+    """Give a server `sessions` sessions with ephemerals and data watches on paths of their own (the same
+    requests, in the same order, on either server); the `dump`, `wchc` and `wchp` JSON and the session ids."""
+    clients = []
+    try:
+        for i in range(sessions):
+            zk = KazooClient(f"127.0.0.1:{port}", timeout=10)
+            zk.start(timeout=15)
+            clients.append(zk)
+        for i, zk in enumerate(clients):
+            for k in range(1 + (i * 7) % 20):                  # up to 19 paths: their HashSets grow past 16
+                zk.create(f"/eph-{i}-{k}", b"", ephemeral=True)
+            for k in range(1 + (i * 3) % 15):                  # 40 watched paths, most watched by several
+                zk.exists(f"/w{(i * 5 + k) % 40}", watch=lambda e: None)
+            zk.get(f"/eph-{i}-0", watch=lambda e: None)
+        get = lambda n: json.loads(http(admin_port, f"/commands/{n}")[2])   # noqa: E731
+        return {n: get(n) for n in ("dump", "wchc", "wchp")}, clients, [zk.client_id[0] for zk in clients]
+    except BaseException:
+        for zk in clients:
+            zk.stop(); zk.close()
+        raise
+
+
+def _in_hash_order(keys: list, hash32, capacity: int) -> bool:
+    "True if `keys` go bucket by bucket, as a Java hash table of `capacity` buckets iterates."
+    buckets = [((hash32(k) & 0xFFFFFFFF) ^ ((hash32(k) & 0xFFFFFFFF) >> 16)) & (capacity - 1) for k in keys]
+    return buckets == sorted(buckets)
+
+
+def _table_size(n: int, start: int) -> int:
+    "The size of a java.util.HashMap made with capacity `start` once it holds `n` keys."
+    capacity = 1
+    while capacity < start:
+        capacity *= 2
+    while n > capacity * 3 // 4:
+        capacity *= 2
+    return capacity
+
+
+@pytest.mark.java
+def test_client_views_list_in_javas_map_order(java_admin, zkref_inproc):
+    """`dump`, `watches` and `watches_by_path` list their keys and elements in the order of the Java maps they
+    are made of: a new HashMap by session id or path, a `new HashSet<>(paths)` copy, a `new HashSet<Long>(n)`.
+    Paths are the same on both servers, so their order is compared with Java's directly; session ids differ,
+    so each server's are checked to go bucket by bucket, as a Java hash table iterates.
+    Reference: Java WatchManager.getWatches / getWatchesByPath, DataTree.getEphemerals,
+    SessionTrackerImpl.getSessionExpiryMap, HashMap.hash"""
+    from zkref.snapshots import java_long_hash
+    from zkref.znode_basics import java_string_hash
+    java = java_admin({"4lw.commands.whitelist": "*"})
+    zkref = zkref_inproc({"4lw.commands.whitelist": "*"})
+    views, clients = {}, []
+    try:
+        for name, server in (("java", java), ("zkref", zkref)):
+            got, cs, sids = _client_views(server.client_port, server.admin_port)
+            clients += cs
+            index = {str(sid): i for i, sid in enumerate(sids)} | {sid: i for i, sid in enumerate(sids)}
+            views[name] = got, sids, index
+        by_client = {}
+        for name, (got, sids, index) in views.items():
+            wchp = got["wchp"]["path_to_session_ids"]
+            assert _in_hash_order(list(wchp), java_string_hash, _table_size(len(wchp), 16)), name
+            for ids in wchp.values():
+                assert _in_hash_order(ids, java_long_hash, _table_size(len(ids), max(int(len(ids) / 0.75) + 1, 16))), name
+            by_client[name] = {
+                "wchp": [(p, sorted(index[s] for s in ids)) for p, ids in wchp.items()],
+                "wchc": {index[s]: paths for s, paths in got["wchc"]["session_id_to_watched_paths"].items()},
+                "ephemerals": {index[s]: paths for s, paths in got["dump"]["session_id_to_ephemeral_paths"].items()}}
+            for key in ("session_id_to_watched_paths", "session_id_to_ephemeral_paths"):
+                owners = [int(s) for s in got["wchc" if "watched" in key else "dump"][key]]
+                assert sorted(owners) == sorted(sids), (name, key)
+                assert _in_hash_order(owners, java_long_hash, _table_size(len(owners), 16)), (name, key)
+            for ids in got["dump"]["expiry_time_to_session_ids"].values():
+                assert _in_hash_order(ids, java_long_hash, _table_size(len(ids), 16)), name
+        assert by_client["zkref"] == by_client["java"]
+        assert len(by_client["java"]["wchp"]) == 40 + 16 and max(map(len, by_client["java"]["ephemerals"].values())) == 19
+    finally:
+        for zk in clients:
+            zk.stop(); zk.close()

@@ -230,7 +230,7 @@ def _wm_remove_watch(self: WatchManager, path: str, watcher: Hashable) -> bool:
 
 WatchManager.contains_watcher, WatchManager.remove_watch = _wm_contains_watcher, _wm_remove_watch
 
-# %% ../nbs/07a2_watch_manager.ipynb #cad17087
+# %% ../nbs/07a2_watch_manager.ipynb #de6f1866
 def _wm_str(self: WatchManager) -> str:
     "The `wchs` text: connections, paths, total watches."
     total = sum(len(p) for p in self.watch2paths.values())
@@ -250,13 +250,13 @@ def _wm_dump_watches(self: WatchManager, by_path: bool) -> str:
             out.extend(f"\t{'null' if p is None else p}\n" for p in paths)
     return "".join(out)
 
-def _wm_get_watches(self: WatchManager) -> dict[int, set[str]]:
-    "session id → watched paths (the AdminServer `watches` command)."
-    return {_session_id(w): set(paths) for w, paths in self.watch2paths.items()}
+def _wm_get_watches(self: WatchManager) -> dict[int, JavaHashSet]:
+    "session id → a copy of the paths it watches, in Java's order (the AdminServer `watches` command). Java: WatchManager.getWatches"
+    return {_session_id(w): paths.copy() for w, paths in self.watch2paths.items()}
 
 def _wm_get_watches_by_path(self: WatchManager) -> dict[str, set[int]]:
-    "path → session ids watching it (the AdminServer `watches_by_path` command)."
-    return {p: {_session_id(w) for w in ws} for p, ws in self.watch_table.items()}
+    "path → session ids watching it, the paths in Java's order (the AdminServer `watches_by_path` command). Java: WatchManager.getWatchesByPath"
+    return {p: {_session_id(w) for w in self.watch_table[p]} for p in self.path_order}
 
 def _wm_get_watches_summary(self: WatchManager) -> dict[str, int]:
     "Counts for the AdminServer `watch_summary` command."
