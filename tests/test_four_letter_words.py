@@ -347,3 +347,64 @@ def test_watch_dumps_list_paths_in_javas_hash_order(java_zk, zkref_zk):
         c.close()
     assert seen["java"][0].count("\t0xS") == len(paths) - 2            # what Java printed
     assert seen["zkref"] == seen["java"], seen
+
+
+def _ephemerals_section(text: str) -> tuple[list[int], dict[int, list[str]]]:
+    "The `dump` answer's `Sessions with Ephemerals` section: the sessions in printed order, and each one's paths."
+    owners, paths = [], {}
+    for line in text.split("Sessions with Ephemerals (")[1].splitlines()[1:]:
+        if line.startswith("0x"):
+            owners.append(int(line[2:-1], 16))
+            paths[owners[-1]] = []
+        elif line.startswith("\t"):
+            paths[owners[-1]].append(line[1:])
+        else:                                            # "Connections dump:"
+            break
+    return owners, paths
+
+
+@pytest.mark.java
+def test_dump_lists_ephemeral_owners_in_javas_map_order(java_zk, zkref_zk):
+    """`dump` prints the sessions with ephemerals in the order of Java's ConcurrentHashMap<Long, HashSet<String>>:
+    bucket by bucket of a table that doubled when three quarters full (20 owners: 32 buckets) and never shrinks,
+    so after 14 of the sessions close the 6 left are still in the order of 32 buckets (the test keeps 6 whose
+    order in 16 buckets would differ: session ids count up from a multiple of 65,536, so 20 of them reach both
+    halves of 32 buckets). Each session's paths print as Java's
+    HashSet<String> holds them. Session ids differ between the servers, so their order is checked against the
+    table's buckets on both; the paths are compared with Java's directly.
+    Reference: Java DataTree.dumpEphemerals, ConcurrentHashMap.addCount/transfer, HashSet"""
+    from test_standalone_server import RawClient
+    from zkref.jute import CreateRequest
+    from zkref.proto import OPEN_ACL_UNSAFE, OpCode
+    from zkref.snapshots import java_long_hash
+    spread = lambda sid: java_long_hash(sid) ^ (java_long_hash(sid) >> 16)   # noqa: E731  HashMap.spread
+    seen = {}
+    for start in (java_zk, zkref_zk):
+        server = start({"4lw.commands.whitelist": "*"})
+        clients = [RawClient(server.client_port) for _ in range(20)]
+        index = {c.session_id & (2**64 - 1): i for i, c in enumerate(clients)}
+        for i, c in enumerate(clients):
+            for k in range(1 + (i * 7) % 20):
+                req = CreateRequest(path=f"/eph-{i}-{k}", data=b"", acl=OPEN_ACL_UNSAFE, flags=1)  # EPHEMERAL
+                assert c.call(OpCode.create, req)[0].err == 0
+        owners, paths = _ephemerals_section(four_letter_word(server.client_port, "dump"))
+        assert sorted(index[s] for s in owners) == list(range(20))
+        assert [spread(s) & 31 for s in owners] == sorted(spread(s) & 31 for s in owners), server.kind
+        seen[server.kind] = {index[s]: ps for s, ps in paths.items()}
+        # keep one session high in 32 buckets but low in 16 and one the other way round, if there are such
+        by_bucket = sorted(clients, key=lambda c: spread(c.session_id & (2**64 - 1)) & 31)
+        high = [c for c in by_bucket if spread(c.session_id & (2**64 - 1)) & 16]
+        low = [c for c in by_bucket if not spread(c.session_id & (2**64 - 1)) & 16]
+        keep = [high[0], low[-1]] + [c for c in clients if c not in (high[0], low[-1])][:4]
+        kept = sorted(spread(c.session_id & (2**64 - 1)) for c in keep)
+        assert sorted(kept, key=lambda h: h & 31) != sorted(kept, key=lambda h: h & 15)   # 16 buckets would differ
+        for c in clients:
+            if c not in keep:
+                assert c.call(OpCode.closeSession)[0].err == 0
+        owners, paths = _ephemerals_section(four_letter_word(server.client_port, "dump"))
+        assert sorted(owners) == sorted(c.session_id & (2**64 - 1) for c in keep)
+        assert [spread(s) & 31 for s in owners] == sorted(spread(s) & 31 for s in owners), server.kind
+        assert {index[s]: ps for s, ps in paths.items()} == {i: seen[server.kind][i] for i in map(index.get, owners)}
+        for c in keep:
+            c.close()
+    assert seen["zkref"] == seen["java"]

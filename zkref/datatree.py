@@ -90,7 +90,7 @@ def create_watch_manager(name: str | None = None # zookeeper.watchManagerName; N
     get_logger("WatchManagerFactory").info("Using %s as watch manager", name)
     return manager
 
-# %% ../nbs/07a_datatree.ipynb #e9eb2942
+# %% ../nbs/07a_datatree.ipynb #4124e6fc
 class DataTree:
     "ZooKeeper's in-memory database: znodes, ephemerals, ACLs, watches, quotas and the digest."
     # Java: org.apache.zookeeper.server.DataTree
@@ -106,6 +106,7 @@ class DataTree:
         self.nodes = NodeHashMap(self.digest_calculator)
         self.p_trie = PathTrie()
         self.ephemerals: dict[int, JavaHashSet] = {}
+        self.ephemeral_owners_peak = 0   # the most owners `ephemerals` held: Java's ConcurrentHashMap never shrinks
         self.containers: set[str] = set()
         self.ttls: set[str] = set()
         self.acl_cache = ReferenceCountedACLCache()

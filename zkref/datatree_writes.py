@@ -12,7 +12,7 @@ from .datatree import (DataNode, DataTree, EphemeralType, EventType, JavaHashSet
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/07a_datatree0_writes.ipynb #e759e302
+# %% ../nbs/07a_datatree0_writes.ipynb #3f05ae89
 def _watch_path(parent: str) -> str:
     return "/" if parent == "" else parent
 
@@ -67,7 +67,11 @@ def _register_owner(self: DataTree, path: str, owner: int) -> None:
     elif kind is EphemeralType.TTL:
         self.ttls.add(path)
     elif owner != 0:
-        self.ephemerals.setdefault(owner, JavaHashSet(capacity=16)).add(path)   # Java: new HashSet<String>()
+        paths = self.ephemerals.get(owner)
+        if paths is None:                             # Java: computeIfAbsent(owner, k -> new HashSet<>())
+            paths = self.ephemerals[owner] = JavaHashSet(capacity=16)
+            self.ephemeral_owners_peak = max(self.ephemeral_owners_peak, len(self.ephemerals))
+        paths.add(path)
 
 DataTree.create_node = _create_node
 DataTree._register_owner = _register_owner

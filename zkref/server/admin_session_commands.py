@@ -56,7 +56,7 @@ def _set_copy(items, hash32) -> list:
     items = list(items)
     return java_hash_order(items, hash32, max(int(len(items) / 0.75) + 1, 16))
 
-# %% ../../nbs/09a12_admin_session_commands.ipynb #ddc18a0c
+# %% ../../nbs/09a12_admin_session_commands.ipynb #f6d1c99d
 @admin_command("connections", "cons")
 def _cons(zks, kwargs, r: CommandResponse) -> None:
     "Every connection, in full. Java: Commands.ConsCommand"
@@ -69,9 +69,9 @@ def _dump(zks, kwargs, r: CommandResponse) -> None:
     q = zks.session_tracker.queue       # Java: a TreeMap by time, each bucket's ids in a new HashSet<Long>()
     r.put("expiry_time_to_session_ids",
           {str(t): java_hash_order([s.session_id for s in q.buckets[t]], java_long_hash, 16) for t in sorted(q.buckets)})
-    ephemerals = zks.dt.ephemerals      # Java: DataTree.getEphemerals copies its ConcurrentHashMap into a HashMap
-    owners = java_hash_order(list(ephemerals), java_long_hash, 16, concurrent=True)
-    r.put("session_id_to_ephemeral_paths", _long_keyed({sid: _set_copy(ephemerals[sid], _path_hash) for sid in owners}))
+    dt = zks.dt                         # Java: DataTree.getEphemerals copies its ConcurrentHashMap into a HashMap
+    r.put("session_id_to_ephemeral_paths",
+          _long_keyed({sid: _set_copy(dt.ephemerals[sid], _path_hash) for sid in dt.ephemeral_owners()}))
 
 @admin_command("watches", "wchc")
 def _wchc(zks, kwargs, r: CommandResponse) -> None:
