@@ -328,3 +328,36 @@ def test_zkref_observer_of_a_java_tls_ensemble(ensembles, pki):
     wait_for(lambda: e.mode(3) == "observer", 60, 0.2, what="the zkref observer to serve")
     replicates(e, 1, 3, "/seen-by-observer", b"o")
     assert "Accepted TLS connection from /127.0.0.1:" in e.log(1) + e.log(2)
+
+
+@pytest.mark.skipif(not java_available() or shutil.which("keytool") is None,
+                    reason="Java ZooKeeper (Debian package zookeeper) and keytool are needed")
+def test_mixed_tls_ensemble_on_pkcs12_stores_written_by_keytool(tmp_path, pki):
+    """The quorum's key and trust stores may be PKCS#12 files (the JDK's default store type), here as `keytool`
+    writes them: a Java 3.8 server and two zkref servers read the same `.p12` files with their passwords, form
+    an ensemble over TLS and replicate a write. Reference: Java X509Util.createSSLContextAndOptionsFromConfig,
+    KeyStoreFileType (".p12"), PKCS12FileLoader; ZooKeeper Administrator's Guide, "Quorum TLS"."""
+    import subprocess
+    d = tmp_path / "stores"
+    d.mkdir()
+    run = lambda *argv: subprocess.run(argv, cwd=d, check=True, capture_output=True)   # noqa: E731
+    run("openssl", "pkcs12", "-export", "-in", pki / "server.crt", "-inkey", pki / "server.key", "-certfile",
+        pki / "ca.pem", "-out", "from-openssl.p12", "-passout", "pass:openssl-pw")
+    run("keytool", "-importkeystore", "-noprompt", "-srckeystore", "from-openssl.p12", "-srcstoretype", "PKCS12",
+        "-srcstorepass", "openssl-pw", "-destkeystore", "server.p12", "-deststoretype", "PKCS12",
+        "-deststorepass", "key-pw")
+    run("keytool", "-importcert", "-noprompt", "-alias", "ca", "-file", pki / "ca.pem", "-keystore", "trust.p12",
+        "-storetype", "PKCS12", "-storepass", "trust-pw")
+    e = Ensemble(tmp_path / "e", ("java", "zkref", "zkref"), classpath=JAVA_TLS_CLASSPATH, sslQuorum="true",
+                 **{"ssl.quorum.keyStore.location": d / "server.p12", "ssl.quorum.keyStore.password": "key-pw",
+                    "ssl.quorum.trustStore.location": d / "trust.p12", "ssl.quorum.trustStore.password": "trust-pw"})
+    try:
+        e.start()
+        leader = e.wait_formed(timeout=60)
+        replicates(e, 1, 2, "/p12-from-java", b"j")
+        replicates(e, 3, leader, "/p12-from-zkref", b"z")
+        for i in (2, 3):
+            assert "Using TLS encrypted quorum communication" in e.log(i)
+            assert "SSL handshake complete with /127.0.0.1:" in e.log(i)
+    finally:
+        e.stop_all()

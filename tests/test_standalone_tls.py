@@ -168,3 +168,119 @@ def test_server_stats_count_both_client_ports_as_in_java(zkref_zk, java_zk, pki)
     # three sessions and the mntr connection; three handshakes and the mntr; srst's answer and three ConnectResponses
     assert seen["java"] == ("4", "4", "4", "Connections: 4"), seen["java"]
     assert seen["zkref"] == seen["java"], seen
+
+
+@pytest.fixture
+def java_stores(pki):
+    """The test PKI as a Java operator keeps it: `keytool`-written PKCS#12 key and trust stores (JDK 17 encrypts
+    both with PBEWithHmacSHA256AndAES_256), and a JKS key store."""
+    if shutil.which("keytool") is None:
+        pytest.skip("keytool (Java) is not installed")
+    openssl("pkcs12", "-export", "-in", "server.crt", "-inkey", "server.key", "-certfile", "ca.pem",
+            "-out", "server-openssl.p12", "-passout", "pass:openssl-pw", cwd=pki)
+    for store_type, name in (("PKCS12", "server.p12"), ("JKS", "server.jks")):
+        subprocess.run(["keytool", "-importkeystore", "-noprompt", "-srckeystore", "server-openssl.p12",
+                        "-srcstoretype", "PKCS12", "-srcstorepass", "openssl-pw", "-destkeystore", name,
+                        "-deststoretype", store_type, "-deststorepass", "key-pw"], cwd=pki, check=True,
+                       capture_output=True)
+    subprocess.run(["keytool", "-importcert", "-noprompt", "-alias", "ca", "-file", "ca.pem", "-keystore",
+                    "trust.p12", "-storetype", "PKCS12", "-storepass", "trust-pw"], cwd=pki, check=True,
+                   capture_output=True)
+    return pki
+
+
+def _kazoo_tls(port: int, pki, client_cert: bool = True):
+    "A kazoo session over TLS (the test CA, and the client certificate unless told not to); its node's data."
+    from kazoo.client import KazooClient
+    certs = {"certfile": str(pki / "client.crt"), "keyfile": str(pki / "client.key")} if client_cert else {}
+    k = KazooClient(hosts=f"127.0.0.1:{port}", use_ssl=True, ca=str(pki / "ca.pem"), verify_certs=True,
+                    timeout=5, connection_retry={"max_tries": 0}, **certs)
+    try:
+        k.start(timeout=8)
+        k.ensure_path("/tls-check")
+        return k.get("/tls-check")[0]
+    finally:
+        k.stop(); k.close()
+
+
+def _secure_server(start, config: dict):
+    "Java (its Netty factory: NIO has no TLS) or zkref, with secureClientPort and `config`; (server, secure port)."
+    secure = free_port()
+    config = {"secureClientPort": secure, **config}
+    if start.__name__ == "java_start":
+        config["serverCnxnFactory"] = "org.apache.zookeeper.server.NettyServerCnxnFactory"
+        return start(config, classpath=NETTY), secure
+    srv = start(config)
+    wait_for(lambda: f"binding to port 0.0.0.0/0.0.0.0:{secure}" in srv.logs(), 10, what="the secure port")
+    return srv, secure
+
+
+@pytest.fixture
+def both_servers(java_zk, zkref_zk):
+    "(name, factory) for Java 3.8 (Netty) and zkref."
+    if not all(os.path.exists(j) for j in NETTY):
+        pytest.skip("Netty jars are not installed")
+    def java_start(config, **kw):
+        return java_zk(config, **kw)
+    def zkref_start(config, **kw):
+        return zkref_zk(config, **kw)
+    return [("java", java_start), ("zkref", zkref_start)]
+
+
+def test_pkcs12_stores_written_by_keytool_serve_tls_as_in_java(both_servers, java_stores):
+    """`ssl.keyStore.location` and `ssl.trustStore.location` may name PKCS#12 stores (the type from the `.p12`
+    extension) with their passwords: with the stores `keytool` wrote, kazoo reaches the secure port with its
+    client certificate, on Java's server and on zkref; without one it is refused (`ssl.clientAuth` is `need`).
+    Reference: Java X509Util.createSSLContextAndOptionsFromConfig, KeyStoreFileType, PKCS12FileLoader,
+    ClientX509Util."""
+    from kazoo.handlers.threading import KazooTimeoutError
+    for name, start in both_servers:
+        srv, secure = _secure_server(start, {
+            "ssl.keyStore.location": java_stores / "server.p12", "ssl.keyStore.password": "key-pw",
+            "ssl.trustStore.location": java_stores / "trust.p12", "ssl.trustStore.password": "trust-pw"})
+        assert _kazoo_tls(secure, java_stores) == b"", name
+        with pytest.raises(KazooTimeoutError):
+            _kazoo_tls(secure, java_stores, client_cert=False)
+
+
+def test_without_a_trust_store_client_certificates_need_a_system_ca(both_servers, pki):
+    """With no `ssl.trustStore.location` the client's certificate is checked against the platform's CAs (Java:
+    the JVM's default trust store), so one signed by a private CA is refused, on both servers; with
+    `ssl.clientAuth=none` no certificate is asked for and the same client is served.
+    Reference: Java X509Util.createSSLContextAndOptionsFromConfig (null TrustManagers: the JDK's default),
+    X509Util.ClientAuth."""
+    from kazoo.handlers.threading import KazooTimeoutError
+    for name, start in both_servers:
+        srv, secure = _secure_server(start, {"ssl.keyStore.location": pki / "server.pem"})
+        with pytest.raises(KazooTimeoutError):
+            _kazoo_tls(secure, pki)
+        srv, secure = _secure_server(start, {"ssl.keyStore.location": pki / "server.pem", "ssl.clientAuth": "none"})
+        assert _kazoo_tls(secure, pki, client_cert=False) == b"", name
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({}, "secureClientPort needs a key store: zookeeper.ssl.keyStore.location (ssl.keyStore.location in zoo.cfg) is not set"),
+    ({"ssl.keyStore.location": "{pki}/server.jks", "ssl.keyStore.password": "key-pw"},
+     "zookeeper.ssl.keyStore.type (ssl.keyStore.type in zoo.cfg) is JKS; zkref reads PEM and PKCS12 key and trust "
+     "stores (convert it: keytool -importkeystore -srckeystore {pki}/server.jks"),
+    ({"ssl.keyStore.location": "{pki}/server.p12", "ssl.keyStore.password": "not-it"},
+     "Failed to create KeyManager: {pki}/server.p12: Invalid password or PKCS12 data"),
+    ({"ssl.keyStore.location": "{pki}/server.pem", "ssl.trustStore.location": "{pki}/trust.p12"},
+     "Failed to create TrustManager: {pki}/trust.p12: "),
+    ({"ssl.keyStore.location": "{pki}/server.pem", "ssl.keyStore.type": "PKCS11"},
+     "No enum constant org.apache.zookeeper.common.KeyStoreFileType.PKCS11"),
+    ({"ssl.keyStore.location": "{pki}/server.pem", "ssl.clientAuth": "sometimes"},
+     "No enum constant org.apache.zookeeper.common.X509Util.ClientAuth.SOMETIMES"),
+])
+def test_bad_client_tls_settings_stop_the_server(zkref_zk, java_stores, settings, message):
+    """A client-port TLS setting zkref cannot use stops `python -m zkref` at start-up with exit code 2 ("Invalid
+    config, exiting abnormally") and a message naming the key: no key store, a JKS store (with the keytool line
+    that converts it), a wrong PKCS#12 password, a trust store that needs its password, an unknown store type or
+    clientAuth. (Java's Netty factory builds the context at the first TLS connection and fails each one instead.)
+    Reference: Java X509Util.createSSLContextAndOptionsFromConfig ("Failed to create KeyManager"),
+    KeyStoreFileType.fromPropertyValue, X509Util.ClientAuth.fromPropertyValue, ZooKeeperServerMain.main."""
+    config = {"secureClientPort": free_port(), **{k: str(v).format(pki=java_stores) for k, v in settings.items()}}
+    srv = zkref_zk(config, wait=False)
+    assert srv.proc.wait(30) == 2
+    assert "Invalid config, exiting abnormally" in srv.logs()
+    assert message.format(pki=java_stores) in srv.logs(), srv.logs()[-2000:]

@@ -274,23 +274,12 @@ ServerCnxnFactory.register_connection, ServerCnxnFactory.close_session = _regist
 ServerCnxnFactory.start, ServerCnxnFactory.startup = _start, _startup
 ServerCnxnFactory.set_zookeeper_server, ServerCnxnFactory.shutdown = _set_zookeeper_server, _shutdown
 
-# %% ../../nbs/06_connections.ipynb #5cf3ddff
+# %% ../../nbs/06_connections.ipynb #4e474708
 def make_server_ssl_context(props: Callable[[str, str | None], str | None] # a config's get_system_property
                            ) -> ssl.SSLContext:
-    "A server-side TLS context from the `zookeeper.ssl.*` properties (PEM files)."
-    key_store = props("zookeeper.ssl.keyStore.location", None)
-    if not key_store:
-        raise ValueError("secureClientPort is set but zookeeper.ssl.keyStore.location (ssl.keyStore.location "
-                         "in zoo.cfg) is not")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    password = props("zookeeper.ssl.keyStore.password", None) or None
-    ctx.load_cert_chain(key_store, password=password)
-    trust = props("zookeeper.ssl.trustStore.location", None)
-    client_auth = (props("zookeeper.ssl.clientAuth", "need") or "need").lower()
-    if trust:
-        ctx.load_verify_locations(trust)
-        ctx.verify_mode = {"none": ssl.CERT_NONE, "want": ssl.CERT_OPTIONAL}.get(client_auth, ssl.CERT_REQUIRED)
-    return ctx
+    "The secure client port's server-side TLS context from the `zookeeper.ssl.*` properties. Java: ClientX509Util"
+    from zkref.quorum.x509_util import ClientX509Util   # chapter 09b41: the same X509Util as the quorum ports'
+    return ClientX509Util(props).server_context
 
 # %% ../../nbs/06_connections.ipynb #ead6a038
 ServerCnxnFactory.run_four_letter_word = _run_four_letter_word
