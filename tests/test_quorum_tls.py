@@ -174,8 +174,8 @@ def test_certificate_for_another_host_is_refused(ensembles, pki):
     ({"sslQuorum": "true"}, "zookeeper.ssl.quorum.keyStore.location (ssl.quorum.keyStore.location in zoo.cfg) is not set"),
     ({"sslQuorum": "true", "ssl.quorum.keyStore.location": "/nonexistent/server.pem"},
      "Failed to create KeyManager: /nonexistent/server.pem: No such file or directory"),
-    ({"sslQuorum": "true", "ssl.quorum.keyStore.location": "/etc/zk/server.jks"},
-     "zookeeper.ssl.quorum.keyStore.type (ssl.quorum.keyStore.type in zoo.cfg) is JKS; zkref reads PEM"),
+    ({"sslQuorum": "true", "ssl.quorum.keyStore.location": "/etc/zk/server.bcfks"},
+     "zookeeper.ssl.quorum.keyStore.type (ssl.quorum.keyStore.type in zoo.cfg) is BCFKS; zkref reads PEM"),
     ({"sslQuorum": "true", "ssl.quorum.keyStore.location": "{pki}/server.pem",
       "ssl.quorum.trustStore.location": "{pki}/missing-ca.pem"}, "Failed to create TrustManager: "),
     ({"sslQuorum": "true", "ssl.quorum.keyStore.location": "{pki}/server.pem", "ssl.quorum.ocsp": "true"},
@@ -183,8 +183,8 @@ def test_certificate_for_another_host_is_refused(ensembles, pki):
 ])
 def test_bad_quorum_tls_settings_stop_the_server(tmp_path, pki, settings, message):
     """A TLS setting zkref cannot use stops the server at start-up with exit code 2 ("Invalid config, exiting
-    abnormally") and a message naming the key: no key store, an unreadable PEM file, a store type other than PEM,
-    OCSP (not implemented). (Java builds the context at the first connection and fails each dial instead.)
+    abnormally") and a message naming the key: no key store, an unreadable PEM file, a store type zkref does not
+    read (BCFKS), OCSP (not implemented). (Java builds the context at the first connection and fails each dial instead.)
     Reference: Java X509Util.createSSLContextAndOptionsFromConfig ("Failed to create KeyManager"),
     KeyStoreFileType.fromPropertyValueOrFileName, X509Util's ssl.quorum.ocsp, QuorumPeerMain.main."""
     ports = [free_port(), free_port(), free_port(), free_port()]

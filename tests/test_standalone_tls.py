@@ -172,20 +172,22 @@ def test_server_stats_count_both_client_ports_as_in_java(zkref_zk, java_zk, pki)
 
 @pytest.fixture
 def java_stores(pki):
-    """The test PKI as a Java operator keeps it: `keytool`-written PKCS#12 key and trust stores (JDK 17 encrypts
-    both with PBEWithHmacSHA256AndAES_256), and a JKS key store."""
+    """The test PKI as a Java operator keeps it, every store written by `keytool`: PKCS#12 key and trust stores
+    (JDK 17 encrypts both with PBEWithHmacSHA256AndAES_256), JKS ones, and a PKCS#12 key store named `.jks`
+    (what `keytool -genkeypair -keystore keystore.jks` makes since Java 9)."""
     if shutil.which("keytool") is None:
         pytest.skip("keytool (Java) is not installed")
     openssl("pkcs12", "-export", "-in", "server.crt", "-inkey", "server.key", "-certfile", "ca.pem",
             "-out", "server-openssl.p12", "-passout", "pass:openssl-pw", cwd=pki)
-    for store_type, name in (("PKCS12", "server.p12"), ("JKS", "server.jks")):
+    for store_type, name in (("PKCS12", "server.p12"), ("JKS", "server.jks"), ("PKCS12", "server-pkcs12.jks")):
         subprocess.run(["keytool", "-importkeystore", "-noprompt", "-srckeystore", "server-openssl.p12",
                         "-srcstoretype", "PKCS12", "-srcstorepass", "openssl-pw", "-destkeystore", name,
-                        "-deststoretype", store_type, "-deststorepass", "key-pw"], cwd=pki, check=True,
+                        "-deststoretype", store_type, "-deststorepass", "key-pw", "-destkeypass", "key-pw"],
+                       cwd=pki, check=True, capture_output=True)
+    for store_type, name in (("PKCS12", "trust.p12"), ("JKS", "trust.jks")):
+        subprocess.run(["keytool", "-importcert", "-noprompt", "-alias", "ca", "-file", "ca.pem", "-keystore",
+                        name, "-storetype", store_type, "-storepass", "trust-pw"], cwd=pki, check=True,
                        capture_output=True)
-    subprocess.run(["keytool", "-importcert", "-noprompt", "-alias", "ca", "-file", "ca.pem", "-keystore",
-                    "trust.p12", "-storetype", "PKCS12", "-storepass", "trust-pw"], cwd=pki, check=True,
-                   capture_output=True)
     return pki
 
 
@@ -227,20 +229,24 @@ def both_servers(java_zk, zkref_zk):
     return [("java", java_start), ("zkref", zkref_start)]
 
 
-def test_pkcs12_stores_written_by_keytool_serve_tls_as_in_java(both_servers, java_stores):
-    """`ssl.keyStore.location` and `ssl.trustStore.location` may name PKCS#12 stores (the type from the `.p12`
-    extension) with their passwords: with the stores `keytool` wrote, kazoo reaches the secure port with its
-    client certificate, on Java's server and on zkref; without one it is refused (`ssl.clientAuth` is `need`).
+@pytest.mark.parametrize("key_store, trust_store", [("server.p12", "trust.p12"), ("server.jks", "trust.jks"),
+                                                     ("server-pkcs12.jks", "trust.p12")])
+def test_keytool_stores_serve_tls_as_in_java(both_servers, java_stores, key_store, trust_store):
+    """`ssl.keyStore.location` and `ssl.trustStore.location` may name PKCS#12 or JKS stores (the type from the
+    extension; since Java 9 either type opens the other's files) with their passwords: with the stores `keytool`
+    wrote, kazoo reaches the secure port with its client certificate, on Java's server and on zkref; without one
+    it is refused (`ssl.clientAuth` is `need`).
     Reference: Java X509Util.createSSLContextAndOptionsFromConfig, KeyStoreFileType, PKCS12FileLoader,
-    ClientX509Util."""
+    JKSFileLoader, ClientX509Util; JDK keystore.type.compat."""
     from kazoo.handlers.threading import KazooTimeoutError
     for name, start in both_servers:
         srv, secure = _secure_server(start, {
-            "ssl.keyStore.location": java_stores / "server.p12", "ssl.keyStore.password": "key-pw",
-            "ssl.trustStore.location": java_stores / "trust.p12", "ssl.trustStore.password": "trust-pw"})
+            "ssl.keyStore.location": java_stores / key_store, "ssl.keyStore.password": "key-pw",
+            "ssl.trustStore.location": java_stores / trust_store, "ssl.trustStore.password": "trust-pw"})
         assert _kazoo_tls(secure, java_stores) == b"", name
-        with pytest.raises(KazooTimeoutError):
-            _kazoo_tls(secure, java_stores, client_cert=False)
+        if key_store == "server.p12":
+            with pytest.raises(KazooTimeoutError):
+                _kazoo_tls(secure, java_stores, client_cert=False)
 
 
 def test_without_a_trust_store_client_certificates_need_a_system_ca(both_servers, pki):
@@ -260,9 +266,11 @@ def test_without_a_trust_store_client_certificates_need_a_system_ca(both_servers
 
 @pytest.mark.parametrize("settings, message", [
     ({}, "secureClientPort needs a key store: zookeeper.ssl.keyStore.location (ssl.keyStore.location in zoo.cfg) is not set"),
-    ({"ssl.keyStore.location": "{pki}/server.jks", "ssl.keyStore.password": "key-pw"},
-     "zookeeper.ssl.keyStore.type (ssl.keyStore.type in zoo.cfg) is JKS; zkref reads PEM and PKCS12 key and trust "
-     "stores (convert it: keytool -importkeystore -srckeystore {pki}/server.jks"),
+    ({"ssl.keyStore.location": "{pki}/server.jks", "ssl.keyStore.type": "BCFKS"},
+     "zookeeper.ssl.keyStore.type (ssl.keyStore.type in zoo.cfg) is BCFKS; zkref reads PEM, PKCS12 and JKS key and "
+     "trust stores (convert it: keytool -importkeystore -srckeystore {pki}/server.jks"),
+    ({"ssl.keyStore.location": "{pki}/server.jks", "ssl.keyStore.password": "not-it"},
+     "Failed to create KeyManager: {pki}/server.jks: Keystore was tampered with, or password was incorrect"),
     ({"ssl.keyStore.location": "{pki}/server.p12", "ssl.keyStore.password": "not-it"},
      "Failed to create KeyManager: {pki}/server.p12: Invalid password or PKCS12 data"),
     ({"ssl.keyStore.location": "{pki}/server.pem", "ssl.trustStore.location": "{pki}/trust.p12"},
@@ -274,9 +282,9 @@ def test_without_a_trust_store_client_certificates_need_a_system_ca(both_servers
 ])
 def test_bad_client_tls_settings_stop_the_server(zkref_zk, java_stores, settings, message):
     """A client-port TLS setting zkref cannot use stops `python -m zkref` at start-up with exit code 2 ("Invalid
-    config, exiting abnormally") and a message naming the key: no key store, a JKS store (with the keytool line
-    that converts it), a wrong PKCS#12 password, a trust store that needs its password, an unknown store type or
-    clientAuth. (Java's Netty factory builds the context at the first TLS connection and fails each one instead.)
+    config, exiting abnormally") and a message naming the key: no key store, a BCFKS store (with the keytool line
+    that converts it), a wrong JKS or PKCS#12 password, a trust store that needs its password, an unknown store
+    type or clientAuth. (Java's Netty factory builds the context at the first TLS connection and fails each one instead.)
     Reference: Java X509Util.createSSLContextAndOptionsFromConfig ("Failed to create KeyManager"),
     KeyStoreFileType.fromPropertyValue, X509Util.ClientAuth.fromPropertyValue, ZooKeeperServerMain.main."""
     config = {"secureClientPort": free_port(), **{k: str(v).format(pki=java_stores) for k, v in settings.items()}}
@@ -284,3 +292,28 @@ def test_bad_client_tls_settings_stop_the_server(zkref_zk, java_stores, settings
     assert srv.proc.wait(30) == 2
     assert "Invalid config, exiting abnormally" in srv.logs()
     assert message.format(pki=java_stores) in srv.logs(), srv.logs()[-2000:]
+
+
+def test_damaged_stores_are_refused_with_a_message(java_stores, tmp_path):
+    """A key or trust store cut short or with a byte changed anywhere is refused with Java's kind of message
+    ("Failed to create KeyManager/TrustManager: <file>: …", e.g. "Keystore was tampered with, or password was
+    incorrect", "Invalid keystore format"), never with another error, and never accepted with a changed key.
+    Reference: Java X509Util.createKeyManager/createTrustManager (KeyManagerException, TrustManagerException),
+    JavaKeyStore.engineLoad."""
+    from zkref.quorum.x509_util import ClientX509Util, SSLContextException
+    damaged = tmp_path / "damaged"
+    for store, password, which in (("server.jks", "key-pw", "keyStore"), ("server.p12", "key-pw", "keyStore"),
+                                   ("trust.jks", "trust-pw", "trustStore"), ("trust.p12", "trust-pw", "trustStore")):
+        good = (java_stores / store).read_bytes()
+        cuts = [good[:n] for n in range(0, len(good), max(1, len(good) // 40))]
+        flips = [good[:i] + bytes([good[i] ^ 0x5A]) + good[i + 1:] for i in range(4, len(good), max(1, len(good) // 40))]
+        for data in cuts + flips:
+            damaged.with_suffix(store[-4:]).write_bytes(data)
+            props = {f"zookeeper.ssl.{which}.location": str(damaged.with_suffix(store[-4:])),
+                     f"zookeeper.ssl.{which}.password": password}
+            if which == "trustStore":
+                props["zookeeper.ssl.keyStore.location"] = str(java_stores / "server.pem")
+            else:
+                props["zookeeper.ssl.trustStore.location"] = str(java_stores / "ca.pem")
+            with pytest.raises(SSLContextException, match="Failed to create (Key|Trust)Manager: "):
+                ClientX509Util(props.get)

@@ -16,8 +16,9 @@ from ..properties import ConfigException
 
 # %% auto #0
 __all__ = ['LOG', 'QUORUM_PREFIX', 'DEFAULT_PROTOCOL', 'DEFAULT_HANDSHAKE_DETECTION_TIMEOUT_MS', 'DEFAULT_CIPHERS',
-           'CLIENT_PREFIX', 'LOG_WATCHER', 'SSLContextException', 'java_cipher_to_openssl', 'openssl_cipher_to_java',
-           'X509Util', 'QuorumX509Util', 'ClientX509Util', 'load_key_store', 'load_trust_store', 'make_test_pki']
+           'CLIENT_PREFIX', 'JKS_MAGIC', 'JCEKS_MAGIC', 'LOG_WATCHER', 'SSLContextException', 'java_cipher_to_openssl',
+           'openssl_cipher_to_java', 'X509Util', 'QuorumX509Util', 'ClientX509Util', 'load_key_store',
+           'load_trust_store', 'make_test_pki']
 
 # %% ../../nbs/09b41_x509_util.ipynb #307bc0ad
 LOG = get_logger("X509Util")
@@ -131,7 +132,7 @@ class ClientX509Util(X509Util):
         super().__init__(props, CLIENT_PREFIX)
         self.allow_reverse_dns = False        # Java: shouldAllowReverseDnsLookup; nor is the client's host checked
 
-# %% ../../nbs/09b41_x509_util.ipynb #88a2b38e
+# %% ../../nbs/09b41_x509_util.ipynb #b9eee587
 def _store(self: X509Util, which: str) -> tuple[str, str | None, str] | None:
     "(location, password, type) of the key or trust store, None if not set; refuses store types zkref cannot read."
     location = self.props(self.prefix + f"{which}.location", "") or ""
@@ -149,9 +150,9 @@ def _store(self: X509Util, which: str) -> tuple[str, str | None, str] | None:
         if kind is None:
             raise SSLContextException(f"Failed to create {what}: Unable to auto-detect store file type from file "
                                       f"name: {location} (set {self.key(which + '.type')})")
-    if kind not in ("PEM", "PKCS12"):
+    if kind == "BCFKS":
         raise SSLContextException(f"Failed to create {what}: {self.key(which + '.type')} is {kind}; zkref reads "
-                                  "PEM and PKCS12 key and trust stores (convert it: keytool -importkeystore "
+                                  "PEM, PKCS12 and JKS key and trust stores (convert it: keytool -importkeystore "
                                   f"-srckeystore {location} -destkeystore <file>.p12 -deststoretype PKCS12)")
     password = self.props(self.prefix + f"{which}.password", "") or None
     path = self.props(self.prefix + f"{which}.passwordPath", "") or ""
@@ -165,53 +166,139 @@ def _store(self: X509Util, which: str) -> tuple[str, str | None, str] | None:
 
 X509Util.store = _store
 
-# %% ../../nbs/09b41_x509_util.ipynb #fc310b10
-def _read_pkcs12(location: str, password: str | None):
-    "The key, certificate and other certificates of a PKCS#12 file. Java: PKCS12FileLoader"
+# %% ../../nbs/09b41_x509_util.ipynb #fa26db0c
+JKS_MAGIC, JCEKS_MAGIC = 0xFEEDFEED, 0xCECECECE    # Java: JavaKeyStore.MAGIC, JceKeyStore.JCEKS_MAGIC
+_JKS_KEY_PROTECTOR_OID = bytes.fromhex("060a2b060104012a02110101")   # 1.3.6.1.4.1.42.2.17.1.1, DER
+
+def _der(data: bytes, pos: int = 0) -> tuple[int, int, int]:
+    "(tag, start, end) of the DER element at `pos`."
+    tag, n = data[pos], data[pos + 1]
+    pos += 2
+    if n & 0x80:
+        size, n = n & 0x7F, int.from_bytes(data[pos:pos + (n & 0x7F)], "big")
+        pos += size
+    if pos + n > len(data):
+        raise ValueError("truncated DER element")
+    return tag, pos, pos + n
+
+def _jks_recover_key(protected: bytes, secret: bytes) -> bytes:
+    "The PKCS#8 key inside a JKS key entry's EncryptedPrivateKeyInfo. Java: sun.security.provider.KeyProtector.recover"
+    import hashlib
+    _, start, _ = _der(protected)                           # EncryptedPrivateKeyInfo ::= SEQUENCE {
+    _, alg_start, alg_end = _der(protected, start)          #   algorithm AlgorithmIdentifier,
+    _, data_start, data_end = _der(protected, alg_end)      #   encryptedData OCTET STRING }
+    if not protected[alg_start:alg_end].startswith(_JKS_KEY_PROTECTOR_OID):
+        raise ValueError("Unsupported key protection algorithm")
+    data = protected[data_start:data_end]
+    salt, encrypted, check = data[:20], data[20:-20], data[-20:]
+    stream, digest = bytearray(), salt
+    while len(stream) < len(encrypted):
+        digest = hashlib.sha1(secret + digest).digest()
+        stream += digest
+    key = bytes(a ^ b for a, b in zip(encrypted, stream))
+    if hashlib.sha1(secret + key).digest() != check:
+        raise ValueError("Cannot recover key")
+    return key
+
+def _read_jks(data: bytes, password: str | None) -> tuple[list[tuple[bytes, list[bytes]]], list[bytes]]:
+    "([(protected key, DER chain)], [DER trusted certificates]) of a JKS file. Java: JavaKeyStore.engineLoad"
+    import hashlib, io, struct
+    f = io.BytesIO(data)
+    def take(n: int) -> bytes:
+        b = f.read(n)
+        if len(b) != n:
+            raise ValueError("truncated JKS store")
+        return b
+    int4 = lambda: struct.unpack(">i", take(4))[0]
+    utf = lambda: take(struct.unpack(">H", take(2))[0]).decode("utf-8", "replace")
+    magic, version = struct.unpack(">Ii", take(8))
+    if magic == JCEKS_MAGIC:
+        raise ValueError("a JCEKS store: zkref reads JKS and PKCS12 (convert it with keytool -importkeystore)")
+    if magic != JKS_MAGIC or version not in (1, 2):
+        raise ValueError("Invalid keystore format")
+    keys, trusted = [], []
+    def cert() -> bytes:
+        if version == 2:
+            utf()                                           # the certificate type, "X.509"
+        return take(int4())
+    for _ in range(int4()):
+        tag = int4()
+        utf(); take(8)                                      # alias, creation date
+        if tag == 1:
+            protected = take(int4())
+            keys.append((protected, [cert() for _ in range(int4())]))
+        elif tag == 2:
+            trusted.append(cert())
+        else:
+            raise ValueError("Unrecognized keystore entry")
+    if password is not None:                                # Java checks the integrity only given a password
+        secret = password.encode("utf-16-be")
+        if hashlib.sha1(secret + b"Mighty Aphrodite" + data[:f.tell()]).digest() != take(20):
+            raise ValueError("Keystore was tampered with, or password was incorrect")
+    return keys, trusted
+
+def _read_store(location: str, password: str | None, kind: str):
+    "(private key or None, its certificate chain, every certificate) of a PKCS12 or JKS store, by its content."
     try:
-        from cryptography.hazmat.primitives.serialization import pkcs12
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import load_der_private_key, pkcs12
     except ImportError as e:                 # a runtime requirement (settings.ini); say what is missing
-        raise ValueError("reading a PKCS12 store needs the Python package cryptography") from e
+        raise ValueError(f"reading a {kind} store needs the Python package cryptography") from e
+    from cryptography.exceptions import UnsupportedAlgorithm
     data = Path(location).read_bytes()
+    if data[:4] in (JKS_MAGIC.to_bytes(4, "big"), JCEKS_MAGIC.to_bytes(4, "big")):
+        keys, trusted = _read_jks(data, password)
+        chain, key = [], None
+        try:
+            if keys:                                        # X509Util's key manager: the store password
+                protected, chain = keys[0]
+                key = load_der_private_key(_jks_recover_key(protected, (password or "").encode("utf-16-be")), None)
+            chain = [x509.load_der_x509_certificate(c) for c in chain]
+            return key, chain, chain[:1] + [x509.load_der_x509_certificate(c) for c in trusted]
+        except (IndexError, UnsupportedAlgorithm) as e:    # a damaged entry (Java: an IOException)
+            raise ValueError(f"Invalid keystore format: {e}") from e
     error = None
     for secret in ([password.encode()] if password else [None, b""]):   # Java: no password is the empty one
         try:
-            return pkcs12.load_pkcs12(data, secret)
+            store = pkcs12.load_pkcs12(data, secret)
+            break
         except ValueError as e:              # "Invalid password or PKCS12 data"
             error = e
-    raise error
+    else:
+        raise error
+    chain = [c.certificate for c in ([store.cert] if store.cert is not None else []) + list(store.additional_certs)]
+    return store.key, chain if store.key is not None else [], chain
 
 def load_key_store(ctx: ssl.SSLContext, location: str, password: str | None, kind: str) -> None:
-    "Give `ctx` the key and certificate chain of a PEM or PKCS12 key store. Java: X509Util.createKeyManager"
+    "Give `ctx` the key and certificate chain of a PEM, PKCS12 or JKS key store. Java: X509Util.createKeyManager"
     if kind == "PEM":
         ctx.load_cert_chain(location, password=password)
         return
     import secrets, tempfile
     from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, Encoding, PrivateFormat
-    store = _read_pkcs12(location, password)
-    if store.key is None or store.cert is None:
+    key, chain, _ = _read_store(location, password, kind)
+    if key is None or not chain:
         raise ValueError("the store holds no private key entry")
     passphrase = secrets.token_hex(16).encode()
-    pem = (store.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(passphrase))
-           + b"".join(c.certificate.public_bytes(Encoding.PEM) for c in [store.cert, *store.additional_certs]))
+    pem = (key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(passphrase))
+           + b"".join(c.public_bytes(Encoding.PEM) for c in chain))
     with tempfile.TemporaryDirectory(prefix="zkref-tls-") as d:       # mode 0700
-        chain = Path(d) / "chain.pem"
-        fd = os.open(chain, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        path = Path(d) / "chain.pem"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(pem)
-        ctx.load_cert_chain(chain, password=passphrase)
+        ctx.load_cert_chain(path, password=passphrase)
 
 def load_trust_store(ctx: ssl.SSLContext, location: str, password: str | None, kind: str) -> None:
-    "Give `ctx` the certificates of a PEM or PKCS12 trust store. Java: X509Util.createTrustManager"
+    "Give `ctx` the certificates of a PEM, PKCS12 or JKS trust store. Java: X509Util.createTrustManager"
     if kind == "PEM":
         ctx.load_verify_locations(cafile=location)
         return
     from cryptography.hazmat.primitives.serialization import Encoding
-    store = _read_pkcs12(location, password)
-    certs = ([store.cert] if store.cert is not None else []) + list(store.additional_certs)
+    _, _, certs = _read_store(location, password, kind)
     if not certs:
         raise ValueError("the store holds no certificate")
-    ctx.load_verify_locations(cadata="".join(c.certificate.public_bytes(Encoding.PEM).decode() for c in certs))
+    ctx.load_verify_locations(cadata="".join(c.public_bytes(Encoding.PEM).decode() for c in certs))
 
 # %% ../../nbs/09b41_x509_util.ipynb #e248a1aa
 def _context(self: X509Util, purpose: int) -> ssl.SSLContext:
