@@ -317,3 +317,37 @@ def test_damaged_stores_are_refused_with_a_message(java_stores, tmp_path):
                 props["zookeeper.ssl.trustStore.location"] = str(java_stores / "ca.pem")
             with pytest.raises(SSLContextException, match="Failed to create (Key|Trust)Manager: "):
                 ClientX509Util(props.get)
+
+
+def test_client_cert_reload_serves_renewed_stores_without_a_restart(zkref_zk, pki, tmp_path):
+    """With `client.certReload=true` the secure port watches its key and trust store files: after both are
+    overwritten with another CA's (a renewal), new TLS connections get the new server certificate and are
+    checked against the new trust store — a client of the new CA is served and one of the old CA no longer —
+    without a restart. (Java has this from 3.8.5, ZOOKEEPER-4546; Debian's 3.8.0 has not, so zkref is tested
+    alone here.) Reference: Java NettyServerCnxnFactory (zookeeper.client.certReload),
+    X509Util.enableCertFileReloading, resetDefaultSSLContextAndOptions (branch-3.8)."""
+    from kazoo.handlers.threading import KazooTimeoutError
+    from zkref.quorum.x509_util import make_test_pki
+    new_pki = make_test_pki(tmp_path / "renewed")
+    live = tmp_path / "live"
+    live.mkdir()
+    shutil.copy(pki / "server.pem", live / "server.pem")
+    shutil.copy(pki / "ca.pem", live / "ca.pem")
+    srv, secure = _secure_server(zkref_zk, {"client.certReload": "true", "ssl.keyStore.location": live / "server.pem",
+                                            "ssl.trustStore.location": live / "ca.pem"})
+    assert _kazoo_tls(secure, pki) == b""
+    with pytest.raises(KazooTimeoutError):
+        _kazoo_tls(secure, new_pki)
+    for name in ("server.pem", "ca.pem"):              # as a renewal script writes them: a new file, renamed
+        shutil.copy(new_pki / name, live / f"{name}.new")
+        os.replace(live / f"{name}.new", live / name)
+
+    def renewed() -> bool:
+        try:
+            return _kazoo_tls(secure, new_pki) == b""
+        except KazooTimeoutError:
+            return False
+    wait_for(renewed, 30, what="the renewed certificates")
+    with pytest.raises(KazooTimeoutError):
+        _kazoo_tls(secure, pki)
+    assert "Reloaded the client TLS key and trust stores" in srv.logs()

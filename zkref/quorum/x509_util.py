@@ -66,7 +66,7 @@ def openssl_cipher_to_java(name: str) -> str:
             return java
     return name
 
-# %% ../../nbs/09b41_x509_util.ipynb #f58340ee
+# %% ../../nbs/09b41_x509_util.ipynb #16ffab39
 _STORE_EXTENSIONS = {".jks": "JKS", ".pem": "PEM", ".p12": "PKCS12", ".bcfks": "BCFKS"}   # Java: KeyStoreFileType
 _PROTOCOLS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1, "TLSv1.2": ssl.TLSVersion.TLSv1_2,
               "TLSv1.3": ssl.TLSVersion.TLSv1_3}
@@ -74,6 +74,7 @@ _PROTOCOLS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1, 
 class X509Util:
     "TLS contexts (a server and a client side) from the `ssl` properties under one prefix. Java: X509Util"
     requires = "TLS"                          # what needs the key store, for the error when it is not set
+    what = "TLS"                              # whose stores, in the reload lines
     def __init__(self, props: Callable[[str, str | None], str | None], # a config's get_system_property
                  prefix: str = QUORUM_PREFIX):                          # the property prefix
         self.props, self.prefix = props, prefix
@@ -124,10 +125,12 @@ class X509Util:
 class QuorumX509Util(X509Util):
     "TLS contexts and checks for the election and quorum ports from `zookeeper.ssl.quorum.*`. Java: QuorumX509Util"
     requires = "sslQuorum=true"
+    what = "quorum TLS"
 
 class ClientX509Util(X509Util):
     "The secure client port's TLS settings, `zookeeper.ssl.*` (`ssl.*` in zoo.cfg). Java: ClientX509Util"
     requires = "secureClientPort"
+    what = "client TLS"
     def __init__(self, props: Callable[[str, str | None], str | None]): # a config's get_system_property
         super().__init__(props, CLIENT_PREFIX)
         self.allow_reverse_dns = False        # Java: shouldAllowReverseDnsLookup; nor is the client's host checked
@@ -378,10 +381,10 @@ def make_test_pki(directory: Path,                  # where the PEM files go
         (d / f"{name}.pem").write_text((d / f"{name}.key").read_text() + (d / f"{name}.crt").read_text())
     return d
 
-# %% ../../nbs/09b41_x509_util.ipynb #22cca738
+# %% ../../nbs/09b41_x509_util.ipynb #eaf94122
 LOG_WATCHER = get_logger("FileChangeWatcher")
 
-def _stamp(self: QuorumX509Util) -> tuple:
+def _stamp(self: X509Util) -> tuple:
     "What identifies the current contents of the store files (Java reacts to ENTRY_MODIFY / ENTRY_CREATE)."
     stamps = []
     for which in ("keyStore", "trustStore"):
@@ -393,18 +396,18 @@ def _stamp(self: QuorumX509Util) -> tuple:
             stamps.append(None)
     return tuple(stamps)
 
-def _reload(self: QuorumX509Util) -> bool:
+def _reload(self: X509Util) -> bool:
     "Build both contexts again from the files; keep the old ones if that fails. Java: resetDefaultSSLContextAndOptions"
     try:
         server, client = self._context(ssl.PROTOCOL_TLS_SERVER), self._context(ssl.PROTOCOL_TLS_CLIENT)
     except SSLContextException as e:
-        LOG.error("Error reloading the quorum TLS key or trust store, keeping the previous ones: %s", e)
+        LOG.error("Error reloading the %s key or trust store, keeping the previous ones: %s", self.what, e)
         return False
     self.server_context, self.client_context = server, client
-    LOG.info("Reloaded the quorum TLS key and trust stores")
+    LOG.info("Reloaded the %s key and trust stores", self.what)
     return True
 
-def _enable_cert_file_reloading(self: QuorumX509Util,
+def _enable_cert_file_reloading(self: X509Util,
                                 interval_s: float = 1.0, # how often to look at the files
                                ) -> None:
     "Start watching the store files on the running loop; close() stops it. Java: X509Util.enableCertFileReloading"
@@ -423,11 +426,21 @@ def _enable_cert_file_reloading(self: QuorumX509Util,
     self.close()
     self.watcher = asyncio.get_running_loop().create_task(watch(), name="FileChangeWatcher")
 
-def _close(self: QuorumX509Util) -> None:
+def _close(self: X509Util) -> None:
     "Stop watching the store files. Java: X509Util.close"
     watcher, self.watcher = getattr(self, "watcher", None), None
     if watcher is not None:
         watcher.cancel()
 
-QuorumX509Util.stamp, QuorumX509Util.reload = _stamp, _reload
-QuorumX509Util.enable_cert_file_reloading, QuorumX509Util.close = _enable_cert_file_reloading, _close
+def _following_server_context(self: X509Util) -> ssl.SSLContext:
+    "The server context for a listening socket that must follow reloads: each handshake moves to the newest one."
+    front = self.server_context
+    def newest(ssl_object, server_name, context):       # called at every ClientHello, with SNI or without
+        if self.server_context is not context:
+            ssl_object.context = self.server_context     # its key, chain and trust store from now on
+    front.sni_callback = newest
+    return front
+
+X509Util.stamp, X509Util.reload = _stamp, _reload
+X509Util.enable_cert_file_reloading, X509Util.close = _enable_cert_file_reloading, _close
+X509Util.following_server_context = _following_server_context

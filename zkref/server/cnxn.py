@@ -22,7 +22,7 @@ from ..properties import get_integer
 
 # %% auto #0
 __all__ = ['FLOG', 'ServerCnxnFactory', 'available_processors', 'nio_settings', 'nio_configuring_line', 'fast_close',
-           'make_server_ssl_context', 'FOUR_LETTER_WORDS', 'TELNET_CLOSE_CMD', 'CMD_BY_INT', 'LOG', 'ZK_NOT_SERVING',
+           'make_client_x509_util', 'FOUR_LETTER_WORDS', 'TELNET_CLOSE_CMD', 'CMD_BY_INT', 'LOG', 'ZK_NOT_SERVING',
            'NOT_SERVING_OUTPUT', 'DEFAULT_COMMANDS', 'four_letter_int', 'enabled_four_letter_words', 'CnxnIOError',
            'EndOfStream', 'CloseRequestException', 'ServerCnxn', 'cmd_srvr', 'cmd_envi', 'cmd_cons', 'dump_connections',
            'cmd_dump', 'cmd_mntr']
@@ -41,7 +41,7 @@ _all_ = ["FOUR_LETTER_WORDS", "TELNET_CLOSE_CMD", "CMD_BY_INT", "LOG", "ZK_NOT_S
          "CloseRequestException", "ServerCnxn", "cmd_srvr", "cmd_envi", "cmd_cons", "dump_connections", "cmd_dump",
          "cmd_mntr"]
 
-# %% ../../nbs/06_connections.ipynb #01ee459d
+# %% ../../nbs/06_connections.ipynb #ddb0d5bc
 FLOG = get_logger("NIOServerCnxnFactory")
 
 class ServerCnxnFactory:
@@ -59,6 +59,7 @@ class ServerCnxnFactory:
         self.listen_backlog = -1
         self.secure = False
         self.ssl_context: ssl.SSLContext | None = None
+        self.x509_util = None                       # a secure port's ClientX509Util (chapter 09b41)
         self.max_buffer = JUTE_MAXBUFFER
         self.sessionless_timeout_ms = 10000
         self.enabled_words: set[str] = {"srvr"}
@@ -128,7 +129,7 @@ def nio_configuring_line(sessionless_ms: int, selectors: int, workers: int, dire
             f"{selectors} selector thread(s), {workers if workers > 0 else 'no'} worker threads, and "
             + ("gathered writes." if direct_buffer_bytes == 0 else f"{int(direct_buffer_bytes / 1024)} kB direct buffers."))
 
-# %% ../../nbs/06_connections.ipynb #71e1fab9
+# %% ../../nbs/06_connections.ipynb #af3feac1
 def _props(config) -> Callable[[str, str | None], str | None]:
     getter = getattr(config, "get_system_property", None)
     return getter if getter is not None else (lambda k, d=None: d)
@@ -158,7 +159,8 @@ async def _configure(self: ServerCnxnFactory,
     else:
         slog.info("maxCnxns configured value is %d.", self.max_cnxns)
     if secure:
-        self.ssl_context = make_server_ssl_context(props)
+        self.x509_util = make_client_x509_util(props)
+        self.ssl_context = self.x509_util.following_server_context()
     settings = nio_settings(props)                   # Java's figures; the event loop uses the timeout, and the
     self.sessionless_timeout_ms = settings[0]        # thread counts name its log lines' threads
     self.selector_threads, self.worker_threads = settings[1], settings[2]
@@ -226,7 +228,7 @@ def _remove_cnxn(self: ServerCnxnFactory, cnxn: ServerCnxn) -> None:
 
 ServerCnxnFactory.configure, ServerCnxnFactory.do_accept, ServerCnxnFactory.remove_cnxn = _configure, _do_accept, _remove_cnxn
 
-# %% ../../nbs/06_connections.ipynb #9d7cc8c6
+# %% ../../nbs/06_connections.ipynb #51877b82
 def _register_connection(self: ServerCnxnFactory, cnxn: ServerCnxn) -> None:
     "Remember which connection serves cnxn.session_id."
     self.session_map[cnxn.session_id] = cnxn
@@ -262,6 +264,8 @@ async def _shutdown(self: ServerCnxnFactory) -> None:
     "Stop accepting and close every connection. Java: NIOServerCnxnFactory.shutdown"
     if self.server is not None:
         self.server.close()
+    if self.x509_util is not None:
+        self.x509_util.close()                      # the store watcher, if any (Java: X509Util.close)
     for cnxn in list(self.cnxns):
         cnxn.close("server_shutdown")
     if self.server is not None:
@@ -274,12 +278,15 @@ ServerCnxnFactory.register_connection, ServerCnxnFactory.close_session = _regist
 ServerCnxnFactory.start, ServerCnxnFactory.startup = _start, _startup
 ServerCnxnFactory.set_zookeeper_server, ServerCnxnFactory.shutdown = _set_zookeeper_server, _shutdown
 
-# %% ../../nbs/06_connections.ipynb #4e474708
-def make_server_ssl_context(props: Callable[[str, str | None], str | None] # a config's get_system_property
-                           ) -> ssl.SSLContext:
-    "The secure client port's server-side TLS context from the `zookeeper.ssl.*` properties. Java: ClientX509Util"
+# %% ../../nbs/06_connections.ipynb #47d6aeda
+def make_client_x509_util(props: Callable[[str, str | None], str | None] # a config's get_system_property
+                         ) -> "ClientX509Util":
+    "The secure client port's TLS settings and contexts from the `zookeeper.ssl.*` properties. Java: NettyServerCnxnFactory()"
     from zkref.quorum.x509_util import ClientX509Util   # chapter 09b41: the same X509Util as the quorum ports'
-    return ClientX509Util(props).server_context
+    x509 = ClientX509Util(props)
+    if (props("zookeeper.client.certReload", "") or "").lower() == "true":   # Java: Boolean.getBoolean
+        x509.enable_cert_file_reloading()
+    return x509
 
 # %% ../../nbs/06_connections.ipynb #ead6a038
 ServerCnxnFactory.run_four_letter_word = _run_four_letter_word
