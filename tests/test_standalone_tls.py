@@ -351,3 +351,33 @@ def test_client_cert_reload_serves_renewed_stores_without_a_restart(zkref_zk, pk
     with pytest.raises(KazooTimeoutError):
         _kazoo_tls(secure, pki)
     assert "Reloaded the client TLS key and trust stores" in srv.logs()
+
+
+def test_client_port_unification_takes_tls_and_plain_text_as_java(both_servers, pki):
+    """With `client.portUnification=true` the plain client port also speaks TLS: a plain kazoo session, a TLS
+    kazoo session with its client certificate and a plain four-letter word are all served on the one port, and
+    a TLS client without a certificate is refused, on Java's Netty factory and on zkref alike.
+    Reference: Java NettyServerCnxnFactory (zookeeper.client.portUnification, DualModeSslHandler,
+    TLS_HANDSHAKE_RECORD_TYPE)."""
+    from kazoo.client import KazooClient
+    from kazoo.handlers.threading import KazooTimeoutError
+    seen = {}
+    for name, start in both_servers:
+        config = {"client.portUnification": "true", "4lw.commands.whitelist": "*",
+                  "ssl.keyStore.location": pki / "server.pem", "ssl.trustStore.location": pki / "ca.pem",
+                  # without secureClientPort nothing registers the x509 provider Java's TLS connections need
+                  "authProvider.x509": "org.apache.zookeeper.server.auth.X509AuthenticationProvider"}
+        if name == "java":
+            config["serverCnxnFactory"] = "org.apache.zookeeper.server.NettyServerCnxnFactory"
+        srv = start(config, classpath=NETTY) if name == "java" else start(config)
+        port = srv.client_port
+        plain = KazooClient(hosts=f"127.0.0.1:{port}", timeout=10)
+        plain.start(timeout=15)
+        plain.create("/unified", b"plain")
+        assert _kazoo_tls(port, pki) == b"", name                 # ensure_path("/tls-check") over TLS
+        assert plain.exists("/tls-check") is not None, name
+        with pytest.raises(KazooTimeoutError):
+            _kazoo_tls(port, pki, client_cert=False)
+        seen[name] = four_letter_word(port, "ruok")
+        plain.stop(); plain.close()
+    assert seen == {"java": "imok", "zkref": "imok"}

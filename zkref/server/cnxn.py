@@ -21,11 +21,12 @@ from ..log import IO_THREAD, get_logger
 from ..properties import get_integer
 
 # %% auto #0
-__all__ = ['FLOG', 'ServerCnxnFactory', 'available_processors', 'nio_settings', 'nio_configuring_line', 'fast_close',
-           'make_client_x509_util', 'FOUR_LETTER_WORDS', 'TELNET_CLOSE_CMD', 'CMD_BY_INT', 'LOG', 'ZK_NOT_SERVING',
-           'NOT_SERVING_OUTPUT', 'DEFAULT_COMMANDS', 'four_letter_int', 'enabled_four_letter_words', 'CnxnIOError',
-           'EndOfStream', 'CloseRequestException', 'ServerCnxn', 'cmd_srvr', 'cmd_envi', 'cmd_cons', 'dump_connections',
-           'cmd_dump', 'cmd_mntr']
+__all__ = ['FLOG', 'TLS_HANDSHAKE_RECORD_TYPE', 'NETTY_LOG', 'ServerCnxnFactory', 'available_processors', 'nio_settings',
+           'nio_configuring_line', 'fast_close', 'make_client_x509_util', 'looks_like_tls', 'DualModeServer',
+           'FOUR_LETTER_WORDS', 'TELNET_CLOSE_CMD', 'CMD_BY_INT', 'LOG', 'ZK_NOT_SERVING', 'NOT_SERVING_OUTPUT',
+           'DEFAULT_COMMANDS', 'four_letter_int', 'enabled_four_letter_words', 'CnxnIOError', 'EndOfStream',
+           'CloseRequestException', 'ServerCnxn', 'cmd_srvr', 'cmd_envi', 'cmd_cons', 'dump_connections', 'cmd_dump',
+           'cmd_mntr']
 
 # %% ../../nbs/06_connections.ipynb #e43bb549
 from .four_letter_words import (CMD_BY_INT, DEFAULT_COMMANDS, FOUR_LETTER_WORDS, NOT_SERVING_OUTPUT,
@@ -41,7 +42,7 @@ _all_ = ["FOUR_LETTER_WORDS", "TELNET_CLOSE_CMD", "CMD_BY_INT", "LOG", "ZK_NOT_S
          "CloseRequestException", "ServerCnxn", "cmd_srvr", "cmd_envi", "cmd_cons", "dump_connections", "cmd_dump",
          "cmd_mntr"]
 
-# %% ../../nbs/06_connections.ipynb #ddb0d5bc
+# %% ../../nbs/06_connections.ipynb #4e0277ac
 FLOG = get_logger("NIOServerCnxnFactory")
 
 class ServerCnxnFactory:
@@ -60,6 +61,7 @@ class ServerCnxnFactory:
         self.secure = False
         self.ssl_context: ssl.SSLContext | None = None
         self.x509_util = None                       # a secure port's ClientX509Util (chapter 09b41)
+        self.port_unification = False               # client.portUnification: TLS and plain text on this port
         self.max_buffer = JUTE_MAXBUFFER
         self.sessionless_timeout_ms = 10000
         self.enabled_words: set[str] = {"srvr"}
@@ -129,7 +131,7 @@ def nio_configuring_line(sessionless_ms: int, selectors: int, workers: int, dire
             f"{selectors} selector thread(s), {workers if workers > 0 else 'no'} worker threads, and "
             + ("gathered writes." if direct_buffer_bytes == 0 else f"{int(direct_buffer_bytes / 1024)} kB direct buffers."))
 
-# %% ../../nbs/06_connections.ipynb #af3feac1
+# %% ../../nbs/06_connections.ipynb #8f5db238
 def _props(config) -> Callable[[str, str | None], str | None]:
     getter = getattr(config, "get_system_property", None)
     return getter if getter is not None else (lambda k, d=None: d)
@@ -158,7 +160,9 @@ async def _configure(self: ServerCnxnFactory,
         slog.warning("maxCnxns is not configured, using default value 0.")
     else:
         slog.info("maxCnxns configured value is %d.", self.max_cnxns)
-    if secure:
+    # client.portUnification: the plain port takes TLS too (Java: NettyServerCnxnFactory's Boolean.getBoolean)
+    self.port_unification = not secure and (props("zookeeper.client.portUnification", "") or "").lower() == "true"
+    if secure or self.port_unification:
         self.x509_util = make_client_x509_util(props)
         self.ssl_context = self.x509_util.following_server_context()
     settings = nio_settings(props)                   # Java's figures; the event loop uses the timeout, and the
@@ -170,9 +174,13 @@ async def _configure(self: ServerCnxnFactory,
     address = f"{'0.0.0.0/0.0.0.0' if host in ('0.0.0.0', '') else '/' + host}:{port}"
     self.accept_thread_name = f"NIOServerCxnFactory.AcceptThread:{address}"
     FLOG.info("binding to port %s", address)
-    self.server = await asyncio.get_running_loop().create_server(   # each socket gets a ServerCnxn (chapter 06_connections1)
-        lambda: ServerCnxn(self), host, port, reuse_address=True, ssl=self.ssl_context,
-        backlog=listen_backlog if listen_backlog > 0 else 100, start_serving=False)
+    backlog = listen_backlog if listen_backlog > 0 else 100
+    if self.port_unification:                        # each connection's first bytes say TLS or not (below)
+        self.server = DualModeServer(lambda: ServerCnxn(self), host, port, self.ssl_context, backlog)
+    else:
+        self.server = await asyncio.get_running_loop().create_server(   # each socket gets a ServerCnxn (chapter 06_connections1)
+            lambda: ServerCnxn(self), host, port, reuse_address=True, ssl=self.ssl_context, backlog=backlog,
+            start_serving=False)
     self.local_address = self.server.sockets[0].getsockname()[:2]
 
 def fast_close(writer: asyncio.BaseTransport) -> None:
@@ -287,6 +295,88 @@ def make_client_x509_util(props: Callable[[str, str | None], str | None] # a con
     if (props("zookeeper.client.certReload", "") or "").lower() == "true":   # Java: Boolean.getBoolean
         x509.enable_cert_file_reloading()
     return x509
+
+# %% ../../nbs/06_connections.ipynb #bcfd3b18
+TLS_HANDSHAKE_RECORD_TYPE = 22     # Java: NettyServerCnxnFactory.TLS_HANDSHAKE_RECORD_TYPE
+NETTY_LOG = get_logger("NettyServerCnxnFactory")   # the lines of Java's only factory with port unification
+
+def looks_like_tls(head: bytes) -> bool | None:
+    "True for a TLS record header, False for plain text, None until more bytes can tell. Java: DualModeSslHandler.decode"
+    if len(head) >= 5:
+        return head[0] in (20, 21, 22, 23) and head[1] == 3     # Netty: SslHandler.isEncrypted
+    if head and head[0] != TLS_HANDSHAKE_RECORD_TYPE:
+        return False
+    return None
+
+class DualModeServer:
+    "A listening socket whose connections may each be TLS or plain text (an asyncio.Server's part the factory uses)."
+    def __init__(self, protocol_factory, host: str, port: int, ssl_context: ssl.SSLContext, backlog: int):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.create_server((host, port), family=family, backlog=backlog)   # SO_REUSEADDR, as Java
+        self.sock.setblocking(False)
+        self.sockets = [self.sock]
+        self.protocol_factory, self.ssl_context = protocol_factory, ssl_context
+        self.accepting: asyncio.Task | None = None
+        self.deciding: set[socket.socket] = set()
+
+    async def start_serving(self) -> None:
+        if self.accepting is None:
+            self.accepting = asyncio.get_running_loop().create_task(self._accept())
+
+    async def _accept(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            conn, _ = await loop.sock_accept(self.sock)
+            conn.setblocking(False)
+            self.deciding.add(conn)
+            self._watch(conn)
+
+    def _watch(self, conn: socket.socket) -> None:
+        if conn in self.deciding:                      # not closed with the server meanwhile
+            asyncio.get_running_loop().add_reader(conn.fileno(), self._peek, conn)
+
+    def _peek(self, conn: socket.socket) -> None:
+        "The first bytes have come (or more of them): decide, or wait for more."
+        loop = asyncio.get_running_loop()
+        try:
+            head = conn.recv(5, socket.MSG_PEEK)
+        except BlockingIOError:
+            return
+        except OSError:
+            head = b""
+        tls = looks_like_tls(head) if head else False
+        loop.remove_reader(conn.fileno())
+        if tls is None:                                # 22 and fewer than five bytes: look again shortly
+            loop.call_later(0.01, self._watch, conn)
+            return
+        self.deciding.discard(conn)
+        if not head:                                   # gone before a byte: nothing to serve
+            conn.close()
+            return
+        loop.create_task(self._serve(conn, tls))
+
+    async def _serve(self, conn: socket.socket, tls: bool) -> None:
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(
+                self.protocol_factory, conn, ssl=self.ssl_context if tls else None)
+        except (OSError, ssl.SSLError) as e:           # a failed handshake: Java's CertificateVerifier logs it
+            NETTY_LOG.error("Unsuccessful handshake with session 0x0")
+            NETTY_LOG.debug("handshake failure: %s", e)
+            conn.close()
+
+    def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.accepting is not None:
+            self.accepting.cancel()
+        for conn in list(self.deciding):
+            loop.remove_reader(conn.fileno())
+            conn.close()
+        self.deciding.clear()
+        self.sock.close()
+
+    async def wait_closed(self) -> None:
+        if self.accepting is not None:
+            await asyncio.gather(self.accepting, return_exceptions=True)
 
 # %% ../../nbs/06_connections.ipynb #ead6a038
 ServerCnxnFactory.run_four_letter_word = _run_four_letter_word
