@@ -19,7 +19,7 @@ from .processors import Request, ZooKeeperServer
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/11f_final_request_processor1_replies.ipynb #5c3dc062
+# %% ../../nbs/11f_final_request_processor1_replies.ipynb #b82eb86a
 def _not_null(path: str | None) -> str:
     "`path`, or the TypeError standing for Java's NullPointerException on a null path (MarshallingError)."
     if path is None:
@@ -103,10 +103,12 @@ def _get_acl(zks: ZooKeeperServer, request: Request) -> GetACLResponse:
         return GetACLResponse(acl=masked, stat=stat)
 
 def _who_am_i(zks: ZooKeeperServer, request: Request) -> WhoAmIResponse:
+    "Each id's scheme and user; an id no provider knows (`super`) has the user \"\". Java: AuthUtil.getClientInfos"
     infos = []
     for i in request.auth_info:
         ap = zks.providers.get(i.scheme)
-        infos.append(ClientInfo(auth_scheme=i.scheme, user=ap.user_name(i.id) if ap else None))
+        user = ap.user_name(i.id) if ap else None
+        infos.append(ClientInfo(auth_scheme=i.scheme, user="" if user is None else user))
     return WhoAmIResponse(client_info=infos)
 
 # %% ../../nbs/11f_final_request_processor1_replies.ipynb #4f50c885

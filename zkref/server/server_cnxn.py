@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ['LOG', 'HELD_REPLIES', 'LONG_MAX', 'CnxnIOError', 'EndOfStream', 'CloseRequestException', 'ClientCnxnLimitException',
            'ServerCnxn', 'hold_replies', 'release_replies']
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #455f2485
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #9dce6c7d
 LOG = get_logger("NIOServerCnxn")
 
 class CnxnIOError(IOError):
@@ -55,6 +55,7 @@ class ServerCnxn(asyncio.Protocol):
         self.is_old_client = True                # no readOnly byte seen (yet)
         self.auth_info: list[Id] = []
         self.auth_info_java_order: list[Id] | None = None   # auth_info as Java's set iterates it (chapter 11_requests1)
+        self.client_certificate: bytes | None = None  # a TLS client's certificate (DER), for the x509 scheme (11b)
         self.closed = False
         self.outstanding = 0
         self.packets_received = self.packets_sent = 0
@@ -324,7 +325,7 @@ ServerCnxn.read_frames, ServerCnxn.read_length, ServerCnxn.end_of_stream = _read
 ServerCnxn.move_to_thread, ServerCnxn.io_step = _move_to_thread, _io_step
 ServerCnxn.packet_received = _packet_received
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #bad2d9e4
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #31f0017b
 def _handle_io_error(self: ServerCnxn, e: BaseException) -> None:
     "End the connection for `e`, with Java's lines for it. Java: NIOServerCnxn.doIO's catch blocks"
     if isinstance(e, EndOfStream):
@@ -410,6 +411,9 @@ def _connection_made(self: ServerCnxn, transport) -> None:
     if not self.factory.do_accept(self):
         self.closed = True                       # refused: the factory has reset the socket
         return
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is not None and not self.factory.verify_certificate(self, ssl_object):
+        return                                   # its certificate did not authenticate: closed (chapter 06)
     delay = self.factory.sessionless_deadline(self) - time.monotonic()
     self.expirer = asyncio.get_running_loop().call_later(max(0.0, delay), self.expire)
 

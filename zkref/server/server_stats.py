@@ -13,7 +13,7 @@ from .processors import ZooKeeperServer
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/11_requests2_server_stats.ipynb #317ffc91
+# %% ../../nbs/11_requests2_server_stats.ipynb #8a01ac2e
 def _register_metrics(self: ZooKeeperServer) -> None:
     "The gauges `mntr` and Prometheus show. Java: ZooKeeperServer.registerMetrics"
     stats, cnxn_factories = self.server_stats, self.cnxn_factories
@@ -31,7 +31,8 @@ def _register_metrics(self: ZooKeeperServer) -> None:
         "local_sessions": lambda: 0,
         **ServerMetrics.os_gauges(),
         # ServerStats' gauges. Java's default (NIO) factory keeps the connection-kind and TLS counts at zero:
-        # only the Netty factory moves them (and x509 failures there are the only auth_failed_count), and the
+        # only the Netty factory moves them (its x509 failures are the only auth_failed_count, which zkref's TLS
+        # ports count too, chapter 06), and the
         # drop probability is the connection throttle's BLUE (chapter 06_connections3), 0.0 unless its freeze time is set.
         "connection_drop_probability": lambda: self.conn_throttle.drop,
         "last_client_response_size": lambda: self.client_response_stats.last,
