@@ -11,7 +11,7 @@ This module also holds the helpers `tests/test_four_letter_words.py` imports.
 from __future__ import annotations
 
 import asyncio
-from http.client import HTTPConnection
+from http.client import HTTPConnection, HTTPException
 import json
 import re
 import socket
@@ -487,17 +487,65 @@ def test_custom_command_url_and_idle_timeout(zkref_inproc):
         assert s.recv(4096) == b""          # EOF: the server closed the idle connection (recv times out otherwise)
 
 
-def test_tls_settings_are_refused_not_ignored(tmp_path):
-    """`admin.forceHttps` / `admin.portUnification` ask for TLS, which zkref's AdminServer does not implement:
-    start fails with the AdminServerException (exit 4) rather than serving plain HTTP.
-    Reference: Java JettyAdminServer(…, portUnification, forceHttps)"""
-    cfg = write_cfg(tmp_path, {"dataDir": tmp_path / "d", "clientPort": 2181, "admin.forceHttps": "true",
-                               "admin.serverAddress": "127.0.0.1", "admin.serverPort": free_port()})
-    admin = AdminServer.from_config(ServerConfig().parse(str(cfg)))
-    with pytest.raises(AdminServerException) as info:
-        asyncio.run(admin.start())
-    assert "forceHttps" in str(info.value.__cause__)
-    assert exit_code_for(info.value)[0] == ExitCode.ERROR_STARTING_ADMIN_SERVER
+def _https(port: int, path: str, ca: Path) -> tuple[int, dict[str, str], str]:
+    "One HTTPS GET to 127.0.0.1:port, checking the server against `ca`; (status, headers, body)."
+    import ssl
+    from http.client import HTTPSConnection
+    conn = HTTPSConnection("127.0.0.1", port, timeout=10, context=ssl.create_default_context(cafile=str(ca)))
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read().decode()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def admin_pki(tmp_path):
+    from zkref.quorum.x509_util import make_test_pki
+    return make_test_pki(tmp_path / "pki", ("server",))
+
+
+@pytest.mark.java
+@pytest.mark.parametrize("mode", ["admin.forceHttps", "admin.portUnification"])
+def test_admin_https_as_jetty(java_admin, zkref_inproc, admin_pki, mode):
+    """`admin.forceHttps=true` serves the commands over HTTPS only, `admin.portUnification=true` over HTTPS and
+    HTTP on one port, with the `ssl.quorum.*` key and trust stores; an HTTPS answer carries Jetty's
+    `Strict-Transport-Security` header, a plain one does not; a plain request to the HTTPS-only port gets no
+    answer. The same on Java 3.8's Jetty and on zkref.
+    Reference: Java JettyAdminServer(…, portUnification, forceHttps), Jetty SecureRequestCustomizer"""
+    config = {"4lw.commands.whitelist": "*", mode: "true",
+              "ssl.quorum.keyStore.location": admin_pki / "server.pem",
+              "ssl.quorum.trustStore.location": admin_pki / "ca.pem"}
+    seen = {}
+    for name, server in (("java", java_admin(config)), ("zkref", zkref_inproc(config))):
+        wait_for(lambda: _https(server.admin_port, "/commands/ruok", admin_pki / "ca.pem")[0] == 200, 20,
+                 what=f"{name}'s HTTPS AdminServer")
+        status, headers, body = _https(server.admin_port, "/commands/ruok", admin_pki / "ca.pem")
+        try:                                               # the same over plain HTTP
+            p_status, p_headers, p_body = http(server.admin_port, "/commands/ruok")
+            plain = ("served", p_headers.get("strict-transport-security"), json.loads(p_body)) \
+                if p_status == 200 else "no answer"
+        except (OSError, ValueError, HTTPException):       # the HTTPS-only port: no HTTP answer
+            plain = "no answer"
+        seen[name] = (status, headers.get("strict-transport-security"), json.loads(body), plain)
+    assert seen["java"][:2] == (200, "max-age=86400; includeSubDomains"), seen["java"]
+    assert seen["java"][3] == (("served", None, seen["java"][2]) if mode == "admin.portUnification" else "no answer")
+    assert seen["zkref"] == seen["java"], seen
+
+
+@pytest.mark.java
+def test_admin_https_without_its_stores_runs_no_admin_server_as_java(java_admin, zkref_inproc, admin_pki):
+    """With `admin.forceHttps=true` and no trust store, Java's JettyAdminServer cannot load its certificates
+    ("Failed to load authentication certificates for admin server."), so AdminServerFactory runs a
+    DummyAdminServer: nothing listens on the admin port and the ZooKeeper server serves its clients. zkref too.
+    Reference: Java JettyAdminServer(), AdminServerFactory.createAdminServer"""
+    config = {"4lw.commands.whitelist": "*", "admin.forceHttps": "true",
+              "ssl.quorum.keyStore.location": admin_pki / "server.pem"}
+    for name, server in (("java", java_admin(config, wait=True)), ("zkref", zkref_inproc(config))):
+        assert four_letter_word(server.client_port, "ruok") == "imok", name
+        with pytest.raises(OSError):
+            http(server.admin_port, "/commands/ruok")
 
 
 # ------------------------------------------------------------------ `python -m zkref` with the AdminServer

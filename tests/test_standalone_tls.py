@@ -216,7 +216,14 @@ def _secure_server(start, config: dict):
         wait_for(lambda: f"bound to port {secure}" in srv.logs(), 20, what="Java's secure port")
         return srv, secure
     srv = start(config)
-    wait_for(lambda: f"binding to port 0.0.0.0/0.0.0.0:{secure}" in srv.logs(), 10, what="the secure port")
+
+    def accepting() -> bool:                               # "binding to port" is logged before the bind
+        try:
+            socket.create_connection(("127.0.0.1", secure), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    wait_for(accepting, 10, what="the secure port")
     return srv, secure
 
 

@@ -17,7 +17,7 @@ from ..properties import ConfigException
 # %% auto #0
 __all__ = ['LOG', 'QUORUM_PREFIX', 'DEFAULT_PROTOCOL', 'DEFAULT_HANDSHAKE_DETECTION_TIMEOUT_MS', 'DEFAULT_CIPHERS',
            'CLIENT_PREFIX', 'JKS_MAGIC', 'JCEKS_MAGIC', 'LOG_WATCHER', 'SSLContextException', 'java_cipher_to_openssl',
-           'openssl_cipher_to_java', 'X509Util', 'QuorumX509Util', 'ClientX509Util', 'load_key_store',
+           'openssl_cipher_to_java', 'X509Util', 'QuorumX509Util', 'ClientX509Util', 'read_stores', 'load_key_store',
            'load_trust_store', 'make_test_pki']
 
 # %% ../../nbs/09b41_x509_util.ipynb #307bc0ad
@@ -66,7 +66,7 @@ def openssl_cipher_to_java(name: str) -> str:
             return java
     return name
 
-# %% ../../nbs/09b41_x509_util.ipynb #16ffab39
+# %% ../../nbs/09b41_x509_util.ipynb #f21dab71
 _STORE_EXTENSIONS = {".jks": "JKS", ".pem": "PEM", ".p12": "PKCS12", ".bcfks": "BCFKS"}   # Java: KeyStoreFileType
 _PROTOCOLS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1, "TLSv1.2": ssl.TLSVersion.TLSv1_2,
               "TLSv1.3": ssl.TLSVersion.TLSv1_3}
@@ -131,11 +131,13 @@ class ClientX509Util(X509Util):
     "The secure client port's TLS settings, `zookeeper.ssl.*` (`ssl.*` in zoo.cfg). Java: ClientX509Util"
     requires = "secureClientPort"
     what = "client TLS"
-    def __init__(self, props: Callable[[str, str | None], str | None]): # a config's get_system_property
+    def __init__(self, props: Callable[[str, str | None], str | None], # a config's get_system_property
+                 requires: str = "secureClientPort"):                    # the setting that needs the stores
+        self.requires = requires
         super().__init__(props, CLIENT_PREFIX)
         self.allow_reverse_dns = False        # Java: shouldAllowReverseDnsLookup; nor is the client's host checked
 
-# %% ../../nbs/09b41_x509_util.ipynb #b9eee587
+# %% ../../nbs/09b41_x509_util.ipynb #b613a467
 def _store(self: X509Util, which: str) -> tuple[str, str | None, str] | None:
     "(location, password, type) of the key or trust store, None if not set; refuses store types zkref cannot read."
     location = self.props(self.prefix + f"{which}.location", "") or ""
@@ -168,6 +170,14 @@ def _store(self: X509Util, which: str) -> tuple[str, str | None, str] | None:
     return location, password, kind
 
 X509Util.store = _store
+
+def read_stores(props: Callable[[str, str | None], str | None], # a config's get_system_property
+                prefix: str = QUORUM_PREFIX,                        # whose keys
+               ) -> tuple:
+    "(key store, trust store) under `prefix` as `store` gives them, without building contexts (the AdminServer's HTTPS)."
+    reader = X509Util.__new__(X509Util)
+    reader.props, reader.prefix = props, prefix
+    return reader.store("keyStore"), reader.store("trustStore")
 
 # %% ../../nbs/09b41_x509_util.ipynb #fa26db0c
 JKS_MAGIC, JCEKS_MAGIC = 0xFEEDFEED, 0xCECECECE    # Java: JavaKeyStore.MAGIC, JceKeyStore.JCEKS_MAGIC

@@ -20,15 +20,32 @@ from .admin_quorum_commands import learner_handler_info, multiple_addresses_map,
 from .admin_management import LOG4J_LEVELS, log4j_level_name, logger_levels, mbeans, register_management
 
 # %% auto #0
-__all__ = ['LOG', 'AdminServerException', 'AdminServer', 'quorum_srvr', 'quorum_mntr', 'quorum_srst', 'install_four_letter_words']
+__all__ = ['LOG', 'STS_HEADER', 'AdminServerException', 'admin_ssl_context', 'AdminServer', 'quorum_srvr', 'quorum_mntr',
+           'quorum_srst', 'install_four_letter_words']
 
-# %% ../../nbs/09a_admin.ipynb #818f29ca
+# %% ../../nbs/09a_admin.ipynb #184c81be
 LOG = get_logger("JettyAdminServer")
 
 class AdminServerException(Exception):
     "The AdminServer could not start or stop (main maps it to exit code 4). Java: AdminServer.AdminServerException"
 
-# %% ../../nbs/09a_admin.ipynb #367b767c
+STS_HEADER = "max-age=86400; includeSubDomains"   # Java: DEFAULT_STS_MAX_AGE, Jetty's SecureRequestCustomizer
+
+def admin_ssl_context(props: Callable[[str, str | None], str | None]) -> "ssl.SSLContext":
+    "The AdminServer's HTTPS context from the `ssl.quorum.*` stores; no client certificates. Java: JettyAdminServer()"
+    import ssl
+    from zkref.quorum.x509_util import load_key_store, load_trust_store, read_stores
+    key_store, trust_store = read_stores(props)
+    if key_store is None or trust_store is None:   # Java: KeyStoreFileType.fromFilename("")
+        raise ValueError("Unable to auto-detect store file type from file name: ")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    load_key_store(ctx, *key_store)
+    load_trust_store(ctx, *trust_store)           # loaded as Jetty loads it; no client certificate is asked for
+    LOG.info("Successfully loaded private key from %s", key_store[0])
+    LOG.info("Successfully loaded certificate authority from %s", trust_store[0])
+    return ctx
+
+# %% ../../nbs/09a_admin.ipynb #137e4b5e
 class AdminServer:
     "The AdminServer: `GET <commandURL>/<command>` answered as JSON. Java: JettyAdminServer"
     DEFAULT_PORT, DEFAULT_IDLE_TIMEOUT, DEFAULT_COMMAND_URL, DEFAULT_ADDRESS = 8080, 30000, "/commands", "0.0.0.0"
@@ -39,10 +56,14 @@ class AdminServer:
                  command_url: str = DEFAULT_COMMAND_URL,          # where the commands live
                  enabled: bool = True,                            # False: Java's DummyAdminServer (does nothing)
                  unsupported: str | None = None,                  # a setting zkref cannot honour: start refuses
-                 zks_getter: Callable[[], Any] | None = None):    # where to find the server, if not set_zookeeper_server
+                 zks_getter: Callable[[], Any] | None = None,     # where to find the server, if not set_zookeeper_server
+                 ssl_context=None,                                # HTTPS (admin.forceHttps / admin.portUnification)
+                 port_unification: bool = False):                 # with ssl_context: HTTP on the same port too
         self.address, self.port, self.idle_timeout_ms = address, port, idle_timeout_ms
         self.command_url = "/" + command_url.strip("/") if command_url.strip("/") else ""
         self.enabled, self.unsupported = enabled, unsupported
+        self.ssl_context, self.port_unification = ssl_context, port_unification
+        self._dual = None
         self.zks, self._zks_getter = None, zks_getter
         self._runner: web.AppRunner | None = None
 
@@ -51,14 +72,22 @@ class AdminServer:
                     zks_getter: Callable[[], Any] | None = None) -> "AdminServer":
         "Read the `zookeeper.admin.*` properties. Java: AdminServerFactory.createAdminServer, JettyAdminServer()"
         props = getattr(config, "get_system_property", None) or (lambda k, d=None: d)
-        unsupported = [k for k in ("zookeeper.admin.portUnification", "zookeeper.admin.forceHttps")
-                       if (props(k, "false") or "").lower() == "true"]
+        enabled = props("zookeeper.admin.enableServer", "true") != "false"
+        unification = (props("zookeeper.admin.portUnification", "false") or "").lower() == "true"
+        https = unification or (props("zookeeper.admin.forceHttps", "false") or "").lower() == "true"
+        ssl_context = None
+        if enabled and https:
+            try:
+                ssl_context = admin_ssl_context(props)
+            except (OSError, ValueError) as e:        # Java: the constructor throws; the factory falls back
+                LOG.error("Failed to load authentication certificates for admin server.", exc_info=e)
+                get_logger("AdminServerFactory").warning("Unable to start JettyAdminServer", exc_info=e)
+                enabled = False                       # Java: DummyAdminServer
         return cls(props("zookeeper.admin.serverAddress", cls.DEFAULT_ADDRESS) or cls.DEFAULT_ADDRESS,
                    get_integer(props, "zookeeper.admin.serverPort", cls.DEFAULT_PORT),
                    get_integer(props, "zookeeper.admin.idleTimeout", cls.DEFAULT_IDLE_TIMEOUT),
                    props("zookeeper.admin.commandURL", cls.DEFAULT_COMMAND_URL) or cls.DEFAULT_COMMAND_URL,
-                   props("zookeeper.admin.enableServer", "true") != "false",
-                   ", ".join(unsupported) or None, zks_getter)
+                   enabled, None, zks_getter, ssl_context, unification)
 
     def set_zookeeper_server(self, zks) -> None:
         "The server the commands answer for. Java: AdminServer.setZooKeeperServer"
@@ -113,7 +142,7 @@ async def _handle(self: AdminServer, request: web.Request) -> web.Response:
 
 AdminServer.handle = _handle
 
-# %% ../../nbs/09a_admin.ipynb #d37fd183
+# %% ../../nbs/09a_admin.ipynb #e6ef6e94
 async def _start(self: AdminServer) -> None:
     "Listen and serve. Java: JettyAdminServer.start"
     if not self.enabled:
@@ -124,24 +153,40 @@ async def _start(self: AdminServer) -> None:
     from aiohttp import web   # imported when the AdminServer starts: aiohttp costs ~0.2 s of start-up
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", self.handle)
+    if self.ssl_context is not None:
+        async def strict_transport_security(request, response):   # Java: Jetty's SecureRequestCustomizer
+            if request.secure:
+                response.headers["Strict-Transport-Security"] = STS_HEADER
+        app.on_response_prepare.append(strict_transport_security)
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            keepalive_timeout=self.idle_timeout_ms / 1000)
     await runner.setup()
-    site = web.TCPSite(runner, self.address, self.port)
     try:
-        await site.start()
+        if self.port_unification:                 # HTTPS and HTTP on one port (Java: UnifiedConnectionFactory)
+            from zkref.server.cnxn import DualModeServer
+            self._dual = DualModeServer(runner.server, self.address, self.port, self.ssl_context, 128,
+                                        lambda e: LOG.debug("TLS handshake failed: %s", e))
+            await self._dual.start_serving()
+            bound = self._dual.sockets[0].getsockname()[1]
+        else:
+            site = web.TCPSite(runner, self.address, self.port, ssl_context=self.ssl_context)
+            await site.start()
+            bound = runner.addresses[0][1]
     except OSError as e:
         await runner.cleanup()
         raise AdminServerException(self._problem("starting")) from e
     self._runner = runner
     if self.port == 0:
-        self.port = runner.addresses[0][1]
+        self.port = bound
     LOG.info("Started AdminServer on address %s, port %d and command URL %s", self.address, self.port,
              self.command_url)
 
 async def _shutdown(self: AdminServer) -> None:
     "Stop listening and close the open connections. Java: JettyAdminServer.shutdown"
     runner, self._runner = self._runner, None
+    if self._dual is not None:
+        self._dual.close()
+        self._dual = None
     if runner is not None:
         try:
             await runner.cleanup()

@@ -133,7 +133,7 @@ def nio_configuring_line(sessionless_ms: int, selectors: int, workers: int, dire
             f"{selectors} selector thread(s), {workers if workers > 0 else 'no'} worker threads, and "
             + ("gathered writes." if direct_buffer_bytes == 0 else f"{int(direct_buffer_bytes / 1024)} kB direct buffers."))
 
-# %% ../../nbs/06_connections.ipynb #562e75d4
+# %% ../../nbs/06_connections.ipynb #2d535b0a
 def _props(config) -> Callable[[str, str | None], str | None]:
     getter = getattr(config, "get_system_property", None)
     return getter if getter is not None else (lambda k, d=None: d)
@@ -166,7 +166,7 @@ async def _configure(self: ServerCnxnFactory,
     self.port_unification = not secure and (props("zookeeper.client.portUnification", "") or "").lower() == "true"
     self.ssl_auth_provider = props("zookeeper.ssl.authProvider", "x509") or "x509"   # the scheme TLS clients get
     if secure or self.port_unification:
-        self.x509_util = make_client_x509_util(props)
+        self.x509_util = make_client_x509_util(props, "secureClientPort" if secure else "client.portUnification")
         self.ssl_context = self.x509_util.following_server_context()
     settings = nio_settings(props)                   # Java's figures; the event loop uses the timeout, and the
     self.sessionless_timeout_ms = settings[0]        # thread counts name its log lines' threads
@@ -289,12 +289,13 @@ ServerCnxnFactory.register_connection, ServerCnxnFactory.close_session = _regist
 ServerCnxnFactory.start, ServerCnxnFactory.startup = _start, _startup
 ServerCnxnFactory.set_zookeeper_server, ServerCnxnFactory.shutdown = _set_zookeeper_server, _shutdown
 
-# %% ../../nbs/06_connections.ipynb #47d6aeda
-def make_client_x509_util(props: Callable[[str, str | None], str | None] # a config's get_system_property
+# %% ../../nbs/06_connections.ipynb #9b8f4781
+def make_client_x509_util(props: Callable[[str, str | None], str | None], # a config's get_system_property
+                          requires: str = "secureClientPort",                 # the setting that asks for TLS
                          ) -> "ClientX509Util":
     "The secure client port's TLS settings and contexts from the `zookeeper.ssl.*` properties. Java: NettyServerCnxnFactory()"
     from zkref.quorum.x509_util import ClientX509Util   # chapter 09b41: the same X509Util as the quorum ports'
-    x509 = ClientX509Util(props)
+    x509 = ClientX509Util(props, requires)
     if (props("zookeeper.client.certReload", "") or "").lower() == "true":   # Java: Boolean.getBoolean
         x509.enable_cert_file_reloading()
     return x509
@@ -321,7 +322,7 @@ def _verify_certificate(self: ServerCnxnFactory, cnxn: ServerCnxn, ssl_object: s
 
 ServerCnxnFactory.verify_certificate = _verify_certificate
 
-# %% ../../nbs/06_connections.ipynb #bcfd3b18
+# %% ../../nbs/06_connections.ipynb #c1e80c08
 TLS_HANDSHAKE_RECORD_TYPE = 22     # Java: NettyServerCnxnFactory.TLS_HANDSHAKE_RECORD_TYPE
 NETTY_LOG = get_logger("NettyServerCnxnFactory")   # the lines of Java's only factory with port unification
 
@@ -333,9 +334,15 @@ def looks_like_tls(head: bytes) -> bool | None:
         return False
     return None
 
+def _unsuccessful_handshake(e: BaseException) -> None:
+    "Java: NettyServerCnxnFactory.CertificateVerifier, a handshake that failed"
+    NETTY_LOG.error("Unsuccessful handshake with session 0x0")
+    NETTY_LOG.debug("handshake failure: %s", e)
+
 class DualModeServer:
     "A listening socket whose connections may each be TLS or plain text (an asyncio.Server's part the factory uses)."
-    def __init__(self, protocol_factory, host: str, port: int, ssl_context: ssl.SSLContext, backlog: int):
+    def __init__(self, protocol_factory, host: str, port: int, ssl_context: ssl.SSLContext, backlog: int,
+                 handshake_failed: Callable[[BaseException], None] | None = None):   # default: the Netty line
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.create_server((host, port), family=family, backlog=backlog)   # SO_REUSEADDR, as Java
         self.sock.setblocking(False)
@@ -343,6 +350,7 @@ class DualModeServer:
         self.protocol_factory, self.ssl_context = protocol_factory, ssl_context
         self.accepting: asyncio.Task | None = None
         self.deciding: set[socket.socket] = set()
+        self.handshake_failed = handshake_failed or _unsuccessful_handshake
 
     async def start_serving(self) -> None:
         if self.accepting is None:
@@ -384,9 +392,8 @@ class DualModeServer:
         try:
             await asyncio.get_running_loop().connect_accepted_socket(
                 self.protocol_factory, conn, ssl=self.ssl_context if tls else None)
-        except (OSError, ssl.SSLError) as e:           # a failed handshake: Java's CertificateVerifier logs it
-            NETTY_LOG.error("Unsuccessful handshake with session 0x0")
-            NETTY_LOG.debug("handshake failure: %s", e)
+        except (OSError, ssl.SSLError) as e:           # a failed handshake
+            self.handshake_failed(e)
             conn.close()
 
     def close(self) -> None:
