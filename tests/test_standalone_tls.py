@@ -285,6 +285,8 @@ def test_without_a_trust_store_client_certificates_need_a_system_ca(both_servers
      "Failed to create KeyManager: {pki}/server.p12: Invalid password or PKCS12 data"),
     ({"ssl.keyStore.location": "{pki}/server.pem", "ssl.trustStore.location": "{pki}/trust.p12"},
      "Failed to create TrustManager: {pki}/trust.p12: "),
+    ({"ssl.keyStore.location": "{pki}/server.pem", "ssl.trustStore.location": "{pki}/trust.jks"},
+     "Failed to create TrustManager: {pki}/trust.jks: Keystore was tampered with, or password was incorrect"),
     ({"ssl.keyStore.location": "{pki}/server.pem", "ssl.keyStore.type": "PKCS11"},
      "No enum constant org.apache.zookeeper.common.KeyStoreFileType.PKCS11"),
     ({"ssl.keyStore.location": "{pki}/server.pem", "ssl.clientAuth": "sometimes"},
@@ -293,8 +295,8 @@ def test_without_a_trust_store_client_certificates_need_a_system_ca(both_servers
 def test_bad_client_tls_settings_stop_the_server(zkref_zk, java_stores, settings, message):
     """A client-port TLS setting zkref cannot use stops `python -m zkref` at start-up with exit code 2 ("Invalid
     config, exiting abnormally") and a message naming the key: no key store, a BCFKS store (with the keytool line
-    that converts it), a wrong JKS or PKCS#12 password, a trust store that needs its password, an unknown store
-    type or clientAuth. (Java's Netty factory builds the context at the first TLS connection and fails each one instead.)
+    that converts it), a wrong JKS or PKCS#12 password, a trust store whose password is not given (the JDK checks a
+    JKS store's integrity with the empty password then), an unknown store type or clientAuth. (Java's Netty factory builds the context at the first TLS connection and fails each one instead.)
     Reference: Java X509Util.createSSLContextAndOptionsFromConfig ("Failed to create KeyManager"),
     KeyStoreFileType.fromPropertyValue, X509Util.ClientAuth.fromPropertyValue, ZooKeeperServerMain.main."""
     config = {"secureClientPort": free_port(), **{k: str(v).format(pki=java_stores) for k, v in settings.items()}}

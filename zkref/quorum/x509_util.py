@@ -179,7 +179,7 @@ def read_stores(props: Callable[[str, str | None], str | None], # a config's get
     reader.props, reader.prefix = props, prefix
     return reader.store("keyStore"), reader.store("trustStore")
 
-# %% ../../nbs/09b41_x509_util.ipynb #fa26db0c
+# %% ../../nbs/09b41_x509_util.ipynb #2972b65a
 JKS_MAGIC, JCEKS_MAGIC = 0xFEEDFEED, 0xCECECECE    # Java: JavaKeyStore.MAGIC, JceKeyStore.JCEKS_MAGIC
 _JKS_KEY_PROTECTOR_OID = bytes.fromhex("060a2b060104012a02110101")   # 1.3.6.1.4.1.42.2.17.1.1, DER
 
@@ -244,10 +244,11 @@ def _read_jks(data: bytes, password: str | None) -> tuple[list[tuple[bytes, list
             trusted.append(cert())
         else:
             raise ValueError("Unrecognized keystore entry")
-    if password is not None:                                # Java checks the integrity only given a password
-        secret = password.encode("utf-16-be")
-        if hashlib.sha1(secret + b"Mighty Aphrodite" + data[:f.tell()]).digest() != take(20):
-            raise ValueError("Keystore was tampered with, or password was incorrect")
+    # ZooKeeper's loaders pass an empty password when none is set, never none at all, so the JDK checks the
+    # integrity always (X509Util: StandardTypeFileKeyStoreLoader.passwordStringToCharArray)
+    secret = (password or "").encode("utf-16-be")
+    if hashlib.sha1(secret + b"Mighty Aphrodite" + data[:f.tell()]).digest() != take(20):
+        raise ValueError("Keystore was tampered with, or password was incorrect")
     return keys, trusted
 
 def _read_store(location: str, password: str | None, kind: str):
