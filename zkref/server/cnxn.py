@@ -322,7 +322,7 @@ def _verify_certificate(self: ServerCnxnFactory, cnxn: ServerCnxn, ssl_object: s
 
 ServerCnxnFactory.verify_certificate = _verify_certificate
 
-# %% ../../nbs/06_connections.ipynb #c1e80c08
+# %% ../../nbs/06_connections.ipynb #0edea665
 TLS_HANDSHAKE_RECORD_TYPE = 22     # Java: NettyServerCnxnFactory.TLS_HANDSHAKE_RECORD_TYPE
 NETTY_LOG = get_logger("NettyServerCnxnFactory")   # the lines of Java's only factory with port unification
 
@@ -350,6 +350,7 @@ class DualModeServer:
         self.protocol_factory, self.ssl_context = protocol_factory, ssl_context
         self.accepting: asyncio.Task | None = None
         self.deciding: set[socket.socket] = set()
+        self.serving: set[asyncio.Task] = set()        # handshakes under way (the loop keeps only weak references)
         self.handshake_failed = handshake_failed or _unsuccessful_handshake
 
     async def start_serving(self) -> None:
@@ -359,7 +360,12 @@ class DualModeServer:
     async def _accept(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            conn, _ = await loop.sock_accept(self.sock)
+            try:
+                conn, _ = await loop.sock_accept(self.sock)
+            except OSError as e:                       # out of file descriptors, say: keep accepting afterwards
+                FLOG.warning("Error accepting new connection: %s", e)   # Java: AcceptThread.doAccept's log
+                await asyncio.sleep(0.1)
+                continue
             conn.setblocking(False)
             self.deciding.add(conn)
             self._watch(conn)
@@ -386,7 +392,9 @@ class DualModeServer:
         if not head:                                   # gone before a byte: nothing to serve
             conn.close()
             return
-        loop.create_task(self._serve(conn, tls))
+        task = loop.create_task(self._serve(conn, tls))
+        self.serving.add(task)
+        task.add_done_callback(self.serving.discard)
 
     async def _serve(self, conn: socket.socket, tls: bool) -> None:
         try:
