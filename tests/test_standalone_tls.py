@@ -461,3 +461,30 @@ def test_unified_port_without_the_x509_provider_drops_tls_clients_as_java(both_s
             _kazoo_tls(srv.client_port, pki, refused=True)
         wait_for(lambda: "X509 Auth provider not found: x509" in srv.logs(), 10, what=f"{name}'s refusal line")
         assert four_letter_word(srv.client_port, "ruok") == "imok", name
+
+
+def test_client_auth_want_serves_clients_with_and_without_certificates_as_java(both_servers, pki):
+    """With `ssl.clientAuth=want` a client certificate is asked for but not required: a TLS client without one is
+    served with only its `ip` id, one with a certificate gets `x509:<subject>` too, on Java 3.8's Netty factory
+    and on zkref alike. Reference: Java X509Util.ClientAuth.WANT, NettyServerCnxnFactory.CertificateVerifier
+    ("Certificate was requested but was optional")."""
+    from zkref.jute import ConnectRequest, ConnectResponse, WhoAmIResponse
+    from zkref.proto import OpCode, frame
+    seen = {}
+    for name, start in both_servers:
+        srv, secure = _secure_server(start, {"ssl.keyStore.location": pki / "server.pem",
+                                             "ssl.trustStore.location": pki / "ca.pem", "ssl.clientAuth": "want"})
+        anonymous = RawClient.__new__(RawClient)
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+        anonymous.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", secure), timeout=10),
+                                         server_hostname="127.0.0.1")
+        anonymous.events, anonymous.xid = [], 0
+        anonymous.sock.sendall(frame(ConnectRequest(time_out=10000, passwd=bytes(16)).to_bytes() + b"\0"))
+        anonymous.connect = ConnectResponse.from_bytes(anonymous.read_frame())
+        known = _tls_raw_client(secure, pki, "client")
+        who = lambda c: sorted((i.auth_scheme, i.user) for i in   # noqa: E731
+                               WhoAmIResponse.from_bytes(c.call(OpCode.whoAmI)[1]).client_info)
+        seen[name] = (who(anonymous), who(known))
+        anonymous.close(); known.close()
+    assert seen["java"] == ([("ip", "127.0.0.1")], [("ip", "127.0.0.1"), ("x509", "CN=client")]), seen
+    assert seen["zkref"] == seen["java"], seen
