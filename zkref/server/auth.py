@@ -14,7 +14,8 @@ from .cnxn import ServerCnxn
 
 # %% auto #0
 __all__ = ['X509_PROVIDER_CLASS', 'X509_SUPERUSER', 'PLOG', 'DigestAuthenticationProvider', 'IPAuthenticationProvider',
-           'x500_name', 'X509AuthenticationProvider', 'x509_provider_registered', 'fix_acl', 'check_acl']
+           'rfc2253_name', 'x500_name', 'X509AuthenticationProvider', 'x509_provider_registered', 'fix_acl',
+           'check_acl']
 
 # %% ../../nbs/11b_auth.ipynb #d65dd81a
 class DigestAuthenticationProvider:
@@ -68,36 +69,78 @@ class IPAuthenticationProvider:
             return False
     def user_name(self, id_: str) -> str: return id_
 
-# %% ../../nbs/11b_auth.ipynb #1ff5f9db
+# %% ../../nbs/11b_auth.ipynb #dae72ad7
 X509_PROVIDER_CLASS = "org.apache.zookeeper.server.auth.X509AuthenticationProvider"
 X509_SUPERUSER = "zookeeper.X509AuthenticationProvider.superUser"
 _RFC2253_KEYWORDS = {"2.5.4.3": "CN", "2.5.4.6": "C", "2.5.4.7": "L", "2.5.4.8": "ST", "2.5.4.10": "O",
                      "2.5.4.11": "OU", "2.5.4.9": "STREET", "0.9.2342.19200300.100.1.25": "DC",
                      "0.9.2342.19200300.100.1.1": "UID"}   # Java: AVAKeyword's RFC 2253 keywords
 _RFC2253_SPECIAL = ',=+<>#;"\\'
+# The DirectoryString types Java writes as text: Printable, T61, IA5, General, BMP and UTF8String. Java 17 decodes
+# all of their bytes as UTF-8, a BMPString's too (later JDKs use each type's charset), so zkref does as Java 17.
+_DIRECTORY_STRINGS = frozenset({19, 20, 22, 27, 30, 12})
 
-def _der_length(n: int) -> bytes:
-    return bytes([n]) if n < 0x80 else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes((n.bit_length() + 7) // 8, "big")
+def _der_items(data: bytes) -> list[tuple[int, bytes, bytes]]:
+    "The DER values one after another in `data`: (tag, content, the whole encoding). Java: DerInputStream"
+    items, i = [], 0
+    while i < len(data):
+        if i + 2 > len(data):
+            raise ValueError("DER value cut short")
+        tag, n, j = data[i], data[i + 1], i + 2
+        if n & 0x80:                                   # long form: the next n & 0x7f bytes are the length
+            width = n & 0x7F
+            if width == 0 or width > 4 or j + width > len(data):
+                raise ValueError("bad DER length")
+            n, j = int.from_bytes(data[j:j + width], "big"), j + width
+        if j + n > len(data):
+            raise ValueError("DER value cut short")
+        items.append((tag, data[j:j + n], data[i:j + n]))
+        i = j + n
+    return items
 
-def _rfc2253_value(attribute) -> str:
-    "One attribute as `type=value` in Java's RFC 2253 form. Java: AVA.toRFC2253String"
-    oid = attribute.oid.dotted_string
+def _oid(content: bytes) -> str:
+    "An OBJECT IDENTIFIER's content as a dotted string. Java: ObjectIdentifier.toString"
+    if not content or content[-1] & 0x80:
+        raise ValueError("bad object identifier")
+    arcs, value = [], 0
+    for b in content:
+        value = (value << 7) | (b & 0x7F)
+        if not b & 0x80:
+            arcs.append(value)
+            value = 0
+    first = min(arcs[0] // 40, 2)
+    return ".".join(map(str, [first, arcs[0] - 40 * first, *arcs[1:]]))
+
+def _escape_value(text: str) -> str:
+    "Java: AVA.toRFC2253String's escaping: the specials anywhere, NUL as \\00, leading and trailing blanks"
+    out = "".join("\\" + c if c in _RFC2253_SPECIAL else "\\00" if c == "\0" else c for c in text)
+    lead = len(out) - len(out.lstrip(" \r"))
+    trail = len(out.rstrip(" \r"))
+    return "".join("\\" + c if i < lead or i >= trail else c for i, c in enumerate(out))
+
+def _rfc2253_ava(ava: bytes) -> str:
+    "One AttributeTypeAndValue as `type=value` in Java's RFC 2253 form. Java: AVA.toRFC2253String"
+    (oid_tag, oid_content, _), (tag, content, encoding) = _der_items(ava)
+    if oid_tag != 6:
+        raise ValueError("an attribute type must be an OBJECT IDENTIFIER")
+    oid = _oid(oid_content)
     keyword = _RFC2253_KEYWORDS.get(oid)
-    if keyword is None:                                # no keyword: the DER encoding of the value, in hex
-        content = attribute.value.encode("utf-16-be" if attribute._type.value == 30 else "utf-8")
-        return f"{oid}=#" + (bytes([attribute._type.value]) + _der_length(len(content)) + content).hex()
-    text = "".join("\\" + c if c in _RFC2253_SPECIAL else c for c in attribute.value)
-    if text.startswith(" "):
-        text = "\\" + text
-    if text.endswith(" ") and not text.endswith("\\ "):
-        text = text[:-1] + "\\ "
-    return f"{keyword}={text}"
+    if keyword is None or tag not in _DIRECTORY_STRINGS:   # no keyword, or no string: the value's DER in hex
+        return f"{keyword or oid}=#{encoding.hex()}"
+    return f"{keyword}={_escape_value(content.decode('utf-8', errors='replace'))}"   # Java 17: new String(bytes, UTF8)
+
+def rfc2253_name(name_der: bytes) -> str:
+    """A DER X.500 Name as Java's `X500Principal.getName()` gives it: RDNs last first, joined by `,`; the AVAs of a
+    multi-valued RDN in their encoded order, joined by `+`. Java: X500Name.getRFC2253Name, RDN.toRFC2253String"""
+    (tag, rdns, _), = _der_items(name_der)
+    if tag != 0x30:
+        raise ValueError("a Name must be a SEQUENCE")
+    return ",".join("+".join(_rfc2253_ava(ava) for _, ava, _ in _der_items(rdn)) for _, rdn, _ in reversed(_der_items(rdns)))
 
 def x500_name(der: bytes) -> str:
-    "The subject of a DER certificate as Java's `X500Principal.getName()` gives it (RFC 2253)."
+    "The subject of a DER certificate as Java's `X509Certificate.getSubjectX500Principal().getName()` gives it."
     from cryptography import x509
-    subject = x509.load_der_x509_certificate(der).subject
-    return ",".join("+".join(_rfc2253_value(a) for a in rdn) for rdn in reversed(subject.rdns))
+    return rfc2253_name(x509.load_der_x509_certificate(der).subject.public_bytes())
 
 class X509AuthenticationProvider:
     "The `x509` scheme: a TLS client's certificate subject. Java: X509AuthenticationProvider"
