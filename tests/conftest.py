@@ -133,6 +133,24 @@ ROOT = Path(__file__).resolve().parent.parent   # the checkout: `python -m zkref
 SERVLET_API_JAR = "/usr/share/java/servlet-api.jar"   # Java's AdminServer (Jetty) needs it; not in zookeeper.jar
 
 
+SERVERS_OF_THIS_TEST: list["ServerProcess"] = []   # every ServerProcess the running test (or its fixtures) started
+LOG_LINES_ON_FAILURE = 80
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report ends with the last lines of each server process it started, Java's and zkref's: a
+    flaky ensemble test's logs are otherwise gone with its temporary directory before anyone reads them."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for s in SERVERS_OF_THIS_TEST:
+            tail = s.logs().splitlines()[-LOG_LINES_ON_FAILURE:]
+            report.sections.append((f"{s.kind} server log {s.log_path} (last {len(tail)} lines)", "\n".join(tail)))
+    if call.when == "teardown":         # a module's fixture servers live on: keep those still running
+        SERVERS_OF_THIS_TEST[:] = [s for s in SERVERS_OF_THIS_TEST if s.proc is not None and s.proc.poll() is None]
+
+
 class ServerProcess:
     """One ZooKeeper server as a real process on 127.0.0.1, from a zoo.cfg in `workdir`: kind `zkref` runs
     `python -m zkref zoo.cfg`, kind `java` runs Java 3.8's QuorumPeerMain from Debian's jar (log4j console layout).
@@ -195,6 +213,8 @@ class ServerProcess:
         argv, env = self.command()
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env)
+        if self not in SERVERS_OF_THIS_TEST:
+            SERVERS_OF_THIS_TEST.append(self)
         if wait:
             self.wait_serving(timeout)
         return self
