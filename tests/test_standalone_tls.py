@@ -306,6 +306,17 @@ def test_bad_client_tls_settings_stop_the_server(zkref_zk, java_stores, settings
     assert message.format(pki=java_stores) in srv.logs(), srv.logs()[-2000:]
 
 
+def test_port_unification_without_a_key_store_stops_the_server(zkref_zk):
+    """`client.portUnification=true` with no `ssl.keyStore.location` stops zkref at start-up with exit code 2 and the
+    key's name, as a secure client port without one does (divergences page: Java's Netty factory serves the port's
+    plain-text clients and fails each TLS one). Reference: Java NettyServerCnxnFactory (DualModeSslHandler, initSSL)"""
+    srv = zkref_zk({"client.portUnification": "true"}, wait=False)
+    assert srv.proc.wait(30) == 2
+    assert "Invalid config, exiting abnormally" in srv.logs()
+    assert ("client.portUnification needs a key store: zookeeper.ssl.keyStore.location (ssl.keyStore.location in "
+            "zoo.cfg) is not set") in srv.logs()
+
+
 def test_damaged_stores_are_refused_with_a_message(java_stores, tmp_path):
     """A key or trust store cut short or with a byte changed anywhere is refused with Java's kind of message
     ("Failed to create KeyManager/TrustManager: <file>: …", e.g. "Keystore was tampered with, or password was
