@@ -6,6 +6,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import time
 
 import pytest
 
@@ -404,6 +405,51 @@ def test_client_port_unification_takes_tls_and_plain_text_as_java(both_servers, 
         seen[name] = four_letter_word(port, "ruok")
         plain.stop(); plain.close()
     assert seen == {"java": "imok", "zkref": "imok"}
+
+
+def test_unified_port_counts_connections_once_their_first_bytes_decide_as_java(both_servers, pki):
+    """On a `client.portUnification` port a connection counts against `maxClientCnxns` only once its first bytes have
+    said TLS or plain text: three silent connections (one stalled after a lone TLS record type byte) leave a
+    four-letter word served with the limit at 3, while three plain sessions fill it and the next one is closed
+    unanswered, on Java's Netty factory and on zkref alike.
+    Reference: Java NettyServerCnxnFactory.CnxnChannelHandler.channelActive (no addCnxn with port unification),
+    DualModeSslHandler.newNonSslHandler (addCnxn)"""
+    from kazoo.client import KazooClient
+
+    def answer(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            try:
+                s.sendall(b"ruok")
+                return s.recv(16)
+            except (ConnectionResetError, BrokenPipeError):
+                return b""
+    seen = {}
+    for name, start in both_servers:
+        config = {"client.portUnification": "true", "4lw.commands.whitelist": "*", "maxClientCnxns": 3,
+                  "ssl.keyStore.location": pki / "server.pem", "ssl.trustStore.location": pki / "ca.pem",
+                  "authProvider.x509": "org.apache.zookeeper.server.auth.X509AuthenticationProvider"}
+        if name == "java":
+            config["serverCnxnFactory"] = "org.apache.zookeeper.server.NettyServerCnxnFactory"
+        srv = start(config, classpath=NETTY) if name == "java" else start(config)
+        port = srv.client_port
+        silent = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+        sessions = []
+        try:
+            silent[0].sendall(b"\x16")                       # a TLS handshake record cut short
+            time.sleep(0.5)
+            with_silent = answer(port)
+            for _ in range(3):
+                k = KazooClient(hosts=f"127.0.0.1:{port}", timeout=10)
+                k.start(timeout=15)
+                sessions.append(k)
+            with_sessions = answer(port)
+            seen[name] = (with_silent, with_sessions)
+        finally:
+            for s in silent:
+                s.close()
+            for k in sessions:
+                k.stop(); k.close()
+    assert seen == {"java": (b"imok", b""), "zkref": (b"imok", b"")}
 
 
 def _tls_raw_client(port: int, pki, name: str) -> RawClient:

@@ -335,7 +335,7 @@ def _verify_certificate(self: ServerCnxnFactory, cnxn: ServerCnxn, ssl_object: s
 
 ServerCnxnFactory.verify_certificate = _verify_certificate
 
-# %% ../../nbs/06_connections.ipynb #3ecf8d58
+# %% ../../nbs/06_connections.ipynb #34c9a446
 TLS_HANDSHAKE_RECORD_TYPE = 22     # Java: NettyServerCnxnFactory.TLS_HANDSHAKE_RECORD_TYPE
 NETTY_LOG = get_logger("NettyServerCnxnFactory")   # the lines of Java's only factory with port unification
 
@@ -381,11 +381,11 @@ class DualModeServer:
             self.deciding.add(conn)
             self._watch(conn)
 
-    def _watch(self, conn: socket.socket) -> None:
+    def _watch(self, conn: socket.socket, delay: float = 0.01) -> None:
         if conn in self.deciding:                      # not closed with the server meanwhile
-            asyncio.get_running_loop().add_reader(conn.fileno(), self._peek, conn)
+            asyncio.get_running_loop().add_reader(conn.fileno(), self._peek, conn, delay)
 
-    def _peek(self, conn: socket.socket) -> None:
+    def _peek(self, conn: socket.socket, delay: float) -> None:
         "The first bytes have come (or more of them): decide, or wait for more."
         loop = asyncio.get_running_loop()
         try:
@@ -396,8 +396,8 @@ class DualModeServer:
             head = b""
         tls = looks_like_tls(head) if head else False
         loop.remove_reader(conn.fileno())
-        if tls is None:                                # 22 and fewer than five bytes: look again shortly
-            loop.call_later(0.01, self._watch, conn)
+        if tls is None:                                # 22 and fewer than five bytes: look again, later each time
+            loop.call_later(delay, self._watch, conn, min(delay * 2, 0.5))
             return
         self.deciding.discard(conn)
         if not head:                                   # gone before a byte: nothing to serve
