@@ -377,6 +377,20 @@ def test_client_cert_reload_serves_renewed_stores_without_a_restart(zkref_zk, pk
     assert "Reloaded the client TLS key and trust stores" in srv.logs()
 
 
+def _unified_server(name: str, start, pki, x509_provider: bool = True, **extra):
+    """Java (its Netty factory: NIO has no port unification) or zkref with `client.portUnification=true`, the test
+    PKI's stores, every four-letter word, and `extra` zoo.cfg lines. Without secureClientPort nothing registers the
+    x509 provider Java's TLS connections need, so an `authProvider.x509` line does unless `x509_provider` is False."""
+    config = {"client.portUnification": "true", "4lw.commands.whitelist": "*",
+              "ssl.keyStore.location": pki / "server.pem", "ssl.trustStore.location": pki / "ca.pem", **extra}
+    if x509_provider:
+        config["authProvider.x509"] = "org.apache.zookeeper.server.auth.X509AuthenticationProvider"
+    if name == "java":
+        config["serverCnxnFactory"] = "org.apache.zookeeper.server.NettyServerCnxnFactory"
+        return start(config, classpath=NETTY)
+    return start(config)
+
+
 def test_client_port_unification_takes_tls_and_plain_text_as_java(both_servers, pki):
     """With `client.portUnification=true` the plain client port also speaks TLS: a plain kazoo session, a TLS
     kazoo session with its client certificate and a plain four-letter word are all served on the one port, and
@@ -387,13 +401,7 @@ def test_client_port_unification_takes_tls_and_plain_text_as_java(both_servers, 
     from kazoo.handlers.threading import KazooTimeoutError
     seen = {}
     for name, start in both_servers:
-        config = {"client.portUnification": "true", "4lw.commands.whitelist": "*",
-                  "ssl.keyStore.location": pki / "server.pem", "ssl.trustStore.location": pki / "ca.pem",
-                  # without secureClientPort nothing registers the x509 provider Java's TLS connections need
-                  "authProvider.x509": "org.apache.zookeeper.server.auth.X509AuthenticationProvider"}
-        if name == "java":
-            config["serverCnxnFactory"] = "org.apache.zookeeper.server.NettyServerCnxnFactory"
-        srv = start(config, classpath=NETTY) if name == "java" else start(config)
+        srv = _unified_server(name, start, pki)
         port = srv.client_port
         plain = KazooClient(hosts=f"127.0.0.1:{port}", timeout=10)
         plain.start(timeout=15)
@@ -425,12 +433,7 @@ def test_unified_port_counts_connections_once_their_first_bytes_decide_as_java(b
                 return b""
     seen = {}
     for name, start in both_servers:
-        config = {"client.portUnification": "true", "4lw.commands.whitelist": "*", "maxClientCnxns": 3,
-                  "ssl.keyStore.location": pki / "server.pem", "ssl.trustStore.location": pki / "ca.pem",
-                  "authProvider.x509": "org.apache.zookeeper.server.auth.X509AuthenticationProvider"}
-        if name == "java":
-            config["serverCnxnFactory"] = "org.apache.zookeeper.server.NettyServerCnxnFactory"
-        srv = start(config, classpath=NETTY) if name == "java" else start(config)
+        srv = _unified_server(name, start, pki, maxClientCnxns=3)
         port = srv.client_port
         silent = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
         sessions = []
@@ -509,11 +512,7 @@ def test_unified_port_without_the_x509_provider_drops_tls_clients_as_java(both_s
     QuorumPeerConfig.configureSSLAuth."""
     from kazoo.handlers.threading import KazooTimeoutError
     for name, start in both_servers:
-        config = {"client.portUnification": "true", "4lw.commands.whitelist": "*",
-                  "ssl.keyStore.location": pki / "server.pem", "ssl.trustStore.location": pki / "ca.pem"}
-        if name == "java":
-            config["serverCnxnFactory"] = "org.apache.zookeeper.server.NettyServerCnxnFactory"
-        srv = start(config, classpath=NETTY) if name == "java" else start(config)
+        srv = _unified_server(name, start, pki, x509_provider=False)
         with pytest.raises(KazooTimeoutError):
             _kazoo_tls(srv.client_port, pki, refused=True)
         wait_for(lambda: "X509 Auth provider not found: x509" in srv.logs(), 10, what=f"{name}'s refusal line")
