@@ -318,6 +318,41 @@ def test_port_unification_without_a_key_store_stops_the_server(zkref_zk):
             "zoo.cfg) is not set") in srv.logs()
 
 
+@pytest.mark.parametrize("store", ["ca-only.p12", "client-and-ca.p12", "client-and-ca.jks"])
+def test_trust_store_without_trusted_entries_has_no_anchor_as_in_java(both_servers, pki, store):
+    """ZooKeeper's trust manager takes only a store's trusted certificate entries (`new PKIXBuilderParameters(
+    trustStore, …)`), and a PKCS#12 certificate is one only with the trusted key usage attribute that `keytool
+    -importcert` adds and `openssl pkcs12 -export` does not. So an openssl store of the CA alone, or of the client's
+    key, certificate and CA, and a JKS store of that key entry alone, hold no trust anchor: Java's TLS clients all
+    fail with "the trustAnchors parameter must be non-empty", and zkref refuses to start with those words (the
+    divergences page: zkref builds the context at start).
+    Reference: ZooKeeper X509Util.createTrustManager; JDK PKCS12KeyStore.loadSafeContents (TrustedKeyUsage),
+    PKIXParameters(KeyStore)"""
+    from kazoo.handlers.threading import KazooTimeoutError
+    openssl("pkcs12", "-export", "-nokeys", "-in", "ca.pem", "-out", "ca-only.p12", "-passout", "pass:trust-pw", cwd=pki)
+    openssl("pkcs12", "-export", "-inkey", "client.key", "-in", "client.crt", "-certfile", "ca.pem",
+            "-out", "client-and-ca.p12", "-passout", "pass:trust-pw", cwd=pki)
+    if store.endswith(".jks"):
+        if shutil.which("keytool") is None:
+            pytest.skip("keytool is not installed")
+        subprocess.run(["keytool", "-importkeystore", "-noprompt", "-srckeystore", "client-and-ca.p12", "-srcstoretype",
+                        "PKCS12", "-srcstorepass", "trust-pw", "-destkeystore", store, "-deststoretype", "JKS",
+                        "-deststorepass", "trust-pw", "-destkeypass", "trust-pw"], cwd=pki, check=True, capture_output=True)
+    words = "the trustAnchors parameter must be non-empty"
+    for name, start in both_servers:
+        config = {"ssl.keyStore.location": pki / "server.pem", "ssl.trustStore.location": pki / store,
+                  "ssl.trustStore.password": "trust-pw"}
+        if name == "java":
+            srv, secure = _secure_server(start, config)
+            with pytest.raises(KazooTimeoutError):
+                _kazoo_tls(secure, pki, refused=True)
+            wait_for(lambda: words in srv.logs(), 10, what="Java's error")
+        else:
+            srv = start({"secureClientPort": free_port(), **config}, wait=False)
+            assert srv.proc.wait(30) == 2
+            assert f"Failed to create TrustManager: {pki / store}: {words}" in srv.logs(), srv.logs()[-2000:]
+
+
 def test_damaged_stores_are_refused_with_a_message(java_stores, tmp_path):
     """A key or trust store cut short or with a byte changed anywhere is refused with Java's kind of message
     ("Failed to create KeyManager/TrustManager: <file>: …", e.g. "Keystore was tampered with, or password was

@@ -179,7 +179,7 @@ def read_stores(props: Callable[[str, str | None], str | None], # a config's get
     reader.props, reader.prefix = props, prefix
     return reader.store("keyStore"), reader.store("trustStore")
 
-# %% ../../nbs/09b41_x509_util.ipynb #2972b65a
+# %% ../../nbs/09b41_x509_util.ipynb #a8d3d3d0
 JKS_MAGIC, JCEKS_MAGIC = 0xFEEDFEED, 0xCECECECE    # Java: JavaKeyStore.MAGIC, JceKeyStore.JCEKS_MAGIC
 _JKS_KEY_PROTECTOR_OID = bytes.fromhex("060a2b060104012a02110101")   # 1.3.6.1.4.1.42.2.17.1.1, DER
 
@@ -251,8 +251,147 @@ def _read_jks(data: bytes, password: str | None) -> tuple[list[tuple[bytes, list
         raise ValueError("Keystore was tampered with, or password was incorrect")
     return keys, trusted
 
+def _oid(dotted: str) -> bytes:
+    "An OBJECT IDENTIFIER's DER content."
+    arcs = [int(a) for a in dotted.split(".")]
+    out = bytearray()
+    for arc in [40 * arcs[0] + arcs[1], *arcs[2:]]:
+        chunk = [arc & 0x7F]
+        while arc > 0x7F:
+            arc >>= 7
+            chunk.append(0x80 | (arc & 0x7F))
+        out += bytes(reversed(chunk))
+    return bytes(out)
+
+_P12 = {name: _oid(dotted) for name, dotted in {
+    "data": "1.2.840.113549.1.7.1", "encryptedData": "1.2.840.113549.1.7.6",
+    "keyBag": "1.2.840.113549.1.12.10.1.1", "shroudedKeyBag": "1.2.840.113549.1.12.10.1.2",
+    "certBag": "1.2.840.113549.1.12.10.1.3", "localKeyId": "1.2.840.113549.1.9.21",
+    "trustedKeyUsage": "2.16.840.1.113894.746875.1.1",      # Java: PKCS12KeyStore's TrustedKeyUsage (Oracle's)
+    "pbes2": "1.2.840.113549.1.5.13", "pbkdf2": "1.2.840.113549.1.5.12",
+    "sha1And3DES": "1.2.840.113549.1.12.1.3", "sha1And128RC2": "1.2.840.113549.1.12.1.5",
+    "sha1And40RC2": "1.2.840.113549.1.12.1.6", "desEde3Cbc": "1.2.840.113549.3.7"}.items()}
+_PRFS = {_oid(f"1.2.840.113549.2.{n}"): h for n, h in ((7, "SHA1"), (8, "SHA224"), (9, "SHA256"), (10, "SHA384"),
+                                                        (11, "SHA512"))}
+_AES_CBC = {_oid(f"2.16.840.1.101.3.4.1.{n}"): size for n, size in ((2, 16), (22, 24), (42, 32))}
+
+def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
+    "The DER elements one after another in data[start:end]: (tag, start, end) each."
+    out = []
+    while start < end:
+        out.append(_der(data, start))
+        start = out[-1][2]
+    return out
+
+def _pkcs12_kdf(password: bytes, salt: bytes, iterations: int, purpose: int, size: int) -> bytes:
+    "RFC 7292 appendix B.2 with SHA-1 (purpose 1: key, 2: IV); `password` as a BMPString with its two zero bytes."
+    import hashlib
+    v = 64
+    def fill(b: bytes) -> bytes:                           # copies of b up to the next multiple of v bytes
+        n = v * -(-len(b) // v)
+        return (b * (n // len(b) + 1))[:n] if b else b""
+    i = bytearray(fill(salt) + fill(password))
+    out = b""
+    while len(out) < size:
+        a = bytes([purpose]) * v + bytes(i)
+        for _ in range(iterations):
+            a = hashlib.sha1(a).digest()
+        out += a
+        b = int.from_bytes((a * (v // len(a) + 1))[:v], "big") + 1
+        for j in range(0, len(i), v):
+            i[j:j + v] = ((int.from_bytes(i[j:j + v], "big") + b) % (1 << (8 * v))).to_bytes(v, "big")
+    return out[:size]
+
+def _pkcs12_decrypt(data: bytes, alg: tuple[int, int, int], blob: bytes, secret: bytes | None) -> bytes | None:
+    "The plain bytes of an encrypted SafeContents, None for 40-bit RC2. Java: EncryptedContentInfo via PBEKey ciphers"
+    from cryptography.hazmat.decrepit.ciphers.algorithms import RC2, TripleDES
+    from cryptography.hazmat.primitives import hashes, padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+    (_, o0, o1), (_, p0, p1) = _children(data, alg[1], alg[2])
+    oid, params = data[o0:o1], _children(data, p0, p1)
+    password = secret or b""
+    if oid == _P12["pbes2"]:
+        (_, k0, k1), (_, e0, e1) = params
+        (_, ko0, ko1), (_, kp0, kp1) = _children(data, k0, k1)
+        if data[ko0:ko1] != _P12["pbkdf2"]:
+            raise ValueError("a PBES2 key derivation other than PBKDF2")
+        kdf = _children(data, kp0, kp1)
+        salt, iterations = data[kdf[0][1]:kdf[0][2]], int.from_bytes(data[kdf[1][1]:kdf[1][2]], "big")
+        prf = "SHA1"
+        for tag, a, b in kdf[2:]:
+            if tag == 0x30:                                  # the PRF's AlgorithmIdentifier
+                _, q0, q1 = _children(data, a, b)[0]
+                prf = _PRFS[data[q0:q1]]
+        (_, eo0, eo1), (_, iv0, iv1) = _children(data, e0, e1)
+        scheme, iv = data[eo0:eo1], data[iv0:iv1]
+        size = 24 if scheme == _P12["desEde3Cbc"] else _AES_CBC[scheme]
+        key = PBKDF2HMAC(getattr(hashes, prf)(), size, salt, iterations).derive(password)
+        cipher, block = (TripleDES(key), 64) if size == 24 and scheme == _P12["desEde3Cbc"] else (algorithms.AES(key), 128)
+        candidates = [(cipher, iv, block)]
+    else:
+        salt, iterations = data[params[0][1]:params[0][2]], int.from_bytes(data[params[1][1]:params[1][2]], "big")
+        if oid == _P12["sha1And40RC2"]:
+            return None                                      # cryptography has no 40-bit RC2
+        size, make = {_P12["sha1And3DES"]: (24, TripleDES), _P12["sha1And128RC2"]: (16, RC2)}[oid]
+        candidates = []
+        for bmp in ((password.decode("utf-8").encode("utf-16-be") + b"\0\0") if secret else b"\0\0", b""):
+            candidates.append((make(_pkcs12_kdf(bmp, salt, iterations, 1, size)),
+                               _pkcs12_kdf(bmp, salt, iterations, 2, 8), 64))
+    for cipher, iv, block in candidates:                      # no password: the empty one, then none at all
+        decryptor = Cipher(cipher, modes.CBC(iv)).decryptor()
+        padded = decryptor.update(blob) + decryptor.finalize()
+        try:
+            unpadder = padding.PKCS7(block).unpadder()
+            return unpadder.update(padded) + unpadder.finalize()
+        except ValueError:
+            continue
+    raise ValueError("a PKCS12 bag that does not decrypt with the store's password")
+
+def _pkcs12_trust_anchors(data: bytes, secret: bytes | None) -> list[bytes] | None:
+    """The DER certificates of a PKCS#12 store's trusted certificate entries: those with the trusted key usage
+    attribute that belong to no private key (no localKeyId of a key bag); None when a bag cannot be read (40-bit
+    RC2). Java: PKCS12KeyStore.loadSafeContents, PKIXParameters(KeyStore) (trusted certificate entries only)"""
+    certs, key_ids = [], set()                            # certs: (DER, localKeyId or None, trusted?)
+    def safe_contents(blob: bytes) -> None:
+        (_, s0, s1), = _children(blob, 0, len(blob))
+        for _, b0, b1 in _children(blob, s0, s1):        # SafeBag: bagId, [0] bagValue, attributes
+            parts = _children(blob, b0, b1)
+            bag_id = blob[parts[0][1]:parts[0][2]]
+            attrs = {}
+            if len(parts) > 2:
+                for _, a0, a1 in _children(blob, parts[2][1], parts[2][2]):
+                    (_, t0, t1), (_, v0, v1) = _children(blob, a0, a1)
+                    values = _children(blob, v0, v1)
+                    attrs[blob[t0:t1]] = blob[values[0][1]:values[0][2]] if values else b""
+            if bag_id in (_P12["keyBag"], _P12["shroudedKeyBag"]):
+                key_ids.add(attrs.get(_P12["localKeyId"]))
+            elif bag_id == _P12["certBag"]:
+                (_, c0, c1), = _children(blob, parts[1][1], parts[1][2])    # CertBag: certId, [0] OCTET STRING
+                _, (_, x0, x1) = _children(blob, c0, c1)
+                (_, d0, d1), = _children(blob, x0, x1)
+                certs.append((blob[d0:d1], attrs.get(_P12["localKeyId"]), _P12["trustedKeyUsage"] in attrs))
+    (_, p0, p1), = _children(data, 0, len(data))
+    _, (_, a0, a1), *_ = _children(data, p0, p1)          # PFX: version, authSafe (data), macData
+    _, (_, c0, c1) = _children(data, a0, a1)
+    (_, o0, o1), = _children(data, c0, c1)
+    for _, i0, i1 in _children(data, *_children(data, o0, o1)[0][1:]):   # AuthenticatedSafe: ContentInfos
+        (_, t0, t1), (_, x0, x1) = _children(data, i0, i1)
+        if data[t0:t1] == _P12["data"]:
+            (_, d0, d1), = _children(data, x0, x1)
+            safe_contents(data[d0:d1])
+        elif data[t0:t1] == _P12["encryptedData"]:
+            (_, e0, e1), = _children(data, x0, x1)
+            _, (_, f0, f1) = _children(data, e0, e1)[:2]        # EncryptedData: version, EncryptedContentInfo
+            _, alg, (_, g0, g1) = _children(data, f0, f1)
+            plain = _pkcs12_decrypt(data, alg, data[g0:g1], secret)
+            if plain is None:
+                return None
+            safe_contents(plain)
+    return [der for der, key_id, trusted in certs if trusted and (key_id is None or key_id not in key_ids)]
+
 def _read_store(location: str, password: str | None, kind: str):
-    "(private key or None, its certificate chain, every certificate) of a PKCS12 or JKS store, by its content."
+    "(private key or None, its certificate chain, the trusted certificate entries) of a PKCS12 or JKS store, by its content."
     try:
         from cryptography import x509
         from cryptography.hazmat.primitives.serialization import load_der_private_key, pkcs12
@@ -268,7 +407,7 @@ def _read_store(location: str, password: str | None, kind: str):
                 protected, chain = keys[0]
                 key = load_der_private_key(_jks_recover_key(protected, (password or "").encode("utf-16-be")), None)
             chain = [x509.load_der_x509_certificate(c) for c in chain]
-            return key, chain, chain[:1] + [x509.load_der_x509_certificate(c) for c in trusted]
+            return key, chain, [x509.load_der_x509_certificate(c) for c in trusted]   # trusted entries only
         except (IndexError, UnsupportedAlgorithm) as e:    # a damaged entry (Java: an IOException)
             raise ValueError(f"Invalid keystore format: {e}") from e
     error = None
@@ -281,7 +420,17 @@ def _read_store(location: str, password: str | None, kind: str):
     else:
         raise error
     chain = [c.certificate for c in ([store.cert] if store.cert is not None else []) + list(store.additional_certs)]
-    return store.key, chain if store.key is not None else [], chain
+    try:
+        anchors = _pkcs12_trust_anchors(data, secret)
+    except (ValueError, IndexError, KeyError) as e:   # a layout this reader does not know: as before, trust all
+        LOG.warning("Cannot read the bag attributes of %s (%s): every certificate in it is trusted", location, e)
+        anchors = None
+    if anchors is None:
+        LOG.warning("%s encrypts its certificates with 40-bit RC2: every certificate in it is trusted", location)
+        trusted = chain
+    else:
+        trusted = [x509.load_der_x509_certificate(c) for c in anchors]
+    return store.key, chain if store.key is not None else [], trusted
 
 def load_key_store(ctx: ssl.SSLContext, location: str, password: str | None, kind: str) -> None:
     "Give `ctx` the key and certificate chain of a PEM, PKCS12 or JKS key store. Java: X509Util.createKeyManager"
@@ -310,8 +459,8 @@ def load_trust_store(ctx: ssl.SSLContext, location: str, password: str | None, k
         return
     from cryptography.hazmat.primitives.serialization import Encoding
     _, _, certs = _read_store(location, password, kind)
-    if not certs:
-        raise ValueError("the store holds no certificate")
+    if not certs:                        # Java: PKIXParameters' InvalidAlgorithmParameterException
+        raise ValueError("the trustAnchors parameter must be non-empty")
     ctx.load_verify_locations(cadata="".join(c.public_bytes(Encoding.PEM).decode() for c in certs))
 
 # %% ../../nbs/09b41_x509_util.ipynb #e248a1aa
