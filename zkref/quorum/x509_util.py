@@ -179,7 +179,7 @@ def read_stores(props: Callable[[str, str | None], str | None], # a config's get
     reader.props, reader.prefix = props, prefix
     return reader.store("keyStore"), reader.store("trustStore")
 
-# %% ../../nbs/09b41_x509_util.ipynb #a8d3d3d0
+# %% ../../nbs/09b41_x509_util.ipynb #621a94a0
 JKS_MAGIC, JCEKS_MAGIC = 0xFEEDFEED, 0xCECECECE    # Java: JavaKeyStore.MAGIC, JceKeyStore.JCEKS_MAGIC
 _JKS_KEY_PROTECTOR_OID = bytes.fromhex("060a2b060104012a02110101")   # 1.3.6.1.4.1.42.2.17.1.1, DER
 
@@ -422,7 +422,7 @@ def _read_store(location: str, password: str | None, kind: str):
     chain = [c.certificate for c in ([store.cert] if store.cert is not None else []) + list(store.additional_certs)]
     try:
         anchors = _pkcs12_trust_anchors(data, secret)
-    except (ValueError, IndexError, KeyError) as e:   # a layout this reader does not know: as before, trust all
+    except (ValueError, IndexError, KeyError, UnsupportedAlgorithm) as e:   # a layout this reader does not know: trust all
         LOG.warning("Cannot read the bag attributes of %s (%s): every certificate in it is trusted", location, e)
         anchors = None
     if anchors is None:
