@@ -17,8 +17,8 @@ from ..properties import ConfigException
 # %% auto #0
 __all__ = ['LOG', 'QUORUM_PREFIX', 'DEFAULT_PROTOCOL', 'DEFAULT_HANDSHAKE_DETECTION_TIMEOUT_MS', 'DEFAULT_CIPHERS',
            'CLIENT_PREFIX', 'JKS_MAGIC', 'JCEKS_MAGIC', 'LOG_WATCHER', 'SSLContextException', 'java_cipher_to_openssl',
-           'openssl_cipher_to_java', 'X509Util', 'QuorumX509Util', 'ClientX509Util', 'read_stores', 'load_key_store',
-           'load_trust_store', 'make_test_pki']
+           'openssl_cipher_to_java', 'property_key', 'X509Util', 'QuorumX509Util', 'ClientX509Util', 'store_settings',
+           'read_stores', 'load_key_store', 'load_trust_store', 'make_test_pki']
 
 # %% ../../nbs/09b41_x509_util.ipynb #307bc0ad
 LOG = get_logger("X509Util")
@@ -66,10 +66,14 @@ def openssl_cipher_to_java(name: str) -> str:
             return java
     return name
 
-# %% ../../nbs/09b41_x509_util.ipynb #f21dab71
+# %% ../../nbs/09b41_x509_util.ipynb #443e8254
 _STORE_EXTENSIONS = {".jks": "JKS", ".pem": "PEM", ".p12": "PKCS12", ".bcfks": "BCFKS"}   # Java: KeyStoreFileType
 _PROTOCOLS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1, "TLSv1.2": ssl.TLSVersion.TLSv1_2,
               "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+
+def property_key(prefix: str, name: str) -> str:
+    "A full property name, and the zoo.cfg key that sets it: `zookeeper.ssl.quorum.crl (ssl.quorum.crl in zoo.cfg)`."
+    return f"{prefix}{name} ({prefix.removeprefix('zookeeper.')}{name} in zoo.cfg)"
 
 class X509Util:
     "TLS contexts (a server and a client side) from the `ssl` properties under one prefix. Java: X509Util"
@@ -99,7 +103,7 @@ class X509Util:
 
     def key(self, name: str) -> str:
         "The full property name, and the zoo.cfg key that sets it."
-        return f"{self.prefix}{name} ({self.prefix.removeprefix('zookeeper.')}{name} in zoo.cfg)"
+        return property_key(self.prefix, name)
 
     def _client_auth(self, value: str | None) -> str:
         # Java: X509Util.ClientAuth.fromPropertyValue
@@ -137,37 +141,45 @@ class ClientX509Util(X509Util):
         super().__init__(props, CLIENT_PREFIX)
         self.allow_reverse_dns = False        # Java: shouldAllowReverseDnsLookup; nor is the client's host checked
 
-# %% ../../nbs/09b41_x509_util.ipynb #b613a467
-def _store(self: X509Util, which: str) -> tuple[str, str | None, str] | None:
+# %% ../../nbs/09b41_x509_util.ipynb #4c7d087b
+def store_settings(props: Callable[[str, str | None], str | None], # a config's get_system_property
+                   prefix: str,                                         # whose keys, e.g. zookeeper.ssl.quorum.
+                   which: str,                                          # keyStore or trustStore
+                  ) -> tuple[str, str | None, str] | None:
     "(location, password, type) of the key or trust store, None if not set; refuses store types zkref cannot read."
-    location = self.props(self.prefix + f"{which}.location", "") or ""
+    key = lambda name: property_key(prefix, name)
+    location = props(prefix + f"{which}.location", "") or ""
     if not location:
         return None
-    kind = self.props(self.prefix + f"{which}.type", None)
+    kind = props(prefix + f"{which}.type", None)
     what = "KeyManager" if which == "keyStore" else "TrustManager"
     if kind:
         kind = kind.upper()
         if kind not in _STORE_EXTENSIONS.values():
             raise SSLContextException(f"Failed to create {what}: No enum constant "
-                                      f"org.apache.zookeeper.common.KeyStoreFileType.{kind} (property {self.key(which + '.type')})")
+                                      f"org.apache.zookeeper.common.KeyStoreFileType.{kind} (property {key(which + '.type')})")
     else:
         kind = _STORE_EXTENSIONS.get(Path(location).suffix)
         if kind is None:
             raise SSLContextException(f"Failed to create {what}: Unable to auto-detect store file type from file "
-                                      f"name: {location} (set {self.key(which + '.type')})")
+                                      f"name: {location} (set {key(which + '.type')})")
     if kind == "BCFKS":
-        raise SSLContextException(f"Failed to create {what}: {self.key(which + '.type')} is {kind}; zkref reads "
+        raise SSLContextException(f"Failed to create {what}: {key(which + '.type')} is {kind}; zkref reads "
                                   "PEM, PKCS12 and JKS key and trust stores (convert it: keytool -importkeystore "
                                   f"-srckeystore {location} -destkeystore <file>.p12 -deststoretype PKCS12)")
-    password = self.props(self.prefix + f"{which}.password", "") or None
-    path = self.props(self.prefix + f"{which}.passwordPath", "") or ""
+    password = props(prefix + f"{which}.password", "") or None
+    path = props(prefix + f"{which}.passwordPath", "") or ""
     if path:
         try:
             password = Path(path).read_text().strip() or None    # Java: SecretUtils.readSecret
         except OSError as e:
-            raise SSLContextException(f"Failed to create {what}: cannot read {self.key(which + '.passwordPath')} "
+            raise SSLContextException(f"Failed to create {what}: cannot read {key(which + '.passwordPath')} "
                                       f"{path}: {e.strerror or e}") from e
     return location, password, kind
+
+def _store(self: X509Util, which: str) -> tuple[str, str | None, str] | None:
+    "This util's key or trust store settings (store_settings)."
+    return store_settings(self.props, self.prefix, which)
 
 X509Util.store = _store
 
@@ -175,9 +187,7 @@ def read_stores(props: Callable[[str, str | None], str | None], # a config's get
                 prefix: str = QUORUM_PREFIX,                        # whose keys
                ) -> tuple:
     "(key store, trust store) under `prefix` as `store` gives them, without building contexts (the AdminServer's HTTPS)."
-    reader = X509Util.__new__(X509Util)
-    reader.props, reader.prefix = props, prefix
-    return reader.store("keyStore"), reader.store("trustStore")
+    return store_settings(props, prefix, "keyStore"), store_settings(props, prefix, "trustStore")
 
 # %% ../../nbs/09b41_x509_util.ipynb #621a94a0
 JKS_MAGIC, JCEKS_MAGIC = 0xFEEDFEED, 0xCECECECE    # Java: JavaKeyStore.MAGIC, JceKeyStore.JCEKS_MAGIC
