@@ -18,14 +18,19 @@ from pathlib import Path
 import pytest
 import uvloop
 
-from zkref.server.cnxn import listening_socket
+from zkref.server.cnxn import bind_and_listen
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def bound(host: str, port: int, backlog: int = 100) -> socket.socket:
+    "bind_and_listen, on a loop of its own."
+    return asyncio.run(bind_and_listen(host, port, backlog))
+
+
 def test_the_socket_is_bound_and_listening():
     "Java: ServerSocket.bind(addr, backlog) returns a listening socket; SO_REUSEADDR is on (the JDK's default on Linux)."
-    with listening_socket("127.0.0.1", 0) as s:
+    with bound("127.0.0.1", 0) as s:
         assert s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
         assert s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
         assert not s.getblocking()
@@ -35,24 +40,24 @@ def test_the_socket_is_bound_and_listening():
 
 def test_a_name_is_one_address_ipv4_first_and_empty_is_the_wildcard():
     "Java: new InetSocketAddress(host, port) resolves a name to one address, IPv4 first (preferIPv6Addresses=false)."
-    with listening_socket("localhost", 0) as s:
+    with bound("localhost", 0) as s:
         assert s.family == socket.AF_INET and s.getsockname()[0] == "127.0.0.1"
-    with listening_socket("", 0) as s:
+    with bound("", 0) as s:
         assert s.getsockname()[0] == "0.0.0.0"
 
 
 def test_a_port_in_use_raises_address_in_use():
     "Java: BindException: Address already in use."
-    with listening_socket("127.0.0.1", 0) as held:
+    with bound("127.0.0.1", 0) as held:
         with pytest.raises(OSError) as info:
-            listening_socket("127.0.0.1", held.getsockname()[1])
+            bound("127.0.0.1", held.getsockname()[1])
         assert info.value.errno == errno.EADDRINUSE
 
 
 def test_the_race_that_uvloop_hides_raises_here():
     """Two sockets bound to one port before either listens: the second `listen()` fails. Given such a socket,
     uvloop's start_server reports a serving server without a socket (why zkref binds and listens itself), while
-    listening_socket, which binds and listens at once, raises on that port."""
+    bind_and_listen, which binds and listens at once, raises on that port."""
     def half_bound(port: int) -> socket.socket:
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -73,7 +78,7 @@ def test_the_race_that_uvloop_hides_raises_here():
                 server.close()
         assert uvloop.run(given_to_uvloop()) == (True, [])     # the pitfall: "serving", on nothing
         with pytest.raises(OSError) as info:
-            listening_socket("127.0.0.1", port)
+            bound("127.0.0.1", port)
         assert info.value.errno == errno.EADDRINUSE
     finally:
         first.close(); second.close()
@@ -94,8 +99,8 @@ def _listening_calls_without_a_socket(path: Path) -> list[str]:
     return found
 
 
-def test_every_listening_port_in_zkref_uses_listening_socket():
+def test_every_listening_port_in_zkref_uses_bind_and_listen():
     """No zkref module asks the event loop to bind a host and port itself: each hands it a socket from
-    listening_socket, so a failed listen() is an error, as Java's ServerSocket.bind makes it."""
+    bind_and_listen, so a failed listen() is an error, as Java's ServerSocket.bind makes it."""
     offenders = [hit for p in sorted((ROOT / "zkref").rglob("*.py")) for hit in _listening_calls_without_a_socket(p)]
     assert offenders == []

@@ -23,7 +23,7 @@ from ..proto import Code
 
 # %% auto #0
 __all__ = ['FLOG', 'TLS_HANDSHAKE_RECORD_TYPE', 'NETTY_LOG', 'ServerCnxnFactory', 'available_processors', 'nio_settings',
-           'nio_configuring_line', 'listening_socket', 'fast_close', 'make_client_x509_util', 'looks_like_tls',
+           'nio_configuring_line', 'bind_and_listen', 'fast_close', 'make_client_x509_util', 'looks_like_tls',
            'DualModeServer', 'FOUR_LETTER_WORDS', 'TELNET_CLOSE_CMD', 'CMD_BY_INT', 'LOG', 'ZK_NOT_SERVING',
            'NOT_SERVING_OUTPUT', 'DEFAULT_COMMANDS', 'four_letter_int', 'enabled_four_letter_words', 'CnxnIOError',
            'EndOfStream', 'CloseRequestException', 'ServerCnxn', 'cmd_srvr', 'cmd_envi', 'cmd_cons', 'dump_connections',
@@ -133,20 +133,21 @@ def nio_configuring_line(sessionless_ms: int, selectors: int, workers: int, dire
             f"{selectors} selector thread(s), {workers if workers > 0 else 'no'} worker threads, and "
             + ("gathered writes." if direct_buffer_bytes == 0 else f"{int(direct_buffer_bytes / 1024)} kB direct buffers."))
 
-# %% ../../nbs/06_connections.ipynb #a00a277c
-def listening_socket(host: str,         # an address literal or a name; "" is every IPv4 address
-                     port: int,         # 0: any free port
-                     backlog: int = 100,
-                    ) -> socket.socket:
+# %% ../../nbs/06_connections.ipynb #2f0269cf
+async def bind_and_listen(host: str,         # an address literal or a name; "" is every IPv4 address
+                          port: int,         # 0: any free port
+                          backlog: int = 100,
+                         ) -> socket.socket:
     """A non-blocking socket, bound (SO_REUSEADDR, as Java on Linux) and listening; OSError if it cannot bind or
     listen. Java: ServerSocket.bind(SocketAddress, int backlog)"""
-    infos = socket.getaddrinfo(host or "0.0.0.0", port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    infos = await asyncio.get_running_loop().getaddrinfo(host or "0.0.0.0", port, type=socket.SOCK_STREAM,
+                                                         flags=socket.AI_PASSIVE)
     family, _, _, _, address = next((i for i in infos if i[0] == socket.AF_INET), infos[0])
     sock = socket.create_server(address, family=family, backlog=backlog)
     sock.setblocking(False)
     return sock
 
-# %% ../../nbs/06_connections.ipynb #ef640b81
+# %% ../../nbs/06_connections.ipynb #be5cbf83
 def _props(config) -> Callable[[str, str | None], str | None]:
     getter = getattr(config, "get_system_property", None)
     return getter if getter is not None else (lambda k, d=None: d)
@@ -192,10 +193,11 @@ async def _configure(self: ServerCnxnFactory,
     FLOG.info("binding to port %s", address)
     backlog = listen_backlog if listen_backlog > 0 else 100
     if self.port_unification:                        # each connection's first bytes say TLS or not (below)
-        self.server = DualModeServer(lambda: ServerCnxn(self), host, port, self.ssl_context, backlog)
+        self.server = DualModeServer(lambda: ServerCnxn(self), await bind_and_listen(host, port, backlog),
+                                     self.ssl_context)
     else:
         self.server = await asyncio.get_running_loop().create_server(   # each socket gets a ServerCnxn (chapter 06_connections1)
-            lambda: ServerCnxn(self), sock=listening_socket(host, port, backlog), ssl=self.ssl_context,
+            lambda: ServerCnxn(self), sock=await bind_and_listen(host, port, backlog), ssl=self.ssl_context,
             backlog=backlog, start_serving=False)
     self.local_address = self.server.sockets[0].getsockname()[:2]
 
@@ -335,7 +337,7 @@ def _verify_certificate(self: ServerCnxnFactory, cnxn: ServerCnxn, ssl_object: s
 
 ServerCnxnFactory.verify_certificate = _verify_certificate
 
-# %% ../../nbs/06_connections.ipynb #34c9a446
+# %% ../../nbs/06_connections.ipynb #d1c103a5
 TLS_HANDSHAKE_RECORD_TYPE = 22     # Java: NettyServerCnxnFactory.TLS_HANDSHAKE_RECORD_TYPE
 NETTY_LOG = get_logger("NettyServerCnxnFactory")   # the lines of Java's only factory with port unification
 
@@ -354,9 +356,9 @@ def _unsuccessful_handshake(e: BaseException) -> None:
 
 class DualModeServer:
     "A listening socket whose connections may each be TLS or plain text (an asyncio.Server's part the factory uses)."
-    def __init__(self, protocol_factory, host: str, port: int, ssl_context: ssl.SSLContext, backlog: int,
+    def __init__(self, protocol_factory, sock: socket.socket, ssl_context: ssl.SSLContext,   # sock: bind_and_listen's
                  handshake_failed: Callable[[BaseException], None] | None = None):   # default: the Netty line
-        self.sock = listening_socket(host, port, backlog)
+        self.sock = sock
         self.sockets = [self.sock]
         self.protocol_factory, self.ssl_context = protocol_factory, ssl_context
         self.accepting: asyncio.Task | None = None
