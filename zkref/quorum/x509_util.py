@@ -18,7 +18,7 @@ from ..properties import ConfigException
 __all__ = ['LOG', 'QUORUM_PREFIX', 'DEFAULT_PROTOCOL', 'DEFAULT_HANDSHAKE_DETECTION_TIMEOUT_MS', 'DEFAULT_CIPHERS',
            'CLIENT_PREFIX', 'JKS_MAGIC', 'JCEKS_MAGIC', 'LOG_WATCHER', 'SSLContextException', 'java_cipher_to_openssl',
            'openssl_cipher_to_java', 'property_key', 'X509Util', 'QuorumX509Util', 'ClientX509Util', 'store_settings',
-           'read_stores', 'load_key_store', 'load_trust_store', 'make_test_pki']
+           'read_stores', 'der_values', 'load_key_store', 'load_trust_store', 'make_test_pki']
 
 # %% ../../nbs/09b41_x509_util.ipynb #307bc0ad
 LOG = get_logger("X509Util")
@@ -189,30 +189,36 @@ def read_stores(props: Callable[[str, str | None], str | None], # a config's get
     "(key store, trust store) under `prefix` as `store` gives them, without building contexts (the AdminServer's HTTPS)."
     return store_settings(props, prefix, "keyStore"), store_settings(props, prefix, "trustStore")
 
-# %% ../../nbs/09b41_x509_util.ipynb #621a94a0
+# %% ../../nbs/09b41_x509_util.ipynb #6e6ffca5
 JKS_MAGIC, JCEKS_MAGIC = 0xFEEDFEED, 0xCECECECE    # Java: JavaKeyStore.MAGIC, JceKeyStore.JCEKS_MAGIC
 _JKS_KEY_PROTECTOR_OID = bytes.fromhex("060a2b060104012a02110101")   # 1.3.6.1.4.1.42.2.17.1.1, DER
 
-def _der(data: bytes, pos: int = 0) -> tuple[int, int, int]:
-    "(tag, start, end) of the DER element at `pos`."
-    tag, n = data[pos], data[pos + 1]
-    pos += 2
-    if n & 0x80:
-        size, n = n & 0x7F, int.from_bytes(data[pos:pos + (n & 0x7F)], "big")
-        pos += size
-    if pos + n > len(data):
-        raise ValueError("truncated DER element")
-    return tag, pos, pos + n
+def der_values(data: bytes) -> list[tuple[int, bytes, bytes]]:
+    """The DER values one after another in `data`: (tag, content, the whole encoding) each; ValueError if one is cut
+    short or its length is malformed. Java: sun.security.util.DerInputStream"""
+    items, i = [], 0
+    while i < len(data):
+        if i + 2 > len(data):
+            raise ValueError("DER value cut short")
+        tag, n, j = data[i], data[i + 1], i + 2
+        if n & 0x80:                                   # long form: the next n & 0x7f bytes are the length
+            width = n & 0x7F
+            if width == 0 or width > 4 or j + width > len(data):
+                raise ValueError("bad DER length")
+            n, j = int.from_bytes(data[j:j + width], "big"), j + width
+        if j + n > len(data):
+            raise ValueError("DER value cut short")
+        items.append((tag, data[j:j + n], data[i:j + n]))
+        i = j + n
+    return items
 
 def _jks_recover_key(protected: bytes, secret: bytes) -> bytes:
     "The PKCS#8 key inside a JKS key entry's EncryptedPrivateKeyInfo. Java: sun.security.provider.KeyProtector.recover"
     import hashlib
-    _, start, _ = _der(protected)                           # EncryptedPrivateKeyInfo ::= SEQUENCE {
-    _, alg_start, alg_end = _der(protected, start)          #   algorithm AlgorithmIdentifier,
-    _, data_start, data_end = _der(protected, alg_end)      #   encryptedData OCTET STRING }
-    if not protected[alg_start:alg_end].startswith(_JKS_KEY_PROTECTOR_OID):
+    (_, info, _), = der_values(protected)                 # EncryptedPrivateKeyInfo ::= SEQUENCE {
+    (_, algorithm, _), (_, data, _) = der_values(info)     #   algorithm AlgorithmIdentifier, encryptedData OCTET STRING }
+    if not algorithm.startswith(_JKS_KEY_PROTECTOR_OID):
         raise ValueError("Unsupported key protection algorithm")
-    data = protected[data_start:data_end]
     salt, encrypted, check = data[:20], data[20:-20], data[-20:]
     stream, digest = bytearray(), salt
     while len(stream) < len(encrypted):
@@ -261,8 +267,8 @@ def _read_jks(data: bytes, password: str | None) -> tuple[list[tuple[bytes, list
         raise ValueError("Keystore was tampered with, or password was incorrect")
     return keys, trusted
 
-def _oid(dotted: str) -> bytes:
-    "An OBJECT IDENTIFIER's DER content."
+def _oid_content(dotted: str) -> bytes:
+    "An OBJECT IDENTIFIER's DER content, from its dotted form."
     arcs = [int(a) for a in dotted.split(".")]
     out = bytearray()
     for arc in [40 * arcs[0] + arcs[1], *arcs[2:]]:
@@ -273,7 +279,7 @@ def _oid(dotted: str) -> bytes:
         out += bytes(reversed(chunk))
     return bytes(out)
 
-_P12 = {name: _oid(dotted) for name, dotted in {
+_P12 = {name: _oid_content(dotted) for name, dotted in {
     "data": "1.2.840.113549.1.7.1", "encryptedData": "1.2.840.113549.1.7.6",
     "keyBag": "1.2.840.113549.1.12.10.1.1", "shroudedKeyBag": "1.2.840.113549.1.12.10.1.2",
     "certBag": "1.2.840.113549.1.12.10.1.3", "localKeyId": "1.2.840.113549.1.9.21",
@@ -281,17 +287,9 @@ _P12 = {name: _oid(dotted) for name, dotted in {
     "pbes2": "1.2.840.113549.1.5.13", "pbkdf2": "1.2.840.113549.1.5.12",
     "sha1And3DES": "1.2.840.113549.1.12.1.3", "sha1And128RC2": "1.2.840.113549.1.12.1.5",
     "sha1And40RC2": "1.2.840.113549.1.12.1.6", "desEde3Cbc": "1.2.840.113549.3.7"}.items()}
-_PRFS = {_oid(f"1.2.840.113549.2.{n}"): h for n, h in ((7, "SHA1"), (8, "SHA224"), (9, "SHA256"), (10, "SHA384"),
-                                                        (11, "SHA512"))}
-_AES_CBC = {_oid(f"2.16.840.1.101.3.4.1.{n}"): size for n, size in ((2, 16), (22, 24), (42, 32))}
-
-def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
-    "The DER elements one after another in data[start:end]: (tag, start, end) each."
-    out = []
-    while start < end:
-        out.append(_der(data, start))
-        start = out[-1][2]
-    return out
+_PRFS = {_oid_content(f"1.2.840.113549.2.{n}"): h for n, h in ((7, "SHA1"), (8, "SHA224"), (9, "SHA256"),
+                                                                (10, "SHA384"), (11, "SHA512"))}
+_AES_CBC = {_oid_content(f"2.16.840.1.101.3.4.1.{n}"): size for n, size in ((2, 16), (22, 24), (42, 32))}
 
 def _pkcs12_kdf(password: bytes, salt: bytes, iterations: int, purpose: int, size: int) -> bytes:
     "RFC 7292 appendix B.2 with SHA-1 (purpose 1: key, 2: IV); `password` as a BMPString with its two zero bytes."
@@ -312,43 +310,40 @@ def _pkcs12_kdf(password: bytes, salt: bytes, iterations: int, purpose: int, siz
             i[j:j + v] = ((int.from_bytes(i[j:j + v], "big") + b) % (1 << (8 * v))).to_bytes(v, "big")
     return out[:size]
 
-def _pkcs12_decrypt(data: bytes, alg: tuple[int, int, int], blob: bytes, secret: bytes | None) -> bytes | None:
-    "The plain bytes of an encrypted SafeContents, None for 40-bit RC2. Java: EncryptedContentInfo via PBEKey ciphers"
+def _pkcs12_decrypt(algorithm: bytes, blob: bytes, secret: bytes | None) -> bytes | None:
+    """The plain bytes of an encrypted SafeContents (`algorithm`: its AlgorithmIdentifier's content), None for 40-bit
+    RC2. Java: PKCS12KeyStore.loadSafeContents via the PBE ciphers"""
     from cryptography.hazmat.decrepit.ciphers.algorithms import RC2, TripleDES
     from cryptography.hazmat.primitives import hashes, padding
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
     from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
-    (_, o0, o1), (_, p0, p1) = _children(data, alg[1], alg[2])
-    oid, params = data[o0:o1], _children(data, p0, p1)
+    (_, oid, _), (_, params, _) = der_values(algorithm)
+    params = der_values(params)
     password = secret or b""
-    if oid == _P12["pbes2"]:
-        (_, k0, k1), (_, e0, e1) = params
-        (_, ko0, ko1), (_, kp0, kp1) = _children(data, k0, k1)
-        if data[ko0:ko1] != _P12["pbkdf2"]:
+    if oid == _P12["pbes2"]:                                   # PBES2-params: keyDerivationFunc, encryptionScheme
+        (_, kdf_alg, _), (_, scheme_alg, _) = params
+        (_, kdf_oid, _), (_, kdf_params, _) = der_values(kdf_alg)
+        if kdf_oid != _P12["pbkdf2"]:
             raise ValueError("a PBES2 key derivation other than PBKDF2")
-        kdf = _children(data, kp0, kp1)
-        salt, iterations = data[kdf[0][1]:kdf[0][2]], int.from_bytes(data[kdf[1][1]:kdf[1][2]], "big")
-        prf = "SHA1"
-        for tag, a, b in kdf[2:]:
-            if tag == 0x30:                                  # the PRF's AlgorithmIdentifier
-                _, q0, q1 = _children(data, a, b)[0]
-                prf = _PRFS[data[q0:q1]]
-        (_, eo0, eo1), (_, iv0, iv1) = _children(data, e0, e1)
-        scheme, iv = data[eo0:eo1], data[iv0:iv1]
-        size = 24 if scheme == _P12["desEde3Cbc"] else _AES_CBC[scheme]
-        key = PBKDF2HMAC(getattr(hashes, prf)(), size, salt, iterations).derive(password)
-        cipher, block = (TripleDES(key), 64) if size == 24 and scheme == _P12["desEde3Cbc"] else (algorithms.AES(key), 128)
-        candidates = [(cipher, iv, block)]
-    else:
-        salt, iterations = data[params[0][1]:params[0][2]], int.from_bytes(data[params[1][1]:params[1][2]], "big")
+        (_, salt, _), (_, count, _), *rest = der_values(kdf_params)   # salt, iterations, [keyLength], [prf]
+        prf = next((_PRFS[der_values(c)[0][1]] for tag, c, _ in rest if tag == 0x30), "SHA1")
+        (_, scheme, _), (_, iv, _) = der_values(scheme_alg)
+        if scheme == _P12["desEde3Cbc"]:
+            size, make, block = 24, TripleDES, 64
+        else:
+            size, make, block = _AES_CBC[scheme], algorithms.AES, 128
+        key = PBKDF2HMAC(getattr(hashes, prf)(), size, salt, int.from_bytes(count, "big")).derive(password)
+        candidates = [(make(key), iv, block)]
+    else:                                                      # pkcs-12PbeParams: salt, iterations
+        (_, salt, _), (_, count, _) = params
         if oid == _P12["sha1And40RC2"]:
-            return None                                      # cryptography has no 40-bit RC2
+            return None                                        # cryptography has no 40-bit RC2
         size, make = {_P12["sha1And3DES"]: (24, TripleDES), _P12["sha1And128RC2"]: (16, RC2)}[oid]
-        candidates = []
+        iterations, candidates = int.from_bytes(count, "big"), []
         for bmp in ((password.decode("utf-8").encode("utf-16-be") + b"\0\0") if secret else b"\0\0", b""):
             candidates.append((make(_pkcs12_kdf(bmp, salt, iterations, 1, size)),
                                _pkcs12_kdf(bmp, salt, iterations, 2, 8), 64))
-    for cipher, iv, block in candidates:                      # no password: the empty one, then none at all
+    for cipher, iv, block in candidates:                        # no password: the empty one, then none at all
         decryptor = Cipher(cipher, modes.CBC(iv)).decryptor()
         padded = decryptor.update(blob) + decryptor.finalize()
         try:
@@ -362,42 +357,41 @@ def _pkcs12_trust_anchors(data: bytes, secret: bytes | None) -> list[bytes] | No
     """The DER certificates of a PKCS#12 store's trusted certificate entries: those with the trusted key usage
     attribute that belong to no private key (no localKeyId of a key bag); None when a bag cannot be read (40-bit
     RC2). Java: PKCS12KeyStore.loadSafeContents, PKIXParameters(KeyStore) (trusted certificate entries only)"""
-    certs, key_ids = [], set()                            # certs: (DER, localKeyId or None, trusted?)
+    certs, key_ids = [], set()                              # certs: (DER, localKeyId or None, trusted?)
     def safe_contents(blob: bytes) -> None:
-        (_, s0, s1), = _children(blob, 0, len(blob))
-        for _, b0, b1 in _children(blob, s0, s1):        # SafeBag: bagId, [0] bagValue, attributes
-            parts = _children(blob, b0, b1)
-            bag_id = blob[parts[0][1]:parts[0][2]]
+        (_, bags, _), = der_values(blob)
+        for _, bag, _ in der_values(bags):                  # SafeBag: bagId, [0] bagValue, [attributes]
+            (_, bag_id, _), (_, value, _), *rest = der_values(bag)
             attrs = {}
-            if len(parts) > 2:
-                for _, a0, a1 in _children(blob, parts[2][1], parts[2][2]):
-                    (_, t0, t1), (_, v0, v1) = _children(blob, a0, a1)
-                    values = _children(blob, v0, v1)
-                    attrs[blob[t0:t1]] = blob[values[0][1]:values[0][2]] if values else b""
+            for _, attr, _ in (der_values(rest[0][1]) if rest else []):   # Attribute: type, SET OF values
+                (_, kind, _), (_, values, _) = der_values(attr)
+                attrs[kind] = next((v for _, v, _ in der_values(values)), b"")
             if bag_id in (_P12["keyBag"], _P12["shroudedKeyBag"]):
                 key_ids.add(attrs.get(_P12["localKeyId"]))
             elif bag_id == _P12["certBag"]:
-                (_, c0, c1), = _children(blob, parts[1][1], parts[1][2])    # CertBag: certId, [0] OCTET STRING
-                _, (_, x0, x1) = _children(blob, c0, c1)
-                (_, d0, d1), = _children(blob, x0, x1)
-                certs.append((blob[d0:d1], attrs.get(_P12["localKeyId"]), _P12["trustedKeyUsage"] in attrs))
-    (_, p0, p1), = _children(data, 0, len(data))
-    _, (_, a0, a1), *_ = _children(data, p0, p1)          # PFX: version, authSafe (data), macData
-    _, (_, c0, c1) = _children(data, a0, a1)
-    (_, o0, o1), = _children(data, c0, c1)
-    for _, i0, i1 in _children(data, *_children(data, o0, o1)[0][1:]):   # AuthenticatedSafe: ContentInfos
-        (_, t0, t1), (_, x0, x1) = _children(data, i0, i1)
-        if data[t0:t1] == _P12["data"]:
-            (_, d0, d1), = _children(data, x0, x1)
-            safe_contents(data[d0:d1])
-        elif data[t0:t1] == _P12["encryptedData"]:
-            (_, e0, e1), = _children(data, x0, x1)
-            _, (_, f0, f1) = _children(data, e0, e1)[:2]        # EncryptedData: version, EncryptedContentInfo
-            _, alg, (_, g0, g1) = _children(data, f0, f1)
-            plain = _pkcs12_decrypt(data, alg, data[g0:g1], secret)
+                (_, cert_bag, _), = der_values(value)       # CertBag: certId, [0] EXPLICIT OCTET STRING
+                _, (_, explicit, _) = der_values(cert_bag)
+                (_, der, _), = der_values(explicit)
+                certs.append((der, attrs.get(_P12["localKeyId"]), _P12["trustedKeyUsage"] in attrs))
+    (_, pfx, _), = der_values(data)
+    _, (_, auth_safe, _), *_ = der_values(pfx)              # PFX: version, authSafe ContentInfo, [macData]
+    _, (_, explicit, _) = der_values(auth_safe)             # ContentInfo: data, [0] EXPLICIT OCTET STRING
+    (_, octets, _), = der_values(explicit)
+    (_, safes, _), = der_values(octets)                      # AuthenticatedSafe: SEQUENCE OF ContentInfo
+    for _, info, _ in der_values(safes):
+        (_, kind, _), (_, explicit, _) = der_values(info)
+        if kind == _P12["data"]:
+            (_, plain, _), = der_values(explicit)
+        elif kind == _P12["encryptedData"]:
+            (_, encrypted_data, _), = der_values(explicit)
+            _, (_, content_info, _) = der_values(encrypted_data)[:2]   # EncryptedData: version, EncryptedContentInfo
+            _, (_, algorithm, _), (_, blob, _) = der_values(content_info)   # type, algorithm, [0] IMPLICIT content
+            plain = _pkcs12_decrypt(algorithm, blob, secret)
             if plain is None:
                 return None
-            safe_contents(plain)
+        else:
+            continue
+        safe_contents(plain)
     return [der for der, key_id, trusted in certs if trusted and (key_id is None or key_id not in key_ids)]
 
 def _read_store(location: str, password: str | None, kind: str):
