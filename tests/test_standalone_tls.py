@@ -189,6 +189,12 @@ def java_stores(pki):
         subprocess.run(["keytool", "-importcert", "-noprompt", "-alias", "ca", "-file", "ca.pem", "-keystore",
                         name, "-storetype", store_type, "-storepass", "trust-pw"], cwd=pki, check=True,
                        capture_output=True)
+    # the certificate bags encrypted with 40-bit RC2, the default of JDK 8's keytool and of OpenSSL 1.x
+    subprocess.run(["keytool", "-J-Dkeystore.pkcs12.certProtectionAlgorithm=PBEWithSHA1AndRC2_40", "-importcert",
+                    "-noprompt", "-alias", "ca", "-file", "ca.pem", "-keystore", "trust-rc2-40.p12", "-storetype",
+                    "PKCS12", "-storepass", "trust-pw"], cwd=pki, check=True, capture_output=True)
+    openssl("pkcs12", "-export", "-legacy", "-in", "server.crt", "-inkey", "server.key", "-certfile", "ca.pem",
+            "-out", "server-rc2-40.p12", "-passout", "pass:key-pw", cwd=pki)
     return pki
 
 
@@ -241,14 +247,17 @@ def both_servers(java_zk, zkref_zk):
 
 
 @pytest.mark.parametrize("key_store, trust_store", [("server.p12", "trust.p12"), ("server.jks", "trust.jks"),
-                                                     ("server-pkcs12.jks", "trust.p12")])
+                                                     ("server-pkcs12.jks", "trust.p12"),
+                                                     ("server-rc2-40.p12", "trust-rc2-40.p12")])
 def test_keytool_stores_serve_tls_as_in_java(both_servers, java_stores, key_store, trust_store):
     """`ssl.keyStore.location` and `ssl.trustStore.location` may name PKCS#12 or JKS stores (the type from the
     extension; since Java 9 either type opens the other's files) with their passwords: with the stores `keytool`
     wrote, kazoo reaches the secure port with its client certificate, on Java's server and on zkref; without one
-    it is refused (`ssl.clientAuth` is `need`).
+    it is refused (`ssl.clientAuth` is `need`). The last pair's certificate bags are encrypted with 40-bit RC2
+    (`openssl pkcs12 -export -legacy`; `keytool` set to JDK 8's default), whose trusted CA zkref finds by decrypting
+    them (RFC 2268).
     Reference: Java X509Util.createSSLContextAndOptionsFromConfig, KeyStoreFileType, PKCS12FileLoader,
-    JKSFileLoader, ClientX509Util; JDK keystore.type.compat."""
+    JKSFileLoader, ClientX509Util; JDK keystore.type.compat, PKCS12KeyStore.loadSafeContents."""
     from kazoo.handlers.threading import KazooTimeoutError
     for name, start in both_servers:
         srv, secure = _secure_server(start, {
@@ -318,18 +327,21 @@ def test_port_unification_without_a_key_store_stops_the_server(zkref_zk):
             "zoo.cfg) is not set") in srv.logs()
 
 
-@pytest.mark.parametrize("store", ["ca-only.p12", "client-and-ca.p12", "client-and-ca.jks"])
+@pytest.mark.parametrize("store", ["ca-only.p12", "client-and-ca.p12", "client-and-ca.jks", "ca-only-rc2-40.p12"])
 def test_trust_store_without_trusted_entries_has_no_anchor_as_in_java(both_servers, pki, store):
     """ZooKeeper's trust manager takes only a store's trusted certificate entries (`new PKIXBuilderParameters(
     trustStore, …)`), and a PKCS#12 certificate is one only with the trusted key usage attribute that `keytool
-    -importcert` adds and `openssl pkcs12 -export` does not. So an openssl store of the CA alone, or of the client's
-    key, certificate and CA, and a JKS store of that key entry alone, hold no trust anchor: Java's TLS clients all
+    -importcert` adds and `openssl pkcs12 -export` does not. So an openssl store of the CA alone (also with its
+    certificate bag encrypted with 40-bit RC2, `-legacy`, OpenSSL 1.x's default), or of the client's key,
+    certificate and CA, and a JKS store of that key entry alone, hold no trust anchor: Java's TLS clients all
     fail with "the trustAnchors parameter must be non-empty", and zkref refuses to start with those words (the
     divergences page: zkref builds the context at start).
     Reference: ZooKeeper X509Util.createTrustManager; JDK PKCS12KeyStore.loadSafeContents (TrustedKeyUsage),
     PKIXParameters(KeyStore)"""
     from kazoo.handlers.threading import KazooTimeoutError
     openssl("pkcs12", "-export", "-nokeys", "-in", "ca.pem", "-out", "ca-only.p12", "-passout", "pass:trust-pw", cwd=pki)
+    openssl("pkcs12", "-export", "-nokeys", "-legacy", "-in", "ca.pem", "-out", "ca-only-rc2-40.p12",
+            "-passout", "pass:trust-pw", cwd=pki)
     openssl("pkcs12", "-export", "-inkey", "client.key", "-in", "client.crt", "-certfile", "ca.pem",
             "-out", "client-and-ca.p12", "-passout", "pass:trust-pw", cwd=pki)
     if store.endswith(".jks"):

@@ -189,7 +189,7 @@ def read_stores(props: Callable[[str, str | None], str | None], # a config's get
     "(key store, trust store) under `prefix` as `store` gives them, without building contexts (the AdminServer's HTTPS)."
     return store_settings(props, prefix, "keyStore"), store_settings(props, prefix, "trustStore")
 
-# %% ../../nbs/09b41_x509_util.ipynb #6e6ffca5
+# %% ../../nbs/09b41_x509_util.ipynb #cd23934c
 JKS_MAGIC, JCEKS_MAGIC = 0xFEEDFEED, 0xCECECECE    # Java: JavaKeyStore.MAGIC, JceKeyStore.JCEKS_MAGIC
 _JKS_KEY_PROTECTOR_OID = bytes.fromhex("060a2b060104012a02110101")   # 1.3.6.1.4.1.42.2.17.1.1, DER
 
@@ -310,9 +310,55 @@ def _pkcs12_kdf(password: bytes, salt: bytes, iterations: int, purpose: int, siz
             i[j:j + v] = ((int.from_bytes(i[j:j + v], "big") + b) % (1 << (8 * v))).to_bytes(v, "big")
     return out[:size]
 
-def _pkcs12_decrypt(algorithm: bytes, blob: bytes, secret: bytes | None) -> bytes | None:
-    """The plain bytes of an encrypted SafeContents (`algorithm`: its AlgorithmIdentifier's content), None for 40-bit
-    RC2. Java: PKCS12KeyStore.loadSafeContents via the PBE ciphers"""
+_RC2_PITABLE = bytes.fromhex(                 # RFC 2268 section 2: a permutation of 0-255 from the digits of pi
+    "d978f9c419ddb5ed28e9fd794aa0d89dc67e37832b76538e624c6488448bfba2179a59f587b34f1361456d8d09817d32"
+    "bd8f40eb86b77b0bf09521225c6b4e8254d66593ce60b21c7356c014a78cf1dc1275ca1f3bbee4d1423dd430a33cb626"
+    "6fbf0eda4669075727f21d9bbc944303f811c7f690ef3ee706c3d52fc8661ed708e8eade8052eef784aa72ac354d6a2a"
+    "961ad2715a1549744b9fd05e0418a4ecc2e0416e0f51cbcc2491af50a1f47039997c3a8523b8b47afc02365b25559731"
+    "2d5dfa98e38a92ae05df2910676cbac9d300e6cfe19ea82c6316013f58e289a90d38341bab33ffb0bb480c5fb9b1cd2e"
+    "c5f3db47e5a59c770aa62068fe7fc1ad")
+
+def _rc2_key_schedule(key: bytes, effective_bits: int) -> list[int]:
+    "RC2's 64 16-bit round keys. RFC 2268 section 2 (key expansion); Java: com.sun.crypto.provider.RC2Crypt.init"
+    t, pi = len(key), _RC2_PITABLE
+    if not 1 <= t <= 128 or not 1 <= effective_bits <= 1024:
+        raise ValueError("bad RC2 key")
+    expanded = bytearray(key) + bytearray(128 - t)
+    for i in range(t, 128):
+        expanded[i] = pi[(expanded[i - 1] + expanded[i - t]) & 0xFF]
+    t8 = (effective_bits + 7) // 8                      # the effective key, in bytes, and its top byte's mask
+    expanded[128 - t8] = pi[expanded[128 - t8] & (0xFF >> (8 * t8 - effective_bits))]
+    for i in range(127 - t8, -1, -1):
+        expanded[i] = pi[expanded[i + 1] ^ expanded[i + t8]]
+    return [expanded[2 * i] | expanded[2 * i + 1] << 8 for i in range(64)]
+
+def _rc2_cbc_decrypt(key: bytes, effective_bits: int, iv: bytes, data: bytes) -> bytes:
+    """RC2 in CBC mode, decrypting (padding left on). RFC 2268 section 4: per 8-byte block, five mixing rounds, a
+    mashing round, six mixing, a mashing, five mixing, each the inverse of encryption's, on four little-endian
+    16-bit words. Java: com.sun.crypto.provider.RC2Crypt.decryptBlock"""
+    import struct
+    if len(data) % 8 or len(iv) != 8:
+        raise ValueError("RC2 data is not a whole number of blocks")
+    k, out, previous = _rc2_key_schedule(key, effective_bits), bytearray(), iv
+    for at in range(0, len(data), 8):
+        block = data[at:at + 8]
+        r, j = list(struct.unpack("<4H", block)), 63
+        for mixing in (5, 0, 6, 0, 5):                  # 0: a mashing round
+            if not mixing:
+                for i in (3, 2, 1, 0):
+                    r[i] = (r[i] - k[r[i - 1] & 63]) & 0xFFFF
+            for _ in range(mixing):
+                for i, s in ((3, 5), (2, 3), (1, 2), (0, 1)):
+                    x = (r[i] >> s | r[i] << (16 - s)) & 0xFFFF          # rotate right by s
+                    r[i] = (x - k[j] - (r[i - 1] & r[i - 2]) - (~r[i - 1] & r[i - 3])) & 0xFFFF
+                    j -= 1
+        out += bytes(a ^ b for a, b in zip(struct.pack("<4H", *r), previous))
+        previous = block
+    return bytes(out)
+
+def _pkcs12_decrypt(algorithm: bytes, blob: bytes, secret: bytes | None) -> bytes:
+    """The plain bytes of an encrypted SafeContents (`algorithm`: its AlgorithmIdentifier's content).
+    Java: PKCS12KeyStore.loadSafeContents via the PBE ciphers"""
     from cryptography.hazmat.decrepit.ciphers.algorithms import RC2, TripleDES
     from cryptography.hazmat.primitives import hashes, padding
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -320,6 +366,11 @@ def _pkcs12_decrypt(algorithm: bytes, blob: bytes, secret: bytes | None) -> byte
     (_, oid, _), (_, params, _) = der_values(algorithm)
     params = der_values(params)
     password = secret or b""
+    def cbc(make):                                             # (key, iv) -> the blob decrypted, padding still on
+        def run(key: bytes, iv: bytes) -> bytes:
+            decryptor = Cipher(make(key), modes.CBC(iv)).decryptor()
+            return decryptor.update(blob) + decryptor.finalize()
+        return run
     if oid == _P12["pbes2"]:                                   # PBES2-params: keyDerivationFunc, encryptionScheme
         (_, kdf_alg, _), (_, scheme_alg, _) = params
         (_, kdf_oid, _), (_, kdf_params, _) = der_values(kdf_alg)
@@ -329,23 +380,21 @@ def _pkcs12_decrypt(algorithm: bytes, blob: bytes, secret: bytes | None) -> byte
         prf = next((_PRFS[der_values(c)[0][1]] for tag, c, _ in rest if tag == 0x30), "SHA1")
         (_, scheme, _), (_, iv, _) = der_values(scheme_alg)
         if scheme == _P12["desEde3Cbc"]:
-            size, make, block = 24, TripleDES, 64
+            size, run, block = 24, cbc(TripleDES), 64
         else:
-            size, make, block = _AES_CBC[scheme], algorithms.AES, 128
+            size, run, block = _AES_CBC[scheme], cbc(algorithms.AES), 128
         key = PBKDF2HMAC(getattr(hashes, prf)(), size, salt, int.from_bytes(count, "big")).derive(password)
-        candidates = [(make(key), iv, block)]
+        candidates = [(run, key, iv, block)]
     else:                                                      # pkcs-12PbeParams: salt, iterations
         (_, salt, _), (_, count, _) = params
-        if oid == _P12["sha1And40RC2"]:
-            return None                                        # cryptography has no 40-bit RC2
-        size, make = {_P12["sha1And3DES"]: (24, TripleDES), _P12["sha1And128RC2"]: (16, RC2)}[oid]
+        size, run = {_P12["sha1And3DES"]: (24, cbc(TripleDES)), _P12["sha1And128RC2"]: (16, cbc(RC2)),
+                     _P12["sha1And40RC2"]: (5, lambda key, iv: _rc2_cbc_decrypt(key, 40, iv, blob))}[oid]
         iterations, candidates = int.from_bytes(count, "big"), []
         for bmp in ((password.decode("utf-8").encode("utf-16-be") + b"\0\0") if secret else b"\0\0", b""):
-            candidates.append((make(_pkcs12_kdf(bmp, salt, iterations, 1, size)),
+            candidates.append((run, _pkcs12_kdf(bmp, salt, iterations, 1, size),
                                _pkcs12_kdf(bmp, salt, iterations, 2, 8), 64))
-    for cipher, iv, block in candidates:                        # no password: the empty one, then none at all
-        decryptor = Cipher(cipher, modes.CBC(iv)).decryptor()
-        padded = decryptor.update(blob) + decryptor.finalize()
+    for run, key, iv, block in candidates:                      # no password: the empty one, then none at all
+        padded = run(key, iv)
         try:
             unpadder = padding.PKCS7(block).unpadder()
             return unpadder.update(padded) + unpadder.finalize()
@@ -353,10 +402,10 @@ def _pkcs12_decrypt(algorithm: bytes, blob: bytes, secret: bytes | None) -> byte
             continue
     raise ValueError("a PKCS12 bag that does not decrypt with the store's password")
 
-def _pkcs12_trust_anchors(data: bytes, secret: bytes | None) -> list[bytes] | None:
+def _pkcs12_trust_anchors(data: bytes, secret: bytes | None) -> list[bytes]:
     """The DER certificates of a PKCS#12 store's trusted certificate entries: those with the trusted key usage
-    attribute that belong to no private key (no localKeyId of a key bag); None when a bag cannot be read (40-bit
-    RC2). Java: PKCS12KeyStore.loadSafeContents, PKIXParameters(KeyStore) (trusted certificate entries only)"""
+    attribute that belong to no private key (no localKeyId of a key bag).
+    Java: PKCS12KeyStore.loadSafeContents, PKIXParameters(KeyStore) (trusted certificate entries only)"""
     certs, key_ids = [], set()                              # certs: (DER, localKeyId or None, trusted?)
     def safe_contents(blob: bytes) -> None:
         (_, bags, _), = der_values(blob)
@@ -387,8 +436,6 @@ def _pkcs12_trust_anchors(data: bytes, secret: bytes | None) -> list[bytes] | No
             _, (_, content_info, _) = der_values(encrypted_data)[:2]   # EncryptedData: version, EncryptedContentInfo
             _, (_, algorithm, _), (_, blob, _) = der_values(content_info)   # type, algorithm, [0] IMPLICIT content
             plain = _pkcs12_decrypt(algorithm, blob, secret)
-            if plain is None:
-                return None
         else:
             continue
         safe_contents(plain)
@@ -428,9 +475,6 @@ def _read_store(location: str, password: str | None, kind: str):
         anchors = _pkcs12_trust_anchors(data, secret)
     except (ValueError, IndexError, KeyError, UnsupportedAlgorithm) as e:   # a layout this reader does not know: trust all
         LOG.warning("Cannot read the bag attributes of %s (%s): every certificate in it is trusted", location, e)
-        anchors = None
-    if anchors is None:
-        LOG.warning("%s encrypts its certificates with 40-bit RC2: every certificate in it is trusted", location)
         trusted = chain
     else:
         trusted = [x509.load_der_x509_certificate(c) for c in anchors]
