@@ -155,3 +155,22 @@ def test_a_certificates_subject():
             .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
             .sign(key, hashes.SHA256()))
     assert x500_name(cert.public_bytes(Encoding.DER)) == "CN=client\\, one,O=acme"
+
+
+def test_a_certificate_the_reader_cannot_parse_fails_authentication(caplog):
+    """If the handshake ever hands over a certificate whose subject this reader cannot parse, the x509 provider
+    answers AUTHFAILED and logs why, as Java's handleAuthentication does for a certificate it cannot check
+    ("Failed to trust certificate for session 0x…"); it does not raise into the connection.
+    Reference: Java X509AuthenticationProvider.handleAuthentication"""
+    import logging
+    from types import SimpleNamespace
+    from zkref.proto import Code
+    from zkref.server.auth import X509AuthenticationProvider
+    provider = X509AuthenticationProvider({"zookeeper.ssl.trustStore.location": "/ca.pem",
+                                           "zookeeper.ssl.keyStore.location": "/key.pem"}.get)
+    ids = []
+    cnxn = SimpleNamespace(client_certificate=b"\x30\x03\x02\x01\x01", session_id=0x1234, add_auth_info=ids.append)
+    with caplog.at_level(logging.ERROR):
+        assert provider.handle_authentication(cnxn, None) == Code.AUTHFAILED
+    assert ids == []
+    assert "Failed to trust certificate for session 0x1234" in caplog.text

@@ -70,7 +70,7 @@ class IPAuthenticationProvider:
             return False
     def user_name(self, id_: str) -> str: return id_
 
-# %% ../../nbs/11b_auth.ipynb #19e0d942
+# %% ../../nbs/11b_auth.ipynb #5057df1c
 X509_PROVIDER_CLASS = "org.apache.zookeeper.server.auth.X509AuthenticationProvider"
 X509_SUPERUSER = "zookeeper.X509AuthenticationProvider.superUser"
 _RFC2253_KEYWORDS = {"2.5.4.3": "CN", "2.5.4.6": "C", "2.5.4.7": "L", "2.5.4.8": "ST", "2.5.4.10": "O",
@@ -149,7 +149,12 @@ class X509AuthenticationProvider:
         if not self.trusts:
             log.error("No trust manager available to authenticate session 0x%x", cnxn.session_id & (2**64 - 1))
             return Code.AUTHFAILED
-        client_id = x500_name(cert)
+        try:
+            client_id = x500_name(cert)
+        except ValueError as e:                        # OpenSSL accepted what this reader cannot parse: refuse, as Java
+            log.error("Failed to trust certificate for session 0x%x: %s",   # does a certificate it cannot check
+                      cnxn.session_id & (2**64 - 1), e)
+            return Code.AUTHFAILED
         if client_id == self.prop(X509_SUPERUSER, None):
             cnxn.add_auth_info(Id(scheme="super", id=client_id))
             log.info("Authenticated Id '%s' as super user", client_id)
