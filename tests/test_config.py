@@ -16,9 +16,10 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import JAVA_CLASSPATH, four_letter_word, free_port, java_available
 from zkref.config import QuorumPeerConfig, ServerConfig, config_lines
-from zkref.properties import ConfigException, escape_property, load_properties, parse_java_int, store_properties
+from zkref.properties import (ConfigException, escape_property, java_hash_order, java_long_hash, load_properties,
+                              parse_java_int, store_properties)
 from zkref.quorum_server import LearnerType, QuorumServer, get_host_and_port, java_host_string
-from zkref.quorum_verifier import (QuorumHierarchical, QuorumMaj, edit_static_config, java_hashmap_order,
+from zkref.quorum_verifier import (QuorumHierarchical, QuorumMaj, edit_static_config,
                                    parse_dynamic_config, write_dynamic_config)
 
 
@@ -453,8 +454,8 @@ def test_hashmap_order_matches_java_for_large_ids():
 
     Reference: Java QuorumMaj.toString (HashMap iteration), HashMap.hash
     """
-    assert java_hashmap_order([3, 1, 2]) == [1, 2, 3]
-    assert java_hashmap_order([17, 1, 16, 0]) == [16, 0, 17, 1]
+    assert java_hash_order([3, 1, 2], java_long_hash) == [1, 2, 3]
+    assert java_hash_order([17, 1, 16, 0], java_long_hash) == [16, 0, 17, 1]
 
 
 def test_ensemble_size_warnings(tmp_path, caplog):
