@@ -29,12 +29,13 @@ __all__ = ['FLOG', 'TLS_HANDSHAKE_RECORD_TYPE', 'NETTY_LOG', 'ServerCnxnFactory'
            'EndOfStream', 'CloseRequestException', 'ServerCnxn', 'cmd_srvr', 'cmd_envi', 'cmd_cons', 'dump_connections',
            'cmd_dump', 'cmd_mntr']
 
-# %% ../../nbs/06_connections.ipynb #e43bb549
+# %% ../../nbs/06_connections.ipynb #4ea54ca7
 from .four_letter_words import (CMD_BY_INT, DEFAULT_COMMANDS, FOUR_LETTER_WORDS, NOT_SERVING_OUTPUT,
                                             TELNET_CLOSE_CMD, ZK_NOT_SERVING, _full_version, _run_four_letter_word,
                                             cmd_cons, cmd_dump, cmd_envi, cmd_mntr, cmd_srvr, dump_connections,
                                             enabled_four_letter_words, four_letter_int)
 from .server_cnxn import LOG, CloseRequestException, CnxnIOError, EndOfStream, ServerCnxn
+from .sasl import configure_sasl_login
 
 # `from zkref.server.cnxn import *` gives the connection's and the four-letter words' names too, as before they
 # had chapters
@@ -43,7 +44,7 @@ _all_ = ["FOUR_LETTER_WORDS", "TELNET_CLOSE_CMD", "CMD_BY_INT", "LOG", "ZK_NOT_S
          "CloseRequestException", "ServerCnxn", "cmd_srvr", "cmd_envi", "cmd_cons", "dump_connections", "cmd_dump",
          "cmd_mntr"]
 
-# %% ../../nbs/06_connections.ipynb #6b6e3982
+# %% ../../nbs/06_connections.ipynb #5414efec
 FLOG = get_logger("NIOServerCnxnFactory")
 
 class ServerCnxnFactory:
@@ -64,6 +65,7 @@ class ServerCnxnFactory:
         self.x509_util = None                       # a secure port's ClientX509Util (chapter 09b41)
         self.port_unification = False               # client.portUnification: TLS and plain text on this port
         self.ssl_auth_provider = "x509"             # ssl.authProvider: the scheme a TLS client's certificate gives
+        self.login = None                           # the SASL login (chapter 11b1), when a JAAS file has one
         self.max_buffer = JUTE_MAXBUFFER
         self.sessionless_timeout_ms = 10000
         self.enabled_words: set[str] = {"srvr"}
@@ -147,7 +149,7 @@ async def bind_and_listen(host: str,         # an address literal or a name; "" 
     sock.setblocking(False)
     return sock
 
-# %% ../../nbs/06_connections.ipynb #be5cbf83
+# %% ../../nbs/06_connections.ipynb #296eea89
 def _props(config) -> Callable[[str, str | None], str | None]:
     getter = getattr(config, "get_system_property", None)
     return getter if getter is not None else (lambda k, d=None: d)
@@ -161,6 +163,7 @@ async def _configure(self: ServerCnxnFactory,
                     ) -> None:
     "Bind the client port. Java: NIOServerCnxnFactory.configure"
     props = _props(config)
+    self.login = configure_sasl_login(props)   # Java: configureSaslLogin, first; SaslConfigError stops the server
     self.max_client_cnxns, self.listen_backlog, self.secure = max_client_cnxns, listen_backlog, secure
     self.max_buffer = int(props("jute.maxbuffer", str(JUTE_MAXBUFFER)) or JUTE_MAXBUFFER)
     self.enabled_words = enabled_four_letter_words(props)

@@ -1,0 +1,324 @@
+"""Client SASL with DIGEST-MD5: a JAAS file's `Server` section names the users, a client proves its password in
+the `sasl` packets after its session is made, and its connection gets the id `sasl:<user>`. Each test runs the
+same steps against Java 3.8 (Debian's 3.8.0) and zkref, with kazoo's SASL client (pure-sasl) or Java's own
+(`zkCli.sh` with a client JAAS section), and compares what the clients see.
+Reference: Java ServerCnxnFactory.configureSaslLogin, ZooKeeperServer.processSasl, SaslServerCallbackHandler,
+SASLAuthenticationProvider, JDK com.sun.security.sasl.digest.DigestMD5Server; the ZooKeeper Programmer's Guide
+("Pluggable ZooKeeper authentication") and the SASL wiki page.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from conftest import wait_for
+
+pytest.importorskip("puresasl", reason="kazoo's SASL needs pure-sasl (a dev requirement)")
+
+JAAS = '''
+// the server's users, and the section Java's client reads
+Server {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    user_super="adminsecret"
+    user_bob="bobsecret";
+};
+Client {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    username="bob"
+    password="bobsecret";
+};
+'''
+SASL_PROVIDER = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
+
+
+@pytest.fixture
+def jaas(tmp_path):
+    path = tmp_path / "jaas.conf"
+    path.write_text(JAAS)
+    return path
+
+
+@pytest.fixture
+def both(java_zk, zkref_zk):
+    return [("java", java_zk), ("zkref", zkref_zk)]
+
+
+def _kazoo(port: int, user: str | None = None, password: str = "", **kw):
+    from kazoo.client import KazooClient
+    options = {"sasl_options": {"mechanism": "DIGEST-MD5", "username": user, "password": password}} if user else {}
+    return KazooClient(hosts=f"127.0.0.1:{port}", timeout=10, **options, **kw)
+
+
+def _start(start, jaas, config=None, flags=()):
+    cfg = {"authProvider.1": SASL_PROVIDER, **(config or {})}
+    return start(cfg, jvm_flags=[f"-Djava.security.auth.login.config={jaas}", *flags])
+
+
+def test_digest_md5_login_gives_the_sasl_id_and_acls_use_it_as_in_java(both, jaas):
+    """A kazoo client with DIGEST-MD5 and bob's password is served; `whoami`-like ids: its node with ACL
+    `sasl:bob:cdrwa` is readable by it and by another bob session, and refused (NOAUTH) to a session without SASL.
+    Reference: ZooKeeperServer.processSasl (addAuthInfo(new Id("sasl", authorizationID))), SASLAuthenticationProvider.matches"""
+    from kazoo.exceptions import NoAuthError
+    from kazoo.security import make_acl
+    seen = {}
+    for name, start in both:
+        srv = _start(start, jaas)
+        bob = _kazoo(srv.client_port, "bob", "bobsecret")
+        bob.start(timeout=20)
+        bob.create("/mine", b"secret", acl=[make_acl("sasl", "bob", all=True)])
+        other_bob = _kazoo(srv.client_port, "bob", "bobsecret")
+        other_bob.start(timeout=20)
+        anonymous = _kazoo(srv.client_port)
+        anonymous.start(timeout=20)
+        with pytest.raises(NoAuthError):
+            anonymous.get("/mine")
+        acl = bob.get_acls("/mine")[0]
+        seen[name] = (bob.get("/mine")[0], other_bob.get("/mine")[0], [(a.perms, a.id.scheme, a.id.id) for a in acl])
+        for c in (bob, other_bob, anonymous):
+            c.stop(); c.close()
+        wait_for(lambda: "adding SASL authorization for authorizationID: bob" in srv.logs(), 10, what="the log line")
+    assert seen["java"] == (b"secret", b"secret", [(31, "sasl", "bob")]), seen
+    assert seen["zkref"] == seen["java"]
+
+
+@pytest.mark.parametrize("user, password", [("bob", "not-it"), ("eve", "bobsecret")])
+def test_a_wrong_password_or_unknown_user_is_refused_and_closed_as_in_java(both, jaas, user, password):
+    """A wrong password, or a user the JAAS section does not list, fails the exchange: the server logs
+    "failed to SASL authenticate" with the JDK's reason and "Closing client connection due to SASL authentication
+    failure.", answers AUTHFAILED and closes the connection; kazoo's start fails the same way on both servers, and
+    the server goes on serving others.
+    Reference: ZooKeeperServer.processSasl (the SaslException branch), DigestMD5Server.validateClientResponse"""
+    seen = {}
+    for name, start in both:
+        srv = _start(start, jaas)
+        client = _kazoo(srv.client_port, user, password, connection_retry={"max_tries": 0})
+        try:
+            client.start(timeout=8)
+            outcome = ("started", str(client.client_state))
+        except Exception as e:                     # noqa: BLE001 - the kind of failure is what is compared
+            outcome = (type(e).__name__, str(client.client_state))
+        finally:
+            client.stop(); client.close()
+        wait_for(lambda: "Closing client connection due to SASL authentication failure." in srv.logs(), 10,
+                 what="the closing line")
+        reason = ("Mismatched response." if user == "bob" else
+                  f"DIGEST-MD5: cannot acquire password for {user} in realm : zk-sasl-md5")
+        assert "failed to SASL authenticate: {}\njavax.security.sasl.SaslException: DIGEST-MD5: " in srv.logs(), name
+        assert reason in srv.logs(), (name, srv.logs()[-3000:])
+        fine = _kazoo(srv.client_port, "bob", "bobsecret")
+        fine.start(timeout=20)
+        fine.ensure_path("/still-serving")
+        fine.stop(); fine.close()
+        seen[name] = outcome
+    assert seen["zkref"] == seen["java"], seen
+    print(seen)
+
+
+ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
+
+
+def _zkcli(port: int, jaas, *cmd: str) -> str:
+    "One zkCli.sh command with the JAAS file's Client section (Java's own DIGEST-MD5 client); its whole output."
+    env = dict(os.environ, ZOO_LOG4J_PROP="ERROR,CONSOLE", CLIENT_JVMFLAGS=f"-Djava.security.auth.login.config={jaas}")
+    out = subprocess.run([ZKCLI, "-server", f"127.0.0.1:{port}", *cmd], capture_output=True, text=True, timeout=90,
+                         env=env)
+    return out.stdout + "\n" + out.stderr
+
+
+def test_javas_own_client_logs_in_with_its_jaas_section_as_with_java(both, jaas):
+    """zkCli.sh, given a JAAS file whose Client section names bob, authenticates with the JDK's DIGEST-MD5 client
+    before its command: `whoami` lists `sasl: bob` beside its `ip` id, on both servers.
+    Reference: ZooKeeper Programmer's Guide (SASL); ZooKeeperSaslClient; ZooKeeperServer.processSasl"""
+    if not os.path.exists(ZKCLI):
+        pytest.skip("zkCli.sh (Debian package zookeeper) is not installed")
+    seen = {}
+    for name, start in both:
+        srv = _start(start, jaas)
+        out = _zkcli(srv.client_port, jaas, "whoami")
+        seen[name] = sorted(line.strip() for line in out.splitlines() if line.startswith(("sasl:", "ip:", "super:")))
+    assert seen["java"] == ["ip: 127.0.0.1", "sasl: bob"], seen
+    assert seen["zkref"] == seen["java"]
+
+
+def test_super_user_named_by_zookeeper_super_user_passes_every_acl_as_in_java(both, jaas):
+    """With `-Dzookeeper.superUser=super`, the SASL user `super` also gets the `super` id and reads a node whose
+    ACL names only bob. Reference: ZooKeeperServer.isSaslSuperUser, processSasl"""
+    from kazoo.security import make_acl
+    seen = {}
+    for name, start in both:
+        srv = _start(start, jaas, flags=["-Dzookeeper.superUser=super"])
+        bob = _kazoo(srv.client_port, "bob", "bobsecret")
+        bob.start(timeout=20)
+        bob.create("/bobs", b"b", acl=[make_acl("sasl", "bob", all=True)])
+        admin = _kazoo(srv.client_port, "super", "adminsecret")
+        admin.start(timeout=20)
+        seen[name] = admin.get("/bobs")[0]
+        for c in (bob, admin):
+            c.stop(); c.close()
+        assert "Authenticated Id 'super' as super user" in srv.logs(), name
+    assert seen == {"java": b"b", "zkref": b"b"}
+
+
+def test_session_require_client_sasl_auth_closes_other_sessions_as_in_java(both, jaas):
+    """`sessionRequireClientSASLAuth=true`: a session without SASL is answered SESSIONCLOSEDREQUIRESASLAUTH at its
+    first request and closed; a SASL session is served; a failed SASL exchange is closed with the "requires client
+    SASL authentication" line. Reference: AuthenticationHelper, ZooKeeperServer.processSasl"""
+    from kazoo.exceptions import KazooException
+    seen = {}
+    for name, start in both:
+        srv = _start(start, jaas, {"sessionRequireClientSASLAuth": "true"})
+        bob = _kazoo(srv.client_port, "bob", "bobsecret")
+        bob.start(timeout=20)
+        bob.ensure_path("/served")
+        bob.stop(); bob.close()
+        anonymous = _kazoo(srv.client_port, connection_retry={"max_tries": 0}, command_retry={"max_tries": 0})
+        anonymous.start(timeout=20)
+        try:
+            anonymous.get("/served")
+            outcome = "served"
+        except KazooException as e:
+            outcome = type(e).__name__
+        finally:
+            anonymous.stop(); anonymous.close()
+        wrong = _kazoo(srv.client_port, "bob", "wrong", connection_retry={"max_tries": 0})
+        try:
+            wrong.start(timeout=8)
+        except Exception:                          # noqa: BLE001 - only the server's lines are compared
+            pass
+        finally:
+            wrong.stop(); wrong.close()
+        wait_for(lambda: "Closing client connection due to server requires client SASL authenticaiton" in srv.logs(),
+                 10, what="the line")
+        seen[name] = outcome
+    assert seen["java"] != "served", seen
+    assert seen["zkref"] == seen["java"], seen
+
+
+def test_sasl_acls_need_the_provider_as_in_java(both, jaas):
+    """Without `authProvider.N=…SASLAuthenticationProvider` a SASL login still works, but an ACL with the `sasl`
+    scheme is refused with INVALIDACL, as in Java (the ZooKeeper guide: the provider must be configured).
+    Reference: ProviderRegistry.initialize, PrepRequestProcessor.fixupACL"""
+    from kazoo.exceptions import InvalidACLError
+    from kazoo.security import make_acl
+    for name, start in both:
+        srv = start({}, jvm_flags=[f"-Djava.security.auth.login.config={jaas}"])
+        bob = _kazoo(srv.client_port, "bob", "bobsecret")
+        bob.start(timeout=20)
+        with pytest.raises(InvalidACLError):
+            bob.create("/bobs", b"", acl=[make_acl("sasl", "bob", all=True)])
+        bob.stop(); bob.close()
+        assert "adding SASL authorization for authorizationID: bob" in srv.logs(), name
+
+
+@pytest.mark.parametrize("content", [None, 'Server { org.apache.zookeeper.server.auth.DigestLoginModule required user_bob "x"; };'])
+def test_a_missing_or_broken_jaas_file_stops_the_server_as_in_java(both, tmp_path, content):
+    """`java.security.auth.login.config` naming a file that does not exist or does not parse stops the server at
+    start with "No JAAS configuration section named 'Server' was found in '<file>'.".
+    Reference: ServerCnxnFactory.configureSaslLogin"""
+    path = tmp_path / "jaas-bad.conf"
+    if content is not None:
+        path.write_text(content)
+    seen = {}
+    for name, start in both:
+        srv = start({}, jvm_flags=[f"-Djava.security.auth.login.config={path}"], wait=False)
+        code = srv.proc.wait(60)
+        assert f"No JAAS configuration section named 'Server' was found in '{path}'." in srv.logs(), \
+            (name, srv.logs()[-3000:])
+        seen[name] = code
+    assert seen["zkref"] == seen["java"], seen
+
+
+def test_a_jaas_file_without_the_server_section_leaves_sasl_off_as_in_java(both, tmp_path):
+    """A JAAS file with no `Server` section (only a client's) leaves SASL off: the server starts, and a `sasl`
+    packet gets an empty answer with the "saslServer is null" error line, as in Java.
+    Reference: ServerCnxnFactory.configureSaslLogin (no entries, no exception: return), processSasl"""
+    path = tmp_path / "jaas-client-only.conf"
+    path.write_text('Client { org.apache.zookeeper.server.auth.DigestLoginModule required username="bob" '
+                    'password="bobsecret"; };\n')
+    for name, start in both:
+        srv = start({}, jvm_flags=[f"-Djava.security.auth.login.config={path}"])
+        client = _kazoo(srv.client_port, "bob", "bobsecret", connection_retry={"max_tries": 0})
+        try:
+            client.start(timeout=8)
+        except Exception:                          # noqa: BLE001 - the server's line is what is compared
+            pass
+        finally:
+            client.stop(); client.close()
+        wait_for(lambda: "cnxn.saslServer is null: cnxn object did not initialize its saslServer properly." in srv.logs(),
+                 10, what=f"{name}'s line")
+
+
+def test_kerberos_login_module_is_refused_at_start_by_zkref(zkref_zk, tmp_path):
+    """A `Krb5LoginModule` section (Kerberos, GSSAPI) stops zkref at start with a message naming the module and
+    the one zkref runs (divergences page: zkref has no Kerberos)."""
+    path = tmp_path / "jaas-krb.conf"
+    path.write_text('Server { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true '
+                    'keyTab="/etc/zk.keytab" principal="zookeeper/host@EXAMPLE.COM"; };\n')
+    srv = zkref_zk({}, jvm_flags=[f"-Djava.security.auth.login.config={path}"], wait=False)
+    assert srv.proc.wait(60) != 0
+    assert "com.sun.security.auth.module.Krb5LoginModule in the 'Server' section" in srv.logs(), srv.logs()[-2000:]
+    assert "it does not implement Kerberos (GSSAPI)" in srv.logs()
+
+
+def test_an_unknown_user_with_an_earlier_users_password_is_refused_unlike_java(both, jaas):
+    """Divergence (divergences page): Java's SaslServerCallbackHandler is shared by all connections and keeps the
+    last user name it found, so after bob has logged in, a client naming a user the JAAS file does not list ("eve")
+    is checked against bob's password, and with it is authenticated as `sasl:eve`. zkref looks up each exchange's own
+    user, so eve is refused ("cannot acquire password for eve"). Both behaviours are pinned here, so a fixed Java
+    shows up. Reference: SaslServerCallbackHandler.handleNameCallback/handlePasswordCallback (the userName field)"""
+    accepted = {}
+    for name, start in both:
+        srv = _start(start, jaas)
+        bob = _kazoo(srv.client_port, "bob", "bobsecret")
+        bob.start(timeout=20)
+        bob.stop(); bob.close()
+        eve = _kazoo(srv.client_port, "eve", "bobsecret", connection_retry={"max_tries": 0})
+        try:
+            eve.start(timeout=8)
+        except Exception:                          # noqa: BLE001 - the server's log says what happened
+            pass
+        finally:
+            eve.stop(); eve.close()
+        wait_for(lambda: "authorizationID: eve" in srv.logs() or "cannot acquire password for eve" in srv.logs(), 10,
+                 what=f"{name}'s verdict on eve")
+        accepted[name] = "authorizationID: eve" in srv.logs()
+    assert accepted == {"java": True, "zkref": False}
+
+
+@pytest.mark.parametrize("kind", ["java", "zkref"])
+def test_digest_md5_on_every_server_of_an_ensemble(tmp_path, jaas, kind):
+    """A quorum peer's client port takes SASL as a standalone server's does, whatever its role: bob logs in on a
+    follower, creates a node only `sasl:bob` may read, and reads it back through the leader and the other follower
+    after logging in there; a session without SASL on a follower is refused (NOAUTH). Run on a Java and a zkref
+    ensemble. Reference: QuorumPeerMain.runFromConfig (cnxnFactory.configure → configureSaslLogin),
+    ZooKeeperServer.processSasl (inherited by the leader's, followers' and observers' servers)"""
+    from conftest import Ensemble, java_available
+    from kazoo.exceptions import NoAuthError
+    from kazoo.security import make_acl
+    if kind == "java" and not java_available():
+        pytest.skip("Java ZooKeeper (Debian package zookeeper) is not installed")
+    e = Ensemble(tmp_path / kind, (kind,) * 3, jvm_flags=[f"-Djava.security.auth.login.config={jaas}"],
+                 **{"authProvider.1": SASL_PROVIDER})
+    try:
+        e.start()
+        leader = e.wait_formed()
+        first, second = [i for i in e.ids if i != leader]
+        clients = []
+        for i in (first, leader, second):
+            c = _kazoo(e.client(i), "bob", "bobsecret")
+            c.start(timeout=30)
+            clients.append(c)
+        clients[0].create("/bobs", b"mine", acl=[make_acl("sasl", "bob", all=True)])
+        for c in clients[1:]:
+            c.sync("/bobs")                        # the create has reached this server
+        assert [c.get("/bobs")[0] for c in clients[1:]] == [b"mine", b"mine"]
+        anonymous = _kazoo(e.client(second))
+        anonymous.start(timeout=30)
+        with pytest.raises(NoAuthError):
+            anonymous.get("/bobs")
+        for c in (*clients, anonymous):
+            c.stop(); c.close()
+    finally:
+        e.stop_all()
