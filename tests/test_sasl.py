@@ -322,3 +322,122 @@ def test_digest_md5_on_every_server_of_an_ensemble(tmp_path, jaas, kind):
             c.stop(); c.close()
     finally:
         e.stop_all()
+
+
+# ------------------------------------------------------------------------------------------ malformed responses
+
+def _sasl_call(raw, token: bytes) -> tuple[int, bytes | None] | str:
+    "Send one `sasl` packet; (err, the answer's token) or 'closed'."
+    from zkref.jute import GetSASLRequest, SetSASLResponse
+    from zkref.proto import OpCode
+    try:
+        h, body = raw.call(OpCode.sasl, GetSASLRequest(token=token))
+    except (EOFError, OSError):
+        return "closed"
+    return h.err, SetSASLResponse.from_bytes(body).token
+
+
+def _response(nonce: bytes, /, **fields) -> bytes:
+    """bob's DIGEST-MD5 response to `nonce`, RFC 2831's `response` computed from the fields as sent; a field given
+    as None is left out, `raw=` replaces the whole token, `extra=` is appended."""
+    from zkref.server.sasl import response_value
+    f = {"username": '"bob"', "realm": '"zk-sasl-md5"', "nonce": f'"{nonce.decode()}"', "cnonce": '"OA6MG9tEQGm2hh"',
+         "nc": "00000001", "qop": "auth", "digest-uri": '"zookeeper/zk-sasl-md5"', "charset": "utf-8"}
+    password = fields.pop("password", "bobsecret")
+    raw, extra = fields.pop("raw", None), fields.pop("extra", "")
+    f.update(fields)
+    unq = lambda k, d: (f[k] or d).strip('"') if f.get(k) is not None else d
+    if "response" not in f:
+        authzid = unq("authzid", None)
+        f["response"] = response_value("AUTHENTICATE", unq("digest-uri", ""), unq("qop", "auth"), unq("username", ""),
+                                       unq("realm", ""), password, unq("nonce", "").encode(),
+                                       unq("cnonce", "").encode(), 1,
+                                       authzid.encode() if authzid is not None else None).decode()
+    if raw is not None:
+        return raw
+    return (",".join(f"{k}={v}" for k, v in f.items() if v is not None) + extra).encode()
+
+
+MALFORMED = {                  # name -> the fields of the second token (see _response)
+    # first, before any login: afterwards Java checks an unknown user against the last user's password (see
+    # test_an_unknown_user_with_an_earlier_users_password_is_refused_unlike_java)
+    "unknown user": {"username": '"eve"'},
+    "valid": {},
+    "authzid is not the id": {"authzid": '"alice"'},
+    "uri in capitals": {"digest-uri": '"ZOOKEEPER/ZK-SASL-MD5"'},
+    "wrong password": {"password": "nope"},
+    "no username": {"username": None},
+    "other realm": {"realm": '"elsewhere"'},
+    "no realm": {"realm": None},
+    "no nonce": {"nonce": None},
+    "other nonce": {"nonce": '"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"'},
+    "no cnonce": {"cnonce": None},
+    "nonce count 2": {"nc": "00000002"},
+    "no nonce count": {"nc": None},
+    "qop auth-int": {"qop": "auth-int"},
+    "qop bogus": {"qop": "bogus"},
+    "no qop": {"qop": None},
+    "no digest-uri": {"digest-uri": None},
+    "other digest-uri": {"digest-uri": '"zookeeper/elsewhere"'},
+    "no response": {"response": None},
+    "bad response": {"response": "0" * 32},
+    "latin-1 charset": {"charset": "iso-8859-1"},
+    "no charset": {"charset": None},
+    "username twice": {"extra": ',username="bob"'},
+    "unknown directive": {"extra": ',shoe-size=44'},
+    "unmatched quote": {"extra": ',cipher="rc4'},
+    "key without value": {"extra": ',maxbuf='},
+    "empty key": {"extra": ',=x'},
+    "junk after quote": {"username": '"bob"x'},
+    "too long": {"extra": "," + "x" * 5000 + "=1"},
+    "empty": {"raw": b""},
+    "not directives": {"raw": b"\x00\xff\x10garbage"},
+}
+
+
+def test_malformed_digest_md5_responses_are_judged_as_java_judges_them(both, jaas):
+    """The second token of the exchange, right and wrong in thirty ways (each directive missing, repeated or
+    wrong, the quoting broken, too long, not text): Java's and zkref's servers give the same answer (the error
+    code, `rspauth` or not, whether the connection stays open, what a later request gets) and log the same
+    JDK reason ("javax.security.sasl.SaslException: DIGEST-MD5: …"). A third token after a success is refused
+    as the JDK refuses it ("Server at illegal state").
+    Reference: JDK DigestMD5Server.evaluateResponse/validateClientResponse, DigestMD5Base.parseDirectives;
+    ZooKeeperServer.processSasl"""
+    import re
+    from test_standalone_server import RawClient
+    from zkref.jute import ExistsRequest
+    from zkref.proto import OpCode
+    seen = {}
+    for name, start in both:
+        srv = _start(start, jaas)
+        results = {}
+        for case, fields in MALFORMED.items():
+            raw = RawClient(srv.client_port)
+            err, challenge = _sasl_call(raw, b"")
+            nonce = re.search(rb'nonce="([^"]+)"', challenge).group(1)
+            before = srv.logs().count("javax.security.sasl.SaslException")
+            answer = _sasl_call(raw, _response(nonce, **dict(fields)))
+            if answer == "closed" or answer[0] != 0:
+                third = None
+            else:
+                third = _sasl_call(raw, b"")       # the exchange is over: Java refuses another step
+            try:
+                h, _ = raw.call(OpCode.exists, ExistsRequest(path="/", watch=False))
+                later = h.err
+            except (EOFError, OSError):
+                later = "closed"
+            raw.close()
+            if answer != "closed" and answer[0] != 0 or third not in (None, "closed") and third[0] != 0:
+                wait_for(lambda: srv.logs().count("javax.security.sasl.SaslException") > before, 10,
+                         what=f"{name}'s reason for {case}")
+            reasons = [line for line in srv.logs().splitlines()[-60:]
+                       if line.startswith("javax.security.sasl.SaslException")]
+            shape = lambda a: a if a in ("closed", None) else (a[0], None if a[1] is None else a[1][:8])
+            results[case] = (shape(answer), shape(third), later, reasons[-1] if reasons and
+                             srv.logs().count("javax.security.sasl.SaslException") > before else None)
+        seen[name] = results
+    assert seen["java"]["valid"][0] == (0, b"rspauth="), seen["java"]["valid"]
+    refused = [c for c, r in seen["java"].items() if r[3] is not None]
+    assert len(refused) >= 20, refused               # most cases are refusals with a reason in the log
+    differing = {c: (seen["java"][c], seen["zkref"][c]) for c in MALFORMED if seen["java"][c] != seen["zkref"][c]}
+    assert not differing, differing

@@ -183,7 +183,7 @@ def configure_sasl_login(props: Callable[[str, str | None], str | None], # a con
     credentials = {k[len("user_"):]: v for e in entries for k, v in e.options.items() if k.startswith("user_")}
     return SaslLogin(section, credentials, props(SUPER_PASSWORD, None))
 
-# %% ../../nbs/11b1_sasl.ipynb #cc3dc130
+# %% ../../nbs/11b1_sasl.ipynb #fa291aef
 class SaslException(Exception):
     "A failed SASL exchange. Java: javax.security.sasl.SaslException"
     java_class = "javax.security.sasl.SaslException"
@@ -333,7 +333,8 @@ class DigestMD5Server:
             raise SaslException(violation + f"Invalid QOP: {qop}")
         uri = text(v["digest-uri"]) if "digest-uri" in v else None
         if uri is None or uri.lower() != self.digest_uri.lower():
-            raise SaslException(violation + f"Mismatched URI: {uri}; expecting: {self.digest_uri}")
+            raise SaslException(violation + f"Mismatched URI: {'null' if uri is None else uri}; expecting: "
+                                f"{self.digest_uri}")       # Java concatenates a missing one as "null"
         if "response" not in v:
             raise SaslException("DIGEST-MD5: digest response format  violation. Missing response.")
         authzid = v.get("authzid")
