@@ -140,18 +140,28 @@ def both(tmp_path_factory):
     return run("java", tmp_path_factory.mktemp("java")), run("zkref", tmp_path_factory.mktemp("zkref"))
 
 
+@pytest.fixture(scope="module")
+def java_again(tmp_path_factory):
+    "The workload on a second Java 3.8 ensemble: made only when a queue-dependent count needs a second opinion."
+    return run("java", tmp_path_factory.mktemp("java-again"))
+
+
 ROLES = ["leader", "follower", "other_follower", "observer"]
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_commit_processor_counts_equal_javas(both, role):
+def test_commit_processor_counts_equal_javas(both, role, request):
     """On each role, the CommitProcessor's counts equal Java's: one `request_commit_queued` and one write issued
     per txn committed there (and per sync answered on a learner); the reads issued at once and those issued from
     a session queue after their write; one session queue drained per local write; the session-queue samples
     (each local request queued, each local write taken off); local writes (on the leader: its own clients' and
     its learners') timed as local, the rest as another server's; one Final time per write and per read. The reads
     sent with the setData wait in the session's queue on zkref; the counts that depend on it are compared with
-    Java's when Java's waited too (see QUEUED).
+    Java's when Java's waited too (see QUEUED). The session-queue sizes also depend on a race in Java itself: on
+    the leader, a learner's client can send its next write as soon as the learner has committed the last one,
+    and when that write reaches the leader's CommitProcessor before the leader has taken its own commit of the
+    last, the session queue holds two (seen once in CI: 33 against the usual 31). When zkref's queue-dependent
+    counts differ from Java's, the workload runs on a second Java ensemble, and zkref's must equal one of the two.
     Reference: CommitProcessor.processRequest/commit/run/processWrite/processCommitMetrics,
     CommitWorkRequest.doWork, FollowerZooKeeperServer.commit/sync, ObserverZooKeeperServer.commitRequest,
     Leader.tryToCommit, ProposalRequestProcessor.processRequest"""
@@ -162,7 +172,10 @@ def test_commit_processor_counts_equal_javas(both, role):
     if role != "other_follower":                                             # the two reads behind the setData
         assert n(zkref[role], "sum_reads_issued_from_session_queue") == 2
     if n(java[role], "sum_reads_issued_from_session_queue") == n(zkref[role], "sum_reads_issued_from_session_queue"):
-        assert {k: n(zkref[role], k) for k in QUEUED} == {k: n(java[role], k) for k in QUEUED}
+        got = {k: n(zkref[role], k) for k in QUEUED}
+        if got != {k: n(java[role], k) for k in QUEUED}:                     # Java's own race? ask Java again
+            again = request.getfixturevalue("java_again")[role]
+            assert got in ({k: n(java[role], k) for k in QUEUED}, {k: n(again, k) for k in QUEUED}), (got, java[role])
 
 
 @pytest.mark.parametrize("role", ROLES)
