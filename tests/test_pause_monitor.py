@@ -171,12 +171,27 @@ def test_null_quorum_auth_exchanges_no_bytes():
     assert asyncio.run(scenario()) == b"X"
 
 
-def test_quorum_sasl_is_refused_clearly():
-    """zkref does not implement quorum SASL: quorum.auth.enableSasl=true is refused with a message naming
-    the setting, instead of a server whose peer handshakes would all fail.
-    Reference: Java QuorumPeer.initialize (SaslQuorumAuthServer/Learner) — a documented zkref divergence."""
-    with pytest.raises(QuorumSaslNotSupported, match=r"^quorum\.auth\.enableSasl=true is not supported by zkref"):
+def test_quorum_sasl_needs_its_jaas_sections(tmp_path):
+    """quorum.auth.enableSasl=true makes QuorumPeer.initialize build the SASL pair, which needs the JAAS file's
+    QuorumServer and QuorumLearner sections: without a file, or without a section, it fails with Java's message
+    ("Failed to initialize authentication mechanism using SASL"), and a Kerberos section is refused (zkref has
+    DIGEST-MD5 only). Reference: Java QuorumPeer.initialize, SaslQuorumAuthServer/Learner constructors"""
+    from zkref.quorum.quorum_auth import SaslQuorumAuthLearner, SaslQuorumAuthServer
+    from zkref.server.sasl import SaslException
+    with pytest.raises(SaslException, match=r"^Failed to initialize authentication mechanism using SASL"):
         initialize_quorum_auth(True)
+    jaas = tmp_path / "jaas.conf"
+    jaas.write_text('QuorumServer { org.apache.zookeeper.server.auth.DigestLoginModule required user_p="s"; };\n')
+    props = {"java.security.auth.login.config": str(jaas)}.get
+    with pytest.raises(SaslException, match=r"section 'QuorumLearner' could not be found"):
+        initialize_quorum_auth(True, True, True, props=props)
+    jaas.write_text(jaas.read_text() + 'QuorumLearner { org.apache.zookeeper.server.auth.DigestLoginModule required '
+                    'username="p" password="s"; };\n')
+    server, learner = initialize_quorum_auth(True, True, True, props=props)
+    assert isinstance(server, SaslQuorumAuthServer) and isinstance(learner, SaslQuorumAuthLearner)
+    jaas.write_text('QuorumServer { com.sun.security.auth.module.Krb5LoginModule required; };\n')
+    with pytest.raises(QuorumSaslNotSupported, match="Krb5LoginModule"):
+        initialize_quorum_auth(True, props=props)
 
 
 @pytest.mark.java

@@ -20,7 +20,7 @@ __all__ = ['LOG', 'QuorumCnxManager', 'LOG_SEND', 'LOG_RECV', 'LOG_LISTENER', 'L
            'InitialMessageException', 'InitialMessage', 'build_initial_message', 'parse_initial_message',
            'CircularBlockingQueue', 'Message', 'SendWorker', 'RecvWorker', 'UnableToBindQuorumPort', 'Listener']
 
-# %% ../../nbs/09b_cnxmanager.ipynb #f31fc4e5
+# %% ../../nbs/09b_cnxmanager.ipynb #cbcd8ffb
 from .cnx_initial_message import (MAX_BUFFER, OBSERVER_ID, PROTOCOL_VERSION_V1, PROTOCOL_VERSION_V2,
                                               Address, InitialMessage, InitialMessageException,
                                               build_initial_message, format_inet_addr, is_wildcard_address,
@@ -28,6 +28,7 @@ from .cnx_initial_message import (MAX_BUFFER, OBSERVER_ID, PROTOCOL_VERSION_V1, 
 from .cnx_workers import (LOG_RECV, LOG_SEND, PACKETMAXSIZE, RECV_CAPACITY, SEND_CAPACITY,
                                       CircularBlockingQueue, Message, RecvWorker, SendWorker)
 from .quorum_tls import QuorumX509Util, describe_tls, open_tls_connection
+from .initialize import NullQuorumAuthLearner, NullQuorumAuthServer   # chapter 08
 from .cnx_listener import (LOG_HANDLER, LOG_LISTENER, UNABLE_TO_BIND_QUORUM_PORT, Listener,
                                        UnableToBindQuorumPort)
 
@@ -39,10 +40,15 @@ _all_ = ["LOG_SEND", "LOG_RECV", "LOG_LISTENER", "LOG_HANDLER", "RECV_CAPACITY",
          "build_initial_message", "parse_initial_message", "CircularBlockingQueue", "Message", "SendWorker",
          "RecvWorker", "UnableToBindQuorumPort", "Listener"]
 
-# %% ../../nbs/09b_cnxmanager.ipynb #051fe744
+# %% ../../nbs/09b_cnxmanager.ipynb #04a96479
 LOG = get_logger("QuorumCnxManager")
 
-# %% ../../nbs/09b_cnxmanager.ipynb #169cdee2
+def _peer_str(writer) -> str:
+    "The remote end as Java prints a socket address: `/ip:port`."
+    peer = writer.get_extra_info("peername") or ("?", 0)
+    return f"/{peer[0]}:{peer[1]}"
+
+# %% ../../nbs/09b_cnxmanager.ipynb #42bd276a
 class QuorumCnxManager:
     "The connections between peers on the election port (one per pair), with Java's handshake and framing."
     # Java: QuorumCnxManager
@@ -57,6 +63,7 @@ class QuorumCnxManager:
                  bind_retry_delay_ms: int = 1000,               # pause between bind attempts (Java: 1 s)
                  multi_address_enabled: bool = False,           # multiAddress.enabled: send protocol V2
                  x509_util: QuorumX509Util | None = None,        # sslQuorum/portUnification (chapter 09b4)
+                 auth_server=None, auth_learner=None,            # QuorumPeer.initialize's pair (chapter 08; SASL: 11b2)
                 ):
         self.my_sid = my_sid
         self.election_addrs = list(election_addrs)
@@ -66,6 +73,8 @@ class QuorumCnxManager:
         self.cnx_timeout_ms = cnx_timeout_ms
         self.multi_address_enabled = multi_address_enabled
         self.x509_util = x509_util
+        self.auth_server = auth_server if auth_server is not None else NullQuorumAuthServer()
+        self.auth_learner = auth_learner if auth_learner is not None else NullQuorumAuthLearner()
         self.recv_queue = CircularBlockingQueue(RECV_CAPACITY)
         self.queue_send_map: dict[int, CircularBlockingQueue] = {}
         self.sender_worker_map: dict[int, SendWorker] = {}
@@ -185,6 +194,16 @@ class QuorumCnxManager:
             LOG.warning("Ignoring exception reading or writing challenge: \n%s", java_exception(e))
             writer.close()
             return False
+        qs = self.view.get(sid)                         # Java: authLearner.authenticate(sock, qps.hostname)
+        if qs is not None:
+            try:                                        # Java: the socket's soTimeout bounds each read
+                async with asyncio.timeout(self.socket_timeout_ms / 1000):
+                    await self.auth_learner.authenticate(reader, writer, qs[0][0] if qs else "")
+            except (OSError, asyncio.IncompleteReadError, TimeoutError) as e:   # Java: initiateConnection's catch
+                LOG.error("Exception while connecting, id: %s, addr: %s, closing learner connection\n%s", sid,
+                          _peer_str(writer), java_exception(e))
+                writer.close()
+                return False
         if sid > self.my_sid:
             LOG.info("Have smaller server identifier, so dropping the connection: (myId:%s --> sid:%s)",
                      self.my_sid, sid)
@@ -237,6 +256,13 @@ class QuorumCnxManager:
                 LOG.info("Setting arbitrary identifier to observer: %s", sid)
         except (OSError, asyncio.IncompleteReadError) as e:
             LOG.warning("Exception reading or writing challenge\n%s", java_exception(e))
+            writer.close()
+            return
+        try:                                            # Java: authServer.authenticate(sock, din)
+            await self.auth_server.authenticate(reader, writer)
+        except (OSError, asyncio.IncompleteReadError) as e:   # Java: receiveConnection's catch (a SaslException too)
+            LOG.error("Exception handling connection, addr: %s, closing server connection\n%s", _peer_str(writer),
+                      java_exception(e))
             writer.close()
             return
         if sid < self.my_sid:

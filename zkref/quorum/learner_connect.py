@@ -87,7 +87,7 @@ def learner_settings(peer) -> SimpleNamespace:
         LOG.info("%s = %s", "zookeeper.learner.closeSocketAsync", str(s.close_socket_async).lower())
     return s
 
-# %% ../../nbs/10b_learner0_connect.ipynb #f2afe0f9
+# %% ../../nbs/10b_learner0_connect.ipynb #642c5c2e
 def _find_leader(self: Learner) -> tuple[int, tuple[str, int]]:
     "The leader's sid and quorum address. Java: Learner.findLearnerMaster / findLeader"
     vote = getattr(self.peer, "current_vote", None)
@@ -101,6 +101,14 @@ async def _connect_to_leader(self: Learner, addr: tuple[str, int]) -> None:
     "Open the quorum connection. Java: Learner.connectToLeader / LeaderConnector"
     with as_thread(f"LeaderConnector-/{addr[0]}:{addr[1]}"):   # Java's LeaderConnector names its thread so
         await _dial_leader(self, addr)
+    auth = getattr(self.peer, "auth_learner", None)       # Java: self.authLearner.authenticate(sock, hostname)
+    if auth is not None:                                   # quorum SASL (chapter 11b2); nothing when it is off
+        p = self.peer                                      # Java: the socket's soTimeout, tickTime * initLimit
+        try:
+            async with asyncio.timeout(p.tick_time * p.init_limit / 1000):
+                await auth.authenticate(self.reader, self.writer, addr[0])
+        except TimeoutError as e:
+            raise IOError("Read timed out") from e
 
 async def _dial_leader(self: Learner, addr: tuple[str, int]) -> None:
     "The dialling loop, logged as Java's LeaderConnector. Java: Learner.LeaderConnector.run / connectToLeader"

@@ -174,7 +174,7 @@ class LearnerHandler:
         for z in [z for z in self.proposal_times if z <= zxid]:
             del self.proposal_times[z]
 
-# %% ../../nbs/10a_leader2_learner_handler.ipynb #ba28d8b9
+# %% ../../nbs/10a_leader2_learner_handler.ipynb #9d9bc492
 async def _handler_handshake(self: LearnerHandler) -> int:
     "FOLLOWERINFO → LEADERINFO → ACKEPOCH; the learner's last zxid. Java: the head of LearnerHandler.run"
     leader = self.leader
@@ -219,6 +219,18 @@ async def _handler_handshake(self: LearnerHandler) -> int:
 async def _handler_run(self: LearnerHandler) -> None:
     "One learner from handshake to goodbye. Java: LearnerHandler.run"
     leader = self.leader
+    auth = getattr(leader.peer, "auth_server", None)    # Java: the LearnerHandler constructor's authenticate
+    if auth is not None:                                 # quorum SASL (chapter 11b2); nothing when it is off
+        try:                                             # Java: the acceptor's soTimeout, tickTime * initLimit
+            async with asyncio.timeout(leader.peer.tick_time * leader.peer.init_limit / 1000):
+                await auth.authenticate(self.reader, self.writer)
+        except (OSError, asyncio.IncompleteReadError, TimeoutError) as e:   # a SaslException is an OSError, as in Java
+            LOG.error("Server failed to authenticate quorum learner, addr: %s, closing connection\n%s", self.remote,
+                      java_exception(e))
+            self.close_socket()
+            get_logger("Leader").error("Exception while connecting to quorum learner\n"
+                                       "javax.security.sasl.SaslException: Authentication failure: %s", e)
+            return
     leader.learners.add(self)
     try:
         force_snap = getattr(leader, "force_snap_sync", False)   # Java: zookeeper.forceSnapshotSync (tests only)

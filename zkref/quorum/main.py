@@ -29,7 +29,7 @@ from ..zkdatabase import ZKDatabase
 __all__ = ['LOG', 'UNSUPPORTED', 'REJECT_CLIENT_RENEGOTIATION', 'UnsupportedConfigException', 'check_supported',
            'quorum_peer_statics', 'create_quorum_peer', 'QuorumPeerMain', 'run_from_config']
 
-# %% ../../nbs/05_run_from_config.ipynb #97e5d3ae
+# %% ../../nbs/05_run_from_config.ipynb #61a5f2d6
 LOG = get_logger("QuorumPeerMain")
 
 class UnsupportedConfigException(ConfigException):
@@ -39,8 +39,6 @@ def _several_addresses(c: QuorumPeerConfig) -> bool:
     return any(len(s.addr) > 1 or len(s.election_addr) > 1 for s in c.servers.values())
 
 UNSUPPORTED: tuple = (  # (is it set?, the setting, what zkref lacks)
-    (lambda c: c.quorum_enable_sasl, "quorum.auth.enableSasl=true",
-     "SASL authentication between servers (Kerberos / DIGEST-MD5 through JAAS)"),
     (lambda c: c.oracle_path is not None, "oraclePath", "the oracle of two-server ensembles (QuorumOracleMaj)"),
     (lambda c: c.reconfig_enabled, "reconfigEnabled=true", "dynamic reconfiguration (the reconfig operation)"),
     (_several_addresses, "several addresses in one server.N line (multiAddress)",
@@ -56,7 +54,7 @@ def check_supported(config: QuorumPeerConfig # a parsed, distributed config
                 f"{setting} is not supported by zkref: it does not implement {what}. Remove the setting, "
                 "or run this server with Java ZooKeeper.")
 
-# %% ../../nbs/05_run_from_config.ipynb #ca05fccb
+# %% ../../nbs/05_run_from_config.ipynb #ac49e05d
 REJECT_CLIENT_RENEGOTIATION = "jdk.tls.rejectClientInitiatedRenegotiation"
 
 def quorum_peer_statics(prop # the -D flags and zoo.cfg's system properties: (name, default) -> str | None
@@ -120,9 +118,22 @@ def create_quorum_peer(config: QuorumPeerConfig,                 # the parsed zo
     qp.set_multi_address_enabled(config.multi_address_enabled)
     qp.set_multi_address_reachability_check_enabled(config.multi_address_reachability_check_enabled)
     qp.set_multi_address_reachability_check_timeout_ms(config.multi_address_reachability_check_timeout_ms)
-    qp.quorum_sasl_enabled = config.quorum_enable_sasl     # Java: setQuorumSaslEnabled (true is refused at start)
+    qp.quorum_sasl_enabled = config.quorum_enable_sasl     # Java: setQuorumSaslEnabled and, if on, the SASL setters
+    plog = get_logger("QuorumPeer")
     if not qp.quorum_sasl_enabled:
-        get_logger("QuorumPeer").info("QuorumPeer communication is not secured! (SASL auth disabled)")
+        plog.info("QuorumPeer communication is not secured! (SASL auth disabled)")
+    else:                                                  # DIGEST-MD5 between peers (chapter 11b2)
+        plog.info("quorum.auth.enableSasl set to true")
+        qp.quorum_server_sasl_required = config.quorum_server_require_sasl
+        plog.info("quorum.auth.serverRequireSasl set to %s", str(qp.quorum_server_sasl_required).lower())
+        qp.quorum_learner_sasl_required = config.quorum_learner_require_sasl
+        plog.info("quorum.auth.learnerRequireSasl set to %s", str(qp.quorum_learner_sasl_required).lower())
+        qp.quorum_service_principal = config.quorum_service_principal
+        plog.info("quorum.auth.kerberos.servicePrincipal set to %s", qp.quorum_service_principal)
+        qp.quorum_server_login_context = config.quorum_server_login_context
+        plog.info("quorum.auth.server.saslLoginContext set to %s", qp.quorum_server_login_context)
+        qp.quorum_learner_login_context = config.quorum_learner_login_context
+        plog.info("quorum.auth.learner.saslLoginContext set to %s", qp.quorum_learner_login_context)
     qp.set_quorum_cnxn_threads_size(config.quorum_cnxn_threads_size)
     return qp
 

@@ -43,7 +43,7 @@ class SyncMode(enum.Enum):
 
 QUORUM_CNXN_THREADS_SIZE_DEFAULT_VALUE = 20   # Java: QuorumPeer.QUORUM_CNXN_THREADS_SIZE_DEFAULT_VALUE
 
-# %% ../../nbs/07_peer.ipynb #ad6df79a
+# %% ../../nbs/07_peer.ipynb #e7834582
 class QuorumPeer(QuorumPeerLoop):
     "One ensemble member: state, epochs, election and the role loop (start, run, shutdown: chapter 07_peer2)."
     # Java: org.apache.zookeeper.server.quorum.QuorumPeer
@@ -76,6 +76,9 @@ class QuorumPeer(QuorumPeerLoop):
         self.admin_server = None                   # an AdminServer (async start/shutdown); None: not built
         self.jvm_pause_monitor = None
         self.quorum_sasl_enabled = False
+        self.quorum_server_sasl_required = self.quorum_learner_sasl_required = False   # quorum.auth.* (chapter 11b2)
+        self.quorum_server_login_context, self.quorum_learner_login_context = "QuorumServer", "QuorumLearner"
+        self.quorum_service_principal = "zkquorum/localhost"
         self.auth_server = self.auth_learner = None
         self.current_epoch = self.accepted_epoch = -1
         self.current_vote: Vote | None = None

@@ -44,7 +44,7 @@ def _set_zookeeper_server(self: QuorumPeer, zks) -> None:
 
 QuorumPeerLoop.set_zookeeper_server = _set_zookeeper_server
 
-# %% ../../nbs/07_peer2_loop.ipynb #958d241f
+# %% ../../nbs/07_peer2_loop.ipynb #51448a16
 def _create_cnxn_manager(self: QuorumPeer) -> QuorumCnxManager:
     "Java: QuorumPeer.createCnxnManager"
     timeout = get_integer(self.prop, "zookeeper.quorumCnxnTimeoutMs", -1)
@@ -56,7 +56,8 @@ def _create_cnxn_manager(self: QuorumPeer) -> QuorumCnxManager:
                             cnx_timeout_ms=parse_java_int(self.prop("zookeeper.cnxTimeout", "5000")),   # Integer.parseInt
                             port_bind_max_retry=get_integer(self.prop, "zookeeper.electionPortBindRetry", 3),
                             multi_address_enabled=self.multi_address_enabled,
-                            x509_util=self.x509_util)             # sslQuorum / portUnification (09b4)
+                            x509_util=self.x509_util,             # sslQuorum / portUnification (09b4)
+                            auth_server=self.auth_server, auth_learner=self.auth_learner)   # quorum SASL (11b2)
 
 async def _create_election_algorithm(self: QuorumPeer, election_algorithm: int) -> FastLeaderElection:
     "Bind the election port and start FastLeaderElection. Java: QuorumPeer.createElectionAlgorithm"
@@ -91,7 +92,7 @@ async def _start_leader_election(self: QuorumPeer) -> None:
 QuorumPeerLoop.create_cnxn_manager, QuorumPeerLoop.create_election_algorithm = _create_cnxn_manager, _create_election_algorithm
 QuorumPeerLoop.start_leader_election = _start_leader_election
 
-# %% ../../nbs/07_peer2_loop.ipynb #8a3e0058
+# %% ../../nbs/07_peer2_loop.ipynb #77dcade8
 def _thread_name(self: QuorumPeer) -> str:
     "Java: QuorumPeer.updateThreadName"
     def addr(f):
@@ -119,8 +120,10 @@ async def _start(self: QuorumPeer) -> None:
     self.task = asyncio.get_running_loop().create_task(self.run(), name=self.thread_name())
 
 def _initialize(self: QuorumPeer) -> None:
-    "Pick the quorum auth server and learner: the Null ones (quorum SASL is refused). Java: QuorumPeer.initialize"
-    self.auth_server, self.auth_learner = initialize_quorum_auth(self.quorum_sasl_enabled)
+    "Pick the quorum auth server and learner (chapter 08; SASL: chapter 11b2). Java: QuorumPeer.initialize"
+    self.auth_server, self.auth_learner = initialize_quorum_auth(
+        self.quorum_sasl_enabled, self.quorum_server_sasl_required, self.quorum_learner_sasl_required,
+        self.quorum_server_login_context, self.quorum_learner_login_context, self.quorum_service_principal, self.prop)
 
 QuorumPeerLoop.thread_name, QuorumPeerLoop.start, QuorumPeerLoop.initialize = _thread_name, _start, _initialize
 

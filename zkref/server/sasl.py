@@ -20,9 +20,9 @@ from ..proto import Code
 __all__ = ['LOG', 'SASL_LOG', 'JAAS_CONF_KEY', 'LOGIN_CONTEXT_NAME_KEY', 'DEFAULT_LOGIN_CONTEXT_NAME', 'DIGEST_LOGIN_MODULE',
            'KERBEROS_LOGIN_MODULE', 'SASL_PROVIDER_CLASS', 'SASL_SUPER_USER', 'SUPER_PASSWORD',
            'ALLOW_SASL_FAILED_CLIENTS', 'MAX_RESPONSE_LENGTH', 'JaasEntry', 'JaasConfigError', 'parse_jaas_config',
-           'SaslConfigError', 'SaslLogin', 'configure_sasl_login', 'SaslException', 'parse_directives',
-           'response_value', 'canonical_name', 'DigestMD5Server', 'is_sasl_super_user', 'process_sasl',
-           'SASLAuthenticationProvider', 'sasl_provider_registered']
+           'SaslConfigError', 'SaslLogin', 'load_jaas_config', 'configure_sasl_login', 'SaslException',
+           'parse_directives', 'response_value', 'canonical_name', 'DigestMD5Server', 'is_sasl_super_user',
+           'process_sasl', 'SASLAuthenticationProvider', 'sasl_provider_registered']
 
 # %% ../../nbs/11b1_sasl.ipynb #eefdf775
 LOG = get_logger("ZooKeeperServer")
@@ -129,7 +129,7 @@ def parse_jaas_config(text: str,                                # the file's con
         sections[name] = entries
     return sections
 
-# %% ../../nbs/11b1_sasl.ipynb #d442cd87
+# %% ../../nbs/11b1_sasl.ipynb #e8b6fe04
 class SaslConfigError(OSError):
     "The SASL login cannot be made: the server does not start. Java: configureSaslLogin's IOException"
     java_class = "java.io.IOException"
@@ -151,6 +151,28 @@ class SaslLogin:
             return self.super_password
         return self.credentials[user]
 
+    def authorize(self, authentication_id: str, authorization_id: str) -> str:
+        """The id the connection gets: every client is authorized, as its user name (Java:
+        SaslServerCallbackHandler.handleAuthorizeCallback, the Kerberos short name of the authentication id)"""
+        SASL_LOG.info("Successfully authenticated client: authenticationID=%s;  authorizationID=%s.",
+                      authentication_id, authorization_id)
+        authorized = canonical_name(authentication_id)
+        SASL_LOG.info("Setting authorizedID: %s", authorized)
+        return authorized
+
+def load_jaas_config(props: Callable[[str, str | None], str | None], # a config's get_system_property
+                    ) -> dict[str, list[JaasEntry]] | None:
+    """The sections of the JAAS file `java.security.auth.login.config` names; None if it names none; OSError or
+    JaasConfigError if it cannot be read. Java: javax.security.auth.login.Configuration.getConfiguration"""
+    jaas_file = props(JAAS_CONF_KEY, None)
+    if jaas_file is None:
+        return None
+    try:
+        with open(jaas_file, encoding="utf-8") as f:
+            return parse_jaas_config(f.read(), props)
+    except UnicodeDecodeError as e:
+        raise JaasConfigError(f"{jaas_file}: {e}") from e
+
 def configure_sasl_login(props: Callable[[str, str | None], str | None], # a config's get_system_property
                         ) -> SaslLogin | None:
     "The SASL login, or None when SASL is off. Java: ServerCnxnFactory.configureSaslLogin"
@@ -159,9 +181,8 @@ def configure_sasl_login(props: Callable[[str, str | None], str | None], # a con
     if jaas_file is None:                 # Java: no configuration at all, and no entry: SASL stays off
         return None
     try:
-        with open(jaas_file, encoding="utf-8") as f:
-            sections = parse_jaas_config(f.read(), props)
-    except (OSError, UnicodeDecodeError, JaasConfigError) as e:   # Java: Configuration.getConfiguration throws
+        sections = load_jaas_config(props)
+    except (OSError, JaasConfigError) as e:   # Java: Configuration.getConfiguration throws
         message = f"No JAAS configuration section named '{section}' was found in '{jaas_file}'."
         if props(LOGIN_CONTEXT_NAME_KEY, None) is not None:
             message += f" But {LOGIN_CONTEXT_NAME_KEY} was set."
@@ -183,9 +204,9 @@ def configure_sasl_login(props: Callable[[str, str | None], str | None], # a con
     credentials = {k[len("user_"):]: v for e in entries for k, v in e.options.items() if k.startswith("user_")}
     return SaslLogin(section, credentials, props(SUPER_PASSWORD, None))
 
-# %% ../../nbs/11b1_sasl.ipynb #fa291aef
-class SaslException(Exception):
-    "A failed SASL exchange. Java: javax.security.sasl.SaslException"
+# %% ../../nbs/11b1_sasl.ipynb #c4d98875
+class SaslException(OSError):
+    "A failed SASL exchange; an IOException, as in Java. Java: javax.security.sasl.SaslException"
     java_class = "javax.security.sasl.SaslException"
 
 MAX_RESPONSE_LENGTH = 4096                     # Java: DigestMD5Base.MAX_RESPONSE_LENGTH
@@ -193,16 +214,23 @@ _DIRECTIVES = ("username", "realm", "nonce", "cnonce", "nonce-count", "qop", "di
                "charset", "cipher", "authzid", "auth-param")   # Java: DigestMD5Server.DIRECTIVE_KEY
 _LWS = b" \t\r\n"
 
-def parse_directives(buf: bytes) -> dict[str, bytes]:
-    "A DIGEST-MD5 response's `key=value` / `key=\"value\"` directives, lower-case keys. Java: DigestMD5Base.parseDirectives"
+def parse_directives(buf: bytes,
+                     keys: tuple[str, ...] = _DIRECTIVES, # the directives known (the server's; a client's differ)
+                     realms: list[bytes] | None = None,   # a client's: every realm offered, when there are several
+                    ) -> dict[str, bytes]:
+    "A DIGEST-MD5 token's `key=value` / `key=\"value\"` directives, lower-case keys. Java: DigestMD5Base.parseDirectives"
     values: dict[str, bytes] = {}
     def put(key: bytes, value: bytes) -> None:     # Java: extractDirective (unknown keys are ignored)
         name = key.decode("utf-8", "replace").lower()
-        if name in _DIRECTIVES:
-            if name in values:
-                raise SaslException(f"DIGEST-MD5: peer sent more than one {key.decode('utf-8', 'replace')} "
-                                    f"directive: {value.decode('utf-8', 'replace')}")
+        if name not in keys:
+            return
+        if name not in values:
             values[name] = value
+        elif name == "realm" and realms is not None:   # Java: realmChoices, the first one included
+            realms.extend([values[name], value] if not realms else [value])
+        else:
+            raise SaslException(f"DIGEST-MD5: peer sent more than one {key.decode('utf-8', 'replace')} "
+                                f"directive: {value.decode('utf-8', 'replace')}")
     i, n = 0, len(buf)
     skip = lambda j: next((k for k in range(j, n) if buf[k] not in _LWS), n)
     key, value, getting_key, quoted, expect_separator = bytearray(), bytearray(), True, False, False
@@ -275,8 +303,9 @@ def canonical_name(authentication_id: str) -> str:
     return authentication_id
 
 class DigestMD5Server:
-    "One connection's DIGEST-MD5 exchange. Java: com.sun.security.sasl.digest.DigestMD5Server"
-    def __init__(self, login: SaslLogin, protocol: str = "zookeeper", server_name: str = "zk-sasl-md5"):
+    """One connection's DIGEST-MD5 exchange. `login` answers the JDK's callbacks: `password(user)` and
+    `authorize(user, authzid)` (the id, or a SaslException). Java: com.sun.security.sasl.digest.DigestMD5Server"""
+    def __init__(self, login, protocol: str = "zookeeper", server_name: str = "zk-sasl-md5"):
         self.login, self.realm = login, server_name
         self.digest_uri = f"{protocol}/{server_name}"
         self.step, self.complete = 1, False
@@ -344,10 +373,7 @@ class DigestMD5Server:
         expected = response_value("AUTHENTICATE", uri, qop, user, realm, password, self.nonce, v["cnonce"], 1, authzid)
         if v["response"] != expected:
             raise SaslException(violation + "Mismatched response.")
-        SASL_LOG.info("Successfully authenticated client: authenticationID=%s;  authorizationID=%s.", user,
-                      text(authzid) if authzid is not None else user)
-        self.authorization_id = canonical_name(user)
-        SASL_LOG.info("Setting authorizedID: %s", self.authorization_id)
+        self.authorization_id = self.login.authorize(user, text(authzid) if authzid is not None else user)
         return b"rspauth=" + response_value("", uri, qop, user, realm, password, self.nonce, v["cnonce"], 1, authzid)
 
 # %% ../../nbs/11b1_sasl.ipynb #97b4d9f9
