@@ -187,3 +187,53 @@ def test_an_observer_logs_in_to_its_leader_or_observer_master(tmp_path, kinds, o
             assert "Successfully completed the authentication using SASL. learner addr:" in e.log(master)
     finally:
         e.stop_all()
+
+
+@pytest.mark.parametrize("kind", ["java", "zkref"])
+def test_damaged_logins_on_the_election_port_are_refused_and_the_server_goes_on(tmp_path, kind):
+    """Bad peer packets: after a valid initial message, a login packet cut short, one with an absurd token length,
+    one with an unknown status and one whose DIGEST-MD5 response is garbage each end that connection (the
+    accepting side's "Exception handling connection … closing server connection" or "Failed to authenticate using
+    SASL"); the server keeps listening and still takes a proper login. Run on Java's server and zkref's.
+    Reference: QuorumCnxManager.receiveConnection/handleConnection, SaslQuorumAuthServer.authenticate"""
+    import socket
+    import struct
+    from zkref.quorum.cnx_initial_message import build_initial_message
+    from zkref.quorum.quorum_auth import IN_PROGRESS, QUORUM_AUTH_MAGIC_NUMBER, auth_packet
+    e = _ensemble(tmp_path, (kind,) * 3)
+    e.start(1)
+    host, election = "127.0.0.1", e.ports[1][1]
+    def listening() -> bool:
+        try:
+            socket.create_connection((host, election), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    wait_for(listening, 30, what="the election port")
+    hello = build_initial_message(3, [("127.0.0.1", e.ports[3][1])])
+    bad = [auth_packet(IN_PROGRESS, b"")[:10],                                   # cut short
+           struct.pack(">qii", QUORUM_AUTH_MAGIC_NUMBER, IN_PROGRESS, 0x7FFFFFF0),  # absurd length
+           None]                                                                  # a garbage response
+    try:
+        for packet in bad:
+            with socket.create_connection((host, election), timeout=10) as s:
+                s.sendall(hello)
+                if packet is None:
+                    s.sendall(auth_packet(IN_PROGRESS, b""))
+                    s.recv(4096)                                                  # the challenge
+                    s.sendall(auth_packet(IN_PROGRESS, b"username=\"zkpeer\",\x00\xff garbage"))
+                else:
+                    s.sendall(packet)
+                    s.shutdown(socket.SHUT_WR)
+                s.settimeout(10)
+                try:
+                    while s.recv(4096):                                           # until the server closes it
+                        pass
+                except OSError:
+                    pass
+        assert e.procs[1].proc.poll() is None, e.log(1)[-3000:]
+        wait_for(lambda: "Failed to authenticate using SASL" in e.log(1), 10, what="the refusal")
+        e.start(2)                                                                # a proper peer logs in
+        e.wait_formed([1, 2])
+    finally:
+        e.stop_all()
