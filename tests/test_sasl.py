@@ -374,6 +374,7 @@ MALFORMED = {                  # name -> the fields of the second token (see _re
     "no cnonce": {"cnonce": None},
     "nonce count 2": {"nc": "00000002"},
     "no nonce count": {"nc": None},
+    "nonce count not hex": {"nc": "zz"},
     "qop auth-int": {"qop": "auth-int"},
     "qop bogus": {"qop": "bogus"},
     "no qop": {"qop": None},
@@ -387,6 +388,8 @@ MALFORMED = {                  # name -> the fields of the second token (see _re
     "unknown directive": {"extra": ',shoe-size=44'},
     "unmatched quote": {"extra": ',cipher="rc4'},
     "key without value": {"extra": ',maxbuf='},
+    "maxbuf not a number": {"extra": ',maxbuf=lots'},
+    "maxbuf a number": {"extra": ',maxbuf=4096'},
     "empty key": {"extra": ',=x'},
     "junk after quote": {"username": '"bob"x'},
     "too long": {"extra": "," + "x" * 5000 + "=1"},
@@ -396,11 +399,12 @@ MALFORMED = {                  # name -> the fields of the second token (see _re
 
 
 def test_malformed_digest_md5_responses_are_judged_as_java_judges_them(both, jaas):
-    """The second token of the exchange, right and wrong in thirty ways (each directive missing, repeated or
-    wrong, the quoting broken, too long, not text): Java's and zkref's servers give the same answer (the error
+    """The second token of the exchange, right and wrong in thirty-three ways (each directive missing, repeated
+    or wrong, the quoting broken, too long, not text): Java's and zkref's servers give the same answer (the error
     code, `rspauth` or not, whether the connection stays open, what a later request gets) and log the same
     JDK reason ("javax.security.sasl.SaslException: DIGEST-MD5: …"). A third token after a success is refused
-    as the JDK refuses it ("Server at illegal state").
+    as the JDK refuses it ("Server at illegal state"). A `maxbuf` or nonce count that is not a number is no
+    SaslException in the JDK: the NumberFormatException ends the connection without an answer, on both.
     Reference: JDK DigestMD5Server.evaluateResponse/validateClientResponse, DigestMD5Base.parseDirectives;
     ZooKeeperServer.processSasl"""
     import re
