@@ -445,3 +445,18 @@ def test_malformed_digest_md5_responses_are_judged_as_java_judges_them(both, jaa
     assert len(refused) >= 20, refused               # most cases are refusals with a reason in the log
     differing = {c: (seen["java"][c], seen["zkref"][c]) for c in MALFORMED if seen["java"][c] != seen["zkref"][c]}
     assert not differing, differing
+
+
+def test_an_auth_provider_class_that_does_not_exist_is_warned_about_as_in_java(both):
+    """`authProvider.1=com.example.NoSuchProvider`: the server starts and serves, and logs "Problems loading
+    com.example.NoSuchProvider" with Java's ClassNotFoundException line; the SASL provider beside it still works.
+    Reference: ProviderRegistry.addOrUpdateProvider"""
+    from kazoo.client import KazooClient
+    for name, start in both:
+        srv = start({"authProvider.1": "com.example.NoSuchProvider", "authProvider.2": SASL_PROVIDER})
+        wait_for(lambda: "Problems loading com.example.NoSuchProvider" in srv.logs(), 10, what=f"{name}'s warning")
+        assert "java.lang.ClassNotFoundException: com.example.NoSuchProvider" in srv.logs(), name
+        k = KazooClient(hosts=f"127.0.0.1:{srv.client_port}", timeout=10)
+        k.start(timeout=20)
+        k.ensure_path("/served")
+        k.stop(); k.close()
