@@ -354,7 +354,7 @@ def _response(nonce: bytes, /, **fields) -> bytes:
                                        unq("cnonce", "").encode(), 1,
                                        authzid.encode() if authzid is not None else None).decode()
     if raw is not None:
-        return raw
+        return None if raw == "null" else raw
     return (",".join(f"{k}={v}" for k, v in f.items() if v is not None) + extra).encode()
 
 
@@ -394,12 +394,13 @@ MALFORMED = {                  # name -> the fields of the second token (see _re
     "junk after quote": {"username": '"bob"x'},
     "too long": {"extra": "," + "x" * 5000 + "=1"},
     "empty": {"raw": b""},
+    "null token": {"raw": "null"},
     "not directives": {"raw": b"\x00\xff\x10garbage"},
 }
 
 
 def test_malformed_digest_md5_responses_are_judged_as_java_judges_them(both, jaas):
-    """The second token of the exchange, right and wrong in thirty-three ways (each directive missing, repeated
+    """The second token of the exchange, right and wrong in thirty-four ways (each directive missing, repeated
     or wrong, the quoting broken, too long, not text): Java's and zkref's servers give the same answer (the error
     code, `rspauth` or not, whether the connection stays open, what a later request gets) and log the same
     JDK reason ("javax.security.sasl.SaslException: DIGEST-MD5: …"). A third token after a success is refused

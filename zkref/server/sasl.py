@@ -22,8 +22,8 @@ __all__ = ['LOG', 'SASL_LOG', 'JAAS_CONF_KEY', 'LOGIN_CONTEXT_NAME_KEY', 'DEFAUL
            'KERBEROS_LOGIN_MODULE', 'SASL_PROVIDER_CLASS', 'SASL_SUPER_USER', 'SUPER_PASSWORD',
            'ALLOW_SASL_FAILED_CLIENTS', 'MAX_RESPONSE_LENGTH', 'JaasEntry', 'JaasConfigError', 'parse_jaas_config',
            'SaslConfigError', 'SaslLogin', 'load_jaas_config', 'configure_sasl_login', 'SaslException',
-           'parse_directives', 'response_value', 'canonical_name', 'DigestMD5Server', 'is_sasl_super_user',
-           'process_sasl', 'SASLAuthenticationProvider', 'sasl_provider_registered']
+           'NullPointerException', 'parse_directives', 'response_value', 'canonical_name', 'DigestMD5Server',
+           'is_sasl_super_user', 'process_sasl', 'SASLAuthenticationProvider', 'sasl_provider_registered']
 
 # %% ../../nbs/11b1_sasl.ipynb #eefdf775
 LOG = get_logger("ZooKeeperServer")
@@ -205,10 +205,14 @@ def configure_sasl_login(props: Callable[[str, str | None], str | None], # a con
     credentials = {k[len("user_"):]: v for e in entries for k, v in e.options.items() if k.startswith("user_")}
     return SaslLogin(section, credentials, props(SUPER_PASSWORD, None))
 
-# %% ../../nbs/11b1_sasl.ipynb #bd697639
+# %% ../../nbs/11b1_sasl.ipynb #4456db89
 class SaslException(OSError):
     "A failed SASL exchange; an IOException, as in Java. Java: javax.security.sasl.SaslException"
     java_class = "javax.security.sasl.SaslException"
+
+class NullPointerException(RuntimeError):
+    "Java's NullPointerException, which ends the connection as any RuntimeException out of doIO does (chapter 06)."
+    java_class = "java.lang.NullPointerException"
 
 MAX_RESPONSE_LENGTH = 4096                     # Java: DigestMD5Base.MAX_RESPONSE_LENGTH
 _DIRECTIVES = ("username", "realm", "nonce", "cnonce", "nonce-count", "qop", "digest-uri", "response", "maxbuf",
@@ -376,7 +380,7 @@ class DigestMD5Server:
         self.authorization_id = self.login.authorize(user, text(authzid) if authzid is not None else user)
         return b"rspauth=" + response_value("", uri, qop, user, realm, password, self.nonce, v["cnonce"], 1, authzid)
 
-# %% ../../nbs/11b1_sasl.ipynb #97b4d9f9
+# %% ../../nbs/11b1_sasl.ipynb #96a065d5
 def is_sasl_super_user(props: dict[str, str], # the server's system properties
                        id_: str | None) -> bool:
     "Whether `zookeeper.superUser` or a `zookeeper.superUser.*` property names `id_`. Java: ZooKeeperServer.isSaslSuperUser"
@@ -387,7 +391,9 @@ def is_sasl_super_user(props: dict[str, str], # the server's system properties
 
 def process_sasl(zks, cnxn, xid: int, body: bytes) -> None:
     "Answer one `sasl` packet. Java: ZooKeeperServer.processSasl"
-    token = GetSASLRequest.from_bytes(body).token or b""
+    token = GetSASLRequest.from_bytes(body).token
+    if token is None:                         # Java reads clientToken.length before anything else
+        raise NullPointerException('Cannot read the array length because "clientToken" is null')
     server = getattr(cnxn, "zookeeper_sasl_server", None)
     response = None
     if server is None:                        # Java: the NullPointerException branch
