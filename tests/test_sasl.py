@@ -79,6 +79,7 @@ def test_digest_md5_login_gives_the_sasl_id_and_acls_use_it_as_in_java(both, jaa
         for c in (bob, other_bob, anonymous):
             c.stop(); c.close()
         wait_for(lambda: "adding SASL authorization for authorizationID: bob" in srv.logs(), 10, what="the log line")
+        assert "Server successfully logged in." in srv.logs(), name          # Java: Login.login, at start
     assert seen["java"] == (b"secret", b"secret", [(31, "sasl", "bob")]), seen
     assert seen["zkref"] == seen["java"]
 
@@ -107,6 +108,9 @@ def test_a_wrong_password_or_unknown_user_is_refused_and_closed_as_in_java(both,
                   f"DIGEST-MD5: cannot acquire password for {user} in realm : zk-sasl-md5")
         assert "failed to SASL authenticate: {}\njavax.security.sasl.SaslException: DIGEST-MD5: " in srv.logs(), name
         assert reason in srv.logs(), (name, srv.logs()[-3000:])
+        if user == "eve":
+            assert "User 'eve' not found in list of DIGEST-MD5 authenticateable users." in srv.logs(), name
+            assert "No password found for user: null" in srv.logs(), name
         fine = _kazoo(srv.client_port, "bob", "bobsecret")
         fine.start(timeout=20)
         fine.ensure_path("/still-serving")

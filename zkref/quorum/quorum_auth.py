@@ -112,7 +112,7 @@ class DigestMD5Client:
                 self.step, self.complete = 0, True
         raise SaslException("DIGEST-MD5: Client at illegal state")
 
-# %% ../../nbs/11b2_quorum_sasl.ipynb #e009d69c
+# %% ../../nbs/11b2_quorum_sasl.ipynb #b0cecb6e
 class QuorumSaslNotSupported(Exception):
     "A quorum SASL setting zkref does not implement (Kerberos): the server does not start."
 
@@ -142,7 +142,7 @@ class QuorumServerCallbackHandler:
     def password(self, user: str) -> str | None:
         if user not in self.credentials:
             HANDLER_LOG.warning("User '%s' not found in list of DIGEST-MD5 authenticateable users.", user)
-            HANDLER_LOG.warning("No password found for user: %s", user)
+            HANDLER_LOG.warning("No password found for user: null")   # Java prints its handler's user name: none yet
             return None
         return self.credentials[user]
 
@@ -157,7 +157,7 @@ def _remote(writer) -> str:
     peer = writer.get_extra_info("peername") or ("?", 0)
     return f"/{peer[0]}:{peer[1]}"
 
-# %% ../../nbs/11b2_quorum_sasl.ipynb #bdecc816
+# %% ../../nbs/11b2_quorum_sasl.ipynb #9eda7fde
 class SaslQuorumAuthServer:
     "The accepting peer's login check. Java: org.apache.zookeeper.server.quorum.auth.SaslQuorumAuthServer"
     def __init__(self, require: bool,                     # quorum.auth.serverRequireSasl
@@ -165,6 +165,7 @@ class SaslQuorumAuthServer:
                  props: Callable[[str, str | None], str | None]):
         self.require = require
         self.handler = QuorumServerCallbackHandler(_quorum_section(props, context))
+        get_logger("Login").info("%s successfully logged in.", context)   # Java: Login.login
 
     async def authenticate(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         "Check the peer's login; SaslException if it fails and logins are required. Java: SaslQuorumAuthServer.authenticate"
@@ -219,6 +220,7 @@ class SaslQuorumAuthLearner:
         self.require, self.principal = require, principal
         options = {k: v for e in _quorum_section(props, context) for k, v in e.options.items()}
         self.username, self.password = options.get("username"), options.get("password")
+        get_logger("Login").info("%s successfully logged in.", context)   # Java: Login.login
 
     async def authenticate(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, hostname: str) -> None:
         "Log in to the peer just dialled; SaslException if refused. Java: SaslQuorumAuthLearner.authenticate"

@@ -130,7 +130,7 @@ def parse_jaas_config(text: str,                                # the file's con
         sections[name] = entries
     return sections
 
-# %% ../../nbs/11b1_sasl.ipynb #e8b6fe04
+# %% ../../nbs/11b1_sasl.ipynb #6ab9b8e8
 class SaslConfigError(OSError):
     "The SASL login cannot be made: the server does not start. Java: configureSaslLogin's IOException"
     java_class = "java.io.IOException"
@@ -146,7 +146,7 @@ class SaslLogin:
         "The password a user must prove, or None. Java: SaslServerCallbackHandler.handleName/PasswordCallback"
         if user not in self.credentials:
             SASL_LOG.warning("User '%s' not found in list of DIGEST-MD5 authenticateable users.", user)
-            SASL_LOG.warning("No password found for user: %s", user)
+            SASL_LOG.warning("No password found for user: null")   # Java prints its handler's user name: none yet
             return None
         if user == "super" and self.super_password is not None:
             return self.super_password
@@ -203,6 +203,7 @@ def configure_sasl_login(props: Callable[[str, str | None], str | None], # a con
                                   "ZooKeeper server to authenticate itself properly: javax.security.auth.login."
                                   f"LoginException: No LoginModule found for {entry.login_module}")
     credentials = {k[len("user_"):]: v for e in entries for k, v in e.options.items() if k.startswith("user_")}
+    get_logger("Login").info("%s successfully logged in.", section)   # Java: Login.login (DigestLoginModule)
     return SaslLogin(section, credentials, props(SUPER_PASSWORD, None))
 
 # %% ../../nbs/11b1_sasl.ipynb #4456db89
