@@ -38,7 +38,7 @@ SASL_SUPER_USER = "zookeeper.superUser"                         # Java: ZooKeepe
 SUPER_PASSWORD = "zookeeper.SASLAuthenticationProvider.superPassword"
 ALLOW_SASL_FAILED_CLIENTS = "zookeeper.allowSaslFailedClients"
 
-# %% ../../nbs/11b1_sasl.ipynb #756373b1
+# %% ../../nbs/11b1_sasl.ipynb #040b47ef
 @dataclasses.dataclass
 class JaasEntry:
     "One login module line of a section. Java: javax.security.auth.login.AppConfigurationEntry"
@@ -51,11 +51,23 @@ class JaasConfigError(ValueError):
     java_class = "java.lang.SecurityException"
 
 _JAAS_TOKEN = re.compile(r'''
-    (?P<newline>\n) | (?P<space>[\x00-\x20]+) | (?P<comment>//[^\n]*|/\*.*?\*/)
-  | "(?P<quoted>(?:[^"\\\n]|\\.)*)" | '(?P<single>(?:[^'\\\n]|\\.)*)'
-  | (?P<word>[A-Za-z_$*\-\x80-\uffff][A-Za-z0-9_$*\-.\x80-\uffff]*)
-  | (?P<number>[0-9.][0-9.]*) | (?P<char>.)''', re.VERBOSE | re.DOTALL)
+    (?P<newline>\r\n|\r|\n) | (?P<space>[\x00-\x09\x0b\x0c\x0e-\x20]+)
+  | (?P<comment>/\*.*?(?:\*/|\Z)|/[\r\n]?[^\r\n]*)    # a lone / is a comment character too: the tokenizer
+                                                      # has read the character after it, so "/" and a line end
+                                                      # take the next line with them
+  | "(?P<quoted>(?:[^"\\\r\n]|\\(?:.|\Z))*)(?:"|(?=[\r\n])|\Z)   # a quote ends at the end of its line
+  | '(?P<single>(?:[^'\\\r\n]|\\(?:.|\Z))*)(?:'|(?=[\r\n])|\Z)
+  | (?P<number>-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]*))     # numbers (one dot; a - before them) are not words
+  | (?P<word>[A-Za-z_$*\xa0-\uffff][A-Za-z0-9_$*\-.\xa0-\uffff]*)
+  | (?P<char>.)''', re.VERBOSE | re.DOTALL)
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "a": "\a", "v": "\v"}
+
+def _unescape(m: re.Match) -> str:
+    "One backslash escape of a quoted token: a letter, up to three octal digits, or the character itself."
+    e = m.group(1)
+    if not e:                                 # a backslash at the end of the file: Java reads EOF (-1) as a char
+        return "\uffff"
+    return chr(int(e, 8)) if e[0] in "01234567" else _ESCAPES.get(e, e)
 
 def _jaas_tokens(text: str) -> list[tuple[str, str, int]]:
     "(kind, text, line) of each token: word, string, number or a single character. Java: StreamTokenizer"
@@ -64,11 +76,11 @@ def _jaas_tokens(text: str) -> list[tuple[str, str, int]]:
         kind = m.lastgroup
         if kind == "newline":
             line += 1
-        elif kind == "comment":
-            line += m.group().count("\n")
-        elif kind in ("quoted", "single"):
-            value = re.sub(r"\\(.)", lambda e: _ESCAPES.get(e.group(1), e.group(1)), m.group(kind))
-            tokens.append(("string", value, line))
+        elif kind == "comment":               # ConfigFile counts the tokenizer's end-of-line tokens, and a
+            pass                              # comment's own line ends are none: they do not count
+        elif kind in ("quoted", "single"):    # '…' is a quoted token too, but not one ConfigFile takes
+            value = re.sub(r"\\([0-3][0-7]{0,2}|[4-7][0-7]?|.|\Z)", _unescape, m.group(kind), flags=re.DOTALL)
+            tokens.append(("string" if kind == "quoted" else "squote", value, line))
         elif kind != "space":
             tokens.append((kind, m.group(kind), line))
     return tokens
@@ -98,26 +110,32 @@ def parse_jaas_config(text: str,                                # the file's con
             raise JaasConfigError(f"Configuration Error:\n\texpected [{expect}], read [end of file]")
         kind, value, line = tokens[at]
         named = expect in ("module class name", "controlFlag", "option key", "option value")
-        if (named and kind in ("word", "string")) or (not named and kind == "char" and value == expect):
-            at += 1
-            return value
-        found = value if kind in ("word", "string") else "null"     # Java prints st.sval
-        if named:
-            raise JaasConfigError(f"Configuration Error:\n\tLine {line}: expected [{expect}], found [{found}]")
-        raise JaasConfigError(f"Configuration Error:\n\tLine {line}: expected [{expect}]")
+        if kind in ("word", "string"):        # Java: case '"' and TT_WORD
+            if named:
+                at += 1
+                return value
+            raise JaasConfigError(f"Configuration Error:\n\tLine {line}: expected [{expect}], found [{value}]")
+        if kind == "squote":                  # Java: the default case, with the token's text
+            raise JaasConfigError(f"Configuration Error:\n\tLine {line}: expected [{expect}], found [{value}]")
+        if kind == "char" and value in "{;}=":   # Java: the four punctuation cases
+            if not named and value == expect:
+                at += 1
+                return value
+            raise JaasConfigError(f"Configuration Error:\n\tLine {line}: expected [{expect}]")
+        raise JaasConfigError(f"Configuration Error:\n\tLine {line}: expected [{expect}], found [null]")   # st.sval
     sections: dict[str, list[JaasEntry]] = {}
     while at < len(tokens):
-        name = tokens[at][1] if tokens[at][0] in ("word", "string") else "null"
+        name = tokens[at][1] if tokens[at][0] in ("word", "string", "squote") else "null"   # Java: st.sval
         at += 1
         match("{")
         entries = []
-        while at < len(tokens) and not peek("}"):
+        while not peek("}"):                  # Java: at the end of the file, match says what it expected
             module = match("module class name")
             flag = match("controlFlag").upper()
             if flag not in ("REQUIRED", "REQUISITE", "SUFFICIENT", "OPTIONAL"):
                 raise JaasConfigError(f"Configuration Error:\n\tInvalid control flag, {flag}")
             options = {}
-            while at < len(tokens) and not peek(";"):
+            while not peek(";"):
                 key = match("option key")
                 match("=")
                 options[key] = _expand(match("option value"), props)
@@ -130,7 +148,7 @@ def parse_jaas_config(text: str,                                # the file's con
         sections[name] = entries
     return sections
 
-# %% ../../nbs/11b1_sasl.ipynb #6ab9b8e8
+# %% ../../nbs/11b1_sasl.ipynb #e0b84405
 class SaslConfigError(OSError):
     "The SASL login cannot be made: the server does not start. Java: configureSaslLogin's IOException"
     java_class = "java.io.IOException"
@@ -191,7 +209,7 @@ def configure_sasl_login(props: Callable[[str, str | None], str | None], # a con
         get_logger("ServerCnxnFactory").error("%s\njava.lang.SecurityException: %s", message, cause)
         raise SaslConfigError(message) from e
     entries = sections.get(section)
-    if entries is None:                   # a file without the section: SASL stays off, as in Java
+    if not entries:                       # a file without the section (or an empty one): SASL stays off, as in Java
         return None
     for entry in entries:
         if entry.login_module == KERBEROS_LOGIN_MODULE:
