@@ -492,6 +492,8 @@ JAAS_SAMPLES = [
     '',
     '"Server" { a required; };',
     'Server { a required k="multi\nline"; };',
+    'Server { a required k="${user.nope}"; };',
+    'Server { a required k="${{x}}" h="${/}z" u="${unclosed"; };',
 ]
 
 

@@ -38,7 +38,7 @@ SASL_SUPER_USER = "zookeeper.superUser"                         # Java: ZooKeepe
 SUPER_PASSWORD = "zookeeper.SASLAuthenticationProvider.superPassword"
 ALLOW_SASL_FAILED_CLIENTS = "zookeeper.allowSaslFailedClients"
 
-# %% ../../nbs/11b1_sasl.ipynb #040b47ef
+# %% ../../nbs/11b1_sasl.ipynb #4bed7aa1
 @dataclasses.dataclass
 class JaasEntry:
     "One login module line of a section. Java: javax.security.auth.login.AppConfigurationEntry"
@@ -93,9 +93,9 @@ def _expand(value: str, props: Callable[[str, str | None], str | None]) -> str:
             return os.sep
         found = props(name, None)
         if found is None:
-            raise JaasConfigError(f"Unable to expand property {name}")
+            raise JaasConfigError(f"unable to expand property {name}")
         return found
-    return re.sub(r"\$\{([^}]*)\}", one, value)
+    return re.sub(r"\$\{(?!\{)([^}]*)\}", one, value)     # Java leaves ${{ … }} as it is
 
 def parse_jaas_config(text: str,                                # the file's content
                       props: Callable[[str, str | None], str | None] = lambda k, d=None: d, # for ${…}
