@@ -554,3 +554,34 @@ def test_jaas_files_are_read_as_the_jdk_reads_them(tmp_path):
     differ = {f.name: (texts[n], java[f.name], _jaas_line(texts[n])) for n, f in enumerate(files)
               if java[f.name] != _jaas_line(texts[n])}
     assert not differ, list(differ.items())[:5]
+
+
+@pytest.mark.parametrize("user, flags", [("bob@EXAMPLE.COM", ()), ("bob/host", ()), ("bob/host@EXAMPLE.COM", ()),
+                                         ("bob/host@", ()), ("bob/host@", ("-Dzookeeper.kerberos.removeHostFromPrincipal=true",)),
+                                         ("bob@", ("-Dzookeeper.kerberos.removeRealmFromPrincipal=true",)), ("a@b@c", ())])
+def test_user_names_shaped_like_kerberos_principals_get_javas_ids(both, tmp_path, user, flags):
+    """Java runs a DIGEST-MD5 user's name through `KerberosName`'s short-name rules (DEFAULT, and on a machine
+    without a Kerberos configuration the default realm ""): `bob/host` stays itself; a name with a realm matches no
+    rule ("Failed to set name based on Kerberos authentication rules.") and keeps the client's id; an empty realm
+    matches, so the `kerberos.removeHost/RealmFromPrincipal` switches apply; `a@b@c` is malformed and the
+    connection ends ("Malformed Kerberos name"). zkref gives the same id, or the same end, for each.
+    Reference: SaslServerCallbackHandler.handleAuthorizeCallback, KerberosName (nameParser, getShortName)"""
+    import re
+    jaas = tmp_path / "jaas-names.conf"
+    jaas.write_text('Server { org.apache.zookeeper.server.auth.DigestLoginModule required "user_%s"="pw"; };\n' % user)
+    seen = {}
+    for name, start in both:
+        srv = start({"authProvider.1": SASL_PROVIDER}, jvm_flags=[f"-Djava.security.auth.login.config={jaas}", *flags])
+        client = _kazoo(srv.client_port, user, "pw", connection_retry={"max_tries": 0})
+        try:
+            client.start(timeout=8)
+        except Exception:                          # noqa: BLE001 - the server's log says what happened
+            pass
+        finally:
+            client.stop(); client.close()
+        wait_for(lambda: "adding SASL authorization for authorizationID:" in srv.logs()
+                 or "Malformed Kerberos name" in srv.logs(), 10, what=f"{name}'s verdict")
+        ids = re.findall(r"adding SASL authorization for authorizationID: (\S*)", srv.logs())
+        seen[name] = (ids[:1], "Malformed Kerberos name: a@b@c" in srv.logs(),
+                      "Failed to set name based on Kerberos authentication rules." in srv.logs())
+    assert seen["zkref"] == seen["java"], seen

@@ -22,8 +22,9 @@ __all__ = ['LOG', 'SASL_LOG', 'JAAS_CONF_KEY', 'LOGIN_CONTEXT_NAME_KEY', 'DEFAUL
            'KERBEROS_LOGIN_MODULE', 'SASL_PROVIDER_CLASS', 'SASL_SUPER_USER', 'SUPER_PASSWORD',
            'ALLOW_SASL_FAILED_CLIENTS', 'MAX_RESPONSE_LENGTH', 'JaasEntry', 'JaasConfigError', 'parse_jaas_config',
            'SaslConfigError', 'SaslLogin', 'load_jaas_config', 'configure_sasl_login', 'SaslException',
-           'NullPointerException', 'parse_directives', 'response_value', 'canonical_name', 'DigestMD5Server',
-           'is_sasl_super_user', 'process_sasl', 'SASLAuthenticationProvider', 'sasl_provider_registered']
+           'NullPointerException', 'parse_directives', 'response_value', 'IllegalArgumentException', 'canonical_name',
+           'DigestMD5Server', 'is_sasl_super_user', 'process_sasl', 'SASLAuthenticationProvider',
+           'sasl_provider_registered']
 
 # %% ../../nbs/11b1_sasl.ipynb #eefdf775
 LOG = get_logger("ZooKeeperServer")
@@ -148,7 +149,7 @@ def parse_jaas_config(text: str,                                # the file's con
         sections[name] = entries
     return sections
 
-# %% ../../nbs/11b1_sasl.ipynb #e0b84405
+# %% ../../nbs/11b1_sasl.ipynb #b20e41be
 class SaslConfigError(OSError):
     "The SASL login cannot be made: the server does not start. Java: configureSaslLogin's IOException"
     java_class = "java.io.IOException"
@@ -159,6 +160,7 @@ class SaslLogin:
     section: str
     credentials: dict[str, str]                       # user name -> password (the user_<name> options)
     super_password: str | None = None                 # zookeeper.SASLAuthenticationProvider.superPassword
+    props: Callable[[str, str | None], str | None] = lambda k, d=None: d   # the kerberos.remove* switches
 
     def password(self, user: str) -> str | None:
         "The password a user must prove, or None. Java: SaslServerCallbackHandler.handleName/PasswordCallback"
@@ -175,9 +177,7 @@ class SaslLogin:
         SaslServerCallbackHandler.handleAuthorizeCallback, the Kerberos short name of the authentication id)"""
         SASL_LOG.info("Successfully authenticated client: authenticationID=%s;  authorizationID=%s.",
                       authentication_id, authorization_id)
-        authorized = canonical_name(authentication_id)
-        SASL_LOG.info("Setting authorizedID: %s", authorized)
-        return authorized
+        return canonical_name(authentication_id, authorization_id, self.props)
 
 def load_jaas_config(props: Callable[[str, str | None], str | None], # a config's get_system_property
                     ) -> dict[str, list[JaasEntry]] | None:
@@ -222,9 +222,9 @@ def configure_sasl_login(props: Callable[[str, str | None], str | None], # a con
                                   f"LoginException: No LoginModule found for {entry.login_module}")
     credentials = {k[len("user_"):]: v for e in entries for k, v in e.options.items() if k.startswith("user_")}
     get_logger("Login").info("%s successfully logged in.", section)   # Java: Login.login (DigestLoginModule)
-    return SaslLogin(section, credentials, props(SUPER_PASSWORD, None))
+    return SaslLogin(section, credentials, props(SUPER_PASSWORD, None), props)
 
-# %% ../../nbs/11b1_sasl.ipynb #4456db89
+# %% ../../nbs/11b1_sasl.ipynb #000bd5ea
 class SaslException(OSError):
     "A failed SASL exchange; an IOException, as in Java. Java: javax.security.sasl.SaslException"
     java_class = "javax.security.sasl.SaslException"
@@ -321,10 +321,37 @@ def response_value(method: str, digest_uri: str, qop: str, user: str, realm: str
     kd = b":".join([hex_a1, nonce, b"%08x" % nonce_count, cnonce, qop.encode("utf-8"), hex_a2])
     return hashlib.md5(kd).hexdigest().encode()
 
-def canonical_name(authentication_id: str) -> str:
-    """The id a DIGEST-MD5 user gets: its name. Java: SaslServerCallbackHandler.handleAuthorizeCallback (the
-    Kerberos short name of the authentication id, which for a plain user name is the name itself)"""
-    return authentication_id
+class IllegalArgumentException(RuntimeError):
+    "Java's IllegalArgumentException: out of the exchange it ends the connection (chapter 06). Java: KerberosName"
+    java_class = "java.lang.IllegalArgumentException"
+
+_KERBEROS_NAME = re.compile(r"([^/@]*)(/([^/@]*))?@([^/@]*)")   # Java: KerberosName.nameParser
+
+def canonical_name(authentication_id: str, authorization_id: str,
+                   props: Callable[[str, str | None], str | None] = lambda k, d=None: d) -> str:
+    """The id a DIGEST-MD5 user gets. Java: SaslServerCallbackHandler.handleAuthorizeCallback, which takes the
+    Kerberos short name of the authentication id (`KerberosName`, the DEFAULT rule, and, on a machine without a
+    Kerberos configuration, the default realm ""): a plain name is itself; a name with a realm matches no rule, so
+    the client's authorization id stays; `a@b@c` is malformed, a RuntimeException that ends the connection."""
+    m = _KERBEROS_NAME.fullmatch(authentication_id)
+    if m is None:
+        if "@" in authentication_id:
+            raise IllegalArgumentException(f"Malformed Kerberos name: {authentication_id}")
+        service, host, realm = authentication_id, None, None
+    else:
+        service, host, realm = m.group(1), m.group(3), m.group(4)
+    if realm not in (None, ""):                       # getShortName: no rule applies
+        SASL_LOG.error("Failed to set name based on Kerberos authentication rules.\n"
+                       "org.apache.zookeeper.server.auth.KerberosName$NoMatchingRule: No rules applied to %s",
+                       service + (f"/{host}" if host is not None else "") + f"@{realm}")
+        return authorization_id
+    name = service
+    if host is not None and props("zookeeper.kerberos.removeHostFromPrincipal", None) != "true":
+        name += f"/{host}"
+    if realm is not None and props("zookeeper.kerberos.removeRealmFromPrincipal", None) != "true":
+        name += f"@{realm}"
+    SASL_LOG.info("Setting authorizedID: %s", name)
+    return name
 
 class DigestMD5Server:
     """One connection's DIGEST-MD5 exchange. `login` answers the JDK's callbacks: `password(user)` and

@@ -329,7 +329,7 @@ ServerCnxn.read_frames, ServerCnxn.read_length, ServerCnxn.end_of_stream = _read
 ServerCnxn.move_to_thread, ServerCnxn.io_step = _move_to_thread, _io_step
 ServerCnxn.packet_received = _packet_received
 
-# %% ../../nbs/06_connections1_server_cnxn.ipynb #d0af93be
+# %% ../../nbs/06_connections1_server_cnxn.ipynb #1edb51e2
 def _handle_io_error(self: ServerCnxn, e: BaseException) -> None:
     "End the connection for `e`, with Java's lines for it. Java: NIOServerCnxn.doIO's catch blocks"
     if isinstance(e, EndOfStream):
@@ -342,8 +342,10 @@ def _handle_io_error(self: ServerCnxn, e: BaseException) -> None:
             self.zks.server_metrics.connection_rejected.add(1)
         LOG.warning("Closing session 0x%x\norg.apache.zookeeper.server.ClientCnxnLimitException: %s",
                     self.session_id & (2**64 - 1), e)
-    elif isinstance(e, NumberFormatException) or java_class_of(e) == "java.lang.NullPointerException":
-        # a RuntimeException out of doIO (the JDK's SASL server parsing a number, a null SASL token: chapter 11b1):
+    elif isinstance(e, NumberFormatException) or java_class_of(e) in ("java.lang.NullPointerException",
+                                                                      "java.lang.IllegalArgumentException"):
+        # a RuntimeException out of doIO (the JDK's SASL server parsing a number, a null SASL token, a malformed
+        # Kerberos name: chapter 11b1):
         # Java's worker logs it and its cleanup closes the connection (WorkerService.ScheduledWorkRequest)
         get_logger("WorkerService$ScheduledWorkRequest").warning("Unexpected exception\n%s", java_exception(e))
         self.close("clean_up")
