@@ -585,3 +585,21 @@ def test_user_names_shaped_like_kerberos_principals_get_javas_ids(both, tmp_path
         seen[name] = (ids[:1], "Malformed Kerberos name: a@b@c" in srv.logs(),
                       "Failed to set name based on Kerberos authentication rules." in srv.logs())
     assert seen["zkref"] == seen["java"], seen
+
+
+def test_javas_own_client_with_a_wrong_password_is_told_auth_failed_as_with_java(both, jaas, tmp_path):
+    """zkCli.sh whose JAAS Client section has a wrong password: its session sees the AuthFailed event and its
+    command ends in "KeeperErrorCode = AuthFailed for /", on both servers.
+    Reference: ZooKeeperServer.processSasl (AUTHFAILED and close), ZooKeeperSaslClient"""
+    if not os.path.exists(ZKCLI):
+        pytest.skip("zkCli.sh (Debian package zookeeper) is not installed")
+    bad = tmp_path / "client-bad.conf"
+    bad.write_text('Client { org.apache.zookeeper.server.auth.DigestLoginModule required username="bob" '
+                   'password="nope"; };\n')
+    seen = {}
+    for name, start in both:
+        srv = _start(start, jaas)
+        out = _zkcli(srv.client_port, bad, "ls", "/")
+        seen[name] = [line for line in out.splitlines() if "AuthFailed" in line]
+    assert seen["java"] == ["WatchedEvent state:AuthFailed type:None path:null", "KeeperErrorCode = AuthFailed for /"], seen
+    assert seen["zkref"] == seen["java"]
