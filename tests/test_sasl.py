@@ -51,6 +51,20 @@ def _kazoo(port: int, user: str | None = None, password: str = "", **kw):
     return KazooClient(hosts=f"127.0.0.1:{port}", timeout=10, **options, **kw)
 
 
+def _attempt(port: int, user: str, password: str) -> tuple[str, str]:
+    "Start and stop a kazoo client logging in as `user`, whatever the server does: (how start ended, the state then)."
+    client = _kazoo(port, user, password, connection_retry={"max_tries": 0})
+    try:
+        client.start(timeout=8)
+        outcome = "started"
+    except Exception as e:                         # noqa: BLE001 - the kind of end is compared, the server's log read
+        outcome = type(e).__name__
+    finally:
+        state = str(client.client_state)
+        client.stop(); client.close()
+    return outcome, state
+
+
 def _start(start, jaas, config=None, flags=()):
     cfg = {"authProvider.1": SASL_PROVIDER, **(config or {})}
     return start(cfg, jvm_flags=[f"-Djava.security.auth.login.config={jaas}", *flags])
@@ -94,14 +108,7 @@ def test_a_wrong_password_or_unknown_user_is_refused_and_closed_as_in_java(both,
     seen = {}
     for name, start in both:
         srv = _start(start, jaas)
-        client = _kazoo(srv.client_port, user, password, connection_retry={"max_tries": 0})
-        try:
-            client.start(timeout=8)
-            outcome = ("started", str(client.client_state))
-        except Exception as e:                     # noqa: BLE001 - the kind of failure is what is compared
-            outcome = (type(e).__name__, str(client.client_state))
-        finally:
-            client.stop(); client.close()
+        outcome = _attempt(srv.client_port, user, password)
         wait_for(lambda: "Closing client connection due to SASL authentication failure." in srv.logs(), 10,
                  what="the closing line")
         reason = ("Mismatched response." if user == "bob" else
@@ -186,13 +193,7 @@ def test_session_require_client_sasl_auth_closes_other_sessions_as_in_java(both,
             outcome = type(e).__name__
         finally:
             anonymous.stop(); anonymous.close()
-        wrong = _kazoo(srv.client_port, "bob", "wrong", connection_retry={"max_tries": 0})
-        try:
-            wrong.start(timeout=8)
-        except Exception:                          # noqa: BLE001 - only the server's lines are compared
-            pass
-        finally:
-            wrong.stop(); wrong.close()
+        _attempt(srv.client_port, "bob", "wrong")   # only the server's lines are compared
         wait_for(lambda: "Closing client connection due to server requires client SASL authenticaiton" in srv.logs(),
                  10, what="the line")
         seen[name] = outcome
@@ -243,13 +244,7 @@ def test_a_jaas_file_without_the_server_section_leaves_sasl_off_as_in_java(both,
                     'password="bobsecret"; };\n')
     for name, start in both:
         srv = start({}, jvm_flags=[f"-Djava.security.auth.login.config={path}"])
-        client = _kazoo(srv.client_port, "bob", "bobsecret", connection_retry={"max_tries": 0})
-        try:
-            client.start(timeout=8)
-        except Exception:                          # noqa: BLE001 - the server's line is what is compared
-            pass
-        finally:
-            client.stop(); client.close()
+        _attempt(srv.client_port, "bob", "bobsecret")   # the server's line is what is compared
         wait_for(lambda: "cnxn.saslServer is null: cnxn object did not initialize its saslServer properly." in srv.logs(),
                  10, what=f"{name}'s line")
 
@@ -278,13 +273,7 @@ def test_an_unknown_user_with_an_earlier_users_password_is_refused_unlike_java(b
         bob = _kazoo(srv.client_port, "bob", "bobsecret")
         bob.start(timeout=20)
         bob.stop(); bob.close()
-        eve = _kazoo(srv.client_port, "eve", "bobsecret", connection_retry={"max_tries": 0})
-        try:
-            eve.start(timeout=8)
-        except Exception:                          # noqa: BLE001 - the server's log says what happened
-            pass
-        finally:
-            eve.stop(); eve.close()
+        _attempt(srv.client_port, "eve", "bobsecret")   # the server's log says what happened
         wait_for(lambda: "authorizationID: eve" in srv.logs() or "cannot acquire password for eve" in srv.logs(), 10,
                  what=f"{name}'s verdict on eve")
         accepted[name] = "authorizationID: eve" in srv.logs()
@@ -572,13 +561,7 @@ def test_user_names_shaped_like_kerberos_principals_get_javas_ids(both, tmp_path
     seen = {}
     for name, start in both:
         srv = start({"authProvider.1": SASL_PROVIDER}, jvm_flags=[f"-Djava.security.auth.login.config={jaas}", *flags])
-        client = _kazoo(srv.client_port, user, "pw", connection_retry={"max_tries": 0})
-        try:
-            client.start(timeout=8)
-        except Exception:                          # noqa: BLE001 - the server's log says what happened
-            pass
-        finally:
-            client.stop(); client.close()
+        _attempt(srv.client_port, user, "pw")      # the server's log says what happened
         wait_for(lambda: "adding SASL authorization for authorizationID:" in srv.logs()
                  or "Malformed Kerberos name" in srv.logs(), 10, what=f"{name}'s verdict")
         ids = re.findall(r"adding SASL authorization for authorizationID: (\S*)", srv.logs())
