@@ -205,20 +205,21 @@ def test_damaged_logins_on_the_election_port_are_refused_and_the_server_goes_on(
     from zkref.quorum.cnx_initial_message import build_initial_message
     from zkref.quorum.quorum_auth import IN_PROGRESS, QUORUM_AUTH_MAGIC_NUMBER, auth_packet
     e = _ensemble(tmp_path, (kind,) * 3)
-    e.start(1)
     host, election = "127.0.0.1", e.ports[1][1]
+
     def listening() -> bool:
         try:
             socket.create_connection((host, election), timeout=1).close()
             return True
         except OSError:
             return False
-    wait_for(listening, 30, what="the election port")
     hello = build_initial_message(3, [("127.0.0.1", e.ports[3][1])])
     bad = [auth_packet(IN_PROGRESS, b"")[:10],                                   # cut short
            struct.pack(">qii", QUORUM_AUTH_MAGIC_NUMBER, IN_PROGRESS, 0x7FFFFFF0),  # absurd length
            None]                                                                  # a garbage response
-    try:
+    try:                                                                          # every server it starts stops
+        e.start(1)
+        wait_for(listening, 30, what="the election port")
         for packet in bad:
             with socket.create_connection((host, election), timeout=10) as s:
                 s.sendall(hello)
