@@ -393,7 +393,7 @@ MALFORMED = {                  # name -> the fields of the second token (see _re
 
 
 def test_malformed_digest_md5_responses_are_judged_as_java_judges_them(both, jaas):
-    """The second token of the exchange, right and wrong in thirty-four ways (each directive missing, repeated
+    """The second token of the exchange, right and wrong in thirty-five ways (each directive missing, repeated
     or wrong, the quoting broken, too long, not text): Java's and zkref's servers give the same answer (the error
     code, `rspauth` or not, whether the connection stays open, what a later request gets) and log the same
     JDK reason ("javax.security.sasl.SaslException: DIGEST-MD5: …"). A third token after a success is refused
