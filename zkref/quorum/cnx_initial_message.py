@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 # %% auto #0
-__all__ = ['PROTOCOL_VERSION_V1', 'PROTOCOL_VERSION_V2', 'MAX_BUFFER', 'OBSERVER_ID', 'Address', 'format_inet_addr',
-           'is_wildcard_address', 'InitialMessageException', 'InitialMessage', 'build_initial_message',
-           'parse_initial_message']
+__all__ = ['PROTOCOL_VERSION_V1', 'PROTOCOL_VERSION_V2', 'MAX_BUFFER', 'OBSERVER_ID', 'Address', 'peer_address',
+           'format_inet_addr', 'is_wildcard_address', 'InitialMessageException', 'InitialMessage',
+           'build_initial_message', 'parse_initial_message']
 
 # %% ../../nbs/09b1_cnx_initial_message.ipynb #18609b85
 PROTOCOL_VERSION_V1 = -65536        # Java: PROTOCOL_VERSION_V1, sent since 3.5.0
@@ -21,8 +21,13 @@ PROTOCOL_VERSION_V2 = -65535        # Java: PROTOCOL_VERSION_V2, several address
 MAX_BUFFER = 2048                   # Java: QuorumCnxManager.maxBuffer, the largest address string in the initial message
 OBSERVER_ID = (1 << 63) - 1         # Java: QuorumPeer.OBSERVER_ID (Long.MAX_VALUE), an old-style observer's sid
 
-# %% ../../nbs/09b1_cnx_initial_message.ipynb #0480bba1
+# %% ../../nbs/09b1_cnx_initial_message.ipynb #243e1ff1
 Address = tuple[str, int]   # (host as configured, port)
+
+def peer_address(writer) -> str:
+    "A connection's remote end as Java prints a socket address, `/ip:port`. Java: InetSocketAddress.toString"
+    peer = writer.get_extra_info("peername") or ("?", 0)
+    return f"/{peer[0]}:{peer[1]}"
 
 def format_inet_addr(addr: Address # (host, port)
                     ) -> str:

@@ -20,11 +20,11 @@ __all__ = ['LOG', 'QuorumCnxManager', 'LOG_SEND', 'LOG_RECV', 'LOG_LISTENER', 'L
            'InitialMessageException', 'InitialMessage', 'build_initial_message', 'parse_initial_message',
            'CircularBlockingQueue', 'Message', 'SendWorker', 'RecvWorker', 'UnableToBindQuorumPort', 'Listener']
 
-# %% ../../nbs/09b_cnxmanager.ipynb #cbcd8ffb
+# %% ../../nbs/09b_cnxmanager.ipynb #22816e90
 from .cnx_initial_message import (MAX_BUFFER, OBSERVER_ID, PROTOCOL_VERSION_V1, PROTOCOL_VERSION_V2,
                                               Address, InitialMessage, InitialMessageException,
                                               build_initial_message, format_inet_addr, is_wildcard_address,
-                                              parse_initial_message)
+                                              parse_initial_message, peer_address)
 from .cnx_workers import (LOG_RECV, LOG_SEND, PACKETMAXSIZE, RECV_CAPACITY, SEND_CAPACITY,
                                       CircularBlockingQueue, Message, RecvWorker, SendWorker)
 from .quorum_tls import QuorumX509Util, describe_tls, open_tls_connection
@@ -40,15 +40,10 @@ _all_ = ["LOG_SEND", "LOG_RECV", "LOG_LISTENER", "LOG_HANDLER", "RECV_CAPACITY",
          "build_initial_message", "parse_initial_message", "CircularBlockingQueue", "Message", "SendWorker",
          "RecvWorker", "UnableToBindQuorumPort", "Listener"]
 
-# %% ../../nbs/09b_cnxmanager.ipynb #04a96479
+# %% ../../nbs/09b_cnxmanager.ipynb #bcafc91b
 LOG = get_logger("QuorumCnxManager")
 
-def _peer_str(writer) -> str:
-    "The remote end as Java prints a socket address: `/ip:port`."
-    peer = writer.get_extra_info("peername") or ("?", 0)
-    return f"/{peer[0]}:{peer[1]}"
-
-# %% ../../nbs/09b_cnxmanager.ipynb #42bd276a
+# %% ../../nbs/09b_cnxmanager.ipynb #8aad0825
 class QuorumCnxManager:
     "The connections between peers on the election port (one per pair), with Java's handshake and framing."
     # Java: QuorumCnxManager
@@ -201,7 +196,7 @@ class QuorumCnxManager:
                     await self.auth_learner.authenticate(reader, writer, qs[0][0] if qs else "")
             except (OSError, asyncio.IncompleteReadError, TimeoutError) as e:   # Java: initiateConnection's catch
                 LOG.error("Exception while connecting, id: %s, addr: %s, closing learner connection\n%s", sid,
-                          _peer_str(writer), java_exception(e))
+                          peer_address(writer), java_exception(e))
                 writer.close()
                 return False
         if sid > self.my_sid:
@@ -261,7 +256,7 @@ class QuorumCnxManager:
         try:                                            # Java: authServer.authenticate(sock, din)
             await self.auth_server.authenticate(reader, writer)
         except (OSError, asyncio.IncompleteReadError) as e:   # Java: receiveConnection's catch (a SaslException too)
-            LOG.error("Exception handling connection, addr: %s, closing server connection\n%s", _peer_str(writer),
+            LOG.error("Exception handling connection, addr: %s, closing server connection\n%s", peer_address(writer),
                       java_exception(e))
             writer.close()
             return

@@ -21,7 +21,7 @@ from ..properties import parse_java_int
 __all__ = ['LOG', 'SASL_LOG', 'JAAS_CONF_KEY', 'LOGIN_CONTEXT_NAME_KEY', 'DEFAULT_LOGIN_CONTEXT_NAME', 'DIGEST_LOGIN_MODULE',
            'KERBEROS_LOGIN_MODULE', 'SASL_PROVIDER_CLASS', 'SASL_SUPER_USER', 'SUPER_PASSWORD',
            'ALLOW_SASL_FAILED_CLIENTS', 'MAX_RESPONSE_LENGTH', 'JaasEntry', 'JaasConfigError', 'parse_jaas_config',
-           'SaslConfigError', 'SaslLogin', 'load_jaas_config', 'configure_sasl_login', 'SaslException',
+           'SaslConfigError', 'SaslLogin', 'digest_users', 'load_jaas_config', 'configure_sasl_login', 'SaslException',
            'NullPointerException', 'parse_directives', 'response_value', 'IllegalArgumentException', 'canonical_name',
            'DigestMD5Server', 'is_sasl_super_user', 'process_sasl', 'SASLAuthenticationProvider',
            'sasl_provider_registered']
@@ -149,7 +149,7 @@ def parse_jaas_config(text: str,                                # the file's con
         sections[name] = entries
     return sections
 
-# %% ../../nbs/11b1_sasl.ipynb #b20e41be
+# %% ../../nbs/11b1_sasl.ipynb #b8eca5cb
 class SaslConfigError(OSError):
     "The SASL login cannot be made: the server does not start. Java: configureSaslLogin's IOException"
     java_class = "java.io.IOException"
@@ -178,6 +178,12 @@ class SaslLogin:
         SASL_LOG.info("Successfully authenticated client: authenticationID=%s;  authorizationID=%s.",
                       authentication_id, authorization_id)
         return canonical_name(authentication_id, authorization_id, self.props)
+
+def digest_users(entries: list[JaasEntry]) -> dict[str, str]:
+    """user name -> password, from the `user_<name>` options of a section's DigestLoginModule entries. Java: the
+    callback handlers' constructors (SaslServerCallbackHandler, SaslQuorumServerCallbackHandler)"""
+    return {k[len("user_"):]: v for e in entries if e.login_module == DIGEST_LOGIN_MODULE
+            for k, v in e.options.items() if k.startswith("user_")}
 
 def load_jaas_config(props: Callable[[str, str | None], str | None], # a config's get_system_property
                     ) -> dict[str, list[JaasEntry]] | None:
@@ -220,7 +226,7 @@ def configure_sasl_login(props: Callable[[str, str | None], str | None], # a con
             raise SaslConfigError("Could not configure server because SASL configuration did not allow the  "
                                   "ZooKeeper server to authenticate itself properly: javax.security.auth.login."
                                   f"LoginException: No LoginModule found for {entry.login_module}")
-    credentials = {k[len("user_"):]: v for e in entries for k, v in e.options.items() if k.startswith("user_")}
+    credentials = digest_users(entries)
     get_logger("Login").info("%s successfully logged in.", section)   # Java: Login.login (DigestLoginModule)
     return SaslLogin(section, credentials, props(SUPER_PASSWORD, None), props)
 
