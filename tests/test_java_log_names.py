@@ -6,6 +6,7 @@ below are what it prints) and once of zkref servers, and checks the line that fo
 """
 from __future__ import annotations
 
+import os
 import socket
 import struct
 from pathlib import Path
@@ -35,12 +36,42 @@ def python_names(text: str) -> list[str]:
     return [line for line in text.splitlines() if any(line.startswith(n) for n in names)]
 
 
+def open_election_connection(e: Ensemble, a: int, b: int) -> bool:
+    """Whether servers `a` and `b` hold an election connection: an established TCP socket of one's process whose
+    far end is the other's election port (read from /proc, as `ss -tnp` would show it). Java keeps only the
+    connection the larger id dials (QuorumCnxManager.initiateConnection/handleConnection), and opens one only
+    when it has a notification to send, so a connection dropped while the ensemble formed may stay closed."""
+    def sockets(pid: int) -> set[str]:
+        inodes = set()
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+        return inodes
+
+    def connected_to(pid: int, port: int) -> bool:
+        mine = sockets(pid)
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for row in Path(table).read_text().splitlines()[1:]:
+                f = row.split()
+                if f[3] == "01" and int(f[2].rsplit(":", 1)[1], 16) == port and f[9] in mine:
+                    return True
+        return False
+
+    election = {i: e.ports[i][1] for i in (a, b)}
+    return (connected_to(e.procs[a].proc.pid, election[b]) or connected_to(e.procs[b].proc.pid, election[a]))
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_learner_connection_that_ends_logs_java_exceptions(kind, tmp_path):
     """When a connection to the leader's quorum port ends inside the first packet (a dialler that sends a packet
     type and closes), the leader logs `Unexpected exception in LearnerHandler: ` with `java.io.EOFException`
     under it. When a follower is SIGKILLed, the leader logs the same message for its handler, and its election
-    RecvWorker `Connection broken for id <f>, my id = <leader>`, each with the end of the stream or a reset
+    RecvWorker (when it holds an election connection with that follower, as it almost always does) `Connection
+    broken for id <f>, my id = <leader>`, each with the end of the stream or a reset
     (`java.io.EOFException`, `java.net.SocketException: Connection reset`) under it. When the leader is then
     SIGKILLed, the follower left logs `Exception when following the leader` with the same. No line names a
     Python exception.
@@ -50,7 +81,12 @@ def test_a_learner_connection_that_ends_logs_java_exceptions(kind, tmp_path):
     e.start()
     try:
         leader = e.wait_formed(timeout=90)
-        follower, other = [i for i in e.ids if i != leader]
+        followers = [i for i in e.ids if i != leader]
+        # the follower to kill is one the leader holds an election connection with: Java's duplicate-connection
+        # handling can leave a pair with none after forming (a CI run met it), and then no RecvWorker can log
+        with_connection = [f for f in followers if open_election_connection(e, leader, f)]
+        follower = (with_connection or followers)[0]
+        other = next(f for f in followers if f != follower)
         handler_msg = "Unexpected exception in LearnerHandler: "
 
         with socket.create_connection(("127.0.0.1", e.quorum(leader)), timeout=10) as s:
@@ -65,9 +101,10 @@ def test_a_learner_connection_that_ends_logs_java_exceptions(kind, tmp_path):
         e.stop(follower, sig=9)
         wait_for(lambda: len(after(e.log(leader), handler_msg)) >= 2, 30, 0.2, what="the dead follower's handler")
         assert set(after(e.log(leader), handler_msg)[1:]) <= PEER_GONE, after(e.log(leader), handler_msg)
-        wait_for(lambda: len(after(e.log(leader), broken)) > broken_before, 30, 0.2,
-                 what="the election RecvWorker's line")
-        assert set(after(e.log(leader), broken)[broken_before:]) <= PEER_GONE, after(e.log(leader), broken)
+        if with_connection:
+            wait_for(lambda: len(after(e.log(leader), broken)) > broken_before, 30, 0.2,
+                     what="the election RecvWorker's line")
+            assert set(after(e.log(leader), broken)[broken_before:]) <= PEER_GONE, after(e.log(leader), broken)
 
         e.stop(leader, sig=9)
         following = "Exception when following the leader"
