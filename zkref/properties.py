@@ -204,29 +204,62 @@ def store_properties(props: dict[str, str]) -> str:
     "The `key=value` lines `Properties.store` would write (without its date comment)."
     return "".join(f"{escape_property(k, True)}={escape_property(v)}\n" for k, v in props.items())
 
-# %% ../nbs/02a_properties.ipynb #1cfae750
+# %% ../nbs/02a_properties.ipynb #43f0c649
 def java_long_hash(v: int) -> int:
     "Java's `Long.hashCode` as an unsigned 32-bit value."
     v &= 0xFFFF_FFFF_FFFF_FFFF
     return (v ^ (v >> 32)) & 0xFFFFFFFF
 
 def java_hash_order(keys: list, hash32: Callable[[object], int], initial_capacity: int = 16,
-                    concurrent: bool = False # ConcurrentHashMap: grows when the size *reaches* 3/4
+                    concurrent: bool = False # a ConcurrentHashMap: grows when the size *reaches* 3/4, and
+                                             # splits a bucket as its `transfer` does
                    ) -> list:
-    """The iteration order of a java.util.HashMap/HashSet after inserting `keys` in order (no removals); `hash32`
-    gives a key's 32-bit `hashCode`, signed or not. Java: HashMap.hash, HashMap.resize"""
+    """The iteration order of a java.util.HashMap/HashSet (or ConcurrentHashMap) after inserting `keys` in order (no
+    removals); `hash32` gives a key's 32-bit `hashCode`, signed or not. Java: HashMap.hash, HashMap.resize"""
     capacity = 1
     while capacity < initial_capacity:
         capacity *= 2
+    if concurrent:
+        return _concurrent_hash_order(keys, hash32, capacity)
     count = 0
     for _ in dict.fromkeys(keys):
         count += 1
-        if count > capacity * 3 // 4 or (concurrent and count >= capacity * 3 // 4):
+        if count > capacity * 3 // 4:
             capacity *= 2
     def bucket(k):
         h = hash32(k) & 0xFFFFFFFF  # signed (String.hashCode) or unsigned: the same 32 bits
         return (h ^ (h >> 16)) & (capacity - 1)
     return sorted(dict.fromkeys(keys), key=bucket)  # sorted() is stable: insertion order within a bucket
+
+def _concurrent_hash_order(keys: list, hash32: Callable[[object], int], n: int) -> list:
+    "ConcurrentHashMap's order. Java: ConcurrentHashMap.putVal (append to the bin), addCount, transfer"
+    table: list[list] = [[] for _ in range(n)]
+    count = 0
+    for k in dict.fromkeys(keys):
+        h = hash32(k) & 0xFFFFFFFF
+        h = (h ^ (h >> 16)) & 0x7FFFFFFF            # Java: spread (HASH_BITS)
+        table[h & (len(table) - 1)].append((h, k))
+        count += 1
+        while count >= len(table) - (len(table) >> 2):   # sizeCtl: 3/4 of the table
+            table = _transfer(table)
+    return [k for bin_ in table for _, k in bin_]
+
+def _transfer(table: list[list]) -> list[list]:
+    """Double the table as ConcurrentHashMap.transfer does: the bin's last run of nodes going the same way moves as
+    it is; each node before it is pushed onto the front of its new bin, so those come out reversed"""
+    n = len(table)
+    new: list[list] = [[] for _ in range(2 * n)]
+    for i, nodes in enumerate(table):
+        last_run = len(nodes)
+        while last_run > 0 and nodes[last_run - 1][0] & n == nodes[-1][0] & n:
+            last_run -= 1
+        low, high = [], []
+        if nodes:
+            (high if nodes[-1][0] & n else low).extend(nodes[last_run:])
+        for node in nodes[:last_run]:
+            (high if node[0] & n else low).insert(0, node)
+        new[i], new[i + n] = low, high
+    return new
 
 # %% ../nbs/02a_properties.ipynb #ccdc0664
 def atomic_write(path: str, data: bytes) -> None:
