@@ -20,7 +20,7 @@ __all__ = ['LOG', 'QuorumCnxManager', 'LOG_SEND', 'LOG_RECV', 'LOG_LISTENER', 'L
            'InitialMessageException', 'InitialMessage', 'build_initial_message', 'parse_initial_message',
            'CircularBlockingQueue', 'Message', 'SendWorker', 'RecvWorker', 'UnableToBindQuorumPort', 'Listener']
 
-# %% ../../nbs/09b_cnxmanager.ipynb #22816e90
+# %% ../../nbs/09b_cnxmanager.ipynb #c7fa5f3b
 from .cnx_initial_message import (MAX_BUFFER, OBSERVER_ID, PROTOCOL_VERSION_V1, PROTOCOL_VERSION_V2,
                                               Address, InitialMessage, InitialMessageException,
                                               build_initial_message, format_inet_addr, is_wildcard_address,
@@ -29,6 +29,8 @@ from .cnx_workers import (LOG_RECV, LOG_SEND, PACKETMAXSIZE, RECV_CAPACITY, SEND
                                       CircularBlockingQueue, Message, RecvWorker, SendWorker)
 from .quorum_tls import QuorumX509Util, describe_tls, open_tls_connection
 from .initialize import NullQuorumAuthLearner, NullQuorumAuthServer   # chapter 08
+from .multiple_addresses import (DEFAULT_TIMEOUT_MS, get_reachable_or_one, multiple_addresses,
+                                             multiple_addresses_str)   # chapter 09b0
 from .cnx_listener import (LOG_HANDLER, LOG_LISTENER, UNABLE_TO_BIND_QUORUM_PORT, Listener,
                                        UnableToBindQuorumPort)
 
@@ -43,7 +45,7 @@ _all_ = ["LOG_SEND", "LOG_RECV", "LOG_LISTENER", "LOG_HANDLER", "RECV_CAPACITY",
 # %% ../../nbs/09b_cnxmanager.ipynb #bcafc91b
 LOG = get_logger("QuorumCnxManager")
 
-# %% ../../nbs/09b_cnxmanager.ipynb #8aad0825
+# %% ../../nbs/09b_cnxmanager.ipynb #27c53c5a
 class QuorumCnxManager:
     "The connections between peers on the election port (one per pair), with Java's handshake and framing."
     # Java: QuorumCnxManager
@@ -57,16 +59,20 @@ class QuorumCnxManager:
                  port_bind_max_retry: int = 3,                  # zookeeper.electionPortBindRetry (0 = forever)
                  bind_retry_delay_ms: int = 1000,               # pause between bind attempts (Java: 1 s)
                  multi_address_enabled: bool = False,           # multiAddress.enabled: send protocol V2
+                 reachability_check_enabled: bool = True,       # multiAddress.reachabilityCheckEnabled
+                 reachability_timeout_ms: int = DEFAULT_TIMEOUT_MS,   # multiAddress.reachabilityCheckTimeoutMs
                  x509_util: QuorumX509Util | None = None,        # sslQuorum/portUnification (chapter 09b4)
                  auth_server=None, auth_learner=None,            # QuorumPeer.initialize's pair (chapter 08; SASL: 11b2)
                 ):
         self.my_sid = my_sid
-        self.election_addrs = list(election_addrs)
+        self.election_addrs = multiple_addresses(election_addrs)     # in the order Java's set keeps them (09b0)
         self.view = view
         self.socket_timeout_ms = socket_timeout_ms
         self.listen_on_all_ips = listen_on_all_ips
         self.cnx_timeout_ms = cnx_timeout_ms
         self.multi_address_enabled = multi_address_enabled
+        self.reachability_check_enabled = reachability_check_enabled
+        self.reachability_timeout_ms = reachability_timeout_ms
         self.x509_util = x509_util
         self.auth_server = auth_server if auth_server is not None else NullQuorumAuthServer()
         self.auth_learner = auth_learner if auth_learner is not None else NullQuorumAuthLearner()
@@ -147,6 +153,9 @@ class QuorumCnxManager:
         # Java: QuorumCnxManager.connectOne
         if sid in self.sender_worker_map:
             LOG.debug("There is a connection already for server %s", sid)
+            if (self.multi_address_enabled and self.reachability_check_enabled
+                    and (addrs is None or len(addrs) > 1)):    # Java: ZOOKEEPER-3188, chapter 09b2
+                self.sender_worker_map[sid].async_validate_if_socket_still_reachable()
             return True
         if addrs is None:
             addrs = self.view.get(sid)
@@ -165,15 +174,16 @@ class QuorumCnxManager:
         try:
             LOG.debug("Opening channel to server %s", sid)
             try:
+                addr = await get_reachable_or_one(addrs, self.reachability_timeout_ms)   # chapter 09b0
                 async with asyncio.timeout(self.cnx_timeout_ms / 1000):
                     if self.x509_util is None or not self.x509_util.ssl_quorum:
-                        reader, writer = await asyncio.open_connection(*addrs[0])
+                        reader, writer = await asyncio.open_connection(*addr)
                     else:   # Java: x509Util.createSSLSocket(), connect, startHandshake()
-                        reader, writer = await open_tls_connection(self.x509_util, *addrs[0])
+                        reader, writer = await open_tls_connection(self.x509_util, *addr)
                         LOG.info("SSL handshake complete with %s", describe_tls(writer))
             except (OSError, TimeoutError) as e:
                 LOG.warning("Cannot open channel to %s at election address %s\n%s", sid,
-                            "|".join(f"/{format_inet_addr(a)}" for a in addrs), java_exception(e))
+                            multiple_addresses_str(addrs), java_exception(e))
                 return
             await self._start_connection(reader, writer, sid)
         finally:

@@ -22,12 +22,13 @@ __all__ = ['LOG', 'FLOG', 'OLOG', 'Learner', 'Follower', 'Observer', 'zab_roles'
            'UNEXPECTED_ERROR', 'LearnerExit', 'PacketInFlight', 'LearnerSessionTracker', 'LearnerCommitProcessor',
            'FollowerRequestProcessor', 'FollowerZooKeeperServer']
 
-# %% ../../nbs/10b_learner.ipynb #af2f3626
+# %% ../../nbs/10b_learner.ipynb #78d5df28
 from .learner_sync import (QUORUM_PACKET_ERROR, UNEXPECTED_ERROR, UNMATCHED_TXN_COMMIT, LearnerExit,
                                        LearnerSync, PacketInFlight, _pif)
 from .learner_broadcast import LearnerBroadcast
 from ..server.processors import State
 from .learner_connect import LearnerConnection, learner_settings
+from .multiple_addresses import multiple_addresses_str   # chapter 09b0
 from .observer_master import ObserverMaster, find_learner_master, wait_for_observer_election_delay
 from .learner_zk_server import (FollowerRequestProcessor, FollowerZooKeeperServer, LearnerCommitProcessor,
                                             LearnerSessionTracker)
@@ -41,7 +42,7 @@ LOG = get_logger("Learner")
 FLOG = get_logger("Follower")
 OLOG = get_logger("Observer")
 
-# %% ../../nbs/10b_learner.ipynb #cfa3b41d
+# %% ../../nbs/10b_learner.ipynb #58cad8da
 class Learner(LearnerConnection, LearnerSync, LearnerBroadcast):
     "The parts of Follower and Observer that are the same. Java: Learner"
     info_type = FOLLOWERINFO
@@ -56,7 +57,7 @@ class Learner(LearnerConnection, LearnerSync, LearnerBroadcast):
         self.unflushed: list[QuorumPacket] = []          # written this loop turn, not yet on the socket
         self.sock_being_closed = False                   # Java: sockBeingClosed
         self.leader_sid: int | None = None
-        self.leader_addr: tuple[str, int] | None = None
+        self.leader_addr: list[tuple[str, int]] | None = None   # its address(es) (Java: leaderAddr, a MultipleAddresses)
         self.so_timeout_ms = peer.tick_time * peer.init_limit
         self.read_deadline = ReadDeadline()              # Java: the socket's soTimeout
         self.stopped = asyncio.Event()
@@ -87,7 +88,7 @@ class Learner(LearnerConnection, LearnerSync, LearnerBroadcast):
         "Observers synced with our observer master; None without one. Java: Follower.getSyncedObserverSize"
         return None if self.om is None else len(self.om.observing_learners)
 
-# %% ../../nbs/10b_learner.ipynb #12d85267
+# %% ../../nbs/10b_learner.ipynb #2115f2aa
 async def _run(self: Learner) -> None:
     "Follow (or observe) the elected leader until the connection ends. Java: Follower.followLeader"
     p = self.peer
@@ -113,7 +114,7 @@ async def _run(self: Learner) -> None:
         start_time = time.monotonic()
         set_zab_state(p, "SYNCHRONIZATION")
         if self.info_type == OBSERVERINFO and hasattr(p, "set_leader_address_and_id"):
-            p.set_leader_address_and_id([self.leader_addr], self.leader_sid)   # Java: the learner master's
+            p.set_leader_address_and_id(self.leader_addr, self.leader_sid)   # Java: the learner master's
         await self.sync_with_leader(new_epoch_zxid)
         set_zab_state(p, "BROADCAST")
         self.completed_sync = True
@@ -143,7 +144,7 @@ async def _run(self: Learner) -> None:
             self.om.stop()
         if connection_time:
             self.log.info("Disconnected from leader (with address: %s). Was connected for %dms. Sync state: %s",
-                          f"/{self.leader_addr[0]}:{self.leader_addr[1]}",
+                          multiple_addresses_str(self.leader_addr),
                           int((time.monotonic() - connection_time) * 1000), str(self.completed_sync).lower())
 
 def _is_running(self: Learner) -> bool:

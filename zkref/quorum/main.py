@@ -29,20 +29,15 @@ from ..zkdatabase import ZKDatabase
 __all__ = ['LOG', 'UNSUPPORTED', 'REJECT_CLIENT_RENEGOTIATION', 'UnsupportedConfigException', 'check_supported',
            'quorum_peer_statics', 'create_quorum_peer', 'QuorumPeerMain', 'run_from_config']
 
-# %% ../../nbs/05_run_from_config.ipynb #61a5f2d6
+# %% ../../nbs/05_run_from_config.ipynb #e5377b6c
 LOG = get_logger("QuorumPeerMain")
 
 class UnsupportedConfigException(ConfigException):
     "A valid ZooKeeper setting that zkref does not implement."
 
-def _several_addresses(c: QuorumPeerConfig) -> bool:
-    return any(len(s.addr) > 1 or len(s.election_addr) > 1 for s in c.servers.values())
-
 UNSUPPORTED: tuple = (  # (is it set?, the setting, what zkref lacks)
     (lambda c: c.oracle_path is not None, "oraclePath", "the oracle of two-server ensembles (QuorumOracleMaj)"),
     (lambda c: c.reconfig_enabled, "reconfigEnabled=true", "dynamic reconfiguration (the reconfig operation)"),
-    (_several_addresses, "several addresses in one server.N line (multiAddress)",
-     "dialling more than one address per server"),
 )
 
 def check_supported(config: QuorumPeerConfig # a parsed, distributed config

@@ -15,14 +15,15 @@ from ..znode_basics import java_string_hash
 
 # %% auto #0
 __all__ = ['Address', 'DEFAULT_TIMEOUT_MS', 'ECHO_PORT', 'inet_address_hash', 'socket_address_hash', 'multiple_addresses',
-           'multiple_addresses_str', 'get_one', 'is_reachable', 'get_reachable_or_one', 'get_all_reachable_or_all']
+           'multiple_addresses_str', 'all_ports_str', 'get_one', 'is_reachable', 'get_reachable_or_one',
+           'get_all_reachable_or_all']
 
 # %% ../../nbs/09b0_multiple_addresses.ipynb #0913472e
 Address = tuple[str, int]          # (host as configured, port)
 DEFAULT_TIMEOUT_MS = 1000          # Java: MultipleAddresses.DEFAULT_TIMEOUT (multiAddress.reachabilityCheckTimeoutMs)
 ECHO_PORT = 7                      # the port an unprivileged InetAddress.isReachable dials
 
-# %% ../../nbs/09b0_multiple_addresses.ipynb #4ed3e5c7
+# %% ../../nbs/09b0_multiple_addresses.ipynb #de5d3d99
 def _int32(v: int) -> int:
     v &= 0xFFFFFFFF
     return v - (1 << 32) if v >= 1 << 31 else v
@@ -60,6 +61,10 @@ def multiple_addresses(addrs: Iterable[Address]) -> list[Address]:
 def multiple_addresses_str(addrs: Iterable[Address]) -> str:
     "Java: MultipleAddresses.toString (each `InetSocketAddress.toString()`, `|`-joined)"
     return "|".join(java_socket_address_str(a) for a in multiple_addresses(addrs))
+
+def all_ports_str(addrs: Iterable[Address]) -> str:
+    "The ports, each once, `|`-joined, as `conf` prints `electionPort` and `quorumPort`. Java: MultipleAddresses.getAllPorts"
+    return "|".join(dict.fromkeys(str(port) for _, port in multiple_addresses(addrs)))
 
 def get_one(addrs: Iterable[Address]) -> Address:
     "The first address the set iterates. Java: MultipleAddresses.getOne"

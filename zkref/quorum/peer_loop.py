@@ -44,7 +44,7 @@ def _set_zookeeper_server(self: QuorumPeer, zks) -> None:
 
 QuorumPeerLoop.set_zookeeper_server = _set_zookeeper_server
 
-# %% ../../nbs/07_peer2_loop.ipynb #51448a16
+# %% ../../nbs/07_peer2_loop.ipynb #87c83db2
 def _create_cnxn_manager(self: QuorumPeer) -> QuorumCnxManager:
     "Java: QuorumPeer.createCnxnManager"
     timeout = get_integer(self.prop, "zookeeper.quorumCnxnTimeoutMs", -1)
@@ -56,6 +56,8 @@ def _create_cnxn_manager(self: QuorumPeer) -> QuorumCnxManager:
                             cnx_timeout_ms=parse_java_int(self.prop("zookeeper.cnxTimeout", "5000")),   # Integer.parseInt
                             port_bind_max_retry=get_integer(self.prop, "zookeeper.electionPortBindRetry", 3),
                             multi_address_enabled=self.multi_address_enabled,
+                            reachability_check_enabled=self.multi_address_reachability_check_enabled,   # 09b0
+                            reachability_timeout_ms=self.multi_address_reachability_check_timeout_ms,
                             x509_util=self.x509_util,             # sslQuorum / portUnification (09b4)
                             auth_server=self.auth_server, auth_learner=self.auth_learner)   # quorum SASL (11b2)
 
@@ -127,7 +129,7 @@ def _initialize(self: QuorumPeer) -> None:
 
 QuorumPeerLoop.thread_name, QuorumPeerLoop.start, QuorumPeerLoop.initialize = _thread_name, _start, _initialize
 
-# %% ../../nbs/07_peer2_loop.ipynb #6a0dd82e
+# %% ../../nbs/07_peer2_loop.ipynb #8d6373b5
 async def _run(self: QuorumPeer) -> None:
     "LOOKING → a role → LOOKING … until shut down. Java: QuorumPeer.run"
     LOG.debug("Starting quorum peer")
@@ -178,8 +180,8 @@ async def _play_role(self: QuorumPeer, state: ServerState) -> None:
         if getattr(e, "exit_code", None) is None:      # else: the exit was requested (and logged) where it was raised
             LOG.warning("Unexpected exception\n%s", java_exception(e))
     finally:
-        if not led:                                 # a learner always; a leader whose lead() failed
-            await role.shutdown("Forcing shutdown")
+        if not led and getattr(role, "made", True):  # a learner always; a leader whose lead() failed (not one
+            await role.shutdown("Forcing shutdown")   # that could not be made: Java's makeLeader threw)
         self.role = None
         if self.running:
             self.update_server_state()
