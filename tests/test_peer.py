@@ -152,7 +152,6 @@ def test_my_id_not_in_the_peer_list():
 
 @pytest.mark.parametrize("setting, value, jvm, named", [
     ("reconfigEnabled", "true", {}, "reconfigEnabled=true"),
-    ("oraclePath", "/tmp/oracle", {}, "oraclePath"),
 ])
 def test_unsupported_quorum_settings_are_refused(setting, value, jvm, named):
     """Settings whose machinery zkref lacks stop the start with a message naming the setting, before any port

@@ -124,7 +124,7 @@ class _Counting(_Voting):
             return leader in votes and votes[leader].state == ServerState.LEADING
         return self.logicalclock == election_epoch
 
-# %% ../../nbs/09c_election.ipynb #dbd9d3ee
+# %% ../../nbs/09c_election.ipynb #8c8ed8a5
 class FastLeaderElection(_Counting):
     "Java's default leader election (electionAlg=3) on asyncio: `look_for_leader()` runs one election."
     # Java: FastLeaderElection
@@ -148,6 +148,7 @@ class FastLeaderElection(_Counting):
         "Run one election round; return the elected vote (and set the peer's state), or None if stopped."
         # Java: FastLeaderElection.lookForLeader
         recvset: dict[int, Vote] = {}          # votes of this round
+        self.vote_set = None                   # the last LOOKING round's tracker (Java: voteSet), for the oracle
         outofelection: dict[int, Vote] = {}    # FOLLOWING/LEADING votes of any round
         not_timeout_ms = self.min_notification_interval_ms
         self.logicalclock += 1
@@ -166,6 +167,12 @@ class FastLeaderElection(_Counting):
                 else:
                     self.manager.connect_all()
                 not_timeout_ms = min(not_timeout_ms * 2, self.max_notification_interval_ms)
+                # Two voters with an oracle (chapter 02c): it may have changed its mind since the last count
+                if self.peer.quorum_verifier.revalidate_voteset(self.vote_set,
+                                                                not_timeout_ms != self.min_notification_interval_ms):
+                    self.set_peer_state(self.proposed_leader)
+                    return self.leave_instance(Vote(self.proposed_leader, self.proposed_zxid, self.logicalclock,
+                                                    self.proposed_epoch))
                 LOG.info("Notification time out: %s ms", not_timeout_ms)
                 self._record("timeout", election_epoch=self.logicalclock)
             elif self._valid_voter(n.sid) and self._valid_voter(n.leader):
@@ -173,6 +180,8 @@ class FastLeaderElection(_Counting):
                     vote = await self._received_looking_notification(recvset, n)
                 elif n.state in (ServerState.FOLLOWING, ServerState.LEADING):
                     vote = self._received_following_notification(recvset, outofelection, n)
+                    if vote is None and n.state == ServerState.LEADING:
+                        vote = self._received_leading_notification(n)
                 else:
                     LOG.debug("Notification from observer: %s", n.sid)
                     vote = None
@@ -212,7 +221,8 @@ class FastLeaderElection(_Counting):
             self.send_notifications()
         recvset[n.sid] = Vote(n.leader, n.zxid, n.election_epoch, n.peer_epoch)
         proposal = Vote(self.proposed_leader, self.proposed_zxid, self.logicalclock, self.proposed_epoch)
-        if not self.get_vote_tracker(recvset, proposal).has_all_quorums():
+        self.vote_set = self.get_vote_tracker(recvset, proposal)
+        if not self.vote_set.has_all_quorums():
             return None
         # A quorum agrees with us: wait finalizeWait for anything better before deciding.
         while (later := await self.recvqueue.poll(self.finalize_wait_ms / 1000)) is not None:
@@ -223,8 +233,19 @@ class FastLeaderElection(_Counting):
         self.set_peer_state(self.proposed_leader)
         return self.leave_instance(proposal)
 
+    def _received_leading_notification(self, n: Notification) -> Vote | None:
+        """A leader we have no quorum for: follow it if our oracle says we may not go on alone (chapter 02c); without
+        an oracle, never (Java logs its "not to follow" all the same). Java: FastLeaderElection.receivedLeadingNotification"""
+        qv = self.peer.quorum_verifier
+        if qv.need_oracle and not qv.ask_oracle():
+            LOG.info("Oracle indicates to follow")
+            self.set_peer_state(n.leader)
+            return self.leave_instance(Vote(n.leader, n.zxid, n.election_epoch, n.peer_epoch))
+        LOG.info("Oracle indicates not to follow")
+        return None
+
     def _received_following_notification(self, recvset, outofelection, n: Notification) -> Vote | None:
-        # Java: FastLeaderElection.receivedFollowingNotification (and receivedLeadingNotification without an oracle)
+        # Java: FastLeaderElection.receivedFollowingNotification (the first half of receivedLeadingNotification too)
         theirs = Vote(n.leader, n.zxid, n.election_epoch, n.peer_epoch, n.state, n.version)
         if n.election_epoch == self.logicalclock:
             recvset[n.sid] = Vote(n.leader, n.zxid, n.election_epoch, n.peer_epoch, n.state)

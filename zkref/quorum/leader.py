@@ -137,7 +137,7 @@ class Leader(LeaderEpoch, LeaderBroadcast, LearnerMasterSyncs):
             return multiple_addresses(("0.0.0.0", port) for _, port in addrs)
         return multiple_addresses(addrs)
 
-# %% ../../nbs/10a_leader.ipynb #a30cebb5
+# %% ../../nbs/10a_leader.ipynb #342d9833
 async def _accept(self: Leader, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     "Java: LearnerCnxAcceptor → new LearnerHandler(...).start()"
     if self.stopped.is_set():
@@ -226,7 +226,11 @@ async def _tick_loop(self: Leader) -> None:
         if not tick_skip:
             self.tick += 1
         synced = {self.peer.myid} | {f.sid for f in self.learners if f.synced()}
-        if not tick_skip and not self.peer.quorum_verifier.contains_quorum({s for s in synced if self.is_participant(s)}):
+        qv = self.peer.quorum_verifier
+        if (not tick_skip and not qv.contains_quorum({s for s in synced if self.is_participant(s)})
+                # two voters with an oracle (chapter 02c): it may let this leader go on, committing what waited
+                and not (qv.override_quorum_decision(list(self.forwarding_followers))
+                         and qv.revalidate_outstanding_prop(self, list(self.outstanding.values()), self.last_committed))):
             self.request_shutdown("Not sufficient followers synced, only synced with sids: [ "
                                   + ack_sets_to_string(synced) + " ]")
             return

@@ -29,14 +29,13 @@ from ..zkdatabase import ZKDatabase
 __all__ = ['LOG', 'UNSUPPORTED', 'REJECT_CLIENT_RENEGOTIATION', 'UnsupportedConfigException', 'check_supported',
            'quorum_peer_statics', 'create_quorum_peer', 'QuorumPeerMain', 'run_from_config']
 
-# %% ../../nbs/05_run_from_config.ipynb #e5377b6c
+# %% ../../nbs/05_run_from_config.ipynb #83f3b1cd
 LOG = get_logger("QuorumPeerMain")
 
 class UnsupportedConfigException(ConfigException):
     "A valid ZooKeeper setting that zkref does not implement."
 
 UNSUPPORTED: tuple = (  # (is it set?, the setting, what zkref lacks)
-    (lambda c: c.oracle_path is not None, "oraclePath", "the oracle of two-server ensembles (QuorumOracleMaj)"),
     (lambda c: c.reconfig_enabled, "reconfigEnabled=true", "dynamic reconfiguration (the reconfig operation)"),
 )
 
