@@ -215,3 +215,41 @@ def test_an_election_address_that_cannot_be_bound_is_given_up_while_the_other_se
         e.stop_all()
         for s in held:
             s.close()
+
+
+@pytest.mark.parametrize("name", [k for k in KINDS if k != "java"])
+def test_a_tls_ensemble_at_two_addresses_per_server_forms(name, tmp_path):
+    """With `sslQuorum=true` as well, the election and quorum connections over either address are TLS, with the
+    peer's certificate checked against the address dialled (the certificate names 127.0.0.1 and 127.0.0.2): the
+    ensemble forms and replicates, and every server binds its election port on both addresses. In the mixed
+    ensembles Java and zkref servers dial each other over both. Reference: Java QuorumCnxManager.initiateConnection
+    (createSSLSocket), Learner.LeaderConnector (createSocket), ZKTrustManager"""
+    import shutil
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    from zkref.quorum.quorum_tls import make_test_pki
+    pki = make_test_pki(tmp_path / "pki", ("server",), san="IP:127.0.0.1,IP:127.0.0.2,DNS:localhost")
+    e = MultiAddress(tmp_path / "e", KINDS[name], sslQuorum="true",
+                     **{"ssl.quorum.keyStore.location": pki / "server.pem",
+                        "ssl.quorum.trustStore.location": pki / "ca.pem"})
+    for s in e.servers.values():          # Java's UnifiedServerSocket needs netty-codec (see test_quorum_tls.py)
+        s.classpath.append("/usr/share/java/netty-codec.jar")
+    e.start()
+    zks = []
+    try:
+        leader = e.wait_formed(timeout=90)
+        for i in e.ids:
+            for host in HOSTS:
+                assert f"{i} is accepting connections now, my election bind port: /{host}:{e.election(i)}" in e.log(i)
+        writer = next(i for i in e.ids if i != leader)
+        zks = [KazooClient(hosts=e.hosts([i]), timeout=10) for i in (writer, leader)]
+        for zk in zks:
+            zk.start(30)
+        zks[0].create("/tls-two-networks", b"secure")
+        zks[1].sync("/")
+        assert zks[1].get("/tls-two-networks")[0] == b"secure"
+    finally:
+        for zk in zks:
+            zk.stop()
+            zk.close()
+        e.stop_all()
