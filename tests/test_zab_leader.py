@@ -65,7 +65,7 @@ async def sync_to_newleader(r, w) -> list:
 async def with_leader(tmp, qv, script, accepted=0, current=0, init_limit=10):
     lp = zab_peer(tmp, 1, qv, accepted, current, init_limit)
     leader = Leader(lp)
-    task = asyncio.ensure_future(leader.run())
+    task = leader.run_task = asyncio.ensure_future(leader.run())
     try:
         return await script(leader, lp)
     finally:
@@ -161,14 +161,17 @@ def test_follower_ahead_of_the_leader_is_refused(tmp_path, caplog):
 
 
 def test_no_quorum_for_the_epoch_ends_the_leadership(tmp_path, caplog):
-    """Without a quorum of FOLLOWERINFOs within initLimit ticks the leader gives up.
-    Reference: Java Leader.getEpochToPropose ("Timeout while waiting for epoch from quorum")"""
+    """Without a quorum of FOLLOWERINFOs within initLimit ticks the leader gives up: `lead()` ends with the
+    InterruptedException "Timeout while waiting for epoch from quorum", without shutting the leader down itself
+    (QuorumPeer.run logs it and shuts the leader down with "Forcing shutdown", as Java's log shows in
+    tests/test_disloyal_voter.py). Reference: Java Leader.getEpochToPropose, Leader.lead, QuorumPeer.run (LEADING)"""
     async def script(leader, lp):
-        await until(lambda: leader.stopped.is_set(), 10)
-        return leader.shutdown_reason
+        await asyncio.wait([leader.run_task], timeout=10)
+        return leader.run_task.exception() if leader.run_task.done() else None, leader.shutdown_reason
     with caplog.at_level(logging.INFO):
-        reason = asyncio.run(with_leader(tmp_path, ensemble(5), script, init_limit=5))
-    assert reason == "Timeout while waiting for epoch from quorum"
+        error, reason = asyncio.run(with_leader(tmp_path, ensemble(5), script, init_limit=5))
+    assert isinstance(error, InterruptedError) and str(error) == "Timeout while waiting for epoch from quorum"
+    assert reason is None
 
 
 def test_unknown_packet_in_broadcast_is_logged_and_ignored(tmp_path, caplog):

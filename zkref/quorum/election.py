@@ -84,7 +84,7 @@ class _Voting(_Messaging):
             self.sendqueue.put_nowait(ToSend(self.proposed_leader, self.proposed_zxid, self.logicalclock,
                                              ServerState.LOOKING, sid, self.proposed_epoch, config))
 
-# %% ../../nbs/09c_election.ipynb #4dabeed3
+# %% ../../nbs/09c_election.ipynb #64ee7a3d
 @dataclass
 class SyncedLearnerTracker:
     "Ack sets, one per quorum verifier; a quorum needs every verifier satisfied."
@@ -101,6 +101,10 @@ class SyncedLearnerTracker:
 
     def has_all_quorums(self) -> bool:
         return all(qv.contains_quorum(acks) for qv, acks in self.pairs)
+
+    def has_sid(self, sid: int) -> bool:
+        "Did `sid` (a voter of every verifier) agree? Java: SyncedLearnerTracker.hasSid"
+        return all(sid in qv.voting_members and sid in acks for qv, acks in self.pairs)
 
 class _Counting(_Voting):
     "FastLeaderElection, part 3: counting votes."
@@ -124,7 +128,7 @@ class _Counting(_Voting):
             return leader in votes and votes[leader].state == ServerState.LEADING
         return self.logicalclock == election_epoch
 
-# %% ../../nbs/09c_election.ipynb #8c8ed8a5
+# %% ../../nbs/09c_election.ipynb #bf70dbe3
 class FastLeaderElection(_Counting):
     "Java's default leader election (electionAlg=3) on asyncio: `look_for_leader()` runs one election."
     # Java: FastLeaderElection
@@ -132,9 +136,11 @@ class FastLeaderElection(_Counting):
         # Java: FastLeaderElection.learningState
         return ServerState.FOLLOWING if self.peer.learner_type == LearnerType.PARTICIPANT else ServerState.OBSERVING
 
-    def set_peer_state(self, proposed_leader: int) -> None:
-        # Java: FastLeaderElection.setPeerState
+    def set_peer_state(self, proposed_leader: int, vote_set: SyncedLearnerTracker | None = None) -> None:
+        "Leading or learning; a leader keeps the votes that elected it for its new role. Java: FastLeaderElection.setPeerState"
         self.peer.peer_state = ServerState.LEADING if proposed_leader == self.peer.myid else self.learning_state()
+        if self.peer.peer_state == ServerState.LEADING:
+            self.leading_vote_set = vote_set     # handed to the Leader by the messenger (chapter 09c2)
 
     def leave_instance(self, v: Vote) -> Vote:
         # Java: FastLeaderElection.leaveInstance
@@ -170,7 +176,7 @@ class FastLeaderElection(_Counting):
                 # Two voters with an oracle (chapter 02c): it may have changed its mind since the last count
                 if self.peer.quorum_verifier.revalidate_voteset(self.vote_set,
                                                                 not_timeout_ms != self.min_notification_interval_ms):
-                    self.set_peer_state(self.proposed_leader)
+                    self.set_peer_state(self.proposed_leader, self.vote_set)
                     return self.leave_instance(Vote(self.proposed_leader, self.proposed_zxid, self.logicalclock,
                                                     self.proposed_epoch))
                 LOG.info("Notification time out: %s ms", not_timeout_ms)
@@ -230,7 +236,7 @@ class FastLeaderElection(_Counting):
                                           self.proposed_zxid, self.proposed_epoch):
                 self.recvqueue.put_back(later)
                 return None
-        self.set_peer_state(self.proposed_leader)
+        self.set_peer_state(self.proposed_leader, self.vote_set)
         return self.leave_instance(proposal)
 
     def _received_leading_notification(self, n: Notification) -> Vote | None:
@@ -249,15 +255,15 @@ class FastLeaderElection(_Counting):
         theirs = Vote(n.leader, n.zxid, n.election_epoch, n.peer_epoch, n.state, n.version)
         if n.election_epoch == self.logicalclock:
             recvset[n.sid] = Vote(n.leader, n.zxid, n.election_epoch, n.peer_epoch, n.state)
-            if (self.get_vote_tracker(recvset, theirs).has_all_quorums()
-                    and self.check_leader(recvset, n.leader, n.election_epoch)):
-                self.set_peer_state(n.leader)
+            vote_set = self.get_vote_tracker(recvset, theirs)
+            if vote_set.has_all_quorums() and self.check_leader(recvset, n.leader, n.election_epoch):
+                self.set_peer_state(n.leader, vote_set)
                 return self.leave_instance(Vote(n.leader, n.zxid, n.election_epoch, n.peer_epoch))
         outofelection[n.sid] = theirs
-        if (self.get_vote_tracker(outofelection, theirs).has_all_quorums()
-                and self.check_leader(outofelection, n.leader, n.election_epoch)):
+        vote_set = self.get_vote_tracker(outofelection, theirs)
+        if vote_set.has_all_quorums() and self.check_leader(outofelection, n.leader, n.election_epoch):
             self.logicalclock = n.election_epoch
-            self.set_peer_state(n.leader)
+            self.set_peer_state(n.leader, vote_set)
             return self.leave_instance(Vote(n.leader, n.zxid, n.election_epoch, n.peer_epoch))
         return None
 

@@ -71,7 +71,7 @@ class ElectionEvent:
     election_epoch: int | None = None
     peer_epoch: int | None = None
 
-# %% ../../nbs/09c2_election_messenger.ipynb #f3e18c86
+# %% ../../nbs/09c2_election_messenger.ipynb #c2f918a8
 @dataclass
 class ToSend:
     "A notification waiting to be sent to server `sid`."
@@ -106,6 +106,7 @@ class _Messaging:
         self.proposed_leader, self.proposed_zxid, self.proposed_epoch = -1, -1, -1
         self.stop = False
         self._workers: list[asyncio.Task] = []
+        self.leading_vote_set = None                   # the votes that made us LEADING, until the Leader has them
 
     def _record(self, kind: str, peer: int | None = None, state=None, leader=None, zxid=None,
                 election_epoch=None, peer_epoch=None) -> None:
@@ -139,7 +140,7 @@ def _valid_voter(self: _Messaging, sid: int) -> bool:
 _Messaging._worker_sender, _Messaging._config_bytes = _worker_sender, _config_bytes
 _Messaging._valid_voter = _valid_voter
 
-# %% ../../nbs/09c2_election_messenger.ipynb #b779e218
+# %% ../../nbs/09c2_election_messenger.ipynb #5df410b6
 async def _worker_receiver(self: _Messaging) -> None:
     # Java: Messenger.WorkerReceiver.run
     while not self.stop:
@@ -180,6 +181,11 @@ def _receive(self: _Messaging, buffer: bytes, sid: int) -> None:
             self.sendqueue.put_nowait(ToSend(v.id, v.zxid, self.logicalclock, peer.peer_state, sid,
                                              v.peer_epoch, self._config_bytes()))
     elif n.state == ServerState.LOOKING:
+        leader = getattr(peer, "role", None)          # Java: self.leader, the Leader while LEADING (chapter 10a0)
+        if peer.peer_state == ServerState.LEADING and hasattr(leader, "report_looking_sid"):
+            if self.leading_vote_set is not None:
+                leader.leading_vote_set, self.leading_vote_set = self.leading_vote_set, None
+            leader.report_looking_sid(sid)
         current = peer.current_vote
         self.sendqueue.put_nowait(ToSend(current.id, current.zxid, current.election_epoch, peer.peer_state,
                                          sid, current.peer_epoch, self._config_bytes()))

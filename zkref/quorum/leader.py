@@ -67,7 +67,7 @@ def ack_sets_to_string(sids) -> str:
     # Java: SyncedLearnerTracker.ackSetsToString (a HashSet<Long>: small ids print in ascending order)
     return "[" + ", ".join(str(s) for s in sorted(sids)) + "]"
 
-# %% ../../nbs/10a_leader.ipynb #ecb0cdfc
+# %% ../../nbs/10a_leader.ipynb #7805806f
 class Leader(LeaderEpoch, LeaderBroadcast, LearnerMasterSyncs):
     "The elected leader: discovery, synchronization and broadcast. Java: Leader"
     def __init__(self, peer):                      # a QuorumPeer, or a ZabPeer (chapter 10c)
@@ -77,6 +77,12 @@ class Leader(LeaderEpoch, LeaderBroadcast, LearnerMasterSyncs):
         self.cond = asyncio.Condition()
         self.epoch = -1
         self.waiting_for_new_epoch = True
+        # Java: reportLookingSid's fields (chapter 10a0); maxTimeToWaitForEpoch < 0 (the default) turns it off
+        self.max_time_to_wait_for_epoch = get_integer(getattr(peer, "prop", None),
+                                                      "zookeeper.leader.maxTimeToWaitForEpoch", -1)
+        self.time_start_wait_for_epoch = -1.0
+        self.quit_wait_for_epoch = False
+        self.leading_vote_set = None               # the votes that elected us (the election hands it over)
         self.connecting_followers: set[int] = set()
         self.electing_followers: set[int] = set()
         self.election_finished = False
@@ -137,7 +143,7 @@ class Leader(LeaderEpoch, LeaderBroadcast, LearnerMasterSyncs):
             return multiple_addresses(("0.0.0.0", port) for _, port in addrs)
         return multiple_addresses(addrs)
 
-# %% ../../nbs/10a_leader.ipynb #342d9833
+# %% ../../nbs/10a_leader.ipynb #559fc685
 async def _accept(self: Leader, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     "Java: LearnerCnxAcceptor → new LearnerHandler(...).start()"
     if self.stopped.is_set():
@@ -162,6 +168,7 @@ async def _lead(self: Leader) -> None:
         p.election_time_taken_ms, p.start_fle, p.end_fle = took, 0.0, 0.0
     self.metrics.election_time.add(took)                       # Java: Leader.lead
     LLOG.info("LEADING - LEADER ELECTION TOOK - %d %s", took, "MS")
+    failed = False
     try:
         set_zab_state(p, "DISCOVERY")
         await take_snapshot_async(self.zk_db)                   # Java: zk.loadData() ends with zk.takeSnapshot()
@@ -186,11 +193,14 @@ async def _lead(self: Leader) -> None:
         await self.tick_loop()
     except (_Stop, asyncio.CancelledError):
         raise
-    except InterruptedError as e:
-        LLOG.warning("Unexpected exception\n%s", java_exception(e))
-        self.request_shutdown(str(e))
+    except Exception:
+        # Java: out of lead() to QuorumPeer.run, which logs `Unexpected exception` and shuts the leader down with
+        # "Forcing shutdown" (chapter 07's play_role): e.g. a wait for the epoch's quorum that timed out or was
+        # given up (chapter 10a0)
+        failed = True
+        raise
     finally:
-        if self.shutdown_reason is None:
+        if not failed and self.shutdown_reason is None:
             self.request_shutdown("lead() ended")
     await self.finish_shutdown()       # Java: lead() returns once its shutdown(reason) has stopped everything
 
