@@ -37,7 +37,7 @@ class LeaderEpoch:
         if self.stopped.is_set():
             raise _Stop()
 
-# %% ../../nbs/10a_leader0_epoch.ipynb #8b96ebd2
+# %% ../../nbs/10a_leader0_epoch.ipynb #4e756194
 async def _get_epoch_to_propose(self: Leader, sid: int, last_accepted_epoch: int) -> int:
     "One more than every accepted epoch of a quorum; acceptedEpoch is written. Java: Leader.getEpochToPropose"
     # Spec: Zab.tla LeaderProcessCEPOCH
@@ -88,6 +88,8 @@ def _report_looking_sid(self: Leader, sid: int) -> None:
     than `zookeeper.leader.maxTimeToWaitForEpoch` (off by default), quit leading. Java: Leader.reportLookingSid"""
     if self.max_time_to_wait_for_epoch < 0 or self.time_start_wait_for_epoch < 0 or not self.waiting_for_new_epoch:
         return
+    if self.quit_wait_for_epoch:   # already quit: Java's QuorumPeer drops its Leader at once; zkref's role lingers
+        return                     # while it shuts down, and another voter's LOOKING must not quit it twice
     if self.leading_vote_set is None or not self.leading_vote_set.has_sid(sid):
         return
     if (time.monotonic() - self.time_start_wait_for_epoch) * 1000 > self.max_time_to_wait_for_epoch:
