@@ -7,6 +7,7 @@ set iterates is checked against Java in test_java_hash.py.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import urllib.request
@@ -58,14 +59,20 @@ def after(log: str, message: str) -> list[str]:
     return [lines[n + 1] for n, line in enumerate(lines[:-1]) if line.endswith(message)]
 
 
-def holders(addresses) -> list[socket.socket]:
-    "Sockets bound (not listening, no SO_REUSEADDR) on `addresses`: a server cannot bind them, a dialler is refused."
+@contextlib.contextmanager
+def holding(addresses, e: MultiAddress):
+    """Sockets bound (not listening, no SO_REUSEADDR) on `addresses` while ensemble `e` runs: a server cannot bind
+    them, a dialler is refused. Stops every server of `e` started meanwhile, then frees the addresses."""
     held = []
-    for addr in addresses:
-        s = socket.socket()
-        s.bind(addr)
-        held.append(s)
-    return held
+    try:
+        for addr in addresses:
+            held.append(socket.socket())
+            held[-1].bind(addr)
+        yield
+    finally:
+        e.stop_all()
+        for s in held:
+            s.close()
 
 
 @pytest.mark.parametrize("name", list(KINDS))
@@ -140,9 +147,8 @@ def test_a_quorum_address_that_cannot_be_bound_is_skipped(name, tmp_path):
     `java.net.ConnectException: Connection refused`. Reference: Java Leader.createServerSocket,
     Learner.LeaderConnector.connectToLeader"""
     e = MultiAddress(tmp_path, KINDS[name])
-    held = holders(("127.0.0.2", e.quorum(i)) for i in e.ids)
-    e.start()
-    try:
+    with holding([("127.0.0.2", e.quorum(i)) for i in e.ids], e):
+        e.start()
         leader = e.wait_formed(timeout=90)
         q = e.quorum(leader)
         assert after(e.log(leader), f"Couldn't bind to /127.0.0.2:{q}") == ["java.net.BindException: Address already in use"]
@@ -154,10 +160,6 @@ def test_a_quorum_address_that_cannot_be_bound_is_skipped(name, tmp_path):
             refused = [e.log(i).splitlines()[n + 1] for n, line in enumerate(e.log(i).splitlines()[:-1])
                        if "Unexpected exception, tries=" in line and line.endswith(f"connecting to /127.0.0.2:{q}")]
             assert set(refused) <= {"java.net.ConnectException: Connection refused"}, (i, refused)
-    finally:
-        e.stop_all()
-        for s in held:
-            s.close()
 
 
 @pytest.mark.parametrize("name", [k for k in KINDS if k in ("java", "zkref")])
@@ -170,9 +172,8 @@ def test_a_leader_that_can_bind_no_quorum_address_is_not_made(name, tmp_path):
     QuorumPeer.run (LEADING: catch Exception)"""
     e = MultiAddress(tmp_path, KINDS[name])
     q = e.quorum(3)                                       # a fresh ensemble elects the highest id
-    held = holders((h, q) for h in HOSTS)
-    e.start()
-    try:
+    with holding([(h, q) for h in HOSTS], e):
+        e.start()
         failed = "Unexpected exception"
         wait_for(lambda: after(e.log(3), failed), 60, 0.2, what="server 3's failed Leader")
         order = multiple_addresses([(h, q) for h in reversed(HOSTS)])
@@ -182,10 +183,6 @@ def test_a_leader_that_can_bind_no_quorum_address_is_not_made(name, tmp_path):
         for h in HOSTS:
             assert set(after(e.log(3), f"Couldn't bind to /{h}:{q}")) == {"java.net.BindException: Address already in use"}
         assert "LEADING - LEADER ELECTION TOOK" not in e.log(3) and "Shutdown called" not in e.log(3)
-    finally:
-        e.stop_all()
-        for s in held:
-            s.close()
 
 
 @pytest.mark.parametrize("name", [k for k in KINDS if k in ("java", "zkref")])
@@ -200,9 +197,8 @@ def test_an_election_address_that_cannot_be_bound_is_given_up_while_the_other_se
     ListenerHandler.acceptConnections, MultipleAddresses.getReachableOrOne"""
     e = MultiAddress(tmp_path, KINDS[name])
     port = e.election(3)
-    held = holders([("127.0.0.2", port)])
-    e.start()
-    try:
+    with holding([("127.0.0.2", port)], e):
+        e.start()
         e.wait_formed(timeout=90)
         left = (f"Leaving listener thread for address 127.0.0.2:{port} after 3 errors. Use "
                 "zookeeper.electionPortBindRetry property to increase retry count.")
@@ -211,10 +207,6 @@ def test_an_election_address_that_cannot_be_bound_is_given_up_while_the_other_se
         assert log.count(f"Exception while listening to address /127.0.0.2:{port}") == 3
         assert f"3 is accepting connections now, my election bind port: /127.0.0.1:{port}" in log
         assert "As I'm leaving the listener thread" not in log and e.procs[3].proc.poll() is None
-    finally:
-        e.stop_all()
-        for s in held:
-            s.close()
 
 
 @pytest.mark.parametrize("name", [k for k in KINDS if k != "java"])
